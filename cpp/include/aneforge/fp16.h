@@ -1,0 +1,23 @@
+// IEEE binary16 conversion as the engine stores activations and weights.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace af {
+
+enum class RoundMode : uint8_t { nearest_even, nearest_away };
+
+struct Fp16Mode {
+  RoundMode round = RoundMode::nearest_even;
+  bool flush_subnormals = true;  // results below 2^-14 in magnitude become signed zero
+};
+
+uint16_t float_to_half(float f, Fp16Mode mode = {});
+float half_to_float(uint16_t h);
+// Round each value to the nearest fp16 value (as float), in place. Vectorised (F16C) and
+// split across threads for large buffers.
+void round_to_fp16(float* data, size_t n, Fp16Mode mode = {});
+void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode = {});
+void halves_to_floats(const uint16_t* src, float* dst, size_t n);
+
+}  // namespace af

@@ -1,0 +1,80 @@
+// The lazy graph: tensors are handles to nodes; nodes are checked when built.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aneforge/attrs.h"
+#include "aneforge/dtype.h"
+#include "aneforge/shape.h"
+
+namespace af {
+
+struct OpDef;
+struct Node;
+
+struct TensorType {
+  Shape shape;
+  DType dtype = DType::fp16;
+  bool operator==(const TensorType& o) const { return shape == o.shape && dtype == o.dtype; }
+};
+
+// Constant payload. Values are held as float32 (every supported dtype fits exactly
+// except int32 beyond 2^24, which constants do not use) so the simulator reads them directly.
+struct ConstData {
+  std::vector<float> values;
+};
+
+// A handle to one output of a node.
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(std::shared_ptr<Node> node, int index) : node_(std::move(node)), index_(index) {}
+
+  bool valid() const { return node_ != nullptr; }
+  const std::shared_ptr<Node>& node() const { return node_; }
+  int index() const { return index_; }
+  const TensorType& type() const;
+  const Shape& shape() const { return type().shape; }
+  DType dtype() const { return type().dtype; }
+  int rank() const { return static_cast<int>(shape().size()); }
+  const std::string& op_name() const;
+  std::string name() const;  // node name, with ":k" for outputs past the first
+  std::string str() const;   // "Tensor('relu_3', (1, 16, 32, 32), fp16, op=relu)"
+
+ private:
+  std::shared_ptr<Node> node_;
+  int index_ = 0;
+};
+
+struct Node {
+  uint64_t id = 0;  // creation order; graph inputs are fed in this order by default
+  const OpDef* op = nullptr;
+  std::vector<Tensor> inputs;
+  Attrs attrs;
+  std::vector<TensorType> outputs;
+  std::string name;
+  std::shared_ptr<const ConstData> data;  // for "const" nodes only
+
+  bool is_input() const;
+  bool is_const() const;
+};
+
+uint64_t next_node_id();
+
+// Graph inputs and constants.
+Tensor input(const Shape& shape, DType dtype = DType::fp16, const std::string& name = "");
+Tensor constant(std::vector<float> values, const Shape& shape, DType dtype = DType::fp16);
+Tensor scalar(double value, DType dtype = DType::fp16);
+
+// Build a node of a registered op. Checks inputs and attributes with the op's shape rule
+// and throws ValueError naming the op, the shapes it got and what it expected.
+std::vector<Tensor> call(const std::string& op, const std::vector<Tensor>& inputs,
+                         const Attrs& attrs = {});
+Tensor call1(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {});
+
+// All nodes reachable from `outputs`, inputs first (topological order, stable by id).
+std::vector<std::shared_ptr<Node>> topo_sort(const std::vector<Tensor>& outputs);
+
+}  // namespace af

@@ -1,0 +1,90 @@
+// The op table. One OpDef per op holds everything about it: its Python-facing
+// signature, its shape rule (run when a node is built), its simulator kernel, and the
+// hooks later layers fill (gradient, MIL emission, bridge lowering, target support).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "aneforge/error.h"
+#include "aneforge/graph.h"
+
+namespace af {
+
+enum class ParamKind {
+  tensor,      // a Tensor (Python scalars and NumPy arrays become constants)
+  opt_tensor,  // a Tensor or None; absent ones are dropped and attr "has_<name>" is false
+  tensors,     // a list of Tensors
+  int_, ints, float_, bool_, str,
+  axes,        // None, an int, or a tuple of ints
+  any,         // int, float, str or tuple: the shape rule normalises it
+};
+
+struct Param {
+  std::string name;
+  ParamKind kind;
+  std::string dflt;  // Python literal of the default; empty means required
+};
+
+struct OpDef;
+
+// What a shape rule sees and fills.
+struct InferContext {
+  const OpDef& op;
+  std::vector<Tensor>& inputs;
+  Attrs& attrs;
+  std::vector<TensorType> outputs;
+
+  [[noreturn]] void fail(const std::string& msg) const;
+  const Tensor& in(size_t i) const { return inputs.at(i); }
+  // Shared checks with op-named messages.
+  void expect_rank(size_t i, int lo, int hi, const char* what = "x") const;
+  void expect_float(size_t i, const char* what = "x") const;
+  void expect_same_dtype(size_t i, size_t j) const;
+};
+
+struct SimContext;
+
+struct KernelArgs {
+  const Node& node;
+  const float* const* in;
+  float* const* out;
+  const SimContext& ctx;
+  const TensorType& in_type(size_t i) const { return node.inputs[i].type(); }
+  const TensorType& out_type(size_t i) const { return node.outputs[i]; }
+};
+using SimKernel = void (*)(const KernelArgs&);
+
+// Composite ops are sugar built from other ops when called (no node of their own).
+using BuildFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Attrs&)>;
+// Gradient: given the node and the gradient of each output, the gradient of each input,
+// written in other ops (filled by the training issue).
+using GradFn = std::function<std::vector<Tensor>(const Node&, const std::vector<Tensor>&)>;
+// Bridge lowering: rewrite the node into native ops in the same program.
+using LowerFn = std::function<std::vector<Tensor>(const Node&)>;
+
+struct OpDef {
+  std::string name;
+  std::string category;   // "activation", "binary", "linalg", "reduction", "shape", ...
+  std::string doc;        // one line
+  std::vector<Param> params;
+  bool method = false;    // also a Tensor method in Python
+  bool bridge = false;    // lowered into native ops by the compiler
+  int num_outputs = 1;
+
+  std::function<void(InferContext&)> infer;
+  SimKernel kernel = nullptr;
+  BuildFn build;
+  GradFn grad;
+  LowerFn lower;
+  std::string mil_op;     // the MIL op it becomes
+
+  bool is_composite() const { return static_cast<bool>(build); }
+};
+
+void register_op(OpDef def);
+const OpDef* find_op(const std::string& name);
+const OpDef& op_def(const std::string& name);  // throws ValueError listing close names
+std::vector<const OpDef*> all_ops();            // sorted by category, then name
+
+}  // namespace af

@@ -1,0 +1,48 @@
+// Backends run a compiled Program. The simulator ("sim") runs it on the CPU with the
+// engine's numerics; the engine backend (macOS) runs the very same Program.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aneforge/program.h"
+
+namespace af {
+
+// A host tensor handed to or returned from a backend: float32 values.
+struct HostTensor {
+  Shape shape;
+  std::vector<float> data;
+};
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // inputs[i] points at numel(inputs[i] shape) floats, in program input order;
+  // outputs[j] must hold numel(output shape) floats. Inputs are rounded to the input dtype.
+  virtual void run(const float* const* inputs, float* const* outputs) = 0;
+  virtual const Program& program() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool available() const = 0;
+  virtual std::unique_ptr<Executable> load(std::shared_ptr<const Program> program) = 0;
+};
+
+Backend& backend(const std::string& name);  // "sim" (everywhere) or "engine" (macOS)
+std::vector<std::string> backend_names();
+
+struct SimContext {
+  Numerics numerics;
+  // Rounds a result buffer to the storage of `dtype` under the program's numerics.
+  void store(float* data, size_t n, DType dtype) const;
+};
+
+// Convenience: compile-free run of a Program on the simulator with HostTensors.
+std::vector<HostTensor> run_sim(std::shared_ptr<const Program> p, const std::vector<HostTensor>& in);
+
+}  // namespace af

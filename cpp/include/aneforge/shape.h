@@ -1,0 +1,21 @@
+// Shapes: up to rank 5, as on the engine.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace af {
+
+using Shape = std::vector<int64_t>;
+inline constexpr int kMaxRank = 5;
+
+int64_t numel(const Shape& s);
+std::string shape_str(const Shape& s);  // "(1, 3, 32, 32)"
+// NumPy broadcasting; returns false when the shapes do not broadcast.
+bool broadcast_shapes(const Shape& a, const Shape& b, Shape& out);
+// Row-major strides in elements.
+std::vector<int64_t> strides_of(const Shape& s);
+// Normalise a possibly negative axis; throws ValueError naming `op`.
+int normalize_axis(int64_t axis, int rank, const std::string& op);
+
+}  // namespace af

@@ -1,0 +1,138 @@
+#include "aneforge/graph.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "aneforge/error.h"
+#include "aneforge/op.h"
+
+namespace af {
+
+namespace {
+std::atomic<uint64_t> g_next_id{1};
+}
+
+uint64_t next_node_id() { return g_next_id.fetch_add(1); }
+
+const TensorType& Tensor::type() const {
+  if (!node_) throw ValueError("use of an empty Tensor handle");
+  return node_->outputs.at(static_cast<size_t>(index_));
+}
+
+const std::string& Tensor::op_name() const { return node_->op->name; }
+
+std::string Tensor::name() const {
+  if (!node_) return "<empty>";
+  return index_ == 0 ? node_->name : node_->name + ":" + std::to_string(index_);
+}
+
+std::string Tensor::str() const {
+  if (!node_) return "Tensor(<empty>)";
+  return "Tensor('" + name() + "', " + shape_str(shape()) + ", " + std::string(dtype_name(dtype())) +
+         ", op=" + op_name() + ")";
+}
+
+bool Node::is_input() const { return op && op->name == "input"; }
+bool Node::is_const() const { return op && op->name == "const"; }
+
+static std::shared_ptr<Node> make_leaf(const char* op, TensorType t) {
+  auto n = std::make_shared<Node>();
+  n->id = next_node_id();
+  n->op = &op_def(op);
+  n->outputs = {std::move(t)};
+  return n;
+}
+
+static void check_shape(const Shape& shape, const char* what) {
+  if (shape.size() > static_cast<size_t>(kMaxRank))
+    throw ValueError(std::string(what) + ": rank " + std::to_string(shape.size()) + " shape " +
+                     shape_str(shape) + " exceeds the engine's maximum rank 5");
+  for (auto d : shape)
+    if (d <= 0)
+      throw ValueError(std::string(what) + ": shape " + shape_str(shape) +
+                       " has a non-positive dimension; every dimension must be >= 1");
+}
+
+Tensor input(const Shape& shape, DType dtype, const std::string& name) {
+  check_shape(shape, "input");
+  auto n = make_leaf("input", {shape, dtype});
+  n->name = name.empty() ? "input_" + std::to_string(n->id) : name;
+  return Tensor(n, 0);
+}
+
+Tensor constant(std::vector<float> values, const Shape& shape, DType dtype) {
+  check_shape(shape, "constant");
+  if (static_cast<int64_t>(values.size()) != numel(shape))
+    throw ValueError("constant: " + std::to_string(values.size()) + " values do not fill shape " +
+                     shape_str(shape));
+  auto n = make_leaf("const", {shape, dtype});
+  n->name = "const_" + std::to_string(n->id);
+  auto d = std::make_shared<ConstData>();
+  d->values = std::move(values);
+  n->data = std::move(d);
+  return Tensor(n, 0);
+}
+
+Tensor scalar(double value, DType dtype) {
+  return constant({static_cast<float>(value)}, {}, dtype);
+}
+
+std::vector<Tensor> call(const std::string& opname, const std::vector<Tensor>& inputs,
+                         const Attrs& attrs) {
+  const OpDef& op = op_def(opname);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].valid()) throw ValueError(opname + ": input " + std::to_string(i) + " is empty");
+  if (op.build) return op.build(inputs, attrs);
+  if (!op.infer) throw ValueError(opname + ": cannot be called directly");
+  std::vector<Tensor> ins = inputs;
+  Attrs at = attrs;
+  InferContext ctx{op, ins, at, {}};
+  op.infer(ctx);
+  for (const auto& t : ctx.outputs) {
+    if (t.shape.size() > static_cast<size_t>(kMaxRank))
+      ctx.fail("result shape " + shape_str(t.shape) + " exceeds the engine's maximum rank 5");
+    for (auto d : t.shape)
+      if (d <= 0) ctx.fail("result shape " + shape_str(t.shape) + " has an empty dimension");
+  }
+  auto n = std::make_shared<Node>();
+  n->id = next_node_id();
+  n->op = &op;
+  n->inputs = std::move(ins);
+  n->attrs = std::move(at);
+  n->outputs = std::move(ctx.outputs);
+  n->name = op.name + "_" + std::to_string(n->id);
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < n->outputs.size(); ++i) out.emplace_back(n, static_cast<int>(i));
+  return out;
+}
+
+Tensor call1(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
+  auto r = call(op, inputs, attrs);
+  if (r.size() != 1) throw ValueError(op + ": returns " + std::to_string(r.size()) + " tensors");
+  return r[0];
+}
+
+std::vector<std::shared_ptr<Node>> topo_sort(const std::vector<Tensor>& outputs) {
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<const Node*> seen;
+  // Iterative DFS (graphs can be deep).
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack;
+  for (const auto& t : outputs) {
+    if (!t.valid() || seen.count(t.node().get())) continue;
+    stack.push_back({t.node(), 0});
+    seen.insert(t.node().get());
+    while (!stack.empty()) {
+      auto& [n, i] = stack.back();
+      if (i < n->inputs.size()) {
+        const auto& c = n->inputs[i++].node();
+        if (seen.insert(c.get()).second) stack.push_back({c, 0});
+      } else {
+        order.push_back(n);
+        stack.pop_back();
+      }
+    }
+  }
+  return order;
+}
+
+}  // namespace af

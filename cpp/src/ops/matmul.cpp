@@ -1,0 +1,119 @@
+// matmul (PyTorch broadcasting semantics) and linear (x @ W^T + b), via BLAS.
+#include "ops/kernel_util.h"
+#include "ops/register.h"
+#include "runtime/blas.h"
+
+namespace af {
+
+namespace {
+
+void infer_matmul(InferContext& c) {
+  const Shape &a = c.in(0).shape(), &b = c.in(1).shape();
+  c.expect_float(0, "x");
+  c.expect_same_dtype(0, 1);
+  if (a.empty() || b.empty()) c.fail("both operands need rank >= 1, got " + shape_str(a) + " @ " + shape_str(b));
+  Shape a2 = a.size() == 1 ? Shape{1, a[0]} : a, b2 = b.size() == 1 ? Shape{b[0], 1} : b;
+  int64_t K = a2.back(), Kb = b2[b2.size() - 2];
+  if (K != Kb)
+    c.fail("x " + shape_str(a) + " @ y " + shape_str(b) + ": inner dimensions differ (" +
+           std::to_string(K) + " vs " + std::to_string(Kb) + ")");
+  Shape ba(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2), batch;
+  if (!broadcast_shapes(ba, bb, batch))
+    c.fail("batch dimensions " + shape_str(ba) + " and " + shape_str(bb) + " do not broadcast");
+  Shape out = batch;
+  if (a.size() > 1) out.push_back(a2[a2.size() - 2]);
+  if (b.size() > 1) out.push_back(b2.back());
+  c.outputs = {{out, c.in(0).dtype()}};
+}
+
+void matmul_kernel(const KernelArgs& k) {
+  const Shape &a = k.in_type(0).shape, &b = k.in_type(1).shape;
+  Shape a2 = a.size() == 1 ? Shape{1, a[0]} : a, b2 = b.size() == 1 ? Shape{b[0], 1} : b;
+  int64_t M = a2[a2.size() - 2], K = a2.back(), N = b2.back();
+  Shape ba(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2), batch;
+  broadcast_shapes(ba, bb, batch);
+  int64_t nb = numel(batch);
+  const float *A = k.in[0], *B = k.in[1];
+  float* C = k.out[0];
+  if (numel(bb) == 1) {  // shared right operand: one GEMM over all batch rows
+    if (numel(ba) == nb) return blas::sgemm(false, false, nb * M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+  }
+  auto sa = broadcast_strides(ba, batch), sb = broadcast_strides(bb, batch);
+  for (int64_t i = 0; i < nb; ++i) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
+      int64_t q = rem % batch[d];
+      rem /= batch[d];
+      oa += q * sa[d];
+      ob += q * sb[d];
+    }
+    blas::sgemm(false, false, M, N, K, 1.0f, A + oa * M * K, K, B + ob * K * N, N, 0.0f, C + i * M * N, N);
+  }
+}
+
+void infer_linear(InferContext& c) {
+  const Shape &x = c.in(0).shape(), &w = c.in(1).shape();
+  c.expect_float(0, "x");
+  c.expect_same_dtype(0, 1);
+  if (x.empty()) c.fail("x must have rank >= 1, got x " + shape_str(x));
+  if (w.size() != 2) c.fail("weight must be (out_features, in_features), got weight " + shape_str(w));
+  if (w[1] != x.back())
+    c.fail("weight " + shape_str(w) + " expects " + std::to_string(w[1]) +
+           " input features, got x " + shape_str(x));
+  bool has_bias = c.inputs.size() > 2;
+  if (has_bias) {
+    if (c.in(2).shape() != Shape{w[0]})
+      c.fail("bias must have shape (" + std::to_string(w[0]) + ",) to match weight " + shape_str(w) +
+             ", got bias " + shape_str(c.in(2).shape()));
+    c.expect_same_dtype(0, 2);
+  }
+  c.attrs.set("has_bias", has_bias);
+  Shape out = x;
+  out.back() = w[0];
+  c.outputs = {{out, c.in(0).dtype()}};
+}
+
+void linear_kernel(const KernelArgs& k) {
+  const Shape &x = k.in_type(0).shape, &w = k.in_type(1).shape;
+  int64_t K = x.back(), N = w[0], M = numel(x) / K;
+  float* y = k.out[0];
+  blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
+  if (k.node.attrs.b("has_bias")) {
+    const float* b = k.in[2];
+    parallel_for(M, 64, [&](size_t s, size_t e) {
+      for (size_t m = s; m < e; ++m)
+        for (int64_t n = 0; n < N; ++n) y[m * N + n] += b[n];
+    });
+  }
+}
+
+}  // namespace
+
+void register_conv_ops();
+
+void register_linalg_ops() {
+  register_conv_ops();
+  OpDef m;
+  m.name = "matmul";
+  m.category = "linalg";
+  m.doc = "Matrix product with batch broadcasting (torch.matmul semantics).";
+  m.params = {P("x", ParamKind::tensor), P("y", ParamKind::tensor)};
+  m.method = true;
+  m.infer = infer_matmul;
+  m.kernel = matmul_kernel;
+  m.mil_op = "matmul";
+  register_op(std::move(m));
+
+  OpDef l;
+  l.name = "linear";
+  l.category = "linalg";
+  l.doc = "x @ weight.T + bias, weight (out_features, in_features) as torch.nn.functional.linear.";
+  l.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor),
+              P("bias", ParamKind::opt_tensor, "None")};
+  l.infer = infer_linear;
+  l.kernel = linear_kernel;
+  l.mil_op = "linear";
+  register_op(std::move(l));
+}
+
+}  // namespace af

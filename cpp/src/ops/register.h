@@ -1,0 +1,16 @@
+// Registration entry points of the op families (called once, from registry.cpp).
+#pragma once
+#include "aneforge/op.h"
+
+namespace af {
+void register_leaf_ops();
+void register_elementwise_ops();
+void register_linalg_ops();
+void register_reduction_ops();
+void register_shape_ops();
+
+// Shorthands for op definitions.
+inline Param P(std::string name, ParamKind kind, std::string dflt = "") {
+  return Param{std::move(name), kind, std::move(dflt)};
+}
+}  // namespace af

@@ -1,0 +1,119 @@
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "aneforge/op.h"
+#include "ops/register.h"
+
+namespace af {
+
+namespace {
+struct Registry {
+  std::map<std::string, std::unique_ptr<OpDef>> ops;
+};
+
+Registry& registry_storage() {
+  static Registry r;
+  return r;
+}
+
+void register_builtin_ops() {
+  register_leaf_ops();
+  register_elementwise_ops();
+  register_linalg_ops();
+  register_reduction_ops();
+  register_shape_ops();
+}
+
+Registry& registry() {
+  static std::once_flag once;
+  std::call_once(once, register_builtin_ops);
+  return registry_storage();
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> d(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) d[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = d[0];
+    d[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cur = d[j];
+      d[j] = std::min({d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
+      prev = cur;
+    }
+  }
+  return d[b.size()];
+}
+}  // namespace
+
+void register_op(OpDef def) {
+  auto& r = registry_storage();
+  std::string name = def.name;
+  if (r.ops.count(name)) throw ValueError("op '" + name + "' is registered twice");
+  r.ops[name] = std::make_unique<OpDef>(std::move(def));
+}
+
+const OpDef* find_op(const std::string& name) {
+  auto& r = registry();
+  auto it = r.ops.find(name);
+  return it == r.ops.end() ? nullptr : it->second.get();
+}
+
+const OpDef& op_def(const std::string& name) {
+  if (auto p = find_op(name)) return *p;
+  std::string close;
+  for (const auto& [n, _] : registry().ops)
+    if (edit_distance(n, name) <= 2) close += (close.empty() ? "" : ", ") + n;
+  throw ValueError("unknown op '" + name + "'" + (close.empty() ? "" : "; did you mean: " + close));
+}
+
+std::vector<const OpDef*> all_ops() {
+  std::vector<const OpDef*> v;
+  for (const auto& [_, p] : registry().ops) v.push_back(p.get());
+  std::stable_sort(v.begin(), v.end(), [](const OpDef* a, const OpDef* b) {
+    return std::tie(a->category, a->name) < std::tie(b->category, b->name);
+  });
+  return v;
+}
+
+void InferContext::fail(const std::string& msg) const { throw ValueError(op.name + ": " + msg); }
+
+void InferContext::expect_rank(size_t i, int lo, int hi, const char* what) const {
+  int r = in(i).rank();
+  if (r < lo || r > hi) {
+    std::string want = lo == hi ? "rank " + std::to_string(lo)
+                                : "rank " + std::to_string(lo) + " to " + std::to_string(hi);
+    fail(std::string(what) + " must have " + want + ", got " + what + " " + shape_str(in(i).shape()));
+  }
+}
+
+void InferContext::expect_float(size_t i, const char* what) const {
+  if (!is_float(in(i).dtype()))
+    fail(std::string(what) + " must be fp16 or fp32, got " + std::string(dtype_name(in(i).dtype())));
+}
+
+void InferContext::expect_same_dtype(size_t i, size_t j) const {
+  if (in(i).dtype() != in(j).dtype())
+    fail("dtypes differ: " + std::string(dtype_name(in(i).dtype())) + " and " +
+         std::string(dtype_name(in(j).dtype())) + "; cast one side with .cast()");
+}
+
+// Graph leaves: their nodes are made by af::input and af::constant.
+void register_leaf_ops() {
+  OpDef in;
+  in.name = "input";
+  in.category = "graph";
+  in.doc = "A named graph input fed at call time.";
+  in.mil_op = "(function input)";
+  register_op(std::move(in));
+  OpDef c;
+  c.name = "const";
+  c.category = "graph";
+  c.doc = "A constant tensor (weights), stored as fp16 in the weight blob.";
+  c.mil_op = "const";
+  register_op(std::move(c));
+}
+
+}  // namespace af

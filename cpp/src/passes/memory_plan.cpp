@@ -1,0 +1,46 @@
+#include "passes/memory_plan.h"
+
+#include <algorithm>
+#include <set>
+
+namespace af {
+
+void plan_memory(Program& p) {
+  std::vector<int> last_use(p.values.size(), -1);
+  for (size_t s = 0; s < p.steps.size(); ++s)
+    for (int v : p.steps[s].in) last_use[v] = static_cast<int>(s);
+  for (int v : p.outputs) last_use[v] = static_cast<int>(p.steps.size());  // live to the end
+
+  std::multiset<std::pair<int64_t, int>> free_slots;  // (size, slot)
+  auto alloc = [&](int64_t n) {
+    auto it = free_slots.lower_bound({n, -1});
+    if (it != free_slots.end()) {
+      int s = it->second;
+      free_slots.erase(it);
+      return s;
+    }
+    if (!free_slots.empty()) {  // grow the largest free slot
+      auto last = std::prev(free_slots.end());
+      int s = last->second;
+      free_slots.erase(last);
+      p.slot_elems[s] = n;
+      return s;
+    }
+    p.slot_elems.push_back(n);
+    return static_cast<int>(p.slot_elems.size()) - 1;
+  };
+  auto release = [&](int v) {
+    if (p.values[v].slot >= 0) free_slots.insert({p.slot_elems[p.values[v].slot], p.values[v].slot});
+  };
+  for (int v : p.inputs) p.values[v].slot = alloc(std::max<int64_t>(1, numel(p.values[v].type.shape)));
+  for (size_t s = 0; s < p.steps.size(); ++s) {
+    for (int v : p.steps[s].out) p.values[v].slot = alloc(std::max<int64_t>(1, numel(p.values[v].type.shape)));
+    std::set<int> done;
+    for (int v : p.steps[s].in)
+      if (last_use[v] == static_cast<int>(s) && !p.values[v].data && done.insert(v).second) release(v);
+    for (int v : p.steps[s].out)
+      if (last_use[v] < 0) release(v);  // unused extra output
+  }
+}
+
+}  // namespace af

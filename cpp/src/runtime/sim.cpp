@@ -1,0 +1,136 @@
+// The simulator backend: runs a Program on the CPU with the engine's numerics.
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "aneforge/error.h"
+#include "aneforge/op.h"
+#include "aneforge/parallel.h"
+#include "aneforge/runtime.h"
+
+namespace af {
+
+void SimContext::store(float* data, size_t n, DType dtype) const {
+  switch (dtype) {
+    case DType::fp16:
+      if (numerics.precision == Precision::fp16) round_to_fp16(data, n, numerics.fp16);
+      return;
+    case DType::fp32:
+      return;
+    case DType::boolean:
+      for (size_t i = 0; i < n; ++i) data[i] = data[i] != 0.0f ? 1.0f : 0.0f;
+      return;
+    default: {
+      float lo = static_cast<float>(dtype_min(dtype)), hi = static_cast<float>(dtype_max(dtype));
+      for (size_t i = 0; i < n; ++i) {
+        float v = std::nearbyint(data[i]);
+        data[i] = v != v ? 0.0f : std::min(hi, std::max(lo, v));
+      }
+    }
+  }
+}
+
+namespace {
+
+class SimExecutable final : public Executable {
+ public:
+  explicit SimExecutable(std::shared_ptr<const Program> p) : prog_(std::move(p)), ctx_{prog_->options.numerics} {
+    for (auto n : prog_->slot_elems) slots_.emplace_back(static_cast<size_t>(n));
+    ptr_.resize(prog_->values.size(), nullptr);
+    for (size_t v = 0; v < prog_->values.size(); ++v) {
+      const auto& val = prog_->values[v];
+      if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
+      else if (val.slot >= 0) ptr_[v] = slots_[val.slot].data();
+    }
+    for (const auto& s : prog_->steps) {
+      StepPtrs sp;
+      for (int v : s.in) sp.in.push_back(ptr_[v]);
+      for (int v : s.out) sp.out.push_back(ptr_[v]);
+      steps_.push_back(std::move(sp));
+    }
+  }
+
+  const Program& program() const override { return *prog_; }
+
+  void run(const float* const* inputs, float* const* outputs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Program& p = *prog_;
+    for (size_t i = 0; i < p.inputs.size(); ++i) {
+      const Value& v = p.values[p.inputs[i]];
+      size_t n = static_cast<size_t>(numel(v.type.shape));
+      std::memcpy(ptr_[p.inputs[i]], inputs[i], n * sizeof(float));
+      ctx_.store(ptr_[p.inputs[i]], n, v.type.dtype);
+    }
+    for (size_t s = 0; s < p.steps.size(); ++s) {
+      const Node& node = *p.steps[s].node;
+      KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_};
+      node.op->kernel(args);
+      for (size_t o = 0; o < node.outputs.size(); ++o)
+        ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
+    }
+    for (size_t j = 0; j < p.outputs.size(); ++j) {
+      const Value& v = p.values[p.outputs[j]];
+      std::memcpy(outputs[j], ptr_[p.outputs[j]], static_cast<size_t>(numel(v.type.shape)) * sizeof(float));
+    }
+  }
+
+ private:
+  struct StepPtrs {
+    std::vector<const float*> in;
+    std::vector<float*> out;
+  };
+  std::shared_ptr<const Program> prog_;
+  SimContext ctx_;
+  std::vector<std::vector<float>> slots_;
+  std::vector<float*> ptr_;
+  std::vector<StepPtrs> steps_;
+  std::mutex mu_;
+};
+
+class SimBackend final : public Backend {
+ public:
+  std::string name() const override { return "sim"; }
+  bool available() const override { return true; }
+  std::unique_ptr<Executable> load(std::shared_ptr<const Program> p) override {
+    return std::make_unique<SimExecutable>(std::move(p));
+  }
+};
+
+}  // namespace
+
+Backend& backend(const std::string& name) {
+  static SimBackend sim;
+  if (name == "sim" || name.empty()) return sim;
+  if (name == "engine")
+    throw UnsupportedError("backend 'engine' needs macOS with an Apple Neural Engine; this build has "
+                           "only 'sim'");
+  throw ValueError("unknown backend '" + name + "'; valid backends: sim, engine");
+}
+
+std::vector<std::string> backend_names() { return {"sim", "engine"}; }
+
+std::vector<HostTensor> run_sim(std::shared_ptr<const Program> p, const std::vector<HostTensor>& in) {
+  if (in.size() != p->inputs.size())
+    throw ValueError("run: expected " + std::to_string(p->inputs.size()) + " inputs, got " +
+                     std::to_string(in.size()));
+  std::vector<const float*> ip;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto& v = p->values[p->inputs[i]];
+    if (in[i].shape != v.type.shape)
+      throw ValueError("run: input '" + v.name + "' expects shape " + shape_str(v.type.shape) + ", got " +
+                       shape_str(in[i].shape));
+    ip.push_back(in[i].data.data());
+  }
+  std::vector<HostTensor> out;
+  for (int v : p->outputs) {
+    const auto& t = p->values[v].type;
+    out.push_back({t.shape, std::vector<float>(static_cast<size_t>(numel(t.shape)))});
+  }
+  std::vector<float*> op;
+  for (auto& o : out) op.push_back(o.data.data());
+  auto exe = backend("sim").load(p);
+  exe->run(ip.data(), op.data());
+  return out;
+}
+
+}  // namespace af

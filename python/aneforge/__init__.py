@@ -1,0 +1,42 @@
+"""ANEForge: compile a tensor graph into one Apple Neural Engine program and run it.
+
+    import aneforge as af
+    x = af.input((1, 3, 32, 32), name="image")
+    y = af.conv(x, W, pad=1).relu().mean((2, 3))
+    net = af.compile(y)
+    out = net(image)
+
+Every op of the op table is ``af.<name>`` (see ``af.ops()`` and docs/ops.md). The default
+backend, ``sim``, runs the program on the CPU with the engine's fp16 numerics.
+"""
+from . import _loader  # noqa: F401  (loads OpenBLAS before the extension)
+from . import _core
+from ._core import TargetError
+from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
+from ._ops import OPS as _OPS, ops
+from ._compile import Net, compile  # noqa: A004
+
+__version__ = "0.1.0"
+
+globals().update({_name: _fn for _name, _fn in _OPS.items() if _name not in globals()})
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the simulator uses (its own pool and BLAS)."""
+    _core.set_num_threads(int(n))
+
+
+def num_threads() -> int:
+    return _core.num_threads()
+
+
+def round_fp16(values, ties_away=False, flush_subnormals=True):
+    """NumPy float32 array rounded to fp16 values exactly as the simulator stores them."""
+    import numpy as np
+    a = np.array(values, dtype=np.float32, copy=True, order="C")
+    _core.round_fp16(a, ties_away, flush_subnormals)
+    return a
+
+
+__all__ = ["Tensor", "Net", "TargetError", "input", "constant", "as_tensor", "compile", "ops",
+           "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

@@ -1,0 +1,90 @@
+"""af.compile: the whole graph into one program, and the callable Net around it."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._tensor import Tensor
+
+_COMPRESS = (None, "int8")
+
+
+def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
+            inputs=None, rounding="nearest_even", flush_subnormals=True) -> "Net":
+    """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
+
+    outputs: a Tensor, a list of Tensors, or a dict name -> Tensor. The net returns the
+        same structure of NumPy arrays.
+    precision: "fp16" (the engine's storage, default) or "fp32" (same program in float32,
+        for comparison).
+    compress: None or "int8" (weight-only, per output channel).
+    inputs: optional list fixing the order of positional inputs (default: creation order).
+    rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md).
+    """
+    if isinstance(outputs, Tensor):
+        outs, names, mode = [outputs], [], 0
+    elif isinstance(outputs, dict):
+        if not outputs:
+            raise ValueError("compile: the outputs dict is empty")
+        names = [str(k) for k in outputs]
+        outs, mode = list(outputs.values()), 2
+    elif isinstance(outputs, (list, tuple)):
+        if not outputs:
+            raise ValueError("compile: the outputs list is empty")
+        outs, names, mode = list(outputs), [], 1
+    else:
+        raise TypeError(f"compile: outputs must be a Tensor, a list or a dict of Tensors, got {type(outputs).__name__}")
+    for i, t in enumerate(outs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"compile: output {i} is a {type(t).__name__}, not a Tensor")
+    if compress not in _COMPRESS:
+        raise ValueError(f"compile: compress must be one of {_COMPRESS}, got {compress!r}")
+    ins = []
+    if inputs is not None:
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"compile: inputs= must hold Tensors, got {type(t).__name__}")
+            ins.append(t._t)
+    prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
+                         target or "", compress or "")
+    return Net(prog, backend, mode, compress=compress)
+
+
+class Net:
+    """A compiled program loaded on a backend. Call it with NumPy arrays."""
+
+    def __init__(self, program, backend, mode, compress=None):
+        self._program = program
+        self._exe = _core.Executable(program, backend, mode)
+        self.backend = backend
+        self.compress = compress
+
+    def __call__(self, *args, **kwargs):
+        return self._exe(*args, **kwargs)
+
+    @property
+    def inputs(self) -> list:
+        """(name, shape, dtype) of each input, in positional order."""
+        return self._program.inputs
+
+    @property
+    def outputs(self) -> list:
+        return self._program.outputs
+
+    @property
+    def num_layers(self) -> int:
+        return self._program.num_layers
+
+    @property
+    def weight_bytes(self) -> int:
+        return self._program.weight_bytes
+
+    def summary(self, file=None) -> str:
+        """Print (and return) the program's layers with their shapes and sizes."""
+        text = self._program.summary()
+        print(text, end="", file=file)
+        return text
+
+    def __repr__(self):
+        ins = ", ".join(f"{n}{s}" for n, s, _ in self.inputs)
+        return f"Net({self.num_layers} layers, inputs: {ins or 'none'}, backend={self.backend})"

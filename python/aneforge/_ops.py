@@ -1,0 +1,116 @@
+"""Python functions for every op of the C++ op table, generated from the table itself.
+
+Each op's signature (names, defaults, which parameters are tensors) lives in its C++ OpDef,
+so adding an op there makes ``af.<name>`` (and ``Tensor.<name>`` for methods) appear here.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import numbers
+
+from . import _core
+from ._tensor import Tensor, as_tensor
+
+OPS: dict = {}
+TABLE: list = []
+
+_TENSOR_KINDS = ("tensor", "tensor?", "tensors")
+
+
+def _norm_attr(kind, value, op, pname):
+    if value is None:
+        return None
+    if kind == "axes":
+        if isinstance(value, numbers.Integral):
+            return (int(value),)
+        return tuple(int(v) for v in value)
+    if kind == "ints":
+        if isinstance(value, numbers.Integral):
+            return (int(value),)
+        try:
+            return tuple(int(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{op}: {pname} must be an int or a tuple of ints, got {value!r}") from None
+    if kind == "int":
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise TypeError(f"{op}: {pname} must be an int, got {value!r}")
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return bool(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _make(spec):
+    name = spec["name"]
+    params = spec["params"]
+    sig_params = []
+    for pname, kind, dflt in params:
+        default = inspect.Parameter.empty if dflt == "" else ast.literal_eval(dflt)
+        sig_params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
+    sig = inspect.Signature(sig_params)
+    nout = None
+
+    def fn(*args, **kwargs):
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{name}{sig}: {e}") from None
+        bound.apply_defaults()
+        a = bound.arguments
+        ref = None
+        for pname, kind, _ in params:
+            v = a[pname]
+            if kind in _TENSOR_KINDS:
+                for t in (v if kind == "tensors" and isinstance(v, (list, tuple)) else [v]):
+                    if isinstance(t, Tensor):
+                        ref = t.dtype
+                        break
+            if ref:
+                break
+        tensors, attrs = [], {}
+        for pname, kind, _ in params:
+            v = a[pname]
+            if kind == "tensor":
+                tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
+            elif kind == "tensor?":
+                if v is not None:
+                    tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
+            elif kind == "tensors":
+                tensors.extend(as_tensor(t, ref, f"{name}: {pname}")._t for t in v)
+            else:
+                attrs[pname] = _norm_attr(kind, v, name, pname)
+        outs = _core.make(name, tensors, attrs)
+        if len(outs) == 1:
+            return Tensor(outs[0])
+        return tuple(Tensor(t) for t in outs)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__signature__ = sig
+    fn.__doc__ = f"{spec['doc']}\n\nCategory: {spec['category']}; MIL: {spec['mil_op'] or '-'}."
+    del nout
+    return fn
+
+
+def _install():
+    for spec in _core.op_table():
+        if spec["category"] == "graph":
+            continue
+        TABLE.append(spec)
+        fn = _make(spec)
+        OPS[spec["name"]] = fn
+        if spec["method"] and not hasattr(Tensor, spec["name"]):
+            setattr(Tensor, spec["name"], fn)
+
+
+_install()
+
+
+def ops(category: str | None = None) -> list:
+    """The op table: one dict per op (name, category, bridge, composite, mil_op, doc, params)."""
+    return [dict(s) for s in TABLE if category is None or s["category"] == category]

@@ -1,0 +1,242 @@
+// The Python extension module aneforge._core: graph building, the op table, compile.
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "convert.h"
+#include "runtime/blas.h"
+
+using namespace nb::literals;
+
+namespace afpy {
+
+af::AttrValue to_attr(nb::handle v, const std::string& key) {
+  if (v.is_none()) return std::monostate{};
+  if (nb::isinstance<nb::bool_>(v)) return nb::cast<bool>(v);
+  if (nb::isinstance<nb::int_>(v)) return nb::cast<int64_t>(v);
+  if (nb::isinstance<nb::float_>(v)) return nb::cast<double>(v);
+  if (nb::isinstance<nb::str>(v)) return nb::cast<std::string>(v);
+  if (nb::isinstance<nb::tuple>(v) || nb::isinstance<nb::list>(v)) {
+    std::vector<int64_t> ints;
+    std::vector<double> floats;
+    bool all_int = true;
+    for (nb::handle e : v) {
+      if (nb::isinstance<nb::bool_>(e) || !(nb::isinstance<nb::int_>(e) || nb::isinstance<nb::float_>(e)))
+        throw af::TypeError("attribute '" + key + "' must hold numbers, got " +
+                            nb::cast<std::string>(nb::repr(v)));
+      if (nb::isinstance<nb::int_>(e)) {
+        ints.push_back(nb::cast<int64_t>(e));
+        floats.push_back(static_cast<double>(ints.back()));
+      } else {
+        all_int = false;
+        floats.push_back(nb::cast<double>(e));
+      }
+    }
+    if (all_int) return ints;
+    return floats;
+  }
+  // NumPy scalars and other number-likes.
+  if (nb::hasattr(v, "__index__")) return nb::cast<int64_t>(v.attr("__index__")());
+  if (nb::hasattr(v, "__float__")) return nb::cast<double>(v.attr("__float__")());
+  throw af::TypeError("attribute '" + key + "' has unsupported type " +
+                      nb::cast<std::string>(nb::str(v.type().attr("__name__"))));
+}
+
+nb::object from_attr(const af::AttrValue& v) {
+  struct V {
+    nb::object operator()(std::monostate) const { return nb::none(); }
+    nb::object operator()(bool b) const { return nb::bool_(b); }
+    nb::object operator()(int64_t x) const { return nb::int_(x); }
+    nb::object operator()(double x) const { return nb::float_(x); }
+    nb::object operator()(const std::string& s) const { return nb::str(s.c_str()); }
+    nb::object operator()(const std::vector<int64_t>& xs) const {
+      nb::list l;
+      for (auto x : xs) l.append(nb::int_(x));
+      return nb::tuple(l);
+    }
+    nb::object operator()(const std::vector<double>& xs) const {
+      nb::list l;
+      for (auto x : xs) l.append(nb::float_(x));
+      return nb::tuple(l);
+    }
+  };
+  return std::visit(V{}, v);
+}
+
+af::Shape to_shape(nb::handle v, const char* what) {
+  af::Shape s;
+  if (nb::isinstance<nb::int_>(v)) return {nb::cast<int64_t>(v)};
+  try {
+    for (nb::handle e : v) {
+      if (!nb::hasattr(e, "__index__")) throw af::TypeError("");
+      s.push_back(nb::cast<int64_t>(e.attr("__index__")()));
+    }
+  } catch (const std::exception&) {
+    throw af::TypeError(std::string(what) + ": shape must be a tuple of ints, got " +
+                        nb::cast<std::string>(nb::repr(v)));
+  }
+  return s;
+}
+
+nb::tuple shape_tuple(const af::Shape& s) {
+  nb::list l;
+  for (auto d : s) l.append(nb::int_(d));
+  return nb::tuple(l);
+}
+
+static const char* kind_name(af::ParamKind k) {
+  switch (k) {
+    case af::ParamKind::tensor: return "tensor";
+    case af::ParamKind::opt_tensor: return "tensor?";
+    case af::ParamKind::tensors: return "tensors";
+    case af::ParamKind::int_: return "int";
+    case af::ParamKind::ints: return "ints";
+    case af::ParamKind::float_: return "float";
+    case af::ParamKind::bool_: return "bool";
+    case af::ParamKind::str: return "str";
+    case af::ParamKind::axes: return "axes";
+    case af::ParamKind::any: return "any";
+  }
+  return "any";
+}
+
+}  // namespace afpy
+
+using namespace afpy;
+
+NB_MODULE(_core, m) {
+  m.doc() = "ANEForge core: lazy graph, op table, compiler and simulator.";
+  nb::exception<af::TargetError>(m, "TargetError", PyExc_ValueError);
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const af::TargetError&) {
+      throw;  // handled by the registered TargetError type
+    } catch (const af::Error& e) {
+      switch (e.status()) {
+        case af::Status::invalid_value: PyErr_SetString(PyExc_ValueError, e.what()); break;
+        case af::Status::invalid_type: PyErr_SetString(PyExc_TypeError, e.what()); break;
+        case af::Status::unsupported: PyErr_SetString(PyExc_NotImplementedError, e.what()); break;
+        case af::Status::io_error: PyErr_SetString(PyExc_OSError, e.what()); break;
+        default: PyErr_SetString(PyExc_RuntimeError, e.what());
+      }
+    }
+  });
+
+  nb::class_<af::Tensor>(m, "Tensor")
+      .def_prop_ro("shape", [](const af::Tensor& t) { return shape_tuple(t.shape()); })
+      .def_prop_ro("dtype", [](const af::Tensor& t) { return std::string(af::dtype_name(t.dtype())); })
+      .def_prop_ro("name", &af::Tensor::name)
+      .def_prop_ro("op", [](const af::Tensor& t) { return t.op_name(); })
+      .def_prop_ro("node_id", [](const af::Tensor& t) { return t.node()->id; })
+      .def_prop_ro("inputs", [](const af::Tensor& t) { return t.node()->inputs; })
+      .def_prop_ro("attrs", [](const af::Tensor& t) {
+        nb::dict d;
+        for (const auto& [k, v] : t.node()->attrs.items()) d[k.c_str()] = from_attr(v);
+        return d;
+      })
+      .def("same_node", [](const af::Tensor& a, const af::Tensor& b) { return a.node() == b.node() && a.index() == b.index(); })
+      .def("__repr__", &af::Tensor::str);
+
+  m.def("input", [](nb::handle shape, const std::string& dtype, const std::string& name) {
+    return af::input(to_shape(shape, "input"), af::dtype_from_name(dtype), name);
+  }, "shape"_a, "dtype"_a = "fp16", "name"_a = "");
+
+  m.def("constant", [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> a, const std::string& dtype) {
+    af::Shape s;
+    for (size_t i = 0; i < a.ndim(); ++i) s.push_back(static_cast<int64_t>(a.shape(i)));
+    std::vector<float> v(a.data(), a.data() + a.size());
+    return af::constant(std::move(v), s, af::dtype_from_name(dtype));
+  }, "values"_a, "dtype"_a = "fp16");
+
+  m.def("make", [](const std::string& op, const std::vector<af::Tensor>& inputs, nb::dict attrs) {
+    af::Attrs at;
+    for (auto [k, v] : attrs) {
+      std::string key = nb::cast<std::string>(k);
+      at.set(key, to_attr(v, key));
+    }
+    return af::call(op, inputs, at);
+  }, "op"_a, "inputs"_a, "attrs"_a);
+
+  m.def("op_table", [] {
+    nb::list out;
+    for (const af::OpDef* d : af::all_ops()) {
+      nb::dict e;
+      e["name"] = d->name;
+      e["category"] = d->category;
+      e["doc"] = d->doc;
+      e["method"] = d->method;
+      e["bridge"] = d->bridge;
+      e["composite"] = d->is_composite();
+      e["mil_op"] = d->mil_op;
+      e["has_kernel"] = d->kernel != nullptr;
+      e["differentiable"] = static_cast<bool>(d->grad);
+      nb::list ps;
+      for (const auto& p : d->params) ps.append(nb::make_tuple(p.name, kind_name(p.kind), p.dflt));
+      e["params"] = ps;
+      out.append(e);
+    }
+    return out;
+  });
+
+  m.def("round_fp16", [](nb::ndarray<float, nb::c_contig, nb::device::cpu> a, bool ties_away, bool ftz) {
+    af::round_to_fp16(a.data(), a.size(), {ties_away ? af::RoundMode::nearest_away : af::RoundMode::nearest_even, ftz});
+  }, "values"_a, "ties_away"_a = false, "flush_subnormals"_a = true,
+  "Round a float32 array in place to fp16 values as the simulator stores them.");
+
+  m.def("set_num_threads", [](int n) {
+    af::set_num_threads(n);
+    af::blas::set_threads(n);
+  }, "n"_a);
+  m.def("num_threads", &af::num_threads);
+  m.def("blas_name", &af::blas::name);
+
+  nb::class_<af::Program>(m, "Program")
+      .def("summary", &af::Program::summary)
+      .def_prop_ro("weight_bytes", &af::Program::weight_bytes)
+      .def_prop_ro("peak_activation_bytes", &af::Program::peak_activation_bytes)
+      .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
+      .def_prop_ro("layers", [](const af::Program& p) {
+        nb::list l;
+        for (const auto& s : p.steps)
+          l.append(nb::make_tuple(s.node->name, s.node->op->name, shape_tuple(p.values[s.out[0]].type.shape)));
+        return l;
+      })
+      .def_prop_ro("inputs", [](const af::Program& p) {
+        nb::list l;
+        for (int v : p.inputs)
+          l.append(nb::make_tuple(p.values[v].name, shape_tuple(p.values[v].type.shape),
+                                  std::string(af::dtype_name(p.values[v].type.dtype))));
+        return l;
+      })
+      .def_prop_ro("outputs", [](const af::Program& p) {
+        nb::list l;
+        for (size_t j = 0; j < p.outputs.size(); ++j) {
+          const auto& v = p.values[p.outputs[j]];
+          l.append(nb::make_tuple(p.output_names[j], shape_tuple(v.type.shape),
+                                  std::string(af::dtype_name(v.type.dtype))));
+        }
+        return l;
+      });
+
+  m.def("compile", [](const std::vector<af::Tensor>& outputs, const std::vector<std::string>& names,
+                      const std::vector<af::Tensor>& inputs, const std::string& precision,
+                      const std::string& rounding, bool flush_subnormals, const std::string& target,
+                      const std::string& compress) {
+    af::CompileOptions o;
+    o.compress = compress;
+    o.output_names = names;
+    o.inputs = inputs;
+    o.target = target;
+    if (precision == "fp32") o.numerics.precision = af::Precision::fp32;
+    else if (precision != "fp16") throw af::ValueError("compile: precision must be 'fp16' or 'fp32', got '" + precision + "'");
+    if (rounding == "nearest_away") o.numerics.fp16.round = af::RoundMode::nearest_away;
+    else if (rounding != "nearest_even")
+      throw af::ValueError("compile: rounding must be 'nearest_even' or 'nearest_away', got '" + rounding + "'");
+    o.numerics.fp16.flush_subnormals = flush_subnormals;
+    return std::shared_ptr<af::Program>(af::compile(outputs, o));
+  }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a);
+
+  bind_run(m);
+}
