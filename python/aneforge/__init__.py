@@ -15,6 +15,7 @@ from ._core import TargetError
 from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
 from ._ops import OPS as _OPS, ops
 from ._compile import Net, compile  # noqa: A004
+from . import testing
 
 __version__ = "0.1.0"
 

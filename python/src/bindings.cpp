@@ -170,6 +170,7 @@ NB_MODULE(_core, m) {
       e["bridge"] = d->bridge;
       e["composite"] = d->is_composite();
       e["mil_op"] = d->mil_op;
+      e["min_family"] = d->min_family;
       e["has_kernel"] = d->kernel != nullptr;
       e["differentiable"] = static_cast<bool>(d->grad);
       nb::list ps;

@@ -78,6 +78,9 @@ struct OpDef {
   GradFn grad;
   LowerFn lower;
   std::string mil_op;     // the MIL op it becomes
+  // Target support: the first engine family that runs it natively ("h13" = every MIL target).
+  // Per-target limits and decompositions live in the target table (targets layer).
+  std::string min_family = "h13";
 
   bool is_composite() const { return static_cast<bool>(build); }
 };

@@ -1,4 +1,5 @@
 // conv: 2-D convolution (OIHW weights, PyTorch semantics), im2col + GEMM on the simulator.
+#include <algorithm>
 #include <cstring>
 
 #include "ops/kernel_util.h"
@@ -61,7 +62,9 @@ void infer_conv(InferContext& c) {
       c.fail("pad must be an int, a pair, 'same' or 'valid', got '" + *s + "'");
     }
   } else {
-    auto p = c.attrs.ints("pad");
+    Attrs tmp;
+    tmp.set("pad", pv);
+    auto p = tmp.ints("pad");
     if (p.size() == 1) pad = {p[0], p[0], p[0], p[0]};
     else if (p.size() == 2) pad = {p[0], p[0], p[1], p[1]};
     else if (p.size() == 4) pad = p;  // canonical (top, bottom, left, right)
@@ -179,10 +182,16 @@ void conv_kernel(const KernelArgs& k) {
                     yn + gi * Og * P, P);
       }
     }
-    if (bias)
+    bool relu = k.node.attrs.s("activation", "") == "relu";
+    if (bias || relu)
       parallel_for(g.O, 4, [&](size_t ob, size_t oe) {
-        for (size_t o = ob; o < oe; ++o)
-          for (int64_t p = 0; p < P; ++p) yn[o * P + p] += bias[o];
+        for (size_t o = ob; o < oe; ++o) {
+          float b = bias ? bias[o] : 0.0f, *yo = yn + o * P;
+          if (relu)
+            for (int64_t p = 0; p < P; ++p) yo[p] = std::max(yo[p] + b, 0.0f);
+          else
+            for (int64_t p = 0; p < P; ++p) yo[p] += b;
+        }
       });
   }
 }

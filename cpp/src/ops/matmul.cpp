@@ -1,4 +1,6 @@
 // matmul (PyTorch broadcasting semantics) and linear (x @ W^T + b), via BLAS.
+#include <algorithm>
+
 #include "ops/kernel_util.h"
 #include "ops/register.h"
 #include "runtime/blas.h"
@@ -78,13 +80,16 @@ void linear_kernel(const KernelArgs& k) {
   int64_t K = x.back(), N = w[0], M = numel(x) / K;
   float* y = k.out[0];
   blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
-  if (k.node.attrs.b("has_bias")) {
-    const float* b = k.in[2];
+  const float* b = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
+  bool relu = k.node.attrs.s("activation", "") == "relu";
+  if (b || relu)
     parallel_for(M, 64, [&](size_t s, size_t e) {
       for (size_t m = s; m < e; ++m)
-        for (int64_t n = 0; n < N; ++n) y[m * N + n] += b[n];
+        for (int64_t n = 0; n < N; ++n) {
+          float v = y[m * N + n] + (b ? b[n] : 0.0f);
+          y[m * N + n] = relu ? std::max(v, 0.0f) : v;
+        }
     });
-  }
 }
 
 }  // namespace

@@ -64,8 +64,8 @@ const OpDef* find_op(const std::string& name) {
 const OpDef& op_def(const std::string& name) {
   if (auto p = find_op(name)) return *p;
   std::string close;
-  for (const auto& [n, _] : registry().ops)
-    if (edit_distance(n, name) <= 2) close += (close.empty() ? "" : ", ") + n;
+  for (const auto& [n, d] : registry().ops)
+    if (d->category != "graph" && edit_distance(n, name) <= 2) close += (close.empty() ? "" : ", ") + n;
   throw ValueError("unknown op '" + name + "'" + (close.empty() ? "" : "; did you mean: " + close));
 }
 

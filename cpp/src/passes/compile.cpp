@@ -11,6 +11,7 @@
 #include "aneforge/program.h"
 #include "aneforge/runtime.h"
 #include "passes/compress.h"
+#include "passes/fuse.h"
 #include "passes/memory_plan.h"
 
 namespace af {
@@ -110,6 +111,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
   } else {
     for (int v : prog->outputs) prog->output_names.push_back(prog->values[v].name);
   }
+  fuse_activations(*prog);
   compress_weights(*prog, opts.compress);
   for (auto& v : prog->values)
     if (v.data) v.data = stored_const(v.data, v.type.dtype, opts.numerics);

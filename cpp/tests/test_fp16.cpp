@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "aneforge/fp16.h"
+
+using namespace af;
+
+static float h2f(uint16_t h) { return half_to_float(h); }
+static uint16_t f2h(float f, bool away = false, bool ftz = true) {
+  return float_to_half(f, {away ? RoundMode::nearest_away : RoundMode::nearest_even, ftz});
+}
+
+TEST(Fp16, ExactValuesRoundTrip) {
+  for (float v : {0.0f, 1.0f, -2.5f, 65504.0f, 0.099975586f, 6.1035156e-05f /* 2^-14 */})
+    EXPECT_EQ(h2f(f2h(v)), v) << v;
+}
+
+TEST(Fp16, KnownEncodings) {
+  EXPECT_EQ(f2h(1.0f), 0x3c00);
+  EXPECT_EQ(f2h(-2.0f), 0xc000);
+  EXPECT_EQ(f2h(65504.0f), 0x7bff);
+  EXPECT_EQ(f2h(std::ldexp(1.0f, -14)), 0x0400);
+  EXPECT_EQ(f2h(-0.0f), 0x8000);
+}
+
+TEST(Fp16, TiesRoundToEven) {
+  // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: even mantissa (1) wins.
+  EXPECT_EQ(f2h(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
+  // 1 + 3*2^-11 is halfway between 1+2^-10 (odd) and 1+2^-9 (even): rounds up.
+  EXPECT_EQ(f2h(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
+  // Just above the tie rounds up.
+  EXPECT_EQ(f2h(std::nextafter(1.0f + std::ldexp(1.0f, -11), 2.0f)), 0x3c01);
+}
+
+TEST(Fp16, TiesAwayMode) {
+  EXPECT_EQ(f2h(1.0f + std::ldexp(1.0f, -11), true), 0x3c01);
+  EXPECT_EQ(f2h(-(1.0f + std::ldexp(1.0f, -11)), true), 0xbc01);
+  EXPECT_EQ(f2h(1.0f + 3 * std::ldexp(1.0f, -11), true), 0x3c02);
+}
+
+TEST(Fp16, OverflowBecomesInfinity) {
+  EXPECT_EQ(f2h(65519.0f), 0x7bff);  // below the midpoint to 2^16: stays at max
+  EXPECT_EQ(f2h(65520.0f), 0x7c00);  // the midpoint rounds to even = inf
+  EXPECT_EQ(f2h(1e6f), 0x7c00);
+  EXPECT_EQ(f2h(-1e6f), 0xfc00);
+  EXPECT_EQ(f2h(std::numeric_limits<float>::infinity()), 0x7c00);
+  EXPECT_TRUE(std::isinf(h2f(f2h(70000.0f))));
+}
+
+TEST(Fp16, NaNStaysNaN) {
+  uint16_t h = f2h(std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(h & 0x7c00, 0x7c00);
+  EXPECT_NE(h & 0x03ff, 0);
+  EXPECT_TRUE(std::isnan(h2f(h)));
+  float v[9];
+  for (float& x : v) x = std::numeric_limits<float>::quiet_NaN();
+  round_to_fp16(v, 9);
+  for (float x : v) EXPECT_TRUE(std::isnan(x));
+}
+
+TEST(Fp16, SubnormalsFlushedOrKept) {
+  float tiny = std::ldexp(1.0f, -20);  // a subnormal in fp16
+  EXPECT_EQ(f2h(tiny, false, true), 0x0000);
+  EXPECT_EQ(f2h(-tiny, false, true), 0x8000);
+  EXPECT_EQ(f2h(tiny, false, false), 0x0010);  // 2^-20 = 16 * 2^-24
+  EXPECT_EQ(f2h(std::ldexp(1.0f, -24), false, false), 0x0001);
+  EXPECT_EQ(f2h(std::ldexp(1.0f, -25), false, false), 0x0000);  // tie to even zero
+  EXPECT_EQ(f2h(std::ldexp(1.0f, -25), true, false), 0x0001);   // tie away
+  EXPECT_EQ(h2f(0x0001), std::ldexp(1.0f, -24));
+  // The largest subnormal rounds up to the smallest normal, which is kept.
+  EXPECT_EQ(f2h(std::ldexp(1.0f, -14) - std::ldexp(1.0f, -26), false, true), 0x0400);
+}
+
+TEST(Fp16, EveryHalfRoundTrips) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = h2f(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f2h(f, false, false), h) << std::hex << h;
+  }
+}
+
+TEST(Fp16, VectorPathMatchesScalar) {
+  std::mt19937 rng(7);
+  std::vector<float> v(100003);
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t bits = rng();
+    std::memcpy(&v[i], &bits, 4);  // every float pattern, incl. NaN, inf, subnormal
+    if (i % 3 == 0) v[i] = std::ldexp(static_cast<float>(rng() % 4096), static_cast<int>(rng() % 40) - 30);
+  }
+  for (bool ftz : {true, false}) {
+    std::vector<float> a = v;
+    round_to_fp16(a.data(), a.size(), {RoundMode::nearest_even, ftz});
+    std::vector<uint16_t> h(v.size());
+    floats_to_halves(v.data(), h.data(), v.size(), {RoundMode::nearest_even, ftz});
+    for (size_t i = 0; i < v.size(); ++i) {
+      float s = h2f(f2h(v[i], false, ftz));
+      if (std::isnan(s)) {
+        EXPECT_TRUE(std::isnan(a[i]));
+        continue;
+      }
+      ASSERT_EQ(std::memcmp(&a[i], &s, 4), 0) << "i=" << i << " v=" << v[i];
+      ASSERT_EQ(h[i], f2h(v[i], false, ftz)) << i;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "aneforge/aneforge.h"
+
+using namespace af;
+
+static std::vector<float> randn(size_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = half_to_float(float_to_half(d(g)));
+  return v;
+}
+
+TEST(Sim, ConvMatchesDirectLoops) {
+  const int64_t N = 2, C = 4, H = 7, W = 6, O = 6, K = 3, G = 2;
+  auto xv = randn(N * C * H * W, 1), wv = randn(O * (C / G) * K * K, 2), bv = randn(O, 3);
+  Tensor x = input({N, C, H, W});
+  Tensor y = call1("conv", {x, constant(wv, {O, C / G, K, K}), constant(bv, {O})},
+                   {{"stride", std::vector<int64_t>{2, 1}}, {"pad", int64_t{1}}, {"groups", G}});
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto out = run_sim(compile({y}, o), {{x.shape(), xv}})[0];
+  const Shape& os = y.shape();
+  int64_t Ho = os[2], Wo = os[3];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          double acc = bv[oc];
+          int64_t g = oc / (O / G);
+          for (int64_t ci = 0; ci < C / G; ++ci)
+            for (int64_t i = 0; i < K; ++i)
+              for (int64_t j = 0; j < K; ++j) {
+                int64_t ih = oh * 2 - 1 + i, iw = ow - 1 + j;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                acc += double(xv[((n * C + g * (C / G) + ci) * H + ih) * W + iw]) *
+                       wv[((oc * (C / G) + ci) * K + i) * K + j];
+              }
+          EXPECT_NEAR(out.data[((n * O + oc) * Ho + oh) * Wo + ow], acc, 1e-4);
+        }
+}
+
+TEST(Sim, Fp16StorageRoundsEveryResult) {
+  Tensor x = input({3});
+  Tensor y = call1("mul", {x, scalar(1.0 / 3.0)});
+  auto p16 = compile({y});
+  auto r = run_sim(p16, {{{3}, {1.0f, 70000.0f, 1e-6f}}})[0].data;
+  EXPECT_EQ(r[0], half_to_float(float_to_half(half_to_float(float_to_half(1.0f / 3.0f)))));
+  EXPECT_TRUE(std::isinf(r[1]));  // the input itself overflows fp16 storage
+  EXPECT_EQ(r[2], 0.0f);          // 1e-6 is subnormal in fp16: flushed
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto r32 = run_sim(compile({y}, o), {{{3}, {1.0f, 70000.0f, 1e-6f}}})[0].data;
+  EXPECT_FLOAT_EQ(r32[1], 70000.0f / 3.0f);
+}
+
+TEST(Sim, ReductionsAccumulateInFp32) {
+  // 4096 ones sum to 4096 exactly; an fp16 accumulator would stop at 2048.
+  Tensor x = input({4096});
+  auto r = run_sim(compile({call1("sum", {x})}), {{{4096}, std::vector<float>(4096, 1.0f)}})[0].data;
+  EXPECT_EQ(r[0], 4096.0f);
+  Tensor z = input({2, 3, 4});
+  auto zv = randn(24, 5);
+  auto m = run_sim(compile({call1("mean", {z}, {{"axis", std::vector<int64_t>{0, 2}}})}), {{{2, 3, 4}, zv}})[0].data;
+  for (int c = 0; c < 3; ++c) {
+    double s = 0;
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 4; ++b) s += zv[(a * 3 + c) * 4 + b];
+    EXPECT_NEAR(m[c], s / 8, 2e-3);
+  }
+}
+
+TEST(Sim, MatmulBroadcastAndPermute) {
+  Tensor a = input({2, 3, 4}), b = input({4, 5});
+  auto av = randn(24, 7), bv = randn(20, 8);
+  Tensor y = call1("permute", {call1("matmul", {a, b})}, {{"dims", std::vector<int64_t>{2, 0, 1}}});
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto r = run_sim(compile({y}, o), {{a.shape(), av}, {b.shape(), bv}})[0].data;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 5; ++k) {
+        double s = 0;
+        for (int t = 0; t < 4; ++t) s += av[(i * 3 + j) * 4 + t] * bv[t * 5 + k];
+        EXPECT_NEAR(r[(k * 2 + i) * 3 + j], s, 1e-5);
+      }
+}
+
+TEST(Sim, MemoryPlanReusesBuffers) {
+  Tensor x = input({1, 64});
+  Tensor y = x;
+  for (int i = 0; i < 10; ++i) y = call1("relu", {call1("add", {y, scalar(1.0)})});
+  auto p = compile({y});
+  EXPECT_LE(p->slot_elems.size(), 3u);
+  auto r = run_sim(p, {{{1, 64}, std::vector<float>(64, -5.0f)}})[0].data;
+  EXPECT_EQ(r[0], 9.0f);  // -5 -> 0 after one step, then +1 per step
+}
+
+TEST(Sim, CompileErrors) {
+  EXPECT_THROW(compile({}), ValueError);
+  Tensor a = input({2}, DType::fp16, "same"), b = input({2}, DType::fp16, "same");
+  EXPECT_THROW(compile({call1("add", {a, b})}), ValueError);
+}
+
+TEST(Sim, Int8CompressionKeepsAccuracy) {
+  auto wv = randn(32 * 64, 9), xv = randn(4 * 64, 10);
+  Tensor x = input({4, 64});
+  Tensor y = call1("linear", {x, constant(wv, {32, 64})});
+  CompileOptions o;
+  o.compress = "int8";
+  auto p = compile({y}, o);
+  EXPECT_LT(p->weight_bytes(), 32 * 64 * 2 * 6 / 10);
+  auto r8 = run_sim(p, {{x.shape(), xv}})[0].data;
+  auto r16 = run_sim(compile({y}), {{x.shape(), xv}})[0].data;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < r8.size(); ++i) {
+    num += (r8[i] - r16[i]) * (r8[i] - r16[i]);
+    den += r16[i] * r16[i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 0.02);
+  EXPECT_GT(std::sqrt(num / den), 0.0);  // it did quantise
+}

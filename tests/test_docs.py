@@ -1,0 +1,15 @@
+import pathlib
+
+from aneforge._docs import ops_markdown
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_ops_md_matches_the_op_table():
+    text = (ROOT / "docs" / "ops.md").read_text()
+    assert text == ops_markdown(), "docs/ops.md is stale: run python scripts/gen_docs.py"
+
+
+def test_readme_opens_with_the_two_commands():
+    lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.startswith("bash scripts/")]
+    assert lines[:2] == ["bash scripts/quickstart.sh", "bash scripts/test-all.sh"]

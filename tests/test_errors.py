@@ -1,0 +1,101 @@
+"""Bad input gets a clear Python exception at the user's line, never a crash."""
+import traceback
+
+import numpy as np
+import pytest
+
+import aneforge as af
+
+
+def test_conv_channel_mismatch_message():
+    x = af.input((1, 3, 32, 32))
+    with pytest.raises(ValueError) as e:
+        af.conv(x, np.zeros((16, 4, 3, 3), np.float32))
+    assert str(e.value) == "conv: weight (16, 4, 3, 3) expects 4 input channels, got x (1, 3, 32, 32)"
+
+
+def test_error_traceback_points_at_user_line():
+    x = af.input((1, 3, 32, 32))
+    try:
+        af.conv(x, np.zeros((16, 4, 3, 3), np.float32))  # THIS LINE
+    except ValueError as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        assert any("THIS LINE" in (f.line or "") for f in frames)
+
+
+@pytest.mark.parametrize("build, pattern", [
+    (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 3, 3), np.float32), pad="full"), "pad must be"),
+    (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 3, 3), np.float32), stride=0), "stride must be >= 1"),
+    (lambda: af.conv(af.input((1, 4, 8, 8)), np.zeros((6, 2, 3, 3), np.float32), groups=4), "groups=4 expects 8"),
+    (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 3, 3), np.float32), bias=np.zeros(5, np.float32)), r"bias must have shape \(4,\)"),
+    (lambda: af.conv(af.input((3, 8, 8)), np.zeros((4, 3, 3, 3), np.float32)), "x must have rank 4"),
+    (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 3), np.float32)), "weight must be OIHW"),
+    (lambda: af.conv(af.input((1, 3, 2, 2)), np.zeros((4, 3, 3, 3), np.float32)), "does not fit"),
+    (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 2, 2), np.float32), pad="same", stride=2), "needs stride 1"),
+    (lambda: af.matmul(af.input((3, 4)), af.input((5, 6))), "inner dimensions differ"),
+    (lambda: af.linear(af.input((3, 4)), np.zeros((2, 5), np.float32)), "expects 5 input features"),
+    (lambda: af.add(af.input((2, 3)), af.input((4, 3))), "do not broadcast"),
+    (lambda: af.add(af.input((2,)), af.input((2,), dtype="int32")), "dtypes differ"),
+    (lambda: af.input((2,), dtype="int32") + 0.5, "cannot combine a int32 tensor with the float"),
+    (lambda: af.div(af.input((2,), dtype="int32"), af.input((2,), dtype="int32")), "must be fp16 or fp32"),
+    (lambda: af.input((1, 2, 3)).mean(3), "axis 3 is out of range for rank 3"),
+    (lambda: af.input((1, 2, 3)).sum((1, -2)), "repeats an axis"),
+    (lambda: af.input((1, 2, 3)).reshape(4, -1), r"cannot reshape x \(1, 2, 3\)"),
+    (lambda: af.input((1, 2, 3)).reshape(-1, -1), "more than one -1"),
+    (lambda: af.input((1, 2, 3)).permute(0, 0, 1), "not a permutation"),
+    (lambda: af.input((1, 2, 3)).transpose(0, 5), "out of range"),
+    (lambda: af.input((1, 2, 3, 4, 5, 6)), "maximum rank 5"),
+    (lambda: af.input((1, 0)), "non-positive"),
+    (lambda: af.input((1,), dtype="float8"), "unknown dtype 'float8'"),
+    (lambda: af.compile([]), "outputs list is empty"),
+])
+def test_build_errors(build, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        build()
+
+
+def test_type_errors():
+    with pytest.raises(TypeError, match="expected a Tensor, a number or a NumPy array"):
+        af.relu("x")
+    with pytest.raises(TypeError, match="compile: outputs must be"):
+        af.compile(3)
+    with pytest.raises(TypeError, match="missing a required argument"):
+        af.conv(af.input((1, 3, 8, 8)))
+    with pytest.raises(TypeError, match="a lazy Tensor has no truth value"):
+        bool(af.input((1,)))
+
+
+def test_call_errors_name_the_input():
+    x = af.input((1, 3, 4, 4), name="image")
+    net = af.compile(x.relu())
+    good = np.zeros((1, 3, 4, 4), np.float32)
+    cases = [
+        ((good[0],), {}, r"input 'image' expects shape \(1, 3, 4, 4\), got \(3, 4, 4\)"),
+        ((good, good), {}, "expects 1 input"),
+        ((), {}, "missing input 'image'"),
+        ((), {"imag": good}, "unexpected input 'imag'"),
+        ((good,), {"image": good}, "twice"),
+        ((good.astype(np.int64),), {}, r"input 'image' \(fp16\) expects float32, float16 or float64 data, got int64"),
+        ((good.astype(np.complex64),), {}, "got complex64"),
+        (("hello",), {}, "input 'image'"),
+        ((None,), {}, "input 'image'"),
+    ]
+    for args, kwargs, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            net(*args, **kwargs)
+
+
+def test_compile_errors():
+    a = af.input((2,), name="dup")
+    b = af.input((2,), name="dup")
+    with pytest.raises(ValueError, match="two graph inputs are named 'dup'"):
+        af.compile(a + b)
+    c = af.input((2,), name="c")
+    with pytest.raises(ValueError, match="missing from inputs="):
+        af.compile(a + c, inputs=[a])
+    with pytest.raises(ValueError, match="precision must be"):
+        af.compile(a.relu(), precision="bf16")
+    with pytest.raises(ValueError, match="unknown backend"):
+        af.compile(a.relu(), backend="gpu")
+    with pytest.raises(NotImplementedError, match="needs macOS"):
+        af.compile(a.relu(), backend="engine")
