@@ -41,7 +41,9 @@ TEST(Graph, ConvErrorsNameOpAndShapes) {
   EXPECT_NE(error_of([&] { call1("conv", {x, w3}, {{"pad", std::string("full")}}); }).find("pad must be"),
             std::string::npos);
   EXPECT_NE(error_of([&] { call1("conv", {input({1, 3, 2, 2}), w3}); }).find("does not fit"), std::string::npos);
-  EXPECT_NE(error_of([&] { call1("conv", {input({3, 32, 32}), w3}); }).find("x must have rank 4"),
+  EXPECT_NE(error_of([&] { call1("conv", {input({3, 32, 32}), w3}); }).find("weight must be (O, C/groups, k)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { call1("conv", {input({32, 32}), w3}); }).find("x must have rank 3 to 4"),
             std::string::npos);
 }
 
@@ -75,7 +77,7 @@ TEST(Graph, MatmulLinearReduceReshape) {
 TEST(Graph, RankAndUnknownOp) {
   EXPECT_NE(error_of([] { input({1, 2, 3, 4, 5, 6}); }).find("maximum rank 5"), std::string::npos);
   EXPECT_NE(error_of([] { input({1, 0}); }).find("non-positive"), std::string::npos);
-  EXPECT_EQ(error_of([] { call("conb", {input({1})}); }), "unknown op 'conb'; did you mean: conv");
+  EXPECT_EQ(error_of([] { call("conb", {input({1})}); }).rfind("unknown op 'conb'; did you mean: conv", 0), 0u);
 }
 
 TEST(Graph, TopoSortIsInputsFirst) {

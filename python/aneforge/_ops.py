@@ -53,7 +53,7 @@ def _make(spec):
         default = inspect.Parameter.empty if dflt == "" else ast.literal_eval(dflt)
         sig_params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
     sig = inspect.Signature(sig_params)
-    nout = None
+    multi = spec["num_outputs"] != 1
 
     def fn(*args, **kwargs):
         try:
@@ -78,6 +78,7 @@ def _make(spec):
             if kind == "tensor":
                 tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
             elif kind == "tensor?":
+                attrs[f"has_{pname}"] = v is not None
                 if v is not None:
                     tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
             elif kind == "tensors":
@@ -85,7 +86,7 @@ def _make(spec):
             else:
                 attrs[pname] = _norm_attr(kind, v, name, pname)
         outs = _core.make(name, tensors, attrs)
-        if len(outs) == 1:
+        if len(outs) == 1 and not multi:
             return Tensor(outs[0])
         return tuple(Tensor(t) for t in outs)
 
@@ -93,7 +94,6 @@ def _make(spec):
     fn.__qualname__ = name
     fn.__signature__ = sig
     fn.__doc__ = f"{spec['doc']}\n\nCategory: {spec['category']}; MIL: {spec['mil_op'] or '-'}."
-    del nout
     return fn
 
 

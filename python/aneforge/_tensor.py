@@ -65,7 +65,7 @@ class Tensor:
     def __bool__(self):
         raise TypeError("a lazy Tensor has no truth value; compile the graph and call it to get values")
 
-    def __hash__(self):
+    def __hash__(self):  # identity: == builds an elementwise comparison
         return hash((self._t.node_id, self.name))
 
     # Arithmetic operators map onto ops of the table.
@@ -79,8 +79,43 @@ class Tensor:
     def __rtruediv__(self, o): return _call("div", o, self)
     def __matmul__(self, o): return _call("matmul", self, o)
     def __rmatmul__(self, o): return _call("matmul", o, self)
-    def __neg__(self): return _call("mul", self, -1.0)
+    def __pow__(self, o): return _call("pow", self, o)
+    def __rpow__(self, o): return _call("pow", o, self)
+    def __neg__(self): return _call("neg", self)
     def __pos__(self): return self
+    def __abs__(self): return _call("abs", self)
+    def __invert__(self): return _call("logical_not", self)
+    def __lt__(self, o): return _call("less", self, o)
+    def __le__(self, o): return _call("less_equal", self, o)
+    def __gt__(self, o): return _call("greater", self, o)
+    def __ge__(self, o): return _call("greater_equal", self, o)
+    def __eq__(self, o): return _call("equal", self, o)  # elementwise, as in PyTorch
+    def __ne__(self, o): return _call("not_equal", self, o)
+
+    def __getitem__(self, key):
+        """NumPy/PyTorch basic indexing: ints, slices with positive steps, None, Ellipsis."""
+        return _getitem(self, key)
+
+    def softmax(self, axis=-1):
+        return _call("softmax", self, axis)
+
+    def log_softmax(self, axis=-1):
+        return _call("log_softmax", self, axis)
+
+    def cast(self, dtype):
+        return _call("cast", self, dtype)
+
+    def float(self):
+        return _call("cast", self, "fp32")
+
+    def half(self):
+        return _call("cast", self, "fp16")
+
+    def unsqueeze(self, dim):
+        return _call("unsqueeze", self, dim)
+
+    def squeeze(self, dim=None):
+        return _call("squeeze", self, dim)
 
     def reshape(self, *shape):
         """``x.reshape(1, -1)`` or ``x.reshape((1, -1))``."""
@@ -169,3 +204,52 @@ def constant(value, dtype=None) -> Tensor:
 def _call(op, *args, **kwargs):
     from ._ops import OPS
     return OPS[op](*args, **kwargs)
+
+
+def _getitem(x: Tensor, key):
+    if not isinstance(key, tuple):
+        key = (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices for a tensor of rank {x.ndim}: {key!r}")
+    expanded = []
+    for k in key:
+        if k is Ellipsis:
+            expanded.extend([slice(None)] * (x.ndim - n_real))
+        else:
+            expanded.append(k)
+    begin, end, step, drop, new_axes = [], [], [], [], []
+    axis = 0
+    out_pos = 0
+    for k in expanded:
+        if k is None:
+            new_axes.append(out_pos)
+            out_pos += 1
+            continue
+        size = x.shape[axis]
+        if isinstance(k, slice):
+            b, e, s = k.indices(size)
+            if s <= 0:
+                raise IndexError("negative slice steps are not supported")
+            if e <= b:
+                raise IndexError(f"slice {k} of axis {axis} (size {size}) is empty")
+            begin.append(b), end.append(e), step.append(s)
+            out_pos += 1
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            i = int(k) + size if k < 0 else int(k)
+            if not 0 <= i < size:
+                raise IndexError(f"index {int(k)} is out of bounds for axis {axis} with size {size}")
+            begin.append(i), end.append(i + 1), step.append(1)
+            drop.append(axis)
+        else:
+            raise TypeError(f"unsupported index {k!r}: use ints, slices, None or ...")
+        axis += 1
+    y = _call("slice", x, tuple(begin), tuple(end), tuple(step)) if begin else x
+    if drop or new_axes:
+        shape = [d for i, d in enumerate(y.shape) if i not in drop]
+        for p in new_axes:
+            shape.insert(p, 1)
+        y = _call("reshape", y, shape=tuple(shape))
+    return y

@@ -171,7 +171,8 @@ NB_MODULE(_core, m) {
       e["composite"] = d->is_composite();
       e["mil_op"] = d->mil_op;
       e["min_family"] = d->min_family;
-      e["has_kernel"] = d->kernel != nullptr;
+      e["has_kernel"] = static_cast<bool>(d->kernel);
+      e["num_outputs"] = d->num_outputs;
       e["differentiable"] = static_cast<bool>(d->grad);
       nb::list ps;
       for (const auto& p : d->params) ps.append(nb::make_tuple(p.name, kind_name(p.kind), p.dflt));

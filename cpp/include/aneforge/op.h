@@ -53,15 +53,16 @@ struct KernelArgs {
   const TensorType& in_type(size_t i) const { return node.inputs[i].type(); }
   const TensorType& out_type(size_t i) const { return node.outputs[i]; }
 };
-using SimKernel = void (*)(const KernelArgs&);
+using SimKernel = std::function<void(const KernelArgs&)>;
 
 // Composite ops are sugar built from other ops when called (no node of their own).
 using BuildFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Attrs&)>;
 // Gradient: given the node and the gradient of each output, the gradient of each input,
 // written in other ops (filled by the training issue).
 using GradFn = std::function<std::vector<Tensor>(const Node&, const std::vector<Tensor>&)>;
-// Bridge lowering: rewrite the node into native ops in the same program.
-using LowerFn = std::function<std::vector<Tensor>(const Node&)>;
+// Bridge lowering: the native ops that compute the node's outputs from its inputs, in the
+// same program. Gets the (possibly rewritten) inputs and the node's canonical attributes.
+using LowerFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Attrs&)>;
 
 struct OpDef {
   std::string name;

@@ -20,16 +20,29 @@ std::vector<int64_t> pair_attr(InferContext& c, const char* key, int64_t dflt) {
   return v;
 }
 
+// 1-D convs (x (N, C, L), weight (O, C/g, k)) are 2-D convs with H = 1.
+Shape as_2d(const Shape& s) { return s.size() == 3 ? Shape{s[0], s[1], 1, s[2]} : s; }
+
+std::vector<int64_t> pair_1d(InferContext& c, const char* key, int64_t dflt, bool one_d) {
+  if (!one_d) return pair_attr(c, key, dflt);
+  auto v = c.attrs.has(key) ? c.attrs.ints(key) : std::vector<int64_t>{dflt};
+  if (v.size() == 2 && v[0] == 1) v.erase(v.begin());  // canonical form of a 1-D conv
+  if (v.size() != 1 || v[0] < 1) c.fail(std::string(key) + " of a 1-D conv must be one int >= 1, got " + attr_str(v));
+  return {1, v[0]};
+}
+
 void infer_conv(InferContext& c) {
   const Tensor &x = c.in(0), &w = c.in(1);
-  c.expect_rank(0, 4, 4, "x");
-  if (w.rank() != 4)
-    c.fail("weight must be OIHW (rank 4), got weight " + shape_str(w.shape()));
+  c.expect_rank(0, 3, 4, "x");
+  bool one_d = x.rank() == 3;
+  if (w.rank() != x.rank())
+    c.fail(std::string("weight must be ") + (one_d ? "(O, C/groups, k) for x " : "OIHW (rank 4) for x ") +
+           shape_str(x.shape()) + ", got weight " + shape_str(w.shape()));
   c.expect_float(0, "x");
   c.expect_same_dtype(0, 1);
   int64_t groups = c.attrs.i("groups", 1);
   if (groups < 1) c.fail("groups must be >= 1, got " + std::to_string(groups));
-  const Shape &xs = x.shape(), &ws = w.shape();
+  const Shape xs = as_2d(x.shape()), ws = as_2d(w.shape());
   int64_t C = xs[1], O = ws[0];
   if (ws[1] * groups != C) {
     std::string g = groups == 1 ? "" : " with groups=" + std::to_string(groups);
@@ -37,7 +50,7 @@ void infer_conv(InferContext& c) {
            " input channels, got x " + shape_str(xs));
   }
   if (O % groups != 0)
-    c.fail("weight " + shape_str(ws) + " has " + std::to_string(O) +
+    c.fail("weight " + shape_str(w.shape()) + " has " + std::to_string(O) +
            " output channels, not divisible by groups=" + std::to_string(groups));
   bool has_bias = c.inputs.size() > 2;
   if (has_bias) {
@@ -47,7 +60,7 @@ void infer_conv(InferContext& c) {
              ", got bias " + shape_str(b.shape()));
     c.expect_same_dtype(0, 2);
   }
-  auto stride = pair_attr(c, "stride", 1), dil = pair_attr(c, "dilation", 1);
+  auto stride = pair_1d(c, "stride", 1, one_d), dil = pair_1d(c, "dilation", 1, one_d);
   int64_t kh = ws[2], kw = ws[3];
   int64_t ekh = dil[0] * (kh - 1) + 1, ekw = dil[1] * (kw - 1) + 1;
   std::vector<int64_t> pad;  // top, bottom, left, right
@@ -65,7 +78,9 @@ void infer_conv(InferContext& c) {
     Attrs tmp;
     tmp.set("pad", pv);
     auto p = tmp.ints("pad");
-    if (p.size() == 1) pad = {p[0], p[0], p[0], p[0]};
+    if (one_d && p.size() == 1) pad = {0, 0, p[0], p[0]};
+    else if (one_d && p.size() == 2) pad = {0, 0, p[0], p[1]};  // (left, right)
+    else if (p.size() == 1) pad = {p[0], p[0], p[0], p[0]};
     else if (p.size() == 2) pad = {p[0], p[0], p[1], p[1]};
     else if (p.size() == 4) pad = p;  // canonical (top, bottom, left, right)
     else c.fail("pad must be an int, a pair, 'same' or 'valid', got " + attr_str(pv));
@@ -78,12 +93,12 @@ void infer_conv(InferContext& c) {
     c.fail("kernel " + std::to_string(kh) + "x" + std::to_string(kw) + " (dilated " +
            std::to_string(ekh) + "x" + std::to_string(ekw) + ") does not fit x " + shape_str(xs) +
            " padded by " + attr_str(pad));
-  c.attrs.set("stride", stride);
-  c.attrs.set("dilation", dil);
-  c.attrs.set("pad", pad);
+  c.attrs.set("stride", one_d ? std::vector<int64_t>{stride[1]} : stride);
+  c.attrs.set("dilation", one_d ? std::vector<int64_t>{dil[1]} : dil);
+  c.attrs.set("pad", one_d ? std::vector<int64_t>{pad[2], pad[3]} : pad);
   c.attrs.set("groups", groups);
   c.attrs.set("has_bias", has_bias);
-  c.outputs = {{{xs[0], O, Ho, Wo}, x.dtype()}};
+  c.outputs = {{one_d ? Shape{xs[0], O, Wo} : Shape{xs[0], O, Ho, Wo}, x.dtype()}};
 }
 
 struct ConvGeom {
@@ -91,8 +106,11 @@ struct ConvGeom {
 };
 
 ConvGeom geom(const KernelArgs& k) {
-  const auto &xs = k.in_type(0).shape, &ws = k.in_type(1).shape, &os = k.out_type(0).shape;
+  const Shape xs = as_2d(k.in_type(0).shape), ws = as_2d(k.in_type(1).shape), os = as_2d(k.out_type(0).shape);
   auto st = k.node.attrs.ints("stride"), dl = k.node.attrs.ints("dilation"), pd = k.node.attrs.ints("pad");
+  if (st.size() == 1) st.insert(st.begin(), 1);
+  if (dl.size() == 1) dl.insert(dl.begin(), 1);
+  if (pd.size() == 2) pd.insert(pd.begin(), {0, 0});
   return {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], os[2], os[3],
           st[0], st[1], dl[0], dl[1], pd[0], pd[2], k.node.attrs.i("groups")};
 }
@@ -196,13 +214,127 @@ void conv_kernel(const KernelArgs& k) {
   }
 }
 
+// ---- conv_transpose ----------------------------------------------------------------
+
+void infer_conv_transpose(InferContext& c) {
+  const Tensor &x = c.in(0), &w = c.in(1);
+  c.expect_rank(0, 3, 4, "x");
+  bool one_d = x.rank() == 3;
+  if (w.rank() != x.rank())
+    c.fail("weight must be (C_in, C_out/groups, kH, kW) with the rank of x " + shape_str(x.shape()) + ", got weight " +
+           shape_str(w.shape()));
+  c.expect_float(0, "x");
+  c.expect_same_dtype(0, 1);
+  int64_t groups = c.attrs.i("groups", 1);
+  const Shape xs = as_2d(x.shape()), ws = as_2d(w.shape());
+  if (groups < 1 || xs[1] % groups) c.fail("groups=" + std::to_string(groups) + " must divide the channels of x " + shape_str(x.shape()));
+  if (ws[0] != xs[1])
+    c.fail("weight " + shape_str(w.shape()) + " expects " + std::to_string(ws[0]) + " input channels, got x " +
+           shape_str(x.shape()));
+  int64_t O = ws[1] * groups;
+  bool has_bias = c.inputs.size() > 2;
+  if (has_bias && c.in(2).shape() != Shape{O})
+    c.fail("bias must have shape (" + std::to_string(O) + ",), got bias " + shape_str(c.in(2).shape()));
+  auto stride = pair_1d(c, "stride", 1, one_d), dil = pair_1d(c, "dilation", 1, one_d);
+  std::vector<int64_t> pad{0, 0}, opad{0, 0};
+  for (auto [key, dst] : {std::pair{"pad", &pad}, std::pair{"output_padding", &opad}}) {
+    if (!c.attrs.has(key)) continue;
+    auto v = c.attrs.ints(key);
+    if (one_d && v.size() == 2 && v[0] == 0) v.erase(v.begin());
+    if (one_d && v.size() == 1) v.insert(v.begin(), 0);
+    else if (v.size() == 1) v.push_back(v[0]);
+    if (v.size() != 2 || v[0] < 0 || v[1] < 0) c.fail(std::string(key) + " must be an int or a pair >= 0, got " + attr_str(c.attrs.get(key)));
+    *dst = v;
+  }
+  for (int i = 0; i < 2; ++i)
+    if (opad[i] >= std::max(stride[i], dil[i])) c.fail("output_padding must be smaller than stride or dilation");
+  int64_t Ho = (xs[2] - 1) * stride[0] - 2 * pad[0] + dil[0] * (ws[2] - 1) + opad[0] + 1;
+  int64_t Wo = (xs[3] - 1) * stride[1] - 2 * pad[1] + dil[1] * (ws[3] - 1) + opad[1] + 1;
+  if (Ho < 1 || Wo < 1) c.fail("padding " + attr_str(pad) + " leaves an empty output for x " + shape_str(x.shape()));
+  c.attrs.set("stride", one_d ? std::vector<int64_t>{stride[1]} : stride);
+  c.attrs.set("dilation", one_d ? std::vector<int64_t>{dil[1]} : dil);
+  c.attrs.set("pad", one_d ? std::vector<int64_t>{pad[1]} : pad);
+  c.attrs.set("output_padding", one_d ? std::vector<int64_t>{opad[1]} : opad);
+  c.attrs.set("groups", groups);
+  c.attrs.set("has_bias", has_bias);
+  c.outputs = {{one_d ? Shape{xs[0], O, Wo} : Shape{xs[0], O, Ho, Wo}, x.dtype()}};
+}
+
+void conv_transpose_kernel(const KernelArgs& k) {
+  const Shape xs = as_2d(k.in_type(0).shape), ws = as_2d(k.in_type(1).shape), os = as_2d(k.out_type(0).shape);
+  auto two = [](std::vector<int64_t> v, int64_t fill) {
+    if (v.size() == 1) v.insert(v.begin(), fill);
+    return v;
+  };
+  auto st = two(k.node.attrs.ints("stride"), 1), dl = two(k.node.attrs.ints("dilation"), 1),
+       pd = two(k.node.attrs.ints("pad"), 0);
+  int64_t G = k.node.attrs.i("groups"), N = xs[0], Ci = xs[1], H = xs[2], W = xs[3];
+  int64_t Cig = Ci / G, Cog = ws[1], kh = ws[2], kw = ws[3], Ho = os[2], Wo = os[3], O = Cog * G;
+  int64_t rows = Cog * kh * kw, P = H * W;
+  const float* bias = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
+  for (int64_t n = 0; n < N; ++n) {
+    float* y = k.out[0] + n * O * Ho * Wo;
+    std::fill(y, y + O * Ho * Wo, 0.0f);
+    for (int64_t g = 0; g < G; ++g) {
+      float* col = scratch(static_cast<size_t>(rows * P));
+      // col (Cog*kh*kw, H*W) = W_g^T (rows x Cig) @ x_g (Cig x P); W_g is (Cig, rows).
+      blas::sgemm(true, false, rows, P, Cig, 1.0f, k.in[1] + g * Cig * rows, rows,
+                  k.in[0] + (n * Ci + g * Cig) * P, P, 0.0f, col, P);
+      parallel_for(Cog, 1, [&](size_t cb, size_t ce) {
+        for (size_t co = cb; co < ce; ++co) {
+          float* yc = y + (g * Cog + static_cast<int64_t>(co)) * Ho * Wo;
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const float* cr = col + ((static_cast<int64_t>(co) * kh + i) * kw + j) * P;
+              for (int64_t ih = 0; ih < H; ++ih) {
+                int64_t oh = ih * st[0] - pd[0] + i * dl[0];
+                if (oh < 0 || oh >= Ho) continue;
+                for (int64_t iw = 0; iw < W; ++iw) {
+                  int64_t ow = iw * st[1] - pd[1] + j * dl[1];
+                  if (ow >= 0 && ow < Wo) yc[oh * Wo + ow] += cr[ih * W + iw];
+                }
+              }
+            }
+        }
+      });
+    }
+    if (bias)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t p = 0; p < Ho * Wo; ++p) y[o * Ho * Wo + p] += bias[o];
+  }
+}
+
 }  // namespace
 
 void register_conv_ops() {
+  {
+    OpDef t;
+    t.name = "conv_transpose";
+    t.category = "linalg";
+    t.doc = "Transposed convolution, weight (C_in, C_out/groups, kH, kW), 1-D or 2-D (torch conv_transpose2d).";
+    t.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor), P("bias", ParamKind::opt_tensor, "None"),
+                P("stride", ParamKind::any, "1"), P("pad", ParamKind::any, "0"), P("output_padding", ParamKind::any, "0"),
+                P("groups", ParamKind::int_, "1"), P("dilation", ParamKind::any, "1")};
+    t.infer = infer_conv_transpose;
+    t.kernel = conv_transpose_kernel;
+    t.mil_op = "conv_transpose";
+    register_op(std::move(t));
+    OpDef dc;
+    dc.name = "dynamic_conv";
+    dc.category = "linalg";
+    dc.doc = "conv whose weight is a runtime tensor (an input or a computed value), same semantics as conv.";
+    dc.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor), P("bias", ParamKind::opt_tensor, "None"),
+                 P("stride", ParamKind::any, "1"), P("pad", ParamKind::any, "0"), P("dilation", ParamKind::any, "1"),
+                 P("groups", ParamKind::int_, "1")};
+    dc.infer = infer_conv;
+    dc.kernel = conv_kernel;
+    dc.mil_op = "conv (non-const weight)";
+    register_op(std::move(dc));
+  }
   OpDef d;
   d.name = "conv";
   d.category = "linalg";
-  d.doc = "2-D convolution, OIHW weight, optional bias (PyTorch conv2d semantics).";
+  d.doc = "Convolution, 1-D (x (N, C, L)) or 2-D (OIHW weight), optional bias (torch conv1d/conv2d).";
   d.params = {P("x", ParamKind::tensor),        P("weight", ParamKind::tensor),
               P("bias", ParamKind::opt_tensor, "None"), P("stride", ParamKind::any, "1"),
               P("pad", ParamKind::any, "0"),     P("dilation", ParamKind::any, "1"),

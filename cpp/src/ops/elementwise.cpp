@@ -1,10 +1,220 @@
-// Elementwise ops: binary arithmetic with broadcasting, and unary activations.
+// Elementwise ops: activations, unary math, binary arithmetic and comparisons (broadcast),
+// where, logical_not, cast.
+#include <algorithm>
+#include <cmath>
+
 #include "ops/kernel_util.h"
 #include "ops/register.h"
 
 namespace af {
 
 namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+void infer_same(InferContext& c) { c.outputs = {c.in(0).type()}; }
+void infer_same_float(InferContext& c) {
+  c.expect_float(0, "x");
+  c.outputs = {c.in(0).type()};
+}
+
+template <class F>
+void map(const KernelArgs& k, F f) {
+  map_unary(k.in[0], k.out[0], numel(k.in_type(0).shape), f);
+}
+
+OpDef unary(const char* name, const char* cat, const char* mil, const char* doc, std::vector<Param> extra,
+            SimKernel kernel, bool float_only = true) {
+  OpDef d;
+  d.name = name;
+  d.category = cat;
+  d.doc = doc;
+  d.params = {P("x", ParamKind::tensor)};
+  for (auto& p : extra) d.params.push_back(p);
+  d.method = true;
+  d.infer = float_only ? infer_same_float : infer_same;
+  d.kernel = std::move(kernel);
+  d.mil_op = mil;
+  return d;
+}
+
+float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+float gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float relu6(float x) { return x != x ? x : std::min(std::max(x, 0.0f), 6.0f); }
+
+void register_unary() {
+  const auto A = ParamKind::float_;
+  register_op(unary("relu", "activation", "relu", "max(x, 0).", {}, [](const KernelArgs& k) {
+    map(k, [](float x) { return x > 0.0f ? x : (x == x ? 0.0f : x); });
+  }, false));
+  register_op(unary("relu6", "activation", "relu6", "min(max(x, 0), 6).", {},
+                    [](const KernelArgs& k) { map(k, relu6); }));
+  register_op(unary("leaky_relu", "activation", "leaky_relu", "x if x >= 0 else negative_slope * x.",
+                    {P("negative_slope", A, "0.01")}, [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("negative_slope"));
+    map(k, [a](float x) { return x >= 0.0f ? x : a * x; });
+  }));
+  register_op(unary("elu", "activation", "elu", "x if x > 0 else alpha * (exp(x) - 1).", {P("alpha", A, "1.0")},
+                    [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("alpha"));
+    map(k, [a](float x) { return x > 0.0f ? x : a * std::expm1(x); });
+  }));
+  {
+    OpDef d = unary("gelu", "activation", "gelu", "GELU; approximate='none' (erf) or 'tanh'.",
+                    {P("approximate", ParamKind::str, "'none'")}, [](const KernelArgs& k) {
+      if (k.node.attrs.s("approximate") == "tanh") map(k, gelu_tanh);
+      else map(k, gelu_exact);
+    });
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      std::string m = c.attrs.s("approximate", "none");
+      if (m != "none" && m != "tanh") c.fail("approximate must be 'none' or 'tanh', got '" + m + "'");
+      c.attrs.set("approximate", m);
+      c.outputs = {c.in(0).type()};
+    };
+    register_op(std::move(d));
+  }
+  register_op(unary("silu", "activation", "silu", "x * sigmoid(x).", {},
+                    [](const KernelArgs& k) { map(k, [](float x) { return x * sigmoid(x); }); }));
+  register_op(unary("sigmoid", "activation", "sigmoid", "1 / (1 + exp(-x)).", {},
+                    [](const KernelArgs& k) { map(k, sigmoid); }));
+  register_op(unary("hard_sigmoid", "activation", "sigmoid_hard", "relu6(x + 3) / 6 (torch hardsigmoid).", {},
+                    [](const KernelArgs& k) { map(k, [](float x) { return relu6(x + 3.0f) / 6.0f; }); }));
+  register_op(unary("hard_swish", "activation", "mul(x, sigmoid_hard(x))", "x * relu6(x + 3) / 6 (torch hardswish).",
+                    {}, [](const KernelArgs& k) { map(k, [](float x) { return x * relu6(x + 3.0f) / 6.0f; }); }));
+  register_op(unary("tanh", "activation", "tanh", "Hyperbolic tangent.", {},
+                    [](const KernelArgs& k) { map(k, [](float x) { return std::tanh(x); }); }));
+  register_op(unary("scaled_tanh", "activation", "scaled_tanh", "alpha * tanh(beta * x).",
+                    {P("alpha", A, "1.0"), P("beta", A, "1.0")}, [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("alpha")), b = static_cast<float>(k.node.attrs.f("beta"));
+    map(k, [a, b](float x) { return a * std::tanh(b * x); });
+  }));
+  register_op(unary("softplus", "activation", "softplus", "log(1 + exp(beta * x)) / beta; x where beta * x > threshold.",
+                    {P("beta", A, "1.0"), P("threshold", A, "20.0")}, [](const KernelArgs& k) {
+    float b = static_cast<float>(k.node.attrs.f("beta")), t = static_cast<float>(k.node.attrs.f("threshold"));
+    map(k, [b, t](float x) { return b * x > t ? x : std::log1p(std::exp(b * x)) / b; });
+  }));
+  register_op(unary("softsign", "activation", "softsign", "x / (1 + |x|).", {},
+                    [](const KernelArgs& k) { map(k, [](float x) { return x / (1.0f + std::fabs(x)); }); }));
+  register_op(unary("clamped_relu", "activation", "clamped_relu", "min(beta, x if x >= 0 else alpha * x).",
+                    {P("alpha", A, "0.0"), P("beta", A, "6.0")}, [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("alpha")), b = static_cast<float>(k.node.attrs.f("beta"));
+    map(k, [a, b](float x) { return x != x ? x : std::min(b, x >= 0.0f ? x : a * x); });
+  }));
+  register_op(unary("threshold", "activation", "select(greater(x, threshold), x, value)",
+                    "x if x > threshold else value (torch threshold).",
+                    {P("threshold", A), P("value", A)}, [](const KernelArgs& k) {
+    float t = static_cast<float>(k.node.attrs.f("threshold")), v = static_cast<float>(k.node.attrs.f("value"));
+    map(k, [t, v](float x) { return x > t ? x : (x != x ? x : v); });
+  }));
+  register_op(unary("thresholded_relu", "activation", "thresholded_relu", "x if x > alpha else 0.",
+                    {P("alpha", A, "1.0")}, [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("alpha"));
+    map(k, [a](float x) { return x > a ? x : (x != x ? x : 0.0f); });
+  }));
+  register_op(unary("linear_activation", "activation", "linear_activation", "alpha * x + beta.",
+                    {P("alpha", A, "1.0"), P("beta", A, "0.0")}, [](const KernelArgs& k) {
+    float a = static_cast<float>(k.node.attrs.f("alpha")), b = static_cast<float>(k.node.attrs.f("beta"));
+    map(k, [a, b](float x) { return a * x + b; });
+  }));
+  {
+    OpDef d = unary("clip", "activation", "clip", "min(max(x, min), max); None leaves a side open (torch clamp).",
+                    {P("min", ParamKind::any, "None"), P("max", ParamKind::any, "None")}, [](const KernelArgs& k) {
+      float lo = static_cast<float>(k.node.attrs.f("min")), hi = static_cast<float>(k.node.attrs.f("max"));
+      map(k, [lo, hi](float x) { return x != x ? x : std::min(std::max(x, lo), hi); });
+    }, false);
+    d.infer = [](InferContext& c) {
+      double lo = c.attrs.has("min") ? c.attrs.f("min") : -INFINITY;
+      double hi = c.attrs.has("max") ? c.attrs.f("max") : INFINITY;
+      if (lo > hi) c.fail("min " + std::to_string(lo) + " is greater than max " + std::to_string(hi));
+      c.attrs.set("min", lo);
+      c.attrs.set("max", hi);
+      c.outputs = {c.in(0).type()};
+    };
+    register_op(std::move(d));
+  }
+  struct M { const char* name; const char* mil; const char* doc; float (*f)(float); };
+  static const M math[] = {
+      {"exp", "exp", "e^x.", [](float x) { return std::exp(x); }},
+      {"exp2", "exp2", "2^x.", [](float x) { return std::exp2(x); }},
+      {"log", "log", "Natural logarithm.", [](float x) { return std::log(x); }},
+      {"sqrt", "sqrt", "Square root.", [](float x) { return std::sqrt(x); }},
+      {"rsqrt", "rsqrt", "1 / sqrt(x).", [](float x) { return 1.0f / std::sqrt(x); }},
+      {"reciprocal", "inverse", "1 / x.", [](float x) { return 1.0f / x; }},
+      {"square", "square", "x * x.", [](float x) { return x * x; }},
+      {"sin", "sin", "Sine.", [](float x) { return std::sin(x); }},
+      {"cos", "cos", "Cosine.", [](float x) { return std::cos(x); }},
+      {"atan", "atan", "Arc tangent.", [](float x) { return std::atan(x); }},
+      {"erf", "erf", "Error function.", [](float x) { return std::erf(x); }},
+  };
+  for (const M& m : math) {
+    auto f = m.f;
+    register_op(unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); }));
+  }
+  static const M any_dtype[] = {
+      {"abs", "abs", "|x|.", [](float x) { return std::fabs(x); }},
+      {"neg", "mul(x, -1)", "-x.", [](float x) { return -x; }},
+      {"sign", "sign", "-1, 0 or 1 (NaN stays NaN).", [](float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; }},
+      {"floor", "floor", "Round down.", [](float x) { return std::floor(x); }},
+      {"ceil", "ceil", "Round up.", [](float x) { return std::ceil(x); }},
+      {"round", "round", "Round half to even (torch.round).", [](float x) { return std::nearbyint(x); }},
+  };
+  for (const M& m : any_dtype) {
+    auto f = m.f;
+    register_op(unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); }, false));
+  }
+  OpDef ln = unary("logical_not", "logic", "logical_not", "True where x is zero/False.", {}, [](const KernelArgs& k) {
+    map(k, [](float x) { return x == 0.0f ? 1.0f : 0.0f; });
+  }, false);
+  ln.infer = [](InferContext& c) { c.outputs = {{c.in(0).shape(), DType::boolean}}; };
+  register_op(std::move(ln));
+
+  OpDef cast = unary("cast", "shape", "cast", "Convert to dtype (fp16, fp32, int8, uint8, int32, bool).",
+                     {P("dtype", ParamKind::str)}, [](const KernelArgs& k) { map(k, [](float x) { return x; }); }, false);
+  cast.infer = [](InferContext& c) {
+    DType t = dtype_from_name(c.attrs.s("dtype"));
+    if (t == DType::int4 || t == DType::uint4) c.fail("int4/uint4 are weight storage formats, not tensor dtypes");
+    c.attrs.set("dtype", std::string(dtype_name(t)));
+    c.outputs = {{c.in(0).shape(), t}};
+  };
+  register_op(std::move(cast));
+
+  OpDef pr;
+  pr.name = "prelu";
+  pr.category = "activation";
+  pr.doc = "x if x >= 0 else weight[c] * x, weight per channel (axis 1) or one value (torch prelu).";
+  pr.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor)};
+  pr.mil_op = "prelu";
+  pr.infer = [](InferContext& c) {
+    c.expect_float(0);
+    c.expect_same_dtype(0, 1);
+    int64_t n = numel(c.in(1).shape()), C = c.in(0).rank() >= 2 ? c.in(0).shape()[1] : 1;
+    if (c.in(1).rank() > 1 || (n != 1 && n != C))
+      c.fail("weight must have 1 or " + std::to_string(C) + " (channels) elements, got weight " +
+             shape_str(c.in(1).shape()) + " for x " + shape_str(c.in(0).shape()));
+    c.outputs = {c.in(0).type()};
+  };
+  pr.kernel = [](const KernelArgs& k) {
+    const Shape& s = k.in_type(0).shape;
+    int64_t n = numel(s), C = s.size() >= 2 ? s[1] : 1, inner = 1;
+    for (size_t i = 2; i < s.size(); ++i) inner *= s[i];
+    bool per_channel = numel(k.in_type(1).shape) > 1;
+    const float *x = k.in[0], *w = k.in[1];
+    float* y = k.out[0];
+    parallel_for(n, 1 << 15, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) {
+        float a = per_channel ? w[(static_cast<int64_t>(i) / inner) % C] : w[0];
+        y[i] = x[i] >= 0.0f ? x[i] : a * x[i];
+      }
+    });
+  };
+  register_op(std::move(pr));
+}
+
+// ---- binary ------------------------------------------------------------------------
 
 void infer_binary(InferContext& c) {
   c.expect_same_dtype(0, 1);
@@ -15,69 +225,82 @@ void infer_binary(InferContext& c) {
   c.outputs = {{out, c.in(0).dtype()}};
 }
 
-void infer_float_binary(InferContext& c) {
-  c.expect_float(0, "x");
-  infer_binary(c);
-}
-
 template <class F>
-void binary_kernel(const KernelArgs& k) {
-  broadcast_binary(k.in[0], k.in_type(0).shape, k.in[1], k.in_type(1).shape, k.out[0],
-                   k.out_type(0).shape, F{});
+SimKernel binary_kernel(F f) {
+  return [f](const KernelArgs& k) {
+    broadcast_binary(k.in[0], k.in_type(0).shape, k.in[1], k.in_type(1).shape, k.out[0], k.out_type(0).shape, f);
+  };
 }
 
-struct Add { float operator()(float a, float b) const { return a + b; } };
-struct Sub { float operator()(float a, float b) const { return a - b; } };
-struct Mul { float operator()(float a, float b) const { return a * b; } };
-struct Div { float operator()(float a, float b) const { return a / b; } };
-
-void def_binary(const char* name, const char* mil, const char* doc, SimKernel k,
-                void (*infer)(InferContext&) = infer_binary) {
+OpDef binary(const char* name, const char* cat, const char* mil, const char* doc, SimKernel k,
+             std::function<void(InferContext&)> infer = infer_binary) {
   OpDef d;
   d.name = name;
-  d.category = "binary";
+  d.category = cat;
   d.doc = doc;
   d.params = {P("x", ParamKind::tensor), P("y", ParamKind::tensor)};
-  d.infer = infer;
-  d.kernel = k;
+  d.infer = std::move(infer);
+  d.kernel = std::move(k);
   d.mil_op = mil;
-  register_op(std::move(d));
+  return d;
 }
 
-void infer_same(InferContext& c) { c.outputs = {c.in(0).type()}; }
+void register_binary() {
+  register_op(binary("add", "binary", "add", "x + y with broadcasting.", binary_kernel([](float a, float b) { return a + b; })));
+  register_op(binary("sub", "binary", "sub", "x - y with broadcasting.", binary_kernel([](float a, float b) { return a - b; })));
+  register_op(binary("mul", "binary", "mul", "x * y with broadcasting.", binary_kernel([](float a, float b) { return a * b; })));
+  auto float_binary = [](InferContext& c) {
+    c.expect_float(0, "x");
+    infer_binary(c);
+  };
+  register_op(binary("div", "binary", "real_div", "x / y with broadcasting (true division).",
+                     binary_kernel([](float a, float b) { return a / b; }), float_binary));
+  register_op(binary("pow", "binary", "pow", "x ** y with broadcasting.",
+                     binary_kernel([](float a, float b) { return std::pow(a, b); }), float_binary));
+  register_op(binary("maximum", "binary", "maximum", "Elementwise max; NaN propagates (torch.maximum).",
+                     binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::max(a, b); })));
+  register_op(binary("minimum", "binary", "minimum", "Elementwise min; NaN propagates (torch.minimum).",
+                     binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::min(a, b); })));
+  auto cmp_infer = [](InferContext& c) {
+    infer_binary(c);
+    c.outputs[0].dtype = DType::boolean;
+  };
+  register_op(binary("less", "comparison", "less", "x < y (bool).", binary_kernel([](float a, float b) { return float(a < b); }), cmp_infer));
+  register_op(binary("less_equal", "comparison", "less_equal", "x <= y (bool).", binary_kernel([](float a, float b) { return float(a <= b); }), cmp_infer));
+  register_op(binary("greater", "comparison", "greater", "x > y (bool).", binary_kernel([](float a, float b) { return float(a > b); }), cmp_infer));
+  register_op(binary("greater_equal", "comparison", "greater_equal", "x >= y (bool).", binary_kernel([](float a, float b) { return float(a >= b); }), cmp_infer));
+  register_op(binary("equal", "comparison", "equal", "x == y (bool).", binary_kernel([](float a, float b) { return float(a == b); }), cmp_infer));
+  register_op(binary("not_equal", "comparison", "not_equal", "x != y (bool).", binary_kernel([](float a, float b) { return float(a != b); }), cmp_infer));
 
-template <class F>
-void unary_kernel(const KernelArgs& k) {
-  map_unary(k.in[0], k.out[0], numel(k.in_type(0).shape), F{});
-}
-
-struct Relu {
-  // NaN passes through; the engine's LUT behaviour is modelled per target later.
-  float operator()(float x) const { return x > 0.0f ? x : (x == x ? 0.0f : x); }
-};
-
-void def_unary(const char* name, const char* category, const char* mil, const char* doc, SimKernel k) {
-  OpDef d;
-  d.name = name;
-  d.category = category;
-  d.doc = doc;
-  d.params = {P("x", ParamKind::tensor)};
-  d.method = true;
-  d.infer = infer_same;
-  d.kernel = k;
-  d.mil_op = mil;
-  register_op(std::move(d));
+  OpDef w;
+  w.name = "where";
+  w.category = "logic";
+  w.doc = "x where cond else y, all three broadcast (torch.where).";
+  w.params = {P("cond", ParamKind::tensor), P("x", ParamKind::tensor), P("y", ParamKind::tensor)};
+  w.mil_op = "select";
+  w.infer = [](InferContext& c) {
+    if (c.in(0).dtype() != DType::boolean)
+      c.fail("cond must be bool (e.g. from a comparison), got " + std::string(dtype_name(c.in(0).dtype())));
+    c.expect_same_dtype(1, 2);
+    Shape s1, s2;
+    if (!broadcast_shapes(c.in(1).shape(), c.in(2).shape(), s1) || !broadcast_shapes(c.in(0).shape(), s1, s2))
+      c.fail("shapes cond " + shape_str(c.in(0).shape()) + ", x " + shape_str(c.in(1).shape()) + ", y " +
+             shape_str(c.in(2).shape()) + " do not broadcast");
+    c.outputs = {{s2, c.in(1).dtype()}};
+  };
+  w.kernel = [](const KernelArgs& k) {
+    const Shape& os = k.out_type(0).shape;
+    broadcast_nary<3>({k.in[0], k.in[1], k.in[2]}, {k.in_type(0).shape, k.in_type(1).shape, k.in_type(2).shape},
+                      k.out[0], os, [](const float* v) { return v[0] != 0.0f ? v[1] : v[2]; });
+  };
+  register_op(std::move(w));
 }
 
 }  // namespace
 
 void register_elementwise_ops() {
-  def_binary("add", "add", "x + y with broadcasting.", binary_kernel<Add>);
-  def_binary("sub", "sub", "x - y with broadcasting.", binary_kernel<Sub>);
-  def_binary("mul", "mul", "x * y with broadcasting.", binary_kernel<Mul>);
-  def_binary("div", "real_div", "x / y with broadcasting (true division).", binary_kernel<Div>,
-             infer_float_binary);
-  def_unary("relu", "activation", "relu", "max(x, 0).", unary_kernel<Relu>);
+  register_unary();
+  register_binary();
 }
 
 }  // namespace af

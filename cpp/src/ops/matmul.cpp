@@ -95,9 +95,11 @@ void linear_kernel(const KernelArgs& k) {
 }  // namespace
 
 void register_conv_ops();
+void register_einsum_op();
 
 void register_linalg_ops() {
   register_conv_ops();
+  register_einsum_op();
   OpDef m;
   m.name = "matmul";
   m.category = "linalg";

@@ -1,5 +1,7 @@
-// Reductions over an axis or a tuple of axes (keepdims), accumulated in fp32.
+// Reductions over an axis or a tuple of axes (keepdims), accumulated in fp32; softmax.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "ops/kernel_util.h"
 #include "ops/register.h"
@@ -32,104 +34,147 @@ void infer_reduce(InferContext& c) {
   c.outputs = {{out, c.in(0).dtype()}};
 }
 
-// Sum over `axes`, scaled by `scale`. Contiguous axis runs use an (outer, R, inner) loop.
-void reduce_sum(const float* x, const Shape& s, const std::vector<int64_t>& axes, float scale, float* y) {
-  int r = static_cast<int>(s.size());
-  bool contiguous = !axes.empty() && axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
-  if (axes.empty()) {
-    std::copy(x, x + numel(s), y);
-    return;
-  }
-  if (contiguous) {
-    int64_t outer = 1, R = 1, inner = 1;
-    for (int i = 0; i < r; ++i) {
-      if (i < axes.front()) outer *= s[i];
-      else if (i <= axes.back()) R *= s[i];
-      else inner *= s[i];
-    }
-    if (inner == 1) {
-      parallel_for(outer, std::max<int64_t>(1, 4096 / R), [&](size_t ob, size_t oe) {
-        for (size_t o = ob; o < oe; ++o) {
-          const float* p = x + o * R;
-          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t j = 0;
-          for (; j + 8 <= R; j += 8)
-            for (int t = 0; t < 8; ++t) acc[t] += p[j + t];
-          float tot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-          for (; j < R; ++j) tot += p[j];
-          y[o] = tot * scale;
-        }
-      });
-    } else {
-      parallel_for(outer, 1, [&](size_t ob, size_t oe) {
-        for (size_t o = ob; o < oe; ++o) {
-          float* yo = y + o * inner;
-          std::fill(yo, yo + inner, 0.0f);
-          for (int64_t j = 0; j < R; ++j) {
-            const float* p = x + (o * R + j) * inner;
-            for (int64_t i = 0; i < inner; ++i) yo[i] += p[i];
-          }
-          for (int64_t i = 0; i < inner; ++i) yo[i] *= scale;
-        }
-      });
-    }
-    return;
-  }
-  // General case: map every input element to its output element.
-  Shape os;
-  std::vector<int64_t> ostride_full(r, 0);
-  for (int i = 0; i < r; ++i)
-    if (!std::binary_search(axes.begin(), axes.end(), i)) os.push_back(s[i]);
-  auto ost = strides_of(os);
-  for (int i = 0, k = 0; i < r; ++i)
-    if (!std::binary_search(axes.begin(), axes.end(), i)) ostride_full[i] = ost[k++];
-  int64_t n = numel(s), on = numel(os);
-  std::fill(y, y + on, 0.0f);
-  std::vector<int64_t> idx(r, 0);
-  int64_t oi = 0;
-  for (int64_t e = 0; e < n; ++e) {
-    y[oi] += x[e];
-    for (int d = r - 1; d >= 0; --d) {
-      oi += ostride_full[d];
-      if (++idx[d] < s[d]) break;
-      oi -= ostride_full[d] * s[d];
-      idx[d] = 0;
-    }
-  }
-  for (int64_t i = 0; i < on; ++i) y[i] *= scale;
-}
-
-void sum_kernel(const KernelArgs& k) {
-  reduce_sum(k.in[0], k.in_type(0).shape, k.node.attrs.ints("axis"), 1.0f, k.out[0]);
-}
-
-void mean_kernel(const KernelArgs& k) {
+// Calls row(p, R) for each output element, where p points at the R reduced values
+// (contiguous; the input is permuted into a scratch buffer when the axes are not last).
+template <class Row>
+void reduce_rows(const KernelArgs& k, Row row) {
   const Shape& s = k.in_type(0).shape;
   auto axes = k.node.attrs.ints("axis");
+  int r = static_cast<int>(s.size());
   int64_t R = 1;
   for (auto a : axes) R *= s[a];
-  reduce_sum(k.in[0], s, axes, 1.0f / static_cast<float>(R), k.out[0]);
+  int64_t outer = numel(s) / std::max<int64_t>(R, 1);
+  bool last = true;
+  for (size_t i = 0; i < axes.size(); ++i) last &= axes[i] == r - static_cast<int64_t>(axes.size()) + static_cast<int64_t>(i);
+  const float* x = k.in[0];
+  if (!last) {
+    std::vector<int64_t> dims;
+    for (int i = 0; i < r; ++i)
+      if (!std::binary_search(axes.begin(), axes.end(), i)) dims.push_back(i);
+    for (auto a : axes) dims.push_back(a);
+    float* buf = scratch(static_cast<size_t>(numel(s)), 1);
+    permute_copy(x, s, dims, buf);
+    x = buf;
+  }
+  float* y = k.out[0];
+  parallel_for(outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(R, 1)), [&](size_t b, size_t e) {
+    for (size_t o = b; o < e; ++o) y[o] = row(x + o * R, R);
+  });
 }
 
-void def_reduce(const char* name, const char* mil, const char* doc, SimKernel kernel) {
+// fp32 sum with 8 partial accumulators (vectorisable, less error than one running sum).
+template <class F>
+float sum_map(const float* p, int64_t R, F f) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= R; j += 8)
+    for (int t = 0; t < 8; ++t) acc[t] += f(p[j + t]);
+  float tot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < R; ++j) tot += f(p[j]);
+  return tot;
+}
+
+float max_of(const float* p, int64_t R) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < R; ++j) {
+    if (p[j] != p[j]) return p[j];
+    m = std::max(m, p[j]);
+  }
+  return m;
+}
+
+float min_of(const float* p, int64_t R) {
+  float m = std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < R; ++j) {
+    if (p[j] != p[j]) return p[j];
+    m = std::min(m, p[j]);
+  }
+  return m;
+}
+
+float logsumexp_of(const float* p, int64_t R) {
+  float m = max_of(p, R);
+  if (!std::isfinite(m)) return m;  // NaN, or all -inf, or any +inf
+  return m + std::log(sum_map(p, R, [m](float v) { return std::exp(v - m); }));
+}
+
+OpDef reduction(const char* name, const char* mil, const char* doc, SimKernel kernel) {
   OpDef d;
   d.name = name;
   d.category = "reduction";
   d.doc = doc;
-  d.params = {P("x", ParamKind::tensor), P("axis", ParamKind::axes, "None"),
-              P("keepdims", ParamKind::bool_, "False")};
+  d.params = {P("x", ParamKind::tensor), P("axis", ParamKind::axes, "None"), P("keepdims", ParamKind::bool_, "False")};
   d.method = true;
   d.infer = infer_reduce;
-  d.kernel = kernel;
+  d.kernel = std::move(kernel);
   d.mil_op = mil;
-  register_op(std::move(d));
+  return d;
+}
+
+void infer_softmax(InferContext& c) {
+  c.expect_float(0);
+  int r = std::max(1, c.in(0).rank());
+  c.attrs.set("axis", int64_t{normalize_axis(c.attrs.i("axis", -1), r, c.op.name)});
+  c.outputs = {c.in(0).type()};
+}
+
+template <bool Log>
+void softmax_kernel(const KernelArgs& k) {
+  int axis = static_cast<int>(k.node.attrs.i("axis"));
+  Shape s = k.in_type(0).shape.empty() ? Shape{1} : k.in_type(0).shape;
+  for_lanes(k.in[0], k.out[0], s, axis, [](const float* x, float* y, int64_t n, int64_t st) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i * st]);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i * st] - m);
+    if (Log) {
+      float ls = std::log(sum);
+      for (int64_t i = 0; i < n; ++i) y[i * st] = x[i * st] - m - ls;
+    } else {
+      float inv = 1.0f / sum;
+      for (int64_t i = 0; i < n; ++i) y[i * st] = std::exp(x[i * st] - m) * inv;
+    }
+  });
 }
 
 }  // namespace
 
 void register_reduction_ops() {
-  def_reduce("sum", "reduce_sum", "Sum over axis (int, tuple or None for all), fp32 accumulation.", sum_kernel);
-  def_reduce("mean", "reduce_mean", "Mean over axis (int, tuple or None for all), fp32 accumulation.", mean_kernel);
+  register_op(reduction("sum", "reduce_sum", "Sum over axis (int, tuple, or None for all).", [](const KernelArgs& k) {
+    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v; }); });
+  }));
+  register_op(reduction("mean", "reduce_mean", "Mean over axis (int, tuple, or None for all).", [](const KernelArgs& k) {
+    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v; }) / static_cast<float>(R); });
+  }));
+  register_op(reduction("max", "reduce_max", "Maximum over axis (values only, torch.amax).", [](const KernelArgs& k) {
+    reduce_rows(k, max_of);
+  }));
+  register_op(reduction("min", "reduce_min", "Minimum over axis (values only, torch.amin).", [](const KernelArgs& k) {
+    reduce_rows(k, min_of);
+  }));
+  register_op(reduction("l1_norm", "reduce_l1_norm", "Sum of |x| over axis.", [](const KernelArgs& k) {
+    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return std::fabs(v); }); });
+  }));
+  register_op(reduction("log_sum", "reduce_log_sum", "log(sum(x)) over axis.", [](const KernelArgs& k) {
+    reduce_rows(k, [](const float* p, int64_t R) { return std::log(sum_map(p, R, [](float v) { return v; })); });
+  }));
+  register_op(reduction("sum_square", "reduce_sum_square", "Sum of x^2 over axis.", [](const KernelArgs& k) {
+    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v * v; }); });
+  }));
+  register_op(reduction("logsumexp", "reduce_log_sum_exp", "log(sum(exp(x))) over axis, max-shifted.",
+                        [](const KernelArgs& k) { reduce_rows(k, logsumexp_of); }));
+  for (bool lg : {false, true}) {
+    OpDef d;
+    d.name = lg ? "log_softmax" : "softmax";
+    d.category = "reduction";
+    d.doc = lg ? "log(softmax(x)) along axis." : "exp(x) / sum(exp(x)) along axis (max-shifted).";
+    d.params = {P("x", ParamKind::tensor), P("axis", ParamKind::int_, "-1")};
+    d.method = true;
+    d.infer = infer_softmax;
+    d.kernel = lg ? SimKernel(softmax_kernel<true>) : SimKernel(softmax_kernel<false>);
+    d.mil_op = lg ? "softmax + log" : "softmax";
+    register_op(std::move(d));
+  }
 }
 
 }  // namespace af

@@ -8,6 +8,9 @@ void register_elementwise_ops();
 void register_linalg_ops();
 void register_reduction_ops();
 void register_shape_ops();
+void register_pool_ops();
+void register_norm_ops();
+void register_bridge_ops();
 
 // Shorthands for op definitions.
 inline Param P(std::string name, ParamKind kind, std::string dflt = "") {

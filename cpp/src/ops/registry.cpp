@@ -24,6 +24,9 @@ void register_builtin_ops() {
   register_linalg_ops();
   register_reduction_ops();
   register_shape_ops();
+  register_pool_ops();
+  register_norm_ops();
+  register_bridge_ops();
 }
 
 Registry& registry() {

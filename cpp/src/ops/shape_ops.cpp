@@ -1,4 +1,5 @@
-// Shape ops: reshape, permute, and transpose (two-axis swap, built as a permute).
+// Shape ops that move data without arithmetic: reshape, permute, transpose, squeeze,
+// expand_dims, flatten, concat, stack, split, tile.
 #include <algorithm>
 #include <cstring>
 
@@ -7,7 +8,55 @@
 
 namespace af {
 
+void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& dims, float* y) {
+  int r = static_cast<int>(s.size());
+  if (r == 0) {
+    y[0] = x[0];
+    return;
+  }
+  auto ist = strides_of(s);
+  Shape os(r);
+  std::vector<int64_t> src(r);
+  for (int i = 0; i < r; ++i) {
+    os[i] = s[dims[i]];
+    src[i] = ist[dims[i]];
+  }
+  int64_t inner = os[r - 1], outer = numel(os) / inner, inner_st = src[r - 1];
+  parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {
+    for (size_t row = b; row < e; ++row) {
+      int64_t rem = static_cast<int64_t>(row), off = 0;
+      for (int d = r - 2; d >= 0; --d) {
+        off += (rem % os[d]) * src[d];
+        rem /= os[d];
+      }
+      float* yr = y + row * inner;
+      if (inner_st == 1) std::memcpy(yr, x + off, sizeof(float) * inner);
+      else
+        for (int64_t j = 0; j < inner; ++j) yr[j] = x[off + j * inner_st];
+    }
+  });
+}
+
 namespace {
+
+void copy_kernel(const KernelArgs& k) {
+  size_t n = static_cast<size_t>(numel(k.out_type(0).shape));
+  if (k.out[0] != k.in[0]) std::memcpy(k.out[0], k.in[0], n * sizeof(float));
+}
+
+OpDef shape_op(const char* name, const char* mil, const char* doc, std::vector<Param> params,
+               std::function<void(InferContext&)> infer, SimKernel kernel, bool method = true) {
+  OpDef d;
+  d.name = name;
+  d.category = "shape";
+  d.doc = doc;
+  d.params = std::move(params);
+  d.method = method;
+  d.infer = std::move(infer);
+  d.kernel = std::move(kernel);
+  d.mil_op = mil;
+  return d;
+}
 
 void infer_reshape(InferContext& c) {
   const Shape& s = c.in(0).shape();
@@ -34,11 +83,6 @@ void infer_reshape(InferContext& c) {
   c.outputs = {{want, c.in(0).dtype()}};
 }
 
-void copy_kernel(const KernelArgs& k) {
-  size_t n = static_cast<size_t>(numel(k.out_type(0).shape));
-  if (k.out[0] != k.in[0]) std::memcpy(k.out[0], k.in[0], n * sizeof(float));
-}
-
 void infer_permute(InferContext& c) {
   const Shape& s = c.in(0).shape();
   int r = static_cast<int>(s.size());
@@ -57,69 +101,186 @@ void infer_permute(InferContext& c) {
   c.outputs = {{out, c.in(0).dtype()}};
 }
 
-void permute_kernel(const KernelArgs& k) {
-  const Shape& s = k.in_type(0).shape;
-  const Shape& os = k.out_type(0).shape;
-  auto dims = k.node.attrs.ints("dims");
+void infer_squeeze(InferContext& c) {
+  const Shape& s = c.in(0).shape();
   int r = static_cast<int>(s.size());
-  auto ist = strides_of(s);
-  std::vector<int64_t> src_stride(r);
-  for (int i = 0; i < r; ++i) src_stride[i] = ist[dims[i]];
-  int64_t n = numel(os);
-  if (r == 0) {
-    k.out[0][0] = k.in[0][0];
-    return;
+  std::vector<int64_t> axes;
+  if (c.attrs.has("dim")) {
+    for (auto a : c.attrs.ints("dim")) axes.push_back(normalize_axis(a, r, c.op.name));
+  } else {
+    for (int i = 0; i < r; ++i)
+      if (s[i] == 1) axes.push_back(i);
   }
-  int64_t inner = os[r - 1], outer = n / inner, inner_st = src_stride[r - 1];
-  const float* x = k.in[0];
-  float* y = k.out[0];
-  parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {
+  Shape out;
+  for (int i = 0; i < r; ++i)
+    if (std::find(axes.begin(), axes.end(), i) == axes.end() || s[i] != 1) out.push_back(s[i]);
+  c.attrs.set("dim", axes);
+  c.outputs = {{out, c.in(0).dtype()}};
+}
+
+void infer_expand_dims(InferContext& c) {
+  Shape s = c.in(0).shape();
+  int r = static_cast<int>(s.size());
+  int a = normalize_axis(c.attrs.i("axis"), r + 1, c.op.name);
+  s.insert(s.begin() + a, 1);
+  c.attrs.set("axis", int64_t{a});
+  c.outputs = {{s, c.in(0).dtype()}};
+}
+
+void infer_concat(InferContext& c) {
+  if (c.inputs.empty()) c.fail("needs at least one tensor");
+  const Shape& s0 = c.in(0).shape();
+  int r = static_cast<int>(s0.size());
+  if (r == 0) c.fail("cannot concatenate 0-d tensors; use stack");
+  int axis = normalize_axis(c.attrs.i("axis", 0), r, c.op.name);
+  Shape out = s0;
+  out[axis] = 0;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    const Shape& s = c.in(i).shape();
+    c.expect_same_dtype(0, i);
+    bool ok = static_cast<int>(s.size()) == r;
+    for (int d = 0; ok && d < r; ++d) ok = d == axis || s[d] == s0[d];
+    if (!ok)
+      c.fail("tensor " + std::to_string(i) + " has shape " + shape_str(s) + "; all shapes must match " +
+             shape_str(s0) + " except on axis " + std::to_string(axis));
+    out[axis] += s[axis];
+  }
+  c.attrs.set("axis", int64_t{axis});
+  c.outputs = {{out, c.in(0).dtype()}};
+}
+
+void concat_kernel(const KernelArgs& k) {
+  const Shape& os = k.out_type(0).shape;
+  int axis = static_cast<int>(k.node.attrs.i("axis"));
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= os[i];
+  for (size_t i = axis + 1; i < os.size(); ++i) inner *= os[i];
+  int64_t orow = os[axis] * inner, off = 0;
+  for (size_t t = 0; t < k.node.inputs.size(); ++t) {
+    int64_t len = k.in_type(t).shape[axis] * inner;
+    const float* src = k.in[t];
+    float* dst = k.out[0] + off;
+    parallel_for(outer, std::max<int64_t>(1, 16384 / len), [&](size_t b, size_t e) {
+      for (size_t o = b; o < e; ++o) std::memcpy(dst + o * orow, src + o * len, sizeof(float) * len);
+    });
+    off += len;
+  }
+}
+
+void infer_split(InferContext& c) {
+  const Shape& s = c.in(0).shape();
+  int r = static_cast<int>(s.size());
+  if (r == 0) c.fail("cannot split a 0-d tensor");
+  int axis = normalize_axis(c.attrs.i("dim", 0), r, c.op.name);
+  auto sz = c.attrs.ints("split_size_or_sections");
+  std::vector<int64_t> sizes;
+  if (sz.size() == 1 && !std::holds_alternative<std::vector<int64_t>>(c.attrs.get("split_size_or_sections"))) {
+    if (sz[0] < 1) c.fail("split_size must be >= 1");
+    for (int64_t done = 0; done < s[axis]; done += sz[0]) sizes.push_back(std::min(sz[0], s[axis] - done));
+  } else {
+    sizes = sz;
+    int64_t tot = 0;
+    for (auto v : sizes) {
+      if (v < 1) c.fail("sections must be >= 1, got " + attr_str(sz));
+      tot += v;
+    }
+    if (tot != s[axis])
+      c.fail("sections " + attr_str(sz) + " sum to " + std::to_string(tot) + ", but x " + shape_str(s) +
+             " has " + std::to_string(s[axis]) + " on axis " + std::to_string(axis));
+  }
+  c.attrs.set("split_size_or_sections", sizes);
+  c.attrs.set("dim", int64_t{axis});
+  for (auto v : sizes) {
+    Shape o = s;
+    o[axis] = v;
+    c.outputs.push_back({o, c.in(0).dtype()});
+  }
+}
+
+void split_kernel(const KernelArgs& k) {
+  const Shape& s = k.in_type(0).shape;
+  int axis = static_cast<int>(k.node.attrs.i("dim"));
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= s[i];
+  for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
+  int64_t irow = s[axis] * inner, off = 0;
+  for (size_t t = 0; t < k.node.outputs.size(); ++t) {
+    int64_t len = k.out_type(t).shape[axis] * inner;
+    for (int64_t o = 0; o < outer; ++o) std::memcpy(k.out[t] + o * len, k.in[0] + o * irow + off, sizeof(float) * len);
+    off += len;
+  }
+}
+
+void infer_tile(InferContext& c) {
+  Shape s = c.in(0).shape();
+  auto reps = c.attrs.ints("dims");
+  for (auto v : reps)
+    if (v < 1) c.fail("dims must be >= 1, got " + attr_str(reps));
+  while (s.size() < reps.size()) s.insert(s.begin(), 1);
+  while (reps.size() < s.size()) reps.insert(reps.begin(), 1);
+  Shape out(s.size());
+  for (size_t i = 0; i < s.size(); ++i) out[i] = s[i] * reps[i];
+  c.attrs.set("dims", reps);
+  c.outputs = {{out, c.in(0).dtype()}};
+}
+
+void tile_kernel(const KernelArgs& k) {
+  const Shape& os = k.out_type(0).shape;
+  Shape s = k.in_type(0).shape;
+  while (s.size() < os.size()) s.insert(s.begin(), 1);
+  Shape so = os.empty() ? Shape{1} : os;
+  if (s.empty()) s = {1};
+  auto ist = strides_of(s);
+  int r = static_cast<int>(so.size());
+  int64_t inner = so[r - 1], outer = numel(so) / inner;
+  parallel_for(outer, std::max<int64_t>(1, 8192 / inner), [&](size_t b, size_t e) {
     for (size_t row = b; row < e; ++row) {
       int64_t rem = static_cast<int64_t>(row), off = 0;
       for (int d = r - 2; d >= 0; --d) {
-        off += (rem % os[d]) * src_stride[d];
-        rem /= os[d];
+        off += ((rem % so[d]) % s[d]) * ist[d];
+        rem /= so[d];
       }
-      float* yr = y + row * inner;
-      for (int64_t j = 0; j < inner; ++j) yr[j] = x[off + j * inner_st];
+      float* y = k.out[0] + row * inner;
+      for (int64_t j = 0; j < inner; ++j) y[j] = k.in[0][off + j % s[r - 1]];
     }
   });
 }
 
 }  // namespace
 
+void register_slicing_ops();
+void register_layout_ops();
+
 void register_shape_ops() {
-  OpDef r;
-  r.name = "reshape";
-  r.category = "shape";
-  r.doc = "Same data, new shape; one dimension may be -1.";
-  r.params = {P("x", ParamKind::tensor), P("shape", ParamKind::ints)};
-  r.method = true;
-  r.infer = infer_reshape;
-  r.kernel = copy_kernel;
-  r.mil_op = "reshape";
-  register_op(std::move(r));
+  register_op(shape_op("reshape", "reshape", "Same data, new shape; one dimension may be -1.",
+                       {P("x", ParamKind::tensor), P("shape", ParamKind::ints)}, infer_reshape, copy_kernel));
+  register_op(shape_op("permute", "transpose", "Reorder axes: output axis i is input axis dims[i] (torch.permute).",
+                       {P("x", ParamKind::tensor), P("dims", ParamKind::ints)}, infer_permute, [](const KernelArgs& k) {
+    permute_copy(k.in[0], k.in_type(0).shape, k.node.attrs.ints("dims"), k.out[0]);
+  }));
+  register_op(shape_op("squeeze", "squeeze", "Drop size-1 axes (all, or those in dim).",
+                       {P("x", ParamKind::tensor), P("dim", ParamKind::axes, "None")}, infer_squeeze, copy_kernel));
+  register_op(shape_op("expand_dims", "expand_dims", "Insert a size-1 axis at axis (torch.unsqueeze).",
+                       {P("x", ParamKind::tensor), P("axis", ParamKind::int_)}, infer_expand_dims, copy_kernel));
+  {
+    OpDef d = shape_op("concat", "concat", "Join tensors along an existing axis (torch.cat).",
+                       {P("tensors", ParamKind::tensors), P("axis", ParamKind::int_, "0")}, infer_concat, concat_kernel, false);
+    register_op(std::move(d));
+  }
+  {
+    OpDef d = shape_op("split", "split", "Split into chunks of split_size, or into sections (torch.split).",
+                       {P("x", ParamKind::tensor), P("split_size_or_sections", ParamKind::any), P("dim", ParamKind::int_, "0")},
+                       infer_split, split_kernel);
+    d.num_outputs = -1;
+    register_op(std::move(d));
+  }
+  register_op(shape_op("tile", "tile", "Repeat the tensor dims[i] times along each axis (torch.tile).",
+                       {P("x", ParamKind::tensor), P("dims", ParamKind::ints)}, infer_tile, tile_kernel));
 
-  OpDef p;
-  p.name = "permute";
-  p.category = "shape";
-  p.doc = "Reorder axes: output axis i is input axis dims[i] (torch.permute).";
-  p.params = {P("x", ParamKind::tensor), P("dims", ParamKind::ints)};
-  p.method = true;
-  p.infer = infer_permute;
-  p.kernel = permute_kernel;
-  p.mil_op = "transpose";
-  register_op(std::move(p));
-
-  OpDef t;
-  t.name = "transpose";
-  t.category = "shape";
-  t.doc = "Swap two axes (torch.transpose); becomes a permute node.";
-  t.params = {P("x", ParamKind::tensor), P("dim0", ParamKind::int_), P("dim1", ParamKind::int_)};
-  t.method = true;
-  t.mil_op = "transpose";
+  // Composites: API sugar over the ops above.
+  OpDef t = shape_op("transpose", "transpose", "Swap two axes (torch.transpose); becomes a permute.",
+                     {P("x", ParamKind::tensor), P("dim0", ParamKind::int_), P("dim1", ParamKind::int_)}, nullptr, nullptr);
   t.build = [](const std::vector<Tensor>& in, const Attrs& a) {
-    if (in.size() != 1) throw ValueError("transpose: expects one tensor");
     int r = in[0].rank();
     int d0 = normalize_axis(a.i("dim0"), r, "transpose"), d1 = normalize_axis(a.i("dim1"), r, "transpose");
     std::vector<int64_t> dims(r);
@@ -128,6 +289,43 @@ void register_shape_ops() {
     return call("permute", in, {{"dims", dims}});
   };
   register_op(std::move(t));
+  OpDef u = shape_op("unsqueeze", "expand_dims", "Insert a size-1 axis (same as expand_dims).",
+                     {P("x", ParamKind::tensor), P("dim", ParamKind::int_)}, nullptr, nullptr);
+  u.build = [](const std::vector<Tensor>& in, const Attrs& a) { return call("expand_dims", in, {{"axis", a.i("dim")}}); };
+  register_op(std::move(u));
+  OpDef f = shape_op("flatten", "reshape", "Merge axes start_dim..end_dim into one (torch.flatten).",
+                     {P("x", ParamKind::tensor), P("start_dim", ParamKind::int_, "0"), P("end_dim", ParamKind::int_, "-1")},
+                     nullptr, nullptr);
+  f.build = [](const std::vector<Tensor>& in, const Attrs& a) {
+    Shape s = in[0].shape();
+    if (s.empty()) return call("reshape", in, {{"shape", std::vector<int64_t>{1}}});
+    int r = static_cast<int>(s.size());
+    int b = normalize_axis(a.i("start_dim"), r, "flatten"), e = normalize_axis(a.i("end_dim"), r, "flatten");
+    if (b > e) throw ValueError("flatten: start_dim " + std::to_string(b) + " is after end_dim " + std::to_string(e));
+    Shape out(s.begin(), s.begin() + b);
+    int64_t m = 1;
+    for (int i = b; i <= e; ++i) m *= s[i];
+    out.push_back(m);
+    out.insert(out.end(), s.begin() + e + 1, s.end());
+    return call("reshape", in, {{"shape", out}});
+  };
+  register_op(std::move(f));
+  OpDef st = shape_op("stack", "stack", "Join tensors along a new axis (torch.stack).",
+                      {P("tensors", ParamKind::tensors), P("axis", ParamKind::int_, "0")}, nullptr, nullptr, false);
+  st.build = [](const std::vector<Tensor>& in, const Attrs& a) {
+    if (in.empty()) throw ValueError("stack: needs at least one tensor");
+    std::vector<Tensor> ex;
+    for (const auto& t : in) {
+      if (t.shape() != in[0].shape())
+        throw ValueError("stack: all shapes must match, got " + shape_str(in[0].shape()) + " and " + shape_str(t.shape()));
+      ex.push_back(call1("expand_dims", {t}, {{"axis", a.i("axis")}}));
+    }
+    int axis = normalize_axis(a.i("axis"), in[0].rank() + 1, "stack");
+    return call("concat", ex, {{"axis", int64_t{axis}}});
+  };
+  register_op(std::move(st));
+  register_slicing_ops();
+  register_layout_ops();
 }
 
 }  // namespace af

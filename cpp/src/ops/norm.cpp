@@ -1,0 +1,270 @@
+// Normalisation: batch_norm (inference), instance_norm, layer_norm, rms_norm, group_norm,
+// channel_layer_norm, l2_norm, local_response_norm. Statistics accumulate in fp32.
+#include <algorithm>
+#include <cmath>
+
+#include "ops/kernel_util.h"
+#include "ops/register.h"
+
+namespace af {
+
+namespace {
+
+// Optional affine parameters (weight, bias) follow x in the inputs; has_weight/has_bias say
+// which are present. Returns pointers (nullptr when absent).
+std::pair<const float*, const float*> affine_params(const KernelArgs& k, size_t first) {
+  const float *w = nullptr, *b = nullptr;
+  size_t i = first;
+  if (k.node.attrs.b("has_weight")) w = k.in[i++];
+  if (k.node.attrs.b("has_bias")) b = k.in[i++];
+  return {w, b};
+}
+
+void set_affine_flags(InferContext& c, size_t first, const Shape& want, const char* what) {
+  // Python passes only the present tensors; has_* flags record which.
+  bool hw = c.attrs.has("has_weight") ? c.attrs.b("has_weight") : false;
+  bool hb = c.attrs.has("has_bias") ? c.attrs.b("has_bias") : false;
+  size_t n = c.inputs.size() - first;
+  if (!c.attrs.has("has_weight") && !c.attrs.has("has_bias")) {
+    hw = n >= 1;
+    hb = n >= 2;
+  }
+  if ((hw ? 1u : 0u) + (hb ? 1u : 0u) != n) c.fail("weight/bias inputs do not match has_weight/has_bias");
+  for (size_t i = first; i < c.inputs.size(); ++i) {
+    c.expect_same_dtype(0, i);
+    if (numel(c.in(i).shape()) != numel(want))
+      c.fail(std::string(i == first && hw ? "weight" : "bias") + " must have " + std::to_string(numel(want)) +
+             " elements (" + what + " " + shape_str(want) + "), got " + shape_str(c.in(i).shape()));
+  }
+  c.attrs.set("has_weight", hw);
+  c.attrs.set("has_bias", hb);
+}
+
+// Normalise groups of `len` consecutive values; `param_of(g, j)` gives the affine index.
+template <class Idx>
+void normalize_groups(const float* x, float* y, int64_t groups, int64_t len, float eps, bool rms,
+                      const float* w, const float* b, Idx param_of) {
+  parallel_for(groups, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)), [&](size_t gb, size_t ge) {
+    for (size_t g = gb; g < ge; ++g) {
+      const float* p = x + g * len;
+      float* q = y + g * len;
+      double mean = 0.0, var = 0.0;
+      if (!rms) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < len; ++j) s += p[j];
+        mean = s / static_cast<double>(len);
+      }
+      float ss = 0.0f;
+      for (int64_t j = 0; j < len; ++j) {
+        float d = p[j] - static_cast<float>(mean);
+        ss += d * d;
+      }
+      var = ss / static_cast<double>(len);
+      float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+      for (int64_t j = 0; j < len; ++j) {
+        float v = (p[j] - static_cast<float>(mean)) * inv;
+        int64_t pi = param_of(static_cast<int64_t>(g), j);
+        if (w) v *= w[pi];
+        if (b) v += b[pi];
+        q[j] = v;
+      }
+    }
+  });
+}
+
+OpDef norm_op(const char* name, const char* mil, const char* doc, std::vector<Param> params) {
+  OpDef d;
+  d.name = name;
+  d.category = "normalization";
+  d.doc = doc;
+  d.mil_op = mil;
+  d.params = std::move(params);
+  return d;
+}
+
+const Param kW = P("weight", ParamKind::opt_tensor, "None");
+const Param kB = P("bias", ParamKind::opt_tensor, "None");
+
+}  // namespace
+
+void register_norm_ops() {
+  // layer_norm / rms_norm over the trailing normalized_shape.
+  for (bool rms : {false, true}) {
+    OpDef d = norm_op(rms ? "rms_norm" : "layer_norm", rms ? "mul(x, rsqrt(reduce_mean(square)))" : "layer_norm",
+                      rms ? "x / sqrt(mean(x^2) + eps) * weight over the trailing normalized_shape (torch rms_norm; "
+                            "eps=None means float32 eps)."
+                          : "(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape.",
+                      rms ? std::vector<Param>{P("x", ParamKind::tensor), P("normalized_shape", ParamKind::ints), kW,
+                                               P("eps", ParamKind::any, "None")}
+                          : std::vector<Param>{P("x", ParamKind::tensor), P("normalized_shape", ParamKind::ints), kW, kB,
+                                               P("eps", ParamKind::float_, "1e-05")});
+    d.infer = [rms](InferContext& c) {
+      c.expect_float(0);
+      const Shape& s = c.in(0).shape();
+      auto ns = c.attrs.ints("normalized_shape");
+      if (ns.empty() || ns.size() > s.size() || !std::equal(ns.begin(), ns.end(), s.end() - ns.size()))
+        c.fail("normalized_shape " + attr_str(ns) + " must match the trailing axes of x " + shape_str(s));
+      set_affine_flags(c, 1, ns, "normalized_shape");
+      double eps = c.attrs.has("eps") ? c.attrs.f("eps") : (rms ? 1.1920928955078125e-07 : 1e-5);
+      c.attrs.set("eps", eps);
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [rms](const KernelArgs& k) {
+      int64_t len = numel(Shape(k.node.attrs.ints("normalized_shape")));
+      auto [w, b] = affine_params(k, 1);
+      int64_t n = numel(k.in_type(0).shape);
+      normalize_groups(k.in[0], k.out[0], n / len, len, static_cast<float>(k.node.attrs.f("eps")), rms, w, b,
+                       [](int64_t, int64_t j) { return j; });
+    };
+    register_op(std::move(d));
+  }
+  // group_norm and instance_norm: statistics per (n, group) over channels-in-group x spatial.
+  for (bool inst : {false, true}) {
+    OpDef d = norm_op(inst ? "instance_norm" : "group_norm", inst ? "instance_norm" : "group_norm (decomposed)",
+                      inst ? "Normalise each (n, c) plane; optional per-channel weight/bias (torch instance_norm, no running stats)."
+                           : "Normalise each group of channels; per-channel weight/bias (torch group_norm).",
+                      inst ? std::vector<Param>{P("x", ParamKind::tensor), kW, kB, P("eps", ParamKind::float_, "1e-05")}
+                           : std::vector<Param>{P("x", ParamKind::tensor), P("num_groups", ParamKind::int_), kW, kB,
+                                                P("eps", ParamKind::float_, "1e-05")});
+    d.infer = [inst](InferContext& c) {
+      c.expect_float(0);
+      c.expect_rank(0, 2, 5, "x");
+      const Shape& s = c.in(0).shape();
+      int64_t G = inst ? s[1] : c.attrs.i("num_groups");
+      if (G < 1 || s[1] % G) c.fail("num_groups " + std::to_string(G) + " must divide the channels of x " + shape_str(s));
+      c.attrs.set("num_groups", G);
+      set_affine_flags(c, 1, {s[1]}, "channels");
+      c.attrs.set("eps", c.attrs.f("eps", 1e-5));
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& k) {
+      const Shape& s = k.in_type(0).shape;
+      int64_t G = k.node.attrs.i("num_groups"), C = s[1], spatial = numel(s) / (s[0] * C);
+      int64_t len = (C / G) * spatial;
+      auto [w, b] = affine_params(k, 1);
+      normalize_groups(k.in[0], k.out[0], s[0] * G, len, static_cast<float>(k.node.attrs.f("eps")), false, w, b,
+                       [=](int64_t g, int64_t j) { return (g % G) * (C / G) + j / spatial; });
+    };
+    register_op(std::move(d));
+  }
+  {
+    OpDef d = norm_op("batch_norm", "batch_norm",
+                      "(x - running_mean) / sqrt(running_var + eps) * weight + bias on axis 1 (inference; folded into a "
+                      "preceding conv by the compiler).",
+                      {P("x", ParamKind::tensor), P("running_mean", ParamKind::tensor), P("running_var", ParamKind::tensor),
+                       kW, kB, P("eps", ParamKind::float_, "1e-05")});
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      c.expect_rank(0, 2, 5, "x");
+      int64_t C = c.in(0).shape()[1];
+      for (size_t i : {1, 2}) {
+        c.expect_same_dtype(0, i);
+        if (c.in(i).shape() != Shape{C})
+          c.fail(std::string(i == 1 ? "running_mean" : "running_var") + " must have shape (" + std::to_string(C) +
+                 ",), got " + shape_str(c.in(i).shape()));
+      }
+      set_affine_flags(c, 3, {C}, "channels");
+      c.attrs.set("eps", c.attrs.f("eps", 1e-5));
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& k) {
+      const Shape& s = k.in_type(0).shape;
+      int64_t C = s[1], inner = numel(s) / (s[0] * C);
+      auto [w, b] = affine_params(k, 3);
+      float eps = static_cast<float>(k.node.attrs.f("eps"));
+      parallel_for(s[0] * C, 1, [&](size_t pb, size_t pe) {
+        for (size_t p = pb; p < pe; ++p) {
+          int64_t c = static_cast<int64_t>(p) % C;
+          float scale = 1.0f / std::sqrt(k.in[2][c] + eps) * (w ? w[c] : 1.0f);
+          float shift = (b ? b[c] : 0.0f) - k.in[1][c] * scale;
+          const float* x = k.in[0] + p * inner;
+          float* y = k.out[0] + p * inner;
+          for (int64_t j = 0; j < inner; ++j) y[j] = x[j] * scale + shift;
+        }
+      });
+    };
+    register_op(std::move(d));
+  }
+  {
+    OpDef d = norm_op("channel_layer_norm", "layer_norm (axes=[1])",
+                      "Layer norm over the channel axis 1 at each position: the (B, C, 1, S) transformer layout.",
+                      {P("x", ParamKind::tensor), kW, kB, P("eps", ParamKind::float_, "1e-05")});
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      c.expect_rank(0, 2, 5, "x");
+      set_affine_flags(c, 1, {c.in(0).shape()[1]}, "channels");
+      c.attrs.set("eps", c.attrs.f("eps", 1e-5));
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& k) {
+      auto [w, b] = affine_params(k, 1);
+      float eps = static_cast<float>(k.node.attrs.f("eps"));
+      for_lanes(k.in[0], k.out[0], k.in_type(0).shape, 1, [&](const float* x, float* y, int64_t n, int64_t st) {
+        float s = 0.0f, ss = 0.0f;
+        for (int64_t i = 0; i < n; ++i) s += x[i * st];
+        float mean = s / static_cast<float>(n);
+        for (int64_t i = 0; i < n; ++i) ss += (x[i * st] - mean) * (x[i * st] - mean);
+        float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+        for (int64_t i = 0; i < n; ++i) {
+          float v = (x[i * st] - mean) * inv;
+          y[i * st] = (w ? v * w[i] : v) + (b ? b[i] : 0.0f);
+        }
+      });
+    };
+    register_op(std::move(d));
+  }
+  {
+    OpDef d = norm_op("l2_norm", "l2_norm", "x / max(||x||_2, eps) along axis (torch F.normalize).",
+                      {P("x", ParamKind::tensor), P("axis", ParamKind::int_, "-1"), P("eps", ParamKind::float_, "1e-12")});
+    d.method = true;
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      c.attrs.set("axis", int64_t{normalize_axis(c.attrs.i("axis", -1), std::max(1, c.in(0).rank()), c.op.name)});
+      c.attrs.set("eps", c.attrs.f("eps", 1e-12));
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& k) {
+      float eps = static_cast<float>(k.node.attrs.f("eps"));
+      Shape s = k.in_type(0).shape.empty() ? Shape{1} : k.in_type(0).shape;
+      for_lanes(k.in[0], k.out[0], s, static_cast<int>(k.node.attrs.i("axis")),
+                [eps](const float* x, float* y, int64_t n, int64_t st) {
+        float ss = 0.0f;
+        for (int64_t i = 0; i < n; ++i) ss += x[i * st] * x[i * st];
+        float inv = 1.0f / std::max(std::sqrt(ss), eps);
+        for (int64_t i = 0; i < n; ++i) y[i * st] = x[i * st] * inv;
+      });
+    };
+    register_op(std::move(d));
+  }
+  {
+    OpDef d = norm_op("local_response_norm", "local_response_norm",
+                      "x / (k + alpha/size * sum of x^2 over size neighbouring channels)^beta (torch local_response_norm).",
+                      {P("x", ParamKind::tensor), P("size", ParamKind::int_), P("alpha", ParamKind::float_, "0.0001"),
+                       P("beta", ParamKind::float_, "0.75"), P("k", ParamKind::float_, "1.0")});
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      c.expect_rank(0, 3, 5, "x");
+      if (c.attrs.i("size") < 1) c.fail("size must be >= 1");
+      c.attrs.set("alpha", c.attrs.f("alpha", 1e-4));
+      c.attrs.set("beta", c.attrs.f("beta", 0.75));
+      c.attrs.set("k", c.attrs.f("k", 1.0));
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& kk) {
+      int64_t size = kk.node.attrs.i("size");
+      float alpha = static_cast<float>(kk.node.attrs.f("alpha")), beta = static_cast<float>(kk.node.attrs.f("beta")),
+            kc = static_cast<float>(kk.node.attrs.f("k"));
+      for_lanes(kk.in[0], kk.out[0], kk.in_type(0).shape, 1, [&](const float* x, float* y, int64_t n, int64_t st) {
+        for (int64_t c = 0; c < n; ++c) {
+          float s = 0.0f;
+          for (int64_t j = c - size / 2; j <= c + (size - 1) / 2; ++j)
+            if (j >= 0 && j < n) s += x[j * st] * x[j * st];
+          y[c * st] = x[c * st] / std::pow(kc + alpha / static_cast<float>(size) * s, beta);
+        }
+      });
+    };
+    register_op(std::move(d));
+  }
+}
+
+}  // namespace af

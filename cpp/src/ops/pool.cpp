@@ -1,0 +1,258 @@
+// Pooling, resizing and geometry on (N, C, H, W): max_pool, avg_pool, global pooling,
+// upsample/resize (nearest, bilinear; PyTorch coordinate rules), affine warp.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/kernel_util.h"
+#include "ops/register.h"
+
+namespace af {
+
+namespace {
+
+std::vector<int64_t> pair_of(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo) {
+  if (!c.attrs.has(key)) return dflt;
+  auto v = c.attrs.ints(key);
+  if (v.size() == 1) v.push_back(v[0]);
+  if (v.size() != 2) c.fail(std::string(key) + " must be an int or a pair, got " + attr_str(c.attrs.get(key)));
+  for (auto x : v)
+    if (x < lo) c.fail(std::string(key) + " must be >= " + std::to_string(lo) + ", got " + attr_str(c.attrs.get(key)));
+  return v;
+}
+
+int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode) {
+  int64_t num = in + 2 * p - k;
+  int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) --out;
+  return out;
+}
+
+void infer_pool(InferContext& c) {
+  c.expect_rank(0, 4, 4, "x");
+  c.expect_float(0);
+  const Shape& s = c.in(0).shape();
+  auto k = pair_of(c, "kernel_size", {}, 1);
+  if (k.empty()) c.fail("kernel_size is required");
+  auto st = c.attrs.has("stride") ? pair_of(c, "stride", k, 1) : k;
+  auto p = pair_of(c, "padding", {0, 0}, 0);
+  if (p[0] * 2 > k[0] || p[1] * 2 > k[1])
+    c.fail("padding " + attr_str(p) + " must be at most half of kernel_size " + attr_str(k));
+  bool ceil_mode = c.attrs.b("ceil_mode");
+  int64_t Ho = pool_out(s[2], k[0], st[0], p[0], ceil_mode), Wo = pool_out(s[3], k[1], st[1], p[1], ceil_mode);
+  if (Ho < 1 || Wo < 1) c.fail("kernel_size " + attr_str(k) + " does not fit x " + shape_str(s));
+  c.attrs.set("kernel_size", k);
+  c.attrs.set("stride", st);
+  c.attrs.set("padding", p);
+  c.attrs.set("ceil_mode", ceil_mode);
+  if (c.op.name == "avg_pool") c.attrs.set("count_include_pad", c.attrs.b("count_include_pad", true));
+  c.outputs = {{{s[0], s[1], Ho, Wo}, c.in(0).dtype()}};
+}
+
+template <bool Max>
+void pool_kernel(const KernelArgs& k) {
+  const Shape &s = k.in_type(0).shape, &os = k.out_type(0).shape;
+  auto ks = k.node.attrs.ints("kernel_size"), st = k.node.attrs.ints("stride"), p = k.node.attrs.ints("padding");
+  bool include_pad = !Max && k.node.attrs.b("count_include_pad");
+  int64_t H = s[2], W = s[3], Ho = os[2], Wo = os[3];
+  parallel_for(s[0] * s[1], 1, [&](size_t b, size_t e) {
+    for (size_t plane = b; plane < e; ++plane) {
+      const float* x = k.in[0] + plane * H * W;
+      float* y = k.out[0] + plane * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          int64_t hs = oh * st[0] - p[0], ws = ow * st[1] - p[1];
+          int64_t he = std::min(hs + ks[0], H + p[0]), we = std::min(ws + ks[1], W + p[1]);
+          int64_t pool_size = (he - hs) * (we - ws);
+          hs = std::max<int64_t>(hs, 0);
+          ws = std::max<int64_t>(ws, 0);
+          he = std::min(he, H);
+          we = std::min(we, W);
+          float acc = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+          for (int64_t i = hs; i < he; ++i)
+            for (int64_t j = ws; j < we; ++j) {
+              float v = x[i * W + j];
+              if (Max) acc = (v > acc || v != v) ? v : acc;
+              else acc += v;
+            }
+          if (!Max) acc /= static_cast<float>(include_pad ? pool_size : (he - hs) * (we - ws));
+          y[oh * Wo + ow] = acc;
+        }
+    }
+  });
+}
+
+// ---- resize ------------------------------------------------------------------------
+
+// Source coordinate of output index `o` (PyTorch's area_pixel_compute_source_index).
+float src_coord(int64_t o, int64_t in, int64_t out, double scale, bool align, bool linear) {
+  if (align) return out > 1 ? static_cast<float>(o) * static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f;
+  float r = scale > 0 ? static_cast<float>(1.0 / scale) : static_cast<float>(in) / static_cast<float>(out);
+  if (!linear) return std::min(std::floor(static_cast<float>(o) * r), static_cast<float>(in - 1));
+  return std::max((static_cast<float>(o) + 0.5f) * r - 0.5f, 0.0f);
+}
+
+void resize_plane(const float* x, int64_t H, int64_t W, float* y, int64_t Ho, int64_t Wo, bool linear, bool align,
+                  double sh, double sw) {
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    float fy = src_coord(oh, H, Ho, sh, align, linear);
+    int64_t y0 = static_cast<int64_t>(fy), y1 = std::min(y0 + 1, H - 1);
+    float ly = fy - static_cast<float>(y0);
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      float fx = src_coord(ow, W, Wo, sw, align, linear);
+      int64_t x0 = static_cast<int64_t>(fx), x1 = std::min(x0 + 1, W - 1);
+      if (!linear) {
+        y[oh * Wo + ow] = x[y0 * W + x0];
+        continue;
+      }
+      float lx = fx - static_cast<float>(x0);
+      y[oh * Wo + ow] = (1 - ly) * ((1 - lx) * x[y0 * W + x0] + lx * x[y0 * W + x1]) +
+                        ly * ((1 - lx) * x[y1 * W + x0] + lx * x[y1 * W + x1]);
+    }
+  }
+}
+
+void resize_kernel(const KernelArgs& k) {
+  const Shape &s = k.in_type(0).shape, &os = k.out_type(0).shape;
+  bool linear = k.node.attrs.s("mode") == "bilinear", align = k.node.attrs.b("align_corners");
+  auto sc = k.node.attrs.floats("scale");
+  parallel_for(s[0] * s[1], 1, [&](size_t b, size_t e) {
+    for (size_t p = b; p < e; ++p)
+      resize_plane(k.in[0] + p * s[2] * s[3], s[2], s[3], k.out[0] + p * os[2] * os[3], os[2], os[3], linear,
+                   align, sc[0], sc[1]);
+  });
+}
+
+OpDef resize_op(const char* name, const char* mil, const char* doc, bool by_scale, bool linear) {
+  OpDef d;
+  d.name = name;
+  d.category = "geometry";
+  d.doc = doc;
+  d.mil_op = mil;
+  d.params = {P("x", ParamKind::tensor), P(by_scale ? "scale_factor" : "size", ParamKind::any)};
+  if (linear) d.params.push_back(P("align_corners", ParamKind::bool_, "False"));
+  d.infer = [by_scale, linear](InferContext& c) {
+    c.expect_rank(0, 4, 4, "x");
+    c.expect_float(0);
+    const Shape& s = c.in(0).shape();
+    int64_t Ho, Wo;
+    std::vector<double> scale{0.0, 0.0};
+    if (by_scale) {
+      auto f = c.attrs.floats("scale_factor");
+      if (f.size() == 1) f.push_back(f[0]);
+      if (f.size() != 2 || f[0] <= 0 || f[1] <= 0)
+        c.fail("scale_factor must be a positive number or pair, got " + attr_str(c.attrs.get("scale_factor")));
+      Ho = static_cast<int64_t>(std::floor(s[2] * f[0]));
+      Wo = static_cast<int64_t>(std::floor(s[3] * f[1]));
+      scale = f;
+    } else {
+      auto sz = c.attrs.ints("size");
+      if (sz.size() == 1) sz.push_back(sz[0]);
+      if (sz.size() != 2 || sz[0] < 1 || sz[1] < 1)
+        c.fail("size must be a positive int or (height, width), got " + attr_str(c.attrs.get("size")));
+      Ho = sz[0];
+      Wo = sz[1];
+    }
+    if (Ho < 1 || Wo < 1) c.fail("output size (" + std::to_string(Ho) + ", " + std::to_string(Wo) + ") is empty");
+    c.attrs.set("mode", std::string(linear ? "bilinear" : "nearest"));
+    c.attrs.set("align_corners", linear && c.attrs.b("align_corners"));
+    c.attrs.set("scale", scale);
+    c.outputs = {{{s[0], s[1], Ho, Wo}, c.in(0).dtype()}};
+  };
+  d.kernel = resize_kernel;
+  return d;
+}
+
+// ---- affine warp -------------------------------------------------------------------
+
+void infer_affine(InferContext& c) {
+  c.expect_rank(0, 4, 4, "x");
+  c.expect_float(0);
+  c.expect_same_dtype(0, 1);
+  const Shape &s = c.in(0).shape(), &t = c.in(1).shape();
+  if (t != Shape{s[0], 2, 3}) c.fail("theta must have shape (" + std::to_string(s[0]) + ", 2, 3), got " + shape_str(t));
+  auto sz = c.attrs.has("size") ? c.attrs.ints("size") : std::vector<int64_t>{s[2], s[3]};
+  if (sz.size() != 2 || sz[0] < 1 || sz[1] < 1) c.fail("size must be (height, width), got " + attr_str(sz));
+  c.attrs.set("size", sz);
+  c.attrs.set("align_corners", c.attrs.b("align_corners"));
+  c.outputs = {{{s[0], s[1], sz[0], sz[1]}, c.in(0).dtype()}};
+}
+
+void affine_kernel(const KernelArgs& k) {
+  const Shape &s = k.in_type(0).shape, &os = k.out_type(0).shape;
+  bool align = k.node.attrs.b("align_corners");
+  int64_t H = s[2], W = s[3], Ho = os[2], Wo = os[3];
+  auto base = [align](int64_t i, int64_t n) {
+    return align ? (n > 1 ? -1.0f + 2.0f * i / (n - 1) : 0.0f) : (2.0f * i + 1.0f) / n - 1.0f;
+  };
+  auto unnorm = [align](float g, int64_t n) { return align ? (g + 1) / 2 * (n - 1) : ((g + 1) * n - 1) / 2; };
+  parallel_for(s[0] * s[1], 1, [&](size_t b, size_t e) {
+    for (size_t p = b; p < e; ++p) {
+      int64_t n = static_cast<int64_t>(p) / s[1];
+      const float* th = k.in[1] + n * 6;
+      const float* x = k.in[0] + p * H * W;
+      float* y = k.out[0] + p * Ho * Wo;
+      for (int64_t i = 0; i < Ho; ++i)
+        for (int64_t j = 0; j < Wo; ++j) {
+          float bx = base(j, Wo), by = base(i, Ho);
+          float gx = th[0] * bx + th[1] * by + th[2], gy = th[3] * bx + th[4] * by + th[5];
+          float fx = unnorm(gx, W), fy = unnorm(gy, H);
+          float x0f = std::floor(fx), y0f = std::floor(fy);
+          int64_t x0 = static_cast<int64_t>(x0f), y0 = static_cast<int64_t>(y0f);
+          float lx = fx - x0f, ly = fy - y0f, acc = 0.0f;
+          auto at = [&](int64_t yy, int64_t xx) { return (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x[yy * W + xx] : 0.0f; };
+          acc = (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x0 + 1)) + ly * ((1 - lx) * at(y0 + 1, x0) + lx * at(y0 + 1, x0 + 1));
+          y[i * Wo + j] = acc;
+        }
+    }
+  });
+}
+
+}  // namespace
+
+void register_pool_ops() {
+  for (bool mx : {true, false}) {
+    OpDef d;
+    d.name = mx ? "max_pool" : "avg_pool";
+    d.category = "pooling";
+    d.doc = mx ? "2-D max pooling (torch max_pool2d; padding counts as -inf)."
+               : "2-D average pooling (torch avg_pool2d: ceil_mode, count_include_pad).";
+    d.mil_op = mx ? "max_pool" : "avg_pool";
+    d.params = {P("x", ParamKind::tensor), P("kernel_size", ParamKind::any), P("stride", ParamKind::any, "None"),
+                P("padding", ParamKind::any, "0"), P("ceil_mode", ParamKind::bool_, "False")};
+    if (!mx) d.params.push_back(P("count_include_pad", ParamKind::bool_, "True"));
+    d.infer = infer_pool;
+    d.kernel = mx ? SimKernel(pool_kernel<true>) : SimKernel(pool_kernel<false>);
+    register_op(std::move(d));
+  }
+  for (bool mx : {false, true}) {
+    OpDef g;
+    g.name = mx ? "global_max_pool" : "global_avg_pool";
+    g.category = "pooling";
+    g.doc = mx ? "Max over H and W, keeping (N, C, 1, 1)." : "Mean over H and W, keeping (N, C, 1, 1).";
+    g.mil_op = mx ? "reduce_max" : "reduce_mean";
+    g.params = {P("x", ParamKind::tensor)};
+    g.build = [mx](const std::vector<Tensor>& in, const Attrs&) {
+      if (in[0].rank() != 4) throw ValueError(std::string(mx ? "global_max_pool" : "global_avg_pool") +
+                                              ": x must have rank 4, got x " + shape_str(in[0].shape()));
+      return call(mx ? "max" : "mean", in, {{"axis", std::vector<int64_t>{2, 3}}, {"keepdims", true}});
+    };
+    register_op(std::move(g));
+  }
+  register_op(resize_op("upsample_nearest", "upsample_nearest_neighbor", "Nearest upsampling by scale_factor (torch interpolate 'nearest').", true, false));
+  register_op(resize_op("upsample_bilinear", "upsample_bilinear", "Bilinear upsampling by scale_factor (torch interpolate 'bilinear').", true, true));
+  register_op(resize_op("resize_nearest", "resize_nearest_neighbor", "Nearest resize to size (torch interpolate 'nearest').", false, false));
+  register_op(resize_op("resize_bilinear", "resize_bilinear", "Bilinear resize to size (torch interpolate 'bilinear').", false, true));
+  OpDef a;
+  a.name = "affine";
+  a.category = "geometry";
+  a.doc = "Affine warp: grid_sample(x, affine_grid(theta, size)), bilinear, zero padding (torch).";
+  a.mil_op = "affine";
+  a.params = {P("x", ParamKind::tensor), P("theta", ParamKind::tensor), P("size", ParamKind::ints, "None"),
+              P("align_corners", ParamKind::bool_, "False")};
+  a.infer = infer_affine;
+  a.kernel = affine_kernel;
+  register_op(std::move(a));
+}
+
+}  // namespace af
