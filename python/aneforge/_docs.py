@@ -20,7 +20,7 @@ Generated from the C++ op table by `python scripts/gen_docs.py`; do not edit by 
 def _signature(spec) -> str:
     parts = []
     for name, kind, dflt in spec["params"]:
-        parts.append(name if dflt == "" else f"{name}={dflt}")
+        parts.append(name if dflt == "" else f"*{name}" if dflt == "*" else f"{name}={dflt}")
     return f"{spec['name']}({', '.join(parts)})"
 
 

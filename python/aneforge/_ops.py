@@ -50,6 +50,9 @@ def _make(spec):
     params = spec["params"]
     sig_params = []
     for pname, kind, dflt in params:
+        if dflt == "*":
+            sig_params.append(inspect.Parameter(pname, inspect.Parameter.VAR_POSITIONAL))
+            continue
         default = inspect.Parameter.empty if dflt == "" else ast.literal_eval(dflt)
         sig_params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
     sig = inspect.Signature(sig_params)
@@ -61,17 +64,14 @@ def _make(spec):
         except TypeError as e:
             raise TypeError(f"{name}{sig}: {e}") from None
         bound.apply_defaults()
-        a = bound.arguments
-        ref = None
-        for pname, kind, _ in params:
-            v = a[pname]
-            if kind in _TENSOR_KINDS:
-                for t in (v if kind == "tensors" and isinstance(v, (list, tuple)) else [v]):
-                    if isinstance(t, Tensor):
-                        ref = t.dtype
-                        break
-            if ref:
-                break
+        a = dict(bound.arguments)
+        for pname, kind, dflt in params:  # *operands may also be given as one list
+            if dflt == "*" and len(a[pname]) == 1 and isinstance(a[pname][0], (list, tuple)):
+                a[pname] = a[pname][0]
+        # Python scalars take the dtype of the tensors around them, preferring a float one.
+        seen = [t.dtype for pname, kind, _ in params if kind in _TENSOR_KINDS
+                for t in (a[pname] if kind == "tensors" else [a[pname]]) if isinstance(t, Tensor)]
+        ref = next((d for d in seen if d in ("fp16", "fp32")), seen[0] if seen else None)
         tensors, attrs = [], {}
         for pname, kind, _ in params:
             v = a[pname]

@@ -199,9 +199,9 @@ class PyExecutable {
     for (size_t k = 0; k < n; ++k) {
       double v = 0;
       switch (dt.bits) {
-        case 8: v = is_signed ? static_cast<const int8_t*>(p)[k] : static_cast<const uint8_t*>(p)[k]; break;
-        case 16: v = is_signed ? static_cast<const int16_t*>(p)[k] : static_cast<const uint16_t*>(p)[k]; break;
-        case 32: v = is_signed ? static_cast<const int32_t*>(p)[k] : static_cast<const uint32_t*>(p)[k]; break;
+        case 8: v = is_signed ? double(static_cast<const int8_t*>(p)[k]) : double(static_cast<const uint8_t*>(p)[k]); break;
+        case 16: v = is_signed ? double(static_cast<const int16_t*>(p)[k]) : double(static_cast<const uint16_t*>(p)[k]); break;
+        case 32: v = is_signed ? double(static_cast<const int32_t*>(p)[k]) : double(static_cast<const uint32_t*>(p)[k]); break;
         default: v = is_signed ? static_cast<double>(static_cast<const int64_t*>(p)[k])
                                : static_cast<double>(static_cast<const uint64_t*>(p)[k]);
       }

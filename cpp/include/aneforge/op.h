@@ -23,7 +23,7 @@ enum class ParamKind {
 struct Param {
   std::string name;
   ParamKind kind;
-  std::string dflt;  // Python literal of the default; empty means required
+  std::string dflt;  // Python literal of the default; empty means required; "*" for *args
 };
 
 struct OpDef;

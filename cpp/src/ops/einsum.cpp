@@ -130,7 +130,7 @@ void register_einsum_op() {
   d.name = "einsum";
   d.category = "linalg";
   d.doc = "Einstein summation over named axes (torch.einsum), lowered to permute/reshape/matmul/sum.";
-  d.params = {P("equation", ParamKind::str), P("operands", ParamKind::tensors)};
+  d.params = {P("equation", ParamKind::str), P("operands", ParamKind::tensors, "*")};
   d.mil_op = "matmul/transpose/reshape/reduce_sum";
   d.build = einsum_build;
   register_op(std::move(d));

@@ -38,8 +38,14 @@ OpDef unary(const char* name, const char* cat, const char* mil, const char* doc,
   return d;
 }
 
-float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+// GELU's limits: gelu(+inf) = +inf, gelu(-inf) = 0 (torch gives NaN at both).
+float gelu_exact(float x) {
+  if (std::isinf(x)) return x > 0 ? x : -0.0f;
+  return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+}
 float gelu_tanh(float x) {
+  if (std::isinf(x)) return x > 0 ? x : -0.0f;
+  if (std::fabs(x) > 20.0f) return x > 0 ? x : -0.0f;  // x^3 would overflow the tanh argument's precision
   return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -113,7 +119,7 @@ void register_unary() {
   register_op(unary("thresholded_relu", "activation", "thresholded_relu", "x if x > alpha else 0.",
                     {P("alpha", A, "1.0")}, [](const KernelArgs& k) {
     float a = static_cast<float>(k.node.attrs.f("alpha"));
-    map(k, [a](float x) { return x > a ? x : (x != x ? x : 0.0f); });
+    map(k, [a](float x) { return x > a ? x : 0.0f; });
   }));
   register_op(unary("linear_activation", "activation", "linear_activation", "alpha * x + beta.",
                     {P("alpha", A, "1.0"), P("beta", A, "0.0")}, [](const KernelArgs& k) {
@@ -157,7 +163,7 @@ void register_unary() {
   static const M any_dtype[] = {
       {"abs", "abs", "|x|.", [](float x) { return std::fabs(x); }},
       {"neg", "mul(x, -1)", "-x.", [](float x) { return -x; }},
-      {"sign", "sign", "-1, 0 or 1 (NaN stays NaN).", [](float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; }},
+      {"sign", "sign", "-1, 0 or 1 (NaN gives 0, as torch.sign).", [](float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : 0.0f; }},
       {"floor", "floor", "Round down.", [](float x) { return std::floor(x); }},
       {"ceil", "ceil", "Round up.", [](float x) { return std::ceil(x); }},
       {"round", "round", "Round half to even (torch.round).", [](float x) { return std::nearbyint(x); }},
@@ -173,7 +179,10 @@ void register_unary() {
   register_op(std::move(ln));
 
   OpDef cast = unary("cast", "shape", "cast", "Convert to dtype (fp16, fp32, int8, uint8, int32, bool).",
-                     {P("dtype", ParamKind::str)}, [](const KernelArgs& k) { map(k, [](float x) { return x; }); }, false);
+                     {P("dtype", ParamKind::str)}, [](const KernelArgs& k) {
+    if (is_integer(k.out_type(0).dtype)) map(k, [](float x) { return x != x ? 0.0f : std::trunc(x); });  // toward zero, as torch
+    else map(k, [](float x) { return x; });
+  }, false);
   cast.infer = [](InferContext& c) {
     DType t = dtype_from_name(c.attrs.s("dtype"));
     if (t == DType::int4 || t == DType::uint4) c.fail("int4/uint4 are weight storage formats, not tensor dtypes");
