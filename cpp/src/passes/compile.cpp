@@ -12,6 +12,7 @@
 #include "aneforge/runtime.h"
 #include "passes/compress.h"
 #include "passes/fuse.h"
+#include "passes/lower.h"
 #include "passes/memory_plan.h"
 
 namespace af {
@@ -30,10 +31,14 @@ std::shared_ptr<const ConstData> stored_const(const std::shared_ptr<const ConstD
 
 }  // namespace
 
-std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const CompileOptions& opts) {
-  if (outputs.empty()) throw ValueError("compile: no outputs given");
-  for (size_t i = 0; i < outputs.size(); ++i)
-    if (!outputs[i].valid()) throw ValueError("compile: output " + std::to_string(i) + " is empty");
+std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const CompileOptions& opts) {
+  if (user_outputs.empty()) throw ValueError("compile: no outputs given");
+  for (size_t i = 0; i < user_outputs.size(); ++i)
+    if (!user_outputs[i].valid()) throw ValueError("compile: output " + std::to_string(i) + " is empty");
+  std::vector<std::string> default_names;
+  for (const auto& t : user_outputs) default_names.push_back(t.name());
+  // Bridge ops become native sequences inside this same program.
+  const std::vector<Tensor> outputs = lower_bridges(user_outputs);
   auto nodes = topo_sort(outputs);
 
   std::vector<std::shared_ptr<Node>> graph_inputs;
@@ -109,7 +114,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
                        std::to_string(outputs.size()) + " outputs");
     prog->output_names = opts.output_names;
   } else {
-    for (int v : prog->outputs) prog->output_names.push_back(prog->values[v].name);
+    prog->output_names = default_names;
   }
   fuse_activations(*prog);
   compress_weights(*prog, opts.compress);

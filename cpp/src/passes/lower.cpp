@@ -1,0 +1,51 @@
+#include "passes/lower.h"
+
+#include <unordered_map>
+
+#include "aneforge/error.h"
+#include "aneforge/op.h"
+
+namespace af {
+
+std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs) {
+  auto order = topo_sort(outputs);
+  bool any = false;
+  for (auto& n : order) any |= n->op->bridge;
+  if (!any) return outputs;
+  std::unordered_map<const Node*, std::vector<Tensor>> mapped;
+  for (auto& n : order) {
+    std::vector<Tensor> outs;
+    if (n->inputs.empty()) {
+      for (size_t i = 0; i < n->outputs.size(); ++i) outs.emplace_back(n, static_cast<int>(i));
+      mapped[n.get()] = std::move(outs);
+      continue;
+    }
+    std::vector<Tensor> ins;
+    bool changed = false;
+    for (const auto& t : n->inputs) {
+      ins.push_back(mapped.at(t.node().get()).at(t.index()));
+      changed |= ins.back().node() != t.node() || ins.back().index() != t.index();
+    }
+    if (n->op->bridge) {
+      if (!n->op->lower) throw UnsupportedError("compile: bridge op '" + n->op->name + "' has no lowering");
+      outs = n->op->lower(ins, n->attrs);
+      if (outs.size() != n->outputs.size())
+        throw Error(Status::internal, "lowering of '" + n->op->name + "' returned the wrong number of outputs");
+      for (size_t i = 0; i < outs.size(); ++i)
+        if (!(outs[i].type() == n->outputs[i]))
+          throw Error(Status::internal, "lowering of '" + n->op->name + "' output " + std::to_string(i) + " is " +
+                                            shape_str(outs[i].shape()) + " " + std::string(dtype_name(outs[i].dtype())) +
+                                            ", expected " + shape_str(n->outputs[i].shape));
+    } else if (changed) {
+      outs = call(n->op->name, ins, n->attrs);
+    } else {
+      for (size_t i = 0; i < n->outputs.size(); ++i) outs.emplace_back(n, static_cast<int>(i));
+    }
+    mapped[n.get()] = std::move(outs);
+  }
+  std::vector<Tensor> res;
+  for (const auto& t : outputs) res.push_back(mapped.at(t.node().get()).at(t.index()));
+  return res;
+}
+
+}  // namespace af
