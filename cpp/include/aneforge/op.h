@@ -45,12 +45,16 @@ struct InferContext {
 
 struct SimContext;
 
+// What a kernel gets: the node (for its op, attributes and output types), its input
+// buffers with their types (from the program, which passes may have rewritten), outputs.
 struct KernelArgs {
   const Node& node;
   const float* const* in;
   float* const* out;
   const SimContext& ctx;
-  const TensorType& in_type(size_t i) const { return node.inputs[i].type(); }
+  const TensorType* const* in_types;
+  size_t num_inputs;
+  const TensorType& in_type(size_t i) const { return *in_types[i]; }
   const TensorType& out_type(size_t i) const { return node.outputs[i]; }
 };
 using SimKernel = std::function<void(const KernelArgs&)>;

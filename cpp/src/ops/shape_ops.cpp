@@ -156,7 +156,7 @@ void concat_kernel(const KernelArgs& k) {
   for (int i = 0; i < axis; ++i) outer *= os[i];
   for (size_t i = axis + 1; i < os.size(); ++i) inner *= os[i];
   int64_t orow = os[axis] * inner, off = 0;
-  for (size_t t = 0; t < k.node.inputs.size(); ++t) {
+  for (size_t t = 0; t < k.num_inputs; ++t) {
     int64_t len = k.in_type(t).shape[axis] * inner;
     const float* src = k.in[t];
     float* dst = k.out[0] + off;

@@ -44,7 +44,10 @@ class SimExecutable final : public Executable {
     }
     for (const auto& s : prog_->steps) {
       StepPtrs sp;
-      for (int v : s.in) sp.in.push_back(ptr_[v]);
+      for (int v : s.in) {
+        sp.in.push_back(ptr_[v]);
+        sp.in_types.push_back(&prog_->values[v].type);
+      }
       for (int v : s.out) sp.out.push_back(ptr_[v]);
       steps_.push_back(std::move(sp));
     }
@@ -63,7 +66,8 @@ class SimExecutable final : public Executable {
     }
     for (size_t s = 0; s < p.steps.size(); ++s) {
       const Node& node = *p.steps[s].node;
-      KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_};
+      KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
+                      steps_[s].in.size()};
       node.op->kernel(args);
       for (size_t o = 0; o < node.outputs.size(); ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
@@ -78,6 +82,7 @@ class SimExecutable final : public Executable {
   struct StepPtrs {
     std::vector<const float*> in;
     std::vector<float*> out;
+    std::vector<const TensorType*> in_types;
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
