@@ -10,7 +10,7 @@ _COMPRESS = (None, "int8")
 
 
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
-            inputs=None, rounding="nearest_even", flush_subnormals=True) -> "Net":
+            inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     outputs: a Tensor, a list of Tensors, or a dict name -> Tensor. The net returns the
@@ -20,7 +20,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     compress: None or "int8" (weight-only, per output channel).
     inputs: optional list fixing the order of positional inputs (default: creation order).
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md).
+    dump: "passes" prints the program after each compiler pass (also kept in net.pass_log).
     """
+    if dump not in (None, "passes"):
+        raise ValueError(f"compile: dump must be None or 'passes', got {dump!r}")
     if isinstance(outputs, Tensor):
         outs, names, mode = [outputs], [], 0
     elif isinstance(outputs, dict):
@@ -46,7 +49,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
                 raise TypeError(f"compile: inputs= must hold Tensors, got {type(t).__name__}")
             ins.append(t._t)
     prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
-                         target or "", compress or "")
+                         target or "", compress or "", dump == "passes")
+    if dump == "passes":
+        print(prog.pass_log, end="")
     return Net(prog, backend, mode, compress=compress)
 
 
@@ -78,6 +83,15 @@ class Net:
     @property
     def weight_bytes(self) -> int:
         return self._program.weight_bytes
+
+    @property
+    def pass_log(self) -> str:
+        """The program after each compiler pass (compile with dump="passes")."""
+        return self._program.pass_log
+
+    def text(self) -> str:
+        """The compiled program, one line per layer."""
+        return self._program.text()
 
     def summary(self, file=None) -> str:
         """Print (and return) the program's layers with their shapes and sizes."""

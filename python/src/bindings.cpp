@@ -196,13 +196,18 @@ NB_MODULE(_core, m) {
 
   nb::class_<af::Program>(m, "Program")
       .def("summary", &af::Program::summary)
+      .def("text", &af::Program::text)
+      .def_prop_ro("pass_log", [](const af::Program& p) { return p.pass_log; })
       .def_prop_ro("weight_bytes", &af::Program::weight_bytes)
       .def_prop_ro("peak_activation_bytes", &af::Program::peak_activation_bytes)
       .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
       .def_prop_ro("layers", [](const af::Program& p) {
         nb::list l;
-        for (const auto& s : p.steps)
-          l.append(nb::make_tuple(s.node->name, s.node->op->name, shape_tuple(p.values[s.out[0]].type.shape)));
+        for (const auto& s : p.steps) {
+          std::string op = s.node->op->name;
+          for (const auto& e : s.epilogue) op += "+" + e->op->name;
+          l.append(nb::make_tuple(s.node->name, op, shape_tuple(p.values[s.out[0]].type.shape)));
+        }
         return l;
       })
       .def_prop_ro("inputs", [](const af::Program& p) {
@@ -225,9 +230,10 @@ NB_MODULE(_core, m) {
   m.def("compile", [](const std::vector<af::Tensor>& outputs, const std::vector<std::string>& names,
                       const std::vector<af::Tensor>& inputs, const std::string& precision,
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
-                      const std::string& compress) {
+                      const std::string& compress, bool dump) {
     af::CompileOptions o;
     o.compress = compress;
+    o.dump_passes = dump;
     o.output_names = names;
     o.inputs = inputs;
     o.target = target;
@@ -238,7 +244,7 @@ NB_MODULE(_core, m) {
       throw af::ValueError("compile: rounding must be 'nearest_even' or 'nearest_away', got '" + rounding + "'");
     o.numerics.fp16.flush_subnormals = flush_subnormals;
     return std::shared_ptr<af::Program>(af::compile(outputs, o));
-  }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a);
+  }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false);
 
   bind_run(m);
 }

@@ -24,6 +24,7 @@ struct CompileOptions {
   std::vector<std::string> output_names;
   std::vector<Tensor> inputs;  // fixes input order; empty: creation order
   std::string compress;        // "" or "int8" (weight-only, per output channel)
+  bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
 };
 
 // One value in the program: a graph input, a constant, or an op result.
@@ -34,12 +35,17 @@ struct Value {
   int slot = -1;            // buffer slot (memory plan); -1 for constants
   std::shared_ptr<const ConstData> data;  // constants (already rounded to fp16 if fp16)
   std::string encoding;     // constants: "" (dense) or "int8"
+  std::string layout;       // engine layout from the layout pass: "BCHW", "BC1S" or "" (constants)
+  int64_t engine_bytes = 0;  // fp16 bytes with the engine's 64-byte row alignment
 };
 
 struct Step {
-  std::shared_ptr<Node> node;
-  std::vector<int> in;   // value ids
-  std::vector<int> out;  // value ids
+  std::shared_ptr<Node> node;  // op and attributes (node->inputs may be stale: `in` is authoritative)
+  std::vector<int> in;         // value ids
+  std::vector<int> out;        // value ids
+  // Elementwise ops fused into this layer, applied in order to its (single) output. Each
+  // result is stored (rounded) as if unfused, so fusion never changes results.
+  std::vector<std::shared_ptr<Node>> epilogue;
 };
 
 struct Program {
@@ -51,9 +57,13 @@ struct Program {
   std::vector<int64_t> slot_elems;  // buffer slot sizes (elements)
   CompileOptions options;
 
-  int64_t weight_bytes() const;        // constants as fp16
-  int64_t peak_activation_bytes() const;  // sum of slots as fp16
+  std::string pass_log;              // with CompileOptions::dump_passes
+
+  int64_t weight_bytes() const;        // constants as stored (fp16, or int8 + scales)
+  int64_t peak_activation_bytes() const;  // planned buffers, fp16 with 64-byte rows
   std::string summary() const;
+  std::string text() const;            // one line per value and layer, for dumps and tests
+  int add_constant(std::vector<float> values, const Shape& shape, DType dtype);
 };
 
 std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const CompileOptions& opts = {});

@@ -200,15 +200,11 @@ void conv_kernel(const KernelArgs& k) {
                     yn + gi * Og * P, P);
       }
     }
-    bool relu = k.node.attrs.s("activation", "") == "relu";
-    if (bias || relu)
+    if (bias)
       parallel_for(g.O, 4, [&](size_t ob, size_t oe) {
         for (size_t o = ob; o < oe; ++o) {
-          float b = bias ? bias[o] : 0.0f, *yo = yn + o * P;
-          if (relu)
-            for (int64_t p = 0; p < P; ++p) yo[p] = std::max(yo[p] + b, 0.0f);
-          else
-            for (int64_t p = 0; p < P; ++p) yo[p] += b;
+          float b = bias[o], *yo = yn + o * P;
+          for (int64_t p = 0; p < P; ++p) yo[p] += b;
         }
       });
   }

@@ -81,14 +81,10 @@ void linear_kernel(const KernelArgs& k) {
   float* y = k.out[0];
   blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
   const float* b = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
-  bool relu = k.node.attrs.s("activation", "") == "relu";
-  if (b || relu)
+  if (b)
     parallel_for(M, 64, [&](size_t s, size_t e) {
       for (size_t m = s; m < e; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          float v = y[m * N + n] + (b ? b[n] : 0.0f);
-          y[m * N + n] = relu ? std::max(v, 0.0f) : v;
-        }
+        for (int64_t n = 0; n < N; ++n) y[m * N + n] += b[n];
     });
 }
 

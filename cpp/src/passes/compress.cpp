@@ -1,4 +1,4 @@
-#include "passes/compress.h"
+#include "passes/passes.h"
 
 #include <cmath>
 

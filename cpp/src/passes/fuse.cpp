@@ -1,49 +1,52 @@
-#include "passes/fuse.h"
-
-#include <algorithm>
+// Layer fusion: conv/linear/matmul followed by elementwise ops becomes one layer, and
+// constant-weight linear layers are marked for emission as 1x1 convs.
+#include <set>
 
 #include "aneforge/op.h"
+#include "passes/passes.h"
 
 namespace af {
 
-void remove_dead_steps(Program& p, const std::vector<bool>& dead) {
-  std::vector<Step> kept;
-  for (size_t s = 0; s < p.steps.size(); ++s)
-    if (!dead[s]) kept.push_back(std::move(p.steps[s]));
-  p.steps = std::move(kept);
-  for (auto& v : p.values) v.producer = -1;
-  for (size_t s = 0; s < p.steps.size(); ++s)
-    for (int v : p.steps[s].out) p.values[v].producer = static_cast<int>(s);
+namespace {
+const std::set<std::string> kHeads = {"conv", "dynamic_conv", "conv_transpose", "linear", "matmul"};
+
+bool fusable_tail(const Step& s, const Program& p) {
+  const OpDef& op = *s.node->op;
+  if (s.in.size() != 1 || s.out.size() != 1) return false;
+  if (op.category != "activation" && op.category != "math") return false;
+  return p.values[s.in[0]].type == p.values[s.out[0]].type;
 }
+}  // namespace
 
 void fuse_activations(Program& p) {
-  std::vector<int> uses(p.values.size(), 0);
-  for (const auto& s : p.steps)
-    for (int v : s.in) ++uses[v];
-  for (int v : p.outputs) uses[v] += 1000;  // graph outputs are never fused away
+  auto uses = use_counts(p);
   std::vector<bool> dead(p.steps.size(), false);
-  std::vector<int> redirect(p.values.size());
-  for (size_t v = 0; v < redirect.size(); ++v) redirect[v] = static_cast<int>(v);
   for (size_t s = 0; s < p.steps.size(); ++s) {
     Step& st = p.steps[s];
-    for (int& v : st.in) v = redirect[v];
-    if (st.node->op->name != "relu") continue;
+    if (dead[s] || !fusable_tail(st, p)) continue;
     int src = st.in[0];
     int ps = p.values[src].producer;
-    if (ps < 0 || uses[src] != 1) continue;
-    Step& prod = p.steps[ps];
-    const std::string& pop = prod.node->op->name;
-    if ((pop != "conv" && pop != "linear") || prod.node->attrs.has("activation")) continue;
-    if (p.values[src].type.dtype != p.values[st.out[0]].type.dtype) continue;
-    auto fused = std::make_shared<Node>(*prod.node);
-    fused->attrs.set("activation", std::string("relu"));
-    prod.node = std::move(fused);
-    redirect[st.out[0]] = src;
-    uses[src] = uses[st.out[0]];
+    if (ps < 0 || uses[src] != 1 || dead[ps]) continue;
+    Step& head = p.steps[ps];
+    if (!kHeads.count(head.node->op->name) || head.out.size() != 1) continue;
+    head.epilogue.push_back(st.node);
+    // The fused layer now produces the tail's value (its name is what users asked for).
+    int tail_out = st.out[0];
+    redirect(p, tail_out, src);
+    p.values[src].name = p.values[tail_out].name;
+    uses[src] = uses[tail_out];
     dead[s] = true;
   }
-  for (int& v : p.outputs) v = redirect[v];
-  remove_dead_steps(p, dead);
+  remove_steps(p, dead);
+}
+
+void linear_as_conv(Program& p) {
+  for (auto& st : p.steps) {
+    if (st.node->op->name != "linear" || !p.values[st.in[1]].data || st.node->attrs.b("as_conv1x1")) continue;
+    auto n = std::make_shared<Node>(*st.node);
+    n->attrs.set("as_conv1x1", true);  // emitted as reshape -> 1x1 conv -> reshape
+    st.node = std::move(n);
+  }
 }
 
 }  // namespace af

@@ -1,4 +1,4 @@
-#include "passes/lower.h"
+#include "passes/passes.h"
 
 #include <unordered_map>
 

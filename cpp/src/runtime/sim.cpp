@@ -71,6 +71,14 @@ class SimExecutable final : public Executable {
       node.op->kernel(args);
       for (size_t o = 0; o < node.outputs.size(); ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
+      for (const auto& e : p.steps[s].epilogue) {  // fused elementwise ops, in place
+        float* buf = steps_[s].out[0];
+        const float* ein = buf;
+        const TensorType* et = &node.outputs[0];
+        KernelArgs ea{*e, &ein, &buf, ctx_, &et, 1};
+        e->op->kernel(ea);
+        ctx_.store(buf, static_cast<size_t>(numel(e->outputs[0].shape)), e->outputs[0].dtype);
+      }
     }
     for (size_t j = 0; j < p.outputs.size(); ++j) {
       const Value& v = p.values[p.outputs[j]];

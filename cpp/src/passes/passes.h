@@ -1,0 +1,40 @@
+// The compiler's passes over a Program. Each is a separate function, run in order by
+// af::compile (pipeline.cpp) and tested on its own (cpp/tests/test_passes.cpp).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "aneforge/program.h"
+
+namespace af {
+
+struct PassInfo {
+  const char* name;
+  void (*run)(Program&);
+};
+
+// Graph level (before the Program exists).
+std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs);
+
+// Program level, in pipeline order.
+void fold_constants(Program& p);          // steps whose inputs are all constants run now
+void eliminate_common_subexpressions(Program& p);
+void fold_batch_norm(Program& p);         // conv + batch_norm (constants) -> conv with new weights
+void fuse_bias(Program& p);               // conv/linear + add(constant per channel) -> bias
+void fuse_activations(Program& p);        // conv/linear/matmul + elementwise chain -> one layer
+void linear_as_conv(Program& p);          // mark constant-weight linear layers for 1x1-conv emission
+void assign_layout(Program& p);           // BCHW / BC1S, 64-byte row alignment
+void cast_constants(Program& p);          // constants rounded to their storage dtype (fp16)
+void eliminate_dead_code(Program& p);     // unused steps and values
+void plan_memory(Program& p);             // buffer slots reused by liveness
+
+// Weight compression (compress.cpp).
+void compress_weights(Program& p, const std::string& mode);
+std::vector<float> int8_roundtrip(const std::vector<float>& w, int64_t rows);
+
+// Helpers shared by passes.
+std::vector<int> use_counts(const Program& p);  // uses by steps and outputs (outputs count 1000)
+void remove_steps(Program& p, const std::vector<bool>& dead);
+void redirect(Program& p, int from, int to);   // every use of value `from` now reads `to`
+
+}  // namespace af

@@ -1,0 +1,135 @@
+// Program: its accounting, printing, and the helpers passes share.
+#include <algorithm>
+#include <cstdio>
+
+#include "aneforge/op.h"
+#include "passes/passes.h"
+
+namespace af {
+
+int Program::add_constant(std::vector<float> vals, const Shape& shape, DType dtype) {
+  Value v;
+  v.type = {shape, dtype};
+  v.name = "const_p" + std::to_string(values.size());
+  auto d = std::make_shared<ConstData>();
+  d->values = std::move(vals);
+  v.data = std::move(d);
+  values.push_back(std::move(v));
+  return static_cast<int>(values.size()) - 1;
+}
+
+std::vector<int> use_counts(const Program& p) {
+  std::vector<int> uses(p.values.size(), 0);
+  for (const auto& s : p.steps)
+    for (int v : s.in) ++uses[v];
+  for (int v : p.outputs) uses[v] += 1000;
+  return uses;
+}
+
+void remove_steps(Program& p, const std::vector<bool>& dead) {
+  std::vector<Step> kept;
+  for (size_t s = 0; s < p.steps.size(); ++s)
+    if (!dead[s]) kept.push_back(std::move(p.steps[s]));
+  p.steps = std::move(kept);
+  for (auto& v : p.values) v.producer = -1;
+  for (size_t s = 0; s < p.steps.size(); ++s)
+    for (int v : p.steps[s].out) p.values[v].producer = static_cast<int>(s);
+}
+
+void redirect(Program& p, int from, int to) {
+  for (auto& s : p.steps)
+    for (int& v : s.in)
+      if (v == from) v = to;
+  for (int& v : p.outputs)
+    if (v == from) v = to;
+}
+
+int64_t Program::weight_bytes() const {
+  std::vector<bool> used(values.size(), false);
+  for (const auto& s : steps)
+    for (int v : s.in) used[v] = true;
+  for (int v : outputs) used[v] = true;
+  int64_t b = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& v = values[i];
+    if (!v.data || !used[i]) continue;
+    int64_t n = numel(v.type.shape);
+    if (v.encoding == "int8") b += n + v.type.shape[0] * 2;  // int8 values + fp16 scales
+    else b += (n * std::max(16, dtype_bits(v.type.dtype)) + 7) / 8;
+  }
+  return b;
+}
+
+int64_t Program::peak_activation_bytes() const {
+  int64_t b = 0;
+  for (auto e : slot_elems) b += e * 2;
+  return b;
+}
+
+static std::string human_bytes(int64_t b) {
+  char buf[32];
+  if (b < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(b));
+  else if (b < (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
+  return buf;
+}
+
+static std::string layer_name(const Step& s) {
+  std::string r = s.node->op->name;
+  for (const auto& e : s.epilogue) r += "+" + e->op->name;
+  return r;
+}
+
+std::string Program::summary() const {
+  std::string r = "Program: " + std::to_string(steps.size()) + " layers, " + std::to_string(inputs.size()) +
+                  " input(s), " + std::to_string(outputs.size()) + " output(s)\n";
+  char line[640];
+  std::snprintf(line, sizeof line, "  %-4s %-22s %-18s %-22s %-6s %s\n", "#", "layer", "op", "output", "dtype", "attributes");
+  r += line;
+  for (int i : inputs) {
+    const auto& v = values[i];
+    std::snprintf(line, sizeof line, "  %-4s %-22s %-18s %-22s %-6s\n", "in", v.name.c_str(), "input",
+                  shape_str(v.type.shape).c_str(), std::string(dtype_name(v.type.dtype)).c_str());
+    r += line;
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& n = *steps[i].node;
+    const auto& v = values[steps[i].out[0]];
+    std::snprintf(line, sizeof line, "  %-4zu %-22s %-18s %-22s %-6s %s\n", i, n.name.c_str(), layer_name(steps[i]).c_str(),
+                  shape_str(v.type.shape).c_str(), std::string(dtype_name(v.type.dtype)).c_str(), n.attrs.str().c_str());
+    r += line;
+  }
+  r += "  weights: " + human_bytes(weight_bytes()) + (options.compress.empty() ? " (fp16)" : " (" + options.compress + ")") +
+       ", peak activations: " + human_bytes(peak_activation_bytes()) + " (fp16, 64-byte rows, " +
+       std::to_string(slot_elems.size()) + " buffers)\n";
+  r += std::string("  precision: ") + (options.numerics.precision == Precision::fp16 ? "fp16" : "fp32") +
+       ", target: " + (options.target.empty() ? "default" : options.target) + "\n";
+  return r;
+}
+
+std::string Program::text() const {
+  std::string r;
+  auto vname = [&](int v) { return "%" + std::to_string(v); };
+  for (int v : inputs)
+    r += "  " + vname(v) + " = input '" + values[v].name + "' : " + shape_str(values[v].type.shape) + " " +
+         std::string(dtype_name(values[v].type.dtype)) + "\n";
+  for (const auto& s : steps) {
+    std::string outs, ins;
+    for (int v : s.out) outs += (outs.empty() ? "" : ", ") + vname(v);
+    for (int v : s.in) {
+      ins += (ins.empty() ? "" : ", ") + vname(v);
+      if (values[v].data) ins += numel(values[v].type.shape) == 1 ? "=" + std::to_string(values[v].data->values[0]).substr(0, 8)
+                                                                     : "=const";
+    }
+    std::string attrs = s.node->attrs.str();
+    const auto& t = values[s.out[0]].type;
+    r += "  " + outs + " = " + layer_name(s) + "(" + ins + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + " : " +
+         shape_str(t.shape) + " " + std::string(dtype_name(t.dtype)) +
+         (values[s.out[0]].layout.empty() ? "" : " " + values[s.out[0]].layout) + "\n";
+  }
+  std::string outs;
+  for (int v : outputs) outs += (outs.empty() ? "" : ", ") + vname(v);
+  return r + "  return " + outs + "\n";
+}
+
+}  // namespace af

@@ -1,0 +1,153 @@
+// Each compiler pass on its own: build a Program, run the pass, check the program and
+// that results did not change (on the simulator).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "aneforge/aneforge.h"
+#include "passes/passes.h"
+
+using namespace af;
+
+namespace {
+
+std::vector<float> randn(size_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+int count_op(const Program& p, const std::string& op) {
+  int n = 0;
+  for (const auto& s : p.steps) n += s.node->op->name == op;
+  return n;
+}
+
+CompileOptions fp32() {
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  return o;
+}
+
+float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST(Passes, ConstantFoldingRunsConstOnlyLayersAtCompileTime) {
+  Tensor x = input({4}, DType::fp16, "x");
+  Tensor c = call1("mul", {constant({1, 2, 3, 4}, {4}), scalar(2.0)});
+  Tensor y = call1("add", {x, call1("relu", {call1("sub", {c, scalar(3.0)})})});
+  auto p = compile({y});
+  EXPECT_EQ(p->steps.size(), 1u);  // only the add that reads x is left
+  auto r = run_sim(p, {{{4}, {0, 0, 0, 0}}})[0].data;
+  EXPECT_EQ(r, (std::vector<float>{0, 1, 3, 5}));
+}
+
+TEST(Passes, CommonSubexpressionsAreComputedOnce) {
+  Tensor x = input({8}, DType::fp16, "x");
+  Tensor a = call1("sigmoid", {call1("mul", {x, scalar(3.0)})});
+  Tensor b = call1("sigmoid", {call1("mul", {x, scalar(3.0)})});
+  auto p = compile({call1("add", {a, b})});
+  EXPECT_EQ(count_op(*p, "sigmoid"), 1);
+  EXPECT_EQ(count_op(*p, "mul"), 1);
+}
+
+TEST(Passes, DeadCodeIsRemoved) {
+  Tensor x = input({8}, DType::fp16, "x");
+  call1("exp", {x});  // built, never used: not reachable, not compiled
+  Tensor y = call1("relu", {x});
+  std::vector<Tensor> outs{y};
+  auto p = compile(outs);
+  EXPECT_EQ(p->steps.size(), 1u);
+  // A multi-output op whose second output is unused keeps running (one layer).
+  auto parts = call("split", {input({6}, DType::fp16, "z")}, {{"split_size_or_sections", int64_t{3}}});
+  auto q = compile({parts[0]});
+  EXPECT_EQ(q->steps.size(), 1u);
+}
+
+TEST(Passes, BatchNormFoldsIntoConv) {
+  auto wv = randn(4 * 3 * 9, 1), xv = randn(2 * 3 * 25, 2);
+  std::vector<float> mean{0.1f, -0.2f, 0.3f, 0.0f}, var{1.5f, 0.5f, 2.0f, 1.0f}, g{1.0f, 2.0f, -1.0f, 0.5f},
+      b{0.0f, 0.1f, 0.2f, -0.3f};
+  Tensor x = input({2, 3, 5, 5}, DType::fp16, "x");
+  Tensor c = call1("conv", {x, constant(wv, {4, 3, 3, 3})}, {{"pad", int64_t{1}}});
+  Tensor y = call1("batch_norm", {c, constant(mean, {4}), constant(var, {4}), constant(g, {4}), constant(b, {4})},
+                   {{"has_weight", true}, {"has_bias", true}});
+  auto folded = compile({y}, fp32());
+  EXPECT_EQ(count_op(*folded, "batch_norm"), 0);
+  // Reference: the two ops run separately (a graph whose BN input is an output stops folding).
+  auto unfolded = compile({y, c}, fp32());
+  EXPECT_EQ(count_op(*unfolded, "batch_norm"), 1);
+  auto r1 = run_sim(folded, {{x.shape(), xv}})[0].data;
+  auto r2 = run_sim(unfolded, {{x.shape(), xv}})[0].data;
+  EXPECT_LT(max_diff(r1, r2), 1e-4f);
+}
+
+TEST(Passes, ConstantChannelAddBecomesBias) {
+  auto wv = randn(5 * 2 * 1, 3), xv = randn(1 * 2 * 4 * 3, 4), bv = randn(5, 5);
+  Tensor x = input({1, 2, 4, 3}, DType::fp16, "x");
+  Tensor c = call1("conv", {x, constant(wv, {5, 2, 1, 1})});
+  Tensor y = call1("add", {c, constant(bv, {5, 1, 1})});
+  auto p = compile({y}, fp32());
+  EXPECT_EQ(count_op(*p, "add"), 0);
+  EXPECT_TRUE(p->steps[0].node->attrs.b("has_bias"));
+  // An add along the wrong axis (W) must not fuse.
+  Tensor z = call1("add", {c, constant({1, 2, 3}, {3})});
+  EXPECT_EQ(count_op(*compile({z}, fp32()), "add"), 1);
+  auto r = run_sim(p, {{x.shape(), xv}})[0].data;
+  for (int o = 0; o < 5; ++o)
+    for (int i = 0; i < 12; ++i) {
+      float want = bv[o] + wv[o * 2] * xv[i] + wv[o * 2 + 1] * xv[12 + i];
+      EXPECT_NEAR(r[o * 12 + i], want, 1e-5);
+    }
+}
+
+TEST(Passes, ElementwiseTailsFuseIntoOneLayer) {
+  Tensor x = input({3, 8}, DType::fp16, "x");
+  Tensor y = call1("tanh", {call1("relu", {call1("linear", {x, constant(randn(16, 6), {2, 8})})})});
+  auto p = compile({y});
+  ASSERT_EQ(p->steps.size(), 1u);
+  ASSERT_EQ(p->steps[0].epilogue.size(), 2u);
+  EXPECT_EQ(p->values[p->outputs[0]].name, y.name());
+  EXPECT_TRUE(p->steps[0].node->attrs.b("as_conv1x1"));  // linear_as_conv marked it
+  // Same results as the unfused program (a tail that is also an output is not fused).
+  Tensor h = call1("relu", {call1("linear", {x, constant(randn(16, 6), {2, 8})})});
+  auto q = compile({call1("tanh", {h}), h});
+  EXPECT_EQ(q->steps.size(), 2u);
+  auto xv = randn(24, 7);
+  auto a = run_sim(q, {{{3, 8}, xv}});
+  std::vector<float> want(a[1].data.size());
+  for (size_t i = 0; i < want.size(); ++i) want[i] = half_to_float(float_to_half(std::tanh(a[1].data[i])));
+  EXPECT_EQ(a[0].data, want);
+}
+
+TEST(Passes, LayoutAndMemoryPlan) {
+  Tensor x = input({1, 16, 7, 7}, DType::fp16, "x");
+  Tensor y = x;
+  for (int i = 0; i < 6; ++i) y = call1("sigmoid", {call1("mul", {y, scalar(0.5)})});
+  auto p = compile({y});
+  const Value& in = p->values[p->inputs[0]];
+  EXPECT_EQ(in.layout, "BCHW");
+  EXPECT_EQ(in.engine_bytes, 1 * 16 * 7 * 64);  // 7 fp16 = 14 bytes per row, padded to 64
+  EXPECT_LE(p->slot_elems.size(), 3u);
+  Tensor s = input({2, 10}, DType::fp16, "s");
+  auto q = compile({call1("relu", {s})});
+  EXPECT_EQ(q->values[q->inputs[0]].layout, "BC1S");
+}
+
+TEST(Passes, DumpShowsEveryPass) {
+  Tensor x = input({2}, DType::fp16, "x");
+  CompileOptions o;
+  o.dump_passes = true;
+  auto p = compile({call1("relu", {x})}, o);
+  for (const char* pass : {"== graph ==", "== lower_bridges ==", "== fold_constants ==", "== fuse_activations ==",
+                           "== plan_memory =="})
+    EXPECT_NE(p->pass_log.find(pass), std::string::npos) << pass;
+}
