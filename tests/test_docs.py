@@ -13,3 +13,9 @@ def test_ops_md_matches_the_op_table():
 def test_readme_opens_with_the_two_commands():
     lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.startswith("bash scripts/")]
     assert lines[:2] == ["bash scripts/quickstart.sh", "bash scripts/test-all.sh"]
+
+
+def test_targets_md_matches_the_target_table_and_cost_model():
+    from aneforge._docs import targets_markdown
+    text = (ROOT / "docs" / "targets.md").read_text()
+    assert text == targets_markdown(), "docs/targets.md is stale: run python scripts/gen_docs.py"

@@ -22,6 +22,17 @@ __version__ = "0.1.0"
 globals().update({_name: _fn for _name, _fn in _OPS.items() if _name not in globals()})
 
 
+def targets() -> list:
+    """The 28 compiler targets: family, MIL support, chips, limits, streamed weight formats,
+    performance parameters and their sources."""
+    return _core.targets()
+
+
+def target_info(name: str) -> dict:
+    """One target by name ("h16g") or chip ("M4")."""
+    return _core.find_target(str(name))
+
+
 def set_num_threads(n: int) -> None:
     """Threads the simulator uses (its own pool and BLAS)."""
     _core.set_num_threads(int(n))
@@ -39,5 +50,5 @@ def round_fp16(values, ties_away=False, flush_subnormals=True):
     return a
 
 
-__all__ = ["Tensor", "Net", "TargetError", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "TargetError", "targets", "target_info", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

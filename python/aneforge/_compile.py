@@ -13,6 +13,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
             inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
+    target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
+        default "h16g" (M4). The whole graph is checked against it before anything is
+        emitted: unsupported ops and shapes raise af.TargetError (a ValueError).
+
     outputs: a Tensor, a list of Tensors, or a dict name -> Tensor. The net returns the
         same structure of NumPy arrays.
     precision: "fp16" (the engine's storage, default) or "fp32" (same program in float32,
@@ -92,6 +96,18 @@ class Net:
     def text(self) -> str:
         """The compiled program, one line per layer."""
         return self._program.text()
+
+    @property
+    def target(self) -> str:
+        return self._program.target
+
+    def estimate(self, target=None) -> dict:
+        """Estimated engine latency: dispatch overhead + per fused layer
+        max(flops / peak, bytes / bandwidth). ``target`` defaults to the compiled one; a
+        different target is checked first (its limits and op support)."""
+        if target is not None:
+            _core.check_target(self._program, str(target))
+        return _core.estimate(self._program, "" if target is None else str(target))
 
     def summary(self, file=None) -> str:
         """Print (and return) the program's layers with their shapes and sizes."""

@@ -40,3 +40,59 @@ def ops_markdown() -> str:
             out.append(f"| `{s['name']}` | {kind} | {s['min_family']}+ | {'yes' if s['differentiable'] else 'no'} "
                        f"| `{s['mil_op']}` | `{_signature(s)}` | {s['doc']} |\n")
     return "".join(out)
+
+
+TARGETS_HEADER = """# Targets
+
+Generated from the target table (`cpp/src/targets/targets.cpp`) by `python scripts/gen_docs.py`.
+The 28 compiler `TargetArchitecture` names, grouped into the engine's capability families
+(shared/reference/ane-hardware.md s4, s6). `af.compile(y, target=...)` takes a target or a
+chip name; the default is `h16g` (M4). The whole program is checked before anything is
+emitted: an unknown name lists the valid ones, and an op or shape the target cannot run
+raises `af.TargetError` naming the op, the shape, the target and the limit. Ops native only
+on newer families are decomposed where a decomposition exists (`sin`/`cos` below h15 become
+a range reduction and a polynomial); otherwise the compile fails (`affine` needs h14).
+
+Source tags: [A] Apple or two independent sources, [R] one reverse-engineering source,
+[I] inferred, [?] disputed. The suffix letters' meaning is disputed; chips are mapped as the
+reference reports them.
+
+"""
+
+COST_HEADER = """
+## Cost model
+
+`net.estimate(target)` and `net.summary()`: dispatch overhead + the sum over fused layers of
+(layer overhead + max(flops / peak, bytes / bandwidth)), with 3x3 stride-1 convs at 1.45x the
+MAC peak (hardware Winograd) and matmul at 0.5x (GEMM roof / conv roof). Bytes are fp16
+activations with 64-byte rows plus the weights as stored. Against published measurements
+(regenerated with the docs; `tests/test_docs.py` keeps this table current):
+
+"""
+
+COST_FOOTER = """
+Reading the errors: ResNet-18 is over-estimated because at batch 1 the model streams all 23 MB
+of weights per call at the engine's bandwidth, while back-to-back calls likely keep them in the
+system cache [?]; the M1 Max conv stack is under-estimated because its measured 9.6 TFLOP/s
+is below 11 TFLOP/s x 1.45. The GEMM efficiency is fitted from the same source's roofs, so those
+two points are not independent checks. ANEForge reports ~12% mean error at best for its own
+analytic model and 4-5x misses on bandwidth-bound M1 shapes.
+"""
+
+
+def targets_markdown() -> str:
+    from . import _core
+    from .nets import cost_model_markdown
+    out = [TARGETS_HEADER, "| target | family | MIL | chips | W/H max | C max | kernel W | streamed weights | fp16 TF/s | GB/s | dispatch us | fp16 ties |\n",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+    for t in _core.targets():
+        out.append(f"| `{t['name']}` | {t['family']} | {'yes' if t['mil'] else 'no'} | {', '.join(t['chips']) or '-'} "
+                   f"| {t['spatial_max']} | {t['channel_max']} | {t['kernel_width_max']} | {', '.join(t['streams']) or '-'} "
+                   f"| {t['fp16_tflops']:g} | {t['bandwidth_gbs']:g} | {t['dispatch_us']:g} | {t['rounding']} |\n")
+    out.append("\nSources per row:\n\n")
+    for t in _core.targets():
+        out.append(f"- `{t['name']}`: {t['sources']}\n")
+    out.append(COST_HEADER)
+    out.append(cost_model_markdown())
+    out.append(COST_FOOTER)
+    return "".join(out)

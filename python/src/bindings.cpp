@@ -5,6 +5,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "convert.h"
+#include "aneforge/target.h"
 #include "runtime/blas.h"
 
 using namespace nb::literals;
@@ -199,6 +200,7 @@ NB_MODULE(_core, m) {
       .def("text", &af::Program::text)
       .def_prop_ro("pass_log", [](const af::Program& p) { return p.pass_log; })
       .def_prop_ro("weight_bytes", &af::Program::weight_bytes)
+      .def_prop_ro("target", [](const af::Program& p) { return p.options.target; })
       .def_prop_ro("peak_activation_bytes", &af::Program::peak_activation_bytes)
       .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
       .def_prop_ro("layers", [](const af::Program& p) {
@@ -245,6 +247,55 @@ NB_MODULE(_core, m) {
     o.numerics.fp16.flush_subnormals = flush_subnormals;
     return std::shared_ptr<af::Program>(af::compile(outputs, o));
   }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false);
+
+  auto target_dict = [](const af::Target& t) {
+    nb::dict d;
+    d["name"] = t.name;
+    d["family"] = af::family_name(t.family);
+    d["mil"] = t.mil;
+    d["chips"] = t.chips;
+    d["spatial_max"] = t.spatial_max;
+    d["channel_max"] = t.channel_max;
+    d["kernel_width_max"] = t.kernel_w_max;
+    d["max_rank"] = t.max_rank;
+    d["tile_bytes"] = t.tile_bytes;
+    d["streams"] = t.streams;
+    d["fp16_tflops"] = t.fp16_tflops;
+    d["bandwidth_gbs"] = t.bandwidth_gbs;
+    d["dispatch_us"] = t.dispatch_us;
+    d["layer_us"] = t.layer_us;
+    d["rounding"] = t.rounding;
+    d["sources"] = t.sources;
+    return d;
+  };
+  m.def("targets", [target_dict] {
+    nb::list l;
+    for (const auto& t : af::targets()) l.append(target_dict(t));
+    return l;
+  });
+  m.def("find_target", [target_dict](const std::string& n) { return target_dict(af::find_target(n)); }, "name"_a);
+  m.def("estimate", [](const af::Program& p, const std::string& target) {
+    const af::Target& t = target.empty() ? af::find_target(p.options.target) : af::find_target(target);
+    af::Estimate e = af::estimate(p, t);
+    nb::dict d;
+    d["target"] = e.target;
+    d["total_us"] = e.total_us;
+    d["dispatch_us"] = e.dispatch_us;
+    nb::list layers;
+    for (const auto& c : e.layers) {
+      nb::dict l;
+      l["layer"] = c.layer;
+      l["flops"] = c.flops;
+      l["bytes"] = c.bytes;
+      l["us"] = c.us;
+      l["bound"] = c.compute_bound ? "compute" : "memory";
+      layers.append(l);
+    }
+    d["layers"] = layers;
+    return d;
+  }, "program"_a, "target"_a = "");
+  m.def("check_target", [](const af::Program& p, const std::string& target) { af::check_target(p, af::find_target(target)); },
+        "program"_a, "target"_a);
 
   bind_run(m);
 }

@@ -86,6 +86,9 @@ struct OpDef {
   // Target support: the first engine family that runs it natively ("h13" = every MIL target).
   // Per-target limits and decompositions live in the target table (targets layer).
   std::string min_family = "h13";
+  // Native ops only: the same result from other ops, used on families below min_family.
+  // Without it the op cannot run there (a compile error naming op, shape and target).
+  LowerFn decompose;
 
   bool is_composite() const { return static_cast<bool>(build); }
 };

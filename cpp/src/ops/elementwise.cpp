@@ -48,6 +48,31 @@ float gelu_tanh(float x) {
   if (std::fabs(x) > 20.0f) return x > 0 ? x : -0.0f;  // x^3 would overflow the tanh argument's precision
   return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
+// sin/cos from native ops for families without them: u = 2 (x / 2pi - round(x / 2pi)) in
+// [-1, 1], then sin(pi u) (odd) or cos(pi u) (even) as a Taylor polynomial in u, in Horner
+// form. Coefficients pi^k / k! stay in fp16's normal range (no flushed subnormals).
+Tensor sincos_decomposition(const Tensor& x, bool is_sin) {
+  DType dt = x.dtype();
+  auto c = [&](double v) { return scalar(v, dt); };
+  auto mul = [](const Tensor& a, const Tensor& b) { return call1("mul", {a, b}); };
+  auto add = [](const Tensor& a, const Tensor& b) { return call1("add", {a, b}); };
+  Tensor t = mul(x, c(0.15915494309189535));
+  Tensor u = mul(call1("sub", {t, call1("round", {t})}), c(2.0));
+  Tensor u2 = mul(u, u);
+  std::vector<double> co;
+  double pk = is_sin ? M_PI : 1.0, fact = 1.0;
+  for (int k = is_sin ? 1 : 0, sign = 1; k <= (is_sin ? 15 : 14); k += 2, sign = -sign) {
+    if (k > 1) {
+      pk *= M_PI * M_PI;
+      fact *= (k - 1) * k;
+    }
+    co.push_back(sign * pk / fact);
+  }
+  Tensor acc = c(co.back());
+  for (int i = static_cast<int>(co.size()) - 2; i >= 0; --i) acc = add(mul(acc, u2), c(co[i]));
+  return is_sin ? mul(acc, u) : acc;
+}
+
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 float relu6(float x) { return x != x ? x : std::min(std::max(x, 0.0f), 6.0f); }
 
@@ -158,7 +183,15 @@ void register_unary() {
   };
   for (const M& m : math) {
     auto f = m.f;
-    register_op(unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); }));
+    OpDef d = unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); });
+    if (std::string(m.name) == "sin" || std::string(m.name) == "cos") {
+      d.min_family = "h15";  // native sin/cos from H15 (ane-hardware.md s2.3) [R]
+      bool is_sin = std::string(m.name) == "sin";
+      d.decompose = [is_sin](const std::vector<Tensor>& in, const Attrs&) {
+        return std::vector<Tensor>{sincos_decomposition(in[0], is_sin)};
+      };
+    }
+    register_op(std::move(d));
   }
   static const M any_dtype[] = {
       {"abs", "abs", "|x|.", [](float x) { return std::fabs(x); }},

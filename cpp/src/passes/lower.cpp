@@ -7,10 +7,15 @@
 
 namespace af {
 
-std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs) {
+static int family_number(const std::string& f) { return f == "h14" ? 14 : f == "h15" ? 15 : f == "h16" ? 16 : 13; }
+
+std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family) {
   auto order = topo_sort(outputs);
+  auto decomposes = [&](const Node& n) {
+    return n.op->decompose && family_number(n.op->min_family) > family;
+  };
   bool any = false;
-  for (auto& n : order) any |= n->op->bridge;
+  for (auto& n : order) any |= n->op->bridge || decomposes(*n);
   if (!any) return outputs;
   std::unordered_map<const Node*, std::vector<Tensor>> mapped;
   for (auto& n : order) {
@@ -26,9 +31,10 @@ std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs) {
       ins.push_back(mapped.at(t.node().get()).at(t.index()));
       changed |= ins.back().node() != t.node() || ins.back().index() != t.index();
     }
-    if (n->op->bridge) {
-      if (!n->op->lower) throw UnsupportedError("compile: bridge op '" + n->op->name + "' has no lowering");
-      outs = n->op->lower(ins, n->attrs);
+    if (n->op->bridge || decomposes(*n)) {
+      const LowerFn& fn = n->op->bridge ? n->op->lower : n->op->decompose;
+      if (!fn) throw UnsupportedError("compile: bridge op '" + n->op->name + "' has no lowering");
+      outs = fn(ins, n->attrs);
       if (outs.size() != n->outputs.size())
         throw Error(Status::internal, "lowering of '" + n->op->name + "' returned the wrong number of outputs");
       for (size_t i = 0; i < outs.size(); ++i)

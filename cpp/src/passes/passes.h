@@ -14,7 +14,9 @@ struct PassInfo {
 };
 
 // Graph level (before the Program exists).
-std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs);
+// Bridge ops become their native lowering; ops native only above `family` (13..16) become
+// their decomposition.
+std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family = 16);
 
 // Program level, in pipeline order.
 void fold_constants(Program& p);          // steps whose inputs are all constants run now

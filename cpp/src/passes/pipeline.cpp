@@ -6,6 +6,7 @@
 #include "aneforge/error.h"
 #include "aneforge/op.h"
 #include "aneforge/runtime.h"
+#include "aneforge/target.h"
 #include "passes/passes.h"
 
 namespace af {
@@ -91,9 +92,13 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
   } else {
     for (const auto& t : user_outputs) names.push_back(t.name());
   }
+  const Target& target = opts.target.empty() ? default_target() : find_target(opts.target);
+  CompileOptions o = opts;
+  o.target = target.name;
   std::string log;
-  if (opts.dump_passes) log += "== graph ==\n" + build_program(user_outputs, opts, true)->text();
-  auto prog = build_program(lower_bridges(user_outputs), opts);  // bridges become native ops
+  if (opts.dump_passes) log += "== graph ==\n" + build_program(user_outputs, o, true)->text();
+  // Bridge ops become native sequences; ops the target family lacks are decomposed.
+  auto prog = build_program(lower_bridges(user_outputs, std::min(16, static_cast<int>(target.family))), o);
   prog->output_names = names;
   if (opts.dump_passes) log += "== lower_bridges ==\n" + prog->text();
   static const PassInfo pipeline[] = {
@@ -116,6 +121,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
     pass.run(*prog);
     if (opts.dump_passes) log += "== " + std::string(pass.name) + " ==\n" + prog->text();
   }
+  check_target(*prog, target);  // nothing reaches a lower layer that the target cannot run
   prog->pass_log = std::move(log);
   return prog;
 }

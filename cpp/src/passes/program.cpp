@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "aneforge/op.h"
+#include "aneforge/target.h"
 #include "passes/passes.h"
 
 namespace af {
@@ -103,8 +104,14 @@ std::string Program::summary() const {
        ", peak activations: " + human_bytes(peak_activation_bytes()) + " (fp16, 64-byte rows, " +
        std::to_string(slot_elems.size()) + " buffers)\n";
   r += std::string("  precision: ") + (options.numerics.precision == Precision::fp16 ? "fp16" : "fp32") +
-       ", target: " + (options.target.empty() ? "default" : options.target) + "\n";
-  return r;
+       ", target: " + (options.target.empty() ? "default" : options.target);
+  if (!options.target.empty()) {
+    Estimate e = estimate(*this, find_target(options.target));
+    char buf[96];
+    std::snprintf(buf, sizeof buf, ", estimated engine latency: %.1f us (%.0f us dispatch)", e.total_us, e.dispatch_us);
+    r += buf;
+  }
+  return r + "\n";
 }
 
 std::string Program::text() const {
