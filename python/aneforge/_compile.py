@@ -1,6 +1,8 @@
 """af.compile: the whole graph into one program, and the callable Net around it."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import _core
@@ -64,6 +66,7 @@ class Net:
 
     def __init__(self, program, backend, mode, compress=None):
         self._program = program
+        self._mode = mode
         self._exe = _core.Executable(program, backend, mode)
         self.backend = backend
         self.compress = compress
@@ -97,6 +100,11 @@ class Net:
         """The compiled program, one line per layer."""
         return self._program.text()
 
+    def save(self, path) -> None:
+        """Write the compiled program (graph, weights, target) to a versioned, checksummed
+        file, atomically: a crash never leaves a half-written file at ``path``."""
+        _core.save_program(self._program, os.fspath(path), self._mode)
+
     @property
     def target(self) -> str:
         return self._program.target
@@ -118,3 +126,10 @@ class Net:
     def __repr__(self):
         ins = ", ".join(f"{n}{s}" for n, s, _ in self.inputs)
         return f"Net({self.num_layers} layers, inputs: {ins or 'none'}, backend={self.backend})"
+
+
+def load_program(path, backend="sim") -> Net:
+    """Load a program written by ``Net.save``. A missing, truncated, corrupt or newer file
+    raises OSError with the reason."""
+    prog, mode = _core.load_program(os.fspath(path))
+    return Net(prog, backend, mode, compress=None)

@@ -294,6 +294,16 @@ NB_MODULE(_core, m) {
     d["layers"] = layers;
     return d;
   }, "program"_a, "target"_a = "");
+  m.def("save_program", [](const af::Program& p, const std::string& path, int mode) {
+    af::Program copy = p;
+    copy.metadata["output_mode"] = std::to_string(mode);
+    af::save_program(copy, path);
+  }, "program"_a, "path"_a, "mode"_a);
+  m.def("load_program", [](const std::string& path) {
+    auto p = af::load_program(path);
+    int mode = p->metadata.count("output_mode") ? std::stoi(p->metadata["output_mode"]) : 1;
+    return std::make_pair(p, mode);
+  }, "path"_a);
   m.def("check_target", [](const af::Program& p, const std::string& target) { af::check_target(p, af::find_target(target)); },
         "program"_a, "target"_a);
 

@@ -58,6 +58,7 @@ struct Program {
   CompileOptions options;
 
   std::string pass_log;              // with CompileOptions::dump_passes
+  std::map<std::string, std::string> metadata;  // saved with the program (e.g. the Python output structure)
 
   int64_t weight_bytes() const;        // constants as stored (fp16, or int8 + scales)
   int64_t peak_activation_bytes() const;  // planned buffers, fp16 with 64-byte rows
@@ -67,5 +68,11 @@ struct Program {
 };
 
 std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const CompileOptions& opts = {});
+
+// Program files (docs/program-file.md): versioned, checksummed, written atomically
+// (temp file, then rename). Loading a truncated, corrupt or newer file throws IOError.
+inline constexpr uint32_t kProgramFormatVersion = 1;
+void save_program(const Program& p, const std::string& path);
+std::shared_ptr<Program> load_program(const std::string& path);
 
 }  // namespace af
