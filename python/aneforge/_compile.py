@@ -105,6 +105,19 @@ class Net:
         file, atomically: a crash never leaves a half-written file at ``path``."""
         _core.save_program(self._program, os.fspath(path), self._mode)
 
+    def mil_text(self, opset="ios18") -> str:
+        """The program as MIL text: opset "ios17" (program(1.0)) or "ios18" (program(1.3))."""
+        return _core.mil_text(self._program, _opset(opset))
+
+    def weight_blob(self, opset="ios18") -> bytes:
+        """The MILBlob v2 weight file the MIL text refers to (@model_path/weights/weight.bin)."""
+        return _core.mil_blob(self._program, _opset(opset))
+
+    def export_mlpackage(self, path, opset="ios18") -> None:
+        """Write a complete .mlpackage (Manifest.json, Model protobuf with the ML Program,
+        weights): specification 8 for ios17, 9 for ios18."""
+        _core.export_mlpackage(self._program, os.fspath(path), _opset(opset))
+
     @property
     def target(self) -> str:
         return self._program.target
@@ -126,6 +139,13 @@ class Net:
     def __repr__(self):
         ins = ", ".join(f"{n}{s}" for n, s, _ in self.inputs)
         return f"Net({self.num_layers} layers, inputs: {ins or 'none'}, backend={self.backend})"
+
+
+def _opset(opset) -> int:
+    table = {"ios17": 17, "ios18": 18, 17: 17, 18: 18, "17": 17, "18": 18}
+    if opset not in table:
+        raise ValueError(f"opset must be 'ios17' or 'ios18', got {opset!r}")
+    return table[opset]
 
 
 def load_program(path, backend="sim") -> Net:

@@ -5,6 +5,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "convert.h"
+#include "aneforge/mil.h"
 #include "aneforge/target.h"
 #include "runtime/blas.h"
 
@@ -304,6 +305,15 @@ NB_MODULE(_core, m) {
     int mode = p->metadata.count("output_mode") ? std::stoi(p->metadata["output_mode"]) : 1;
     return std::make_pair(p, mode);
   }, "path"_a);
+  m.def("mil_text", [](const af::Program& p, int opset) { return af::mil::to_text(af::mil::build(p, opset)); },
+        "program"_a, "opset"_a);
+  m.def("mil_blob", [](const af::Program& p, int opset) {
+    auto b = af::mil::build(p, opset).weights.bytes;
+    return nb::bytes(b.data(), b.size());
+  }, "program"_a, "opset"_a);
+  m.def("export_mlpackage", [](const af::Program& p, const std::string& path, int opset) {
+    af::mil::write_mlpackage(af::mil::build(p, opset), p, path);
+  }, "program"_a, "path"_a, "opset"_a);
   m.def("check_target", [](const af::Program& p, const std::string& target) { af::check_target(p, af::find_target(target)); },
         "program"_a, "target"_a);
 

@@ -27,6 +27,13 @@ struct Param {
 };
 
 struct OpDef;
+namespace mil {
+class Builder;
+struct StepView;
+}  // namespace mil
+// MIL emission: the ops (named s.out) that compute the layer. Ops whose MIL op takes just
+// x (and y) need none: the default emits `mil_op(x=..., y=...)`.
+using MilEmitFn = std::function<void(mil::Builder&, const mil::StepView&)>;
 
 // What a shape rule sees and fills.
 struct InferContext {
@@ -83,6 +90,7 @@ struct OpDef {
   GradFn grad;
   LowerFn lower;
   std::string mil_op;     // the MIL op it becomes
+  MilEmitFn emit_mil;     // when the default (mil_op with x, y) is not enough
   // Target support: the first engine family that runs it natively ("h13" = every MIL target).
   // Per-target limits and decompositions live in the target table (targets layer).
   std::string min_family = "h13";

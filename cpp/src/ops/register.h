@@ -11,6 +11,8 @@ void register_shape_ops();
 void register_pool_ops();
 void register_norm_ops();
 void register_bridge_ops();
+void attach_mil_emitters();       // mil_emitters.cpp: each op's MIL emission
+OpDef& mutable_op(const std::string& name);
 
 // Shorthands for op definitions.
 inline Param P(std::string name, ParamKind kind, std::string dflt = "") {

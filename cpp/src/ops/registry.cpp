@@ -27,6 +27,7 @@ void register_builtin_ops() {
   register_pool_ops();
   register_norm_ops();
   register_bridge_ops();
+  attach_mil_emitters();
 }
 
 Registry& registry() {
@@ -50,6 +51,12 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return d[b.size()];
 }
 }  // namespace
+
+OpDef& mutable_op(const std::string& name) {
+  auto it = registry_storage().ops.find(name);
+  if (it == registry_storage().ops.end()) throw ValueError("unknown op '" + name + "'");
+  return *it->second;
+}
 
 void register_op(OpDef def) {
   auto& r = registry_storage();

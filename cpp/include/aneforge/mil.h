@@ -1,0 +1,106 @@
+// The internal MIL representation: one function of typed SSA ops built from a Program.
+// From it: MIL text (iOS17 program(1.0) / iOS18 program(1.3)), the MILBlob v2 weight file,
+// the Model protobuf and a complete .mlpackage (docs/mil.md).
+#pragma once
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "aneforge/program.h"
+
+namespace af::mil {
+
+struct Type {
+  DType dtype = DType::fp16;
+  Shape shape;
+  bool scalar = false;  // rank 0
+  bool is_string = false;
+  bool is_uint32 = false;  // uint32 parameters (e.g. pixel_unshuffle's downscale_factor)
+};
+
+// An immediate or blob-stored constant value.
+struct Literal {
+  Type type;
+  std::vector<double> numbers;   // numeric data (for fp16 holds the exact fp16 values)
+  std::string text;              // string constants
+  int64_t blob_offset = -1;      // >= 0: stored in the weight blob at this metadata offset
+  DType blob_dtype = DType::fp16;
+};
+
+struct Op {
+  std::string type;                                        // "conv", "const", ...
+  std::string name;                                        // op name (= first output for single-output ops)
+  std::vector<std::pair<std::string, std::vector<std::string>>> inputs;  // param -> vars (several for tuples)
+  std::vector<std::pair<std::string, Type>> outputs;
+  Literal value;                                           // const ops only
+};
+
+struct Function {
+  std::vector<std::pair<std::string, Type>> inputs;
+  std::vector<Op> ops;
+  std::vector<std::string> outputs;
+};
+
+struct Blob {
+  std::string bytes;  // the whole weight.bin
+};
+
+struct Program {
+  int opset = 17;  // 17 (iOS17, spec 8) or 18 (iOS18, spec 9)
+  Function main;
+  Blob weights;
+};
+
+// Builds MIL from a compiled program. Throws UnsupportedError naming an op that has no
+// MIL emission.
+Program build(const af::Program& p, int opset);
+std::string to_text(const Program& m);
+std::string to_model_proto(const Program& m, const af::Program& src);  // serialized Model
+void write_mlpackage(const Program& m, const af::Program& src, const std::string& dir);
+
+std::string type_name(DType t);  // "fp16", "int32", ...
+
+// Used by op emitters (OpDef::emit_mil).
+class Builder {
+ public:
+  explicit Builder(Program& m) : m_(m) {}
+  std::string fresh(const std::string& base);
+  std::string ints(const std::vector<int64_t>& v, const std::string& hint = "p");  // int32 tensor [n]
+  std::string int_scalar(int64_t v, const std::string& hint = "p");
+  std::string uint_scalar(uint32_t v, const std::string& hint = "p");
+  bool is_const(const std::string& var) const { return consts_.count(var) > 0; }
+  std::string float_scalar(double v, DType t, const std::string& hint = "p");
+  std::string floats(const std::vector<double>& v, DType t, const std::string& hint = "p");
+  std::string bool_scalar(bool v, const std::string& hint = "p");
+  std::string string_scalar(const std::string& v, const std::string& hint = "p");
+  std::string tensor(const std::vector<float>& v, const Shape& shape, DType t, const std::string& hint = "c");
+  // Emits an op; `out` names its result (fresh when empty). Returns the result var.
+  std::string op(const std::string& type, std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
+                 const Type& out, const std::string& out_name = "");
+  std::vector<std::string> op_multi(const std::string& type,
+                                    std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
+                                    const std::vector<Type>& outs, const std::vector<std::string>& names);
+  const Type& type_of(const std::string& var) const { return types_.at(var); }
+  void declare(const std::string& var, const Type& t) { types_[var] = t; }
+  int opset() const { return m_.opset; }
+
+ private:
+  std::string add_const(Literal lit, const std::string& hint);
+  Program& m_;
+  std::map<std::string, int> counters_;
+  std::map<std::string, Type> types_;
+  std::map<std::string, bool> consts_;
+};
+
+// What an op's emitter sees: its input vars and types, the vars its outputs must get.
+struct StepView {
+  const Node& node;
+  std::vector<std::string> in;
+  std::vector<Type> in_types;
+  std::vector<std::string> out;
+  std::vector<Type> out_types;
+  const Attrs& attrs() const { return node.attrs; }
+};
+
+}  // namespace af::mil

@@ -1,0 +1,361 @@
+// Program -> MIL IR, and the MIL text writer (iOS17 program(1.0) / iOS18 program(1.3)).
+#include "aneforge/mil.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "aneforge/error.h"
+#include "aneforge/op.h"
+
+namespace af::mil {
+
+std::string type_name(DType t) {
+  switch (t) {
+    case DType::fp16: return "fp16";
+    case DType::fp32: return "fp32";
+    case DType::int8: return "int8";
+    case DType::uint8: return "uint8";
+    case DType::int32: return "int32";
+    case DType::boolean: return "bool";
+    case DType::int4: return "int4";
+    case DType::uint4: return "uint4";
+  }
+  return "fp16";
+}
+
+namespace {
+
+std::string sanitize(const std::string& s) {
+  std::string r;
+  for (char c : s) r += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  if (r.empty() || std::isdigit(static_cast<unsigned char>(r[0]))) r = "v_" + r;
+  return r;
+}
+
+// MILBlob v2: 64-byte header, then per blob a 64-byte metadata record and the data, each
+// record starting 64-aligned. Returns the metadata offset (what the MIL references).
+int64_t blob_append(Blob& b, const std::string& data, uint32_t dtype_code) {
+  if (b.bytes.empty()) {
+    b.bytes.assign(64, '\0');
+    uint32_t version = 2;
+    std::memcpy(&b.bytes[4], &version, 4);
+  }
+  b.bytes.resize((b.bytes.size() + 63) / 64 * 64, '\0');
+  int64_t meta = static_cast<int64_t>(b.bytes.size());
+  std::string md(64, '\0');
+  uint32_t sentinel = 0xDEADBEEFu;
+  uint64_t size = data.size(), offset = static_cast<uint64_t>(meta) + 64;
+  std::memcpy(&md[0], &sentinel, 4);
+  std::memcpy(&md[4], &dtype_code, 4);
+  std::memcpy(&md[8], &size, 8);
+  std::memcpy(&md[16], &offset, 8);
+  b.bytes += md;
+  b.bytes += data;
+  uint32_t count;
+  std::memcpy(&count, &b.bytes[0], 4);
+  ++count;
+  std::memcpy(&b.bytes[0], &count, 4);
+  return meta;
+}
+
+uint32_t blob_dtype_code(DType t) {
+  switch (t) {
+    case DType::fp16: return 1;
+    case DType::fp32: return 2;
+    case DType::uint8: return 3;
+    case DType::int8: return 4;
+    case DType::int32: return 14;
+    default: throw UnsupportedError("weight blob: no storage for dtype " + type_name(t));
+  }
+}
+
+std::string pack(const std::vector<double>& v, DType t) {
+  std::string out;
+  for (double x : v) {
+    switch (t) {
+      case DType::fp16: {
+        uint16_t h = float_to_half(static_cast<float>(x), {RoundMode::nearest_even, false});
+        out.append(reinterpret_cast<const char*>(&h), 2);
+        break;
+      }
+      case DType::fp32: {
+        float f = static_cast<float>(x);
+        out.append(reinterpret_cast<const char*>(&f), 4);
+        break;
+      }
+      case DType::int32: {
+        int32_t i = static_cast<int32_t>(x);
+        out.append(reinterpret_cast<const char*>(&i), 4);
+        break;
+      }
+      default: {
+        int8_t i = static_cast<int8_t>(x);
+        out.append(reinterpret_cast<const char*>(&i), 1);
+      }
+    }
+  }
+  return out;
+}
+
+Type type_of(const TensorType& t) { return Type{t.dtype, t.shape, t.shape.empty(), false}; }
+
+}  // namespace
+
+std::string Builder::fresh(const std::string& base) {
+  std::string b = sanitize(base);
+  int& n = counters_[b];
+  std::string r = n == 0 ? b : b + "_" + std::to_string(n);
+  ++n;
+  while (types_.count(r)) r = b + "_" + std::to_string(n++);
+  return r;
+}
+
+std::string Builder::add_const(Literal lit, const std::string& hint) {
+  Op op;
+  op.type = "const";
+  op.name = fresh(hint);
+  op.outputs = {{op.name, lit.type}};
+  types_[op.name] = lit.type;
+  consts_[op.name] = true;
+  op.value = std::move(lit);
+  m_.main.ops.push_back(std::move(op));
+  return m_.main.ops.back().name;
+}
+
+std::string Builder::ints(const std::vector<int64_t>& v, const std::string& hint) {
+  Literal l{{DType::int32, {static_cast<int64_t>(v.size())}, false, false}, {v.begin(), v.end()}, "", -1};
+  return add_const(std::move(l), hint);
+}
+std::string Builder::int_scalar(int64_t v, const std::string& hint) {
+  return add_const({{DType::int32, {}, true, false}, {static_cast<double>(v)}, "", -1}, hint);
+}
+std::string Builder::uint_scalar(uint32_t v, const std::string& hint) {
+  Type t{DType::int32, {}, true, false, true};
+  return add_const({t, {static_cast<double>(v)}, "", -1}, hint);
+}
+std::string Builder::float_scalar(double v, DType t, const std::string& hint) {
+  return add_const({{t, {}, true, false}, {v}, "", -1}, hint);
+}
+std::string Builder::floats(const std::vector<double>& v, DType t, const std::string& hint) {
+  return add_const({{t, {static_cast<int64_t>(v.size())}, false, false}, v, "", -1}, hint);
+}
+std::string Builder::bool_scalar(bool v, const std::string& hint) {
+  return add_const({{DType::boolean, {}, true, false}, {v ? 1.0 : 0.0}, "", -1}, hint);
+}
+std::string Builder::string_scalar(const std::string& v, const std::string& hint) {
+  return add_const({{DType::fp16, {}, true, true}, {}, v, -1}, hint);
+}
+std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DType t, const std::string& hint) {
+  Literal l;
+  l.type = {t, shape, shape.empty(), false};
+  l.numbers.assign(v.begin(), v.end());
+  bool to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8);
+  if (to_blob) {
+    l.blob_offset = blob_append(m_.weights, pack(l.numbers, t), blob_dtype_code(t));
+    l.blob_dtype = t;
+  }
+  return add_const(std::move(l), hint);
+}
+
+std::string Builder::op(const std::string& type, std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
+                        const Type& out, const std::string& out_name) {
+  return op_multi(type, std::move(inputs), {out}, {out_name})[0];
+}
+
+std::vector<std::string> Builder::op_multi(const std::string& type,
+                                           std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
+                                           const std::vector<Type>& outs, const std::vector<std::string>& names) {
+  Op o;
+  o.type = type;
+  std::sort(inputs.begin(), inputs.end());
+  o.inputs = std::move(inputs);
+  std::vector<std::string> vars;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    std::string n = i < names.size() && !names[i].empty() ? names[i] : fresh(type);
+    types_[n] = outs[i];
+    o.outputs.push_back({n, outs[i]});
+    vars.push_back(n);
+  }
+  o.name = vars[0];
+  m_.main.ops.push_back(std::move(o));
+  return vars;
+}
+
+namespace {
+
+void default_emit(Builder& b, const StepView& s) {
+  const std::string& mil_op = s.node.op->mil_op;
+  if (mil_op.empty() || mil_op.find_first_of(" (/+") != std::string::npos || s.in.size() > 2 || s.out.size() != 1)
+    throw UnsupportedError("MIL emission: op '" + s.node.op->name + "' has no MIL emitter yet");
+  std::vector<std::pair<std::string, std::vector<std::string>>> args{{"x", {s.in[0]}}};
+  if (s.in.size() == 2) args.push_back({"y", {s.in[1]}});
+  b.op(mil_op, args, s.out_types[0], s.out[0]);
+}
+
+}  // namespace
+
+Program build(const af::Program& p, int opset) {
+  if (opset != 17 && opset != 18) throw ValueError("MIL: opset must be 17 (iOS17) or 18 (iOS18), got " + std::to_string(opset));
+  Program m;
+  m.opset = opset;
+  Builder b(m);
+  std::vector<std::string> var(p.values.size());
+  std::vector<std::string> reserved;
+  for (int v : p.inputs) {
+    std::string n = b.fresh(p.values[v].name);
+    Type t = type_of(p.values[v].type);
+    b.declare(n, t);
+    m.main.inputs.push_back({n, t});
+    var[v] = n;
+  }
+  auto var_of = [&](int v) -> const std::string& {
+    if (var[v].empty()) {
+      const Value& val = p.values[v];
+      if (!val.data) throw Error(Status::internal, "MIL: value " + val.name + " used before it is produced");
+      var[v] = b.tensor(val.data->values, val.type.shape, val.type.dtype, "const");
+    }
+    return var[v];
+  };
+  // Layers that produce a graph output are named after it (no extra identity op).
+  std::map<int, std::string> output_name;
+  for (size_t j = 0; j < p.outputs.size(); ++j)
+    if (!output_name.count(p.outputs[j]) && p.values[p.outputs[j]].type.dtype != DType::boolean)
+      output_name[p.outputs[j]] = j < p.output_names.size() ? p.output_names[j] : p.values[p.outputs[j]].name;
+  for (const auto& st : p.steps) {
+    StepView view{*st.node, {}, {}, {}, {}};
+    for (int v : st.in) {
+      view.in.push_back(var_of(v));
+      view.in_types.push_back(type_of(p.values[v].type));
+    }
+    for (size_t o = 0; o < st.out.size(); ++o) {
+      std::string internal = st.node->op->name + "_" + std::to_string(&st - p.steps.data());
+      std::string name = st.epilogue.empty() ? (output_name.count(st.out[o]) ? output_name[st.out[o]] : internal) : internal + "_pre";
+      view.out.push_back(b.fresh(name));
+      view.out_types.push_back(type_of(p.values[st.out[o]].type));
+    }
+    const OpDef& op = *st.node->op;
+    if (op.emit_mil) op.emit_mil(b, view);
+    else default_emit(b, view);
+    std::string cur = view.out[0];
+    for (size_t e = 0; e < st.epilogue.size(); ++e) {
+      const Node& en = *st.epilogue[e];
+      std::string internal = st.node->op->name + "_" + std::to_string(&st - p.steps.data());
+      std::string name = e + 1 == st.epilogue.size()
+                             ? b.fresh(output_name.count(st.out[0]) ? output_name[st.out[0]] : internal)
+                             : b.fresh(internal + "_" + en.op->name);
+      StepView ev{en, {cur}, {view.out_types[0]}, {name}, {type_of(en.outputs[0])}};
+      if (en.op->emit_mil) en.op->emit_mil(b, ev);
+      else default_emit(b, ev);
+      cur = name;
+    }
+    var[st.out[0]] = cur;
+    for (size_t o = 1; o < st.out.size(); ++o) var[st.out[o]] = view.out[o];
+  }
+  std::set<std::string> used_outputs;
+  for (size_t j = 0; j < p.outputs.size(); ++j) {
+    int v = p.outputs[j];
+    std::string src = var_of(v);
+    bool produced = p.values[v].producer >= 0 && !p.values[v].data;
+    if (produced && output_name.count(v) && used_outputs.insert(src).second) {
+      m.main.outputs.push_back(src);
+      continue;
+    }
+    Type t = type_of(p.values[v].type);
+    std::string name = b.fresh(p.output_names.size() > j ? p.output_names[j] : p.values[v].name);
+    if (t.dtype == DType::boolean) {  // Core ML outputs are numeric: bool leaves as int32
+      t.dtype = DType::int32;
+      src = b.op("cast", {{"x", {src}}, {"dtype", {b.string_scalar("int32", "dtype")}}}, t, name);
+    } else {
+      src = b.op("identity", {{"x", {src}}}, t, name);
+    }
+    m.main.outputs.push_back(src);
+  }
+  return m;
+}
+
+// ---- text --------------------------------------------------------------------------
+
+namespace {
+
+std::string num(double x, DType t) {
+  char buf[64];
+  if (t == DType::fp16 || t == DType::fp32) {
+    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+    if (x == 0) return std::signbit(x) ? "-0x0p+0" : "0x0p+0";
+    std::snprintf(buf, sizeof buf, "%a", x);
+  } else if (t == DType::boolean) {
+    return x != 0 ? "true" : "false";
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(x));
+  }
+  return buf;
+}
+
+std::string quoted(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) r += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+  return r + "\"";
+}
+
+struct TextWriter {
+  bool v13;  // program(1.3): bare scalar types
+  std::string type(const Type& t) const {
+    std::string dt = t.is_string ? "string" : t.is_uint32 ? "uint32" : type_name(t.dtype);
+    if (t.scalar && v13) return dt;
+    std::string dims;
+    for (size_t i = 0; i < t.shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(t.shape[i]);
+    return "tensor<" + dt + ", [" + dims + "]>";
+  }
+  std::string str(const std::string& s) const { return (v13 ? "string(" : "tensor<string, []>(") + quoted(s) + ")"; }
+  std::string u64(uint64_t v) const { return (v13 ? "uint64(" : "tensor<uint64, []>(") + std::to_string(v) + ")"; }
+  std::string literal(const Literal& l) const {
+    if (l.type.is_string) return str(l.text);
+    if (l.blob_offset >= 0)
+      return type(l.type) + "(BLOBFILE(path = " + str("@model_path/weights/weight.bin") + ", offset = " +
+             u64(static_cast<uint64_t>(l.blob_offset)) + "))";
+    if (l.type.scalar) return type(l.type) + "(" + num(l.numbers.at(0), l.type.dtype) + ")";
+    std::string body;
+    for (size_t i = 0; i < l.numbers.size(); ++i) body += (i ? ", " : "") + num(l.numbers[i], l.type.dtype);
+    return type(l.type) + "([" + body + "])";
+  }
+};
+
+}  // namespace
+
+std::string to_text(const Program& m) {
+  TextWriter w{m.opset >= 18};
+  std::string r = w.v13 ? "program(1.3)\n" : "program(1.0)\n";
+  r += w.v13 ? "[buildInfo = dict<string, string>({{\"aneforge-version\", \"0.1.0\"}})]\n"
+             : "[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{\"aneforge-version\", \"0.1.0\"}})]\n";
+  r += "{\n    func main<ios" + std::to_string(m.opset) + ">(";
+  for (size_t i = 0; i < m.main.inputs.size(); ++i)
+    r += (i ? ", " : "") + w.type(m.main.inputs[i].second) + " " + m.main.inputs[i].first;
+  r += ") {\n";
+  for (const auto& op : m.main.ops) {
+    std::string lhs;
+    for (size_t i = 0; i < op.outputs.size(); ++i) lhs += (i ? ", " : "") + w.type(op.outputs[i].second) + " " + op.outputs[i].first;
+    if (op.type == "const") {
+      r += "        " + lhs + " = const()[name = " + w.str(op.name) + ", val = " + w.literal(op.value) + "];\n";
+      continue;
+    }
+    std::string args;
+    for (const auto& [k, vs] : op.inputs) {
+      args += (args.empty() ? "" : ", ") + k + " = ";
+      if (vs.size() == 1 && op.type != "concat") args += vs[0];
+      else {
+        args += "(";
+        for (size_t i = 0; i < vs.size(); ++i) args += (i ? ", " : "") + vs[i];
+        args += ")";
+      }
+    }
+    r += "        " + lhs + " = " + op.type + "(" + args + ")[name = " + w.str(op.name) + "];\n";
+  }
+  r += "    } -> (";
+  for (size_t i = 0; i < m.main.outputs.size(); ++i) r += (i ? ", " : "") + m.main.outputs[i];
+  return r + ");\n}\n";
+}
+
+}  // namespace af::mil
