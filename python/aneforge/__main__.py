@@ -1,0 +1,5 @@
+import sys
+
+from aneforge.cli import main
+
+sys.exit(main())

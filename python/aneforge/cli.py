@@ -1,0 +1,74 @@
+"""The aneforge command line: targets, inspect, export.
+
+    aneforge targets
+    aneforge inspect FILE
+    aneforge export FILE --target h16g --format mlpackage|mil|blob OUT
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import aneforge as af
+
+
+def _targets(args) -> int:
+    rows = af.targets()
+    print(f"{'target':8s} {'family':9s} {'MIL':4s} {'chips':28s} {'W/H max':>8s} {'kernel W':>8s} "
+          f"{'TF/s':>5s} {'GB/s':>5s} {'dispatch':>9s}")
+    for t in rows:
+        print(f"{t['name']:8s} {t['family']:9s} {'yes' if t['mil'] else 'no':4s} {', '.join(t['chips'])[:28]:28s} "
+              f"{t['spatial_max']:8d} {t['kernel_width_max']:8d} {t['fp16_tflops']:5g} {t['bandwidth_gbs']:5g} "
+              f"{t['dispatch_us']:7g}us")
+    print("\nsources and details: docs/targets.md or af.targets()")
+    return 0
+
+
+def _inspect(args) -> int:
+    net = af.load_program(args.file)
+    net.summary()
+    est = net.estimate()
+    print(f"  estimate on {est['target']}: {est['total_us']:.1f} us over {len(est['layers'])} layers")
+    return 0
+
+
+def _export(args) -> int:
+    net = af.load_program(args.file)
+    if args.target:
+        net.estimate(args.target)  # checks the program against the target first
+    if args.format == "mlpackage":
+        net.export_mlpackage(args.out, opset=args.opset)
+    elif args.format == "mil":
+        with open(args.out, "w") as f:
+            f.write(net.mil_text(args.opset))
+    else:
+        with open(args.out, "wb") as f:
+            f.write(net.weight_blob(args.opset))
+    print(f"wrote {args.out} ({args.format}, {args.opset}, target {args.target or net.target})")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="aneforge", description="ANEForge: compile tensor graphs for the Apple Neural Engine.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("targets", help="list the 28 compiler targets").set_defaults(fn=_targets)
+    i = sub.add_parser("inspect", help="summarise a program file")
+    i.add_argument("file")
+    i.set_defaults(fn=_inspect)
+    e = sub.add_parser("export", help="export a program file as .mlpackage, MIL text or weight blob")
+    e.add_argument("file")
+    e.add_argument("out")
+    e.add_argument("--target", help="check the program against this target (name or chip) first")
+    e.add_argument("--format", choices=["mlpackage", "mil", "blob"], default="mlpackage")
+    e.add_argument("--opset", choices=["ios17", "ios18"], default="ios18")
+    e.set_defaults(fn=_export)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, OSError, NotImplementedError) as err:
+        print(f"aneforge {args.cmd}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
