@@ -186,6 +186,8 @@ def test_ties_away_rounding_mode():
     v = np.array([1 + 2**-11], np.float32)  # exactly halfway between two fp16 values
     assert af.compile(x * 1)(v)[0] == 1.0
     assert af.compile(x * 1, rounding="nearest_away")(v)[0] == np.float32(1 + 2**-10)
+    assert af.compile(x * 1, target="M1", rounding="target")(v)[0] == 1.0  # even on M1
+    assert af.compile(x * 1, target="M5", rounding="target")(v)[0] == np.float32(1 + 2**-10)  # reported "up"
 
 
 def test_quickstart_cosine_against_torch(rng):

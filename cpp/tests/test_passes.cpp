@@ -137,6 +137,7 @@ TEST(Passes, LayoutAndMemoryPlan) {
   EXPECT_EQ(in.layout, "BCHW");
   EXPECT_EQ(in.engine_bytes, 1 * 16 * 7 * 64);  // 7 fp16 = 14 bytes per row, padded to 64
   EXPECT_LE(p->slot_elems.size(), 3u);
+  EXPECT_EQ(p->peak_activation_bytes(), static_cast<int64_t>(p->slot_elems.size()) * 16 * 7 * 64);
   Tensor s = input({2, 10}, DType::fp16, "s");
   auto q = compile({call1("relu", {s})});
   EXPECT_EQ(q->values[q->inputs[0]].layout, "BC1S");

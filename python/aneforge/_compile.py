@@ -25,9 +25,13 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         for comparison).
     compress: None or "int8" (weight-only, per output channel).
     inputs: optional list fixing the order of positional inputs (default: creation order).
-    rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md).
+    rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
+        rounding="target" takes the tie rounding the reference reports for the target.
     dump: "passes" prints the program after each compiler pass (also kept in net.pass_log).
     """
+    if rounding == "target":
+        reported = _core.find_target(str(target or "h16g"))["rounding"]
+        rounding = "nearest_away" if reported.startswith("nearest_away") else "nearest_even"
     if dump not in (None, "passes"):
         raise ValueError(f"compile: dump must be None or 'passes', got {dump!r}")
     if isinstance(outputs, Tensor):

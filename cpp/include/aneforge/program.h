@@ -54,7 +54,8 @@ struct Program {
   std::vector<int> inputs;   // value ids, in call order
   std::vector<int> outputs;  // value ids
   std::vector<std::string> output_names;
-  std::vector<int64_t> slot_elems;  // buffer slot sizes (elements)
+  std::vector<int64_t> slot_elems;  // buffer slot sizes (elements, for the simulator)
+  std::vector<int64_t> slot_bytes;  // the same slots on the engine: fp16 with 64-byte rows
   CompileOptions options;
 
   std::string pass_log;              // with CompileOptions::dump_passes

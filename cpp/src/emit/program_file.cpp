@@ -213,6 +213,8 @@ std::string body_of(const Program& p) {
   for (const auto& n : p.output_names) w.str(n);
   w.u32(static_cast<uint32_t>(p.slot_elems.size()));
   for (auto e : p.slot_elems) w.i64(e);
+  w.u32(static_cast<uint32_t>(p.slot_bytes.size()));
+  for (auto e : p.slot_bytes) w.i64(e);
   return w.buf;
 }
 
@@ -320,6 +322,7 @@ std::shared_ptr<Program> load_program(const std::string& path) {
   ids(p->outputs);
   for (uint32_t i = 0, n = r.count(); i < n; ++i) p->output_names.push_back(r.str());
   for (uint32_t i = 0, n = r.count(); i < n; ++i) p->slot_elems.push_back(r.i64());
+  for (uint32_t i = 0, n = r.count(); i < n; ++i) p->slot_bytes.push_back(r.i64());
   for (const auto& v : p->values)
     if (!v.data && v.slot >= static_cast<int>(p->slot_elems.size()))
       throw IOError("program file '" + path + "' is corrupt (a buffer slot)");

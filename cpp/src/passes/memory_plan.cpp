@@ -7,8 +7,11 @@ namespace af {
 
 // Buffer slots by liveness: a value's slot is free again after its last use. Slot sizes
 // are in elements (the simulator's float buffers); peak bytes are reported as fp16.
+int64_t engine_bytes(const Shape& s);  // layout.cpp
+
 void plan_memory(Program& p) {
   p.slot_elems.clear();
+  p.slot_bytes.clear();
   std::vector<int> last_use(p.values.size(), -1);
   for (size_t s = 0; s < p.steps.size(); ++s)
     for (int v : p.steps[s].in) last_use[v] = static_cast<int>(s);
@@ -48,6 +51,9 @@ void plan_memory(Program& p) {
   // Outputs that are constants (fully folded graphs) still need a buffer to copy from.
   for (int v : p.outputs)
     if (p.values[v].slot < 0 && !p.values[v].data) p.values[v].slot = alloc(std::max<int64_t>(1, numel(p.values[v].type.shape)));
+  p.slot_bytes.assign(p.slot_elems.size(), 0);
+  for (const auto& v : p.values)
+    if (v.slot >= 0) p.slot_bytes[v.slot] = std::max(p.slot_bytes[v.slot], engine_bytes(v.type.shape));
 }
 
 }  // namespace af

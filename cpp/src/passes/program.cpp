@@ -63,7 +63,10 @@ int64_t Program::weight_bytes() const {
 
 int64_t Program::peak_activation_bytes() const {
   int64_t b = 0;
-  for (auto e : slot_elems) b += e * 2;
+  if (slot_bytes.size() == slot_elems.size())
+    for (auto e : slot_bytes) b += e;
+  else
+    for (auto e : slot_elems) b += e * 2;
   return b;
 }
 
