@@ -315,30 +315,21 @@ void register_conv_ops() {
     t.kernel = conv_transpose_kernel;
     t.mil_op = "conv_transpose";
     register_op(std::move(t));
-    OpDef dc;
-    dc.name = "dynamic_conv";
-    dc.category = "linalg";
-    dc.doc = "conv whose weight is a runtime tensor (an input or a computed value), same semantics as conv.";
-    dc.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor), P("bias", ParamKind::opt_tensor, "None"),
-                 P("stride", ParamKind::any, "1"), P("pad", ParamKind::any, "0"), P("dilation", ParamKind::any, "1"),
-                 P("groups", ParamKind::int_, "1")};
-    dc.infer = infer_conv;
-    dc.kernel = conv_kernel;
-    dc.mil_op = "conv (non-const weight)";
-    register_op(std::move(dc));
   }
-  OpDef d;
-  d.name = "conv";
-  d.category = "linalg";
-  d.doc = "Convolution, 1-D (x (N, C, L)) or 2-D (OIHW weight), optional bias (torch conv1d/conv2d).";
-  d.params = {P("x", ParamKind::tensor),        P("weight", ParamKind::tensor),
-              P("bias", ParamKind::opt_tensor, "None"), P("stride", ParamKind::any, "1"),
-              P("pad", ParamKind::any, "0"),     P("dilation", ParamKind::any, "1"),
-              P("groups", ParamKind::int_, "1")};
-  d.infer = infer_conv;
-  d.kernel = conv_kernel;
-  d.mil_op = "conv";
-  register_op(std::move(d));
+  for (bool dynamic : {false, true}) {
+    OpDef d;
+    d.name = dynamic ? "dynamic_conv" : "conv";
+    d.category = "linalg";
+    d.doc = dynamic ? "conv whose weight is a runtime tensor (an input or a computed value), same semantics as conv."
+                    : "Convolution, 1-D (x (N, C, L)) or 2-D (OIHW weight), optional bias (torch conv1d/conv2d).";
+    d.params = {P("x", ParamKind::tensor), P("weight", ParamKind::tensor), P("bias", ParamKind::opt_tensor, "None"),
+                P("stride", ParamKind::any, "1"), P("pad", ParamKind::any, "0"), P("dilation", ParamKind::any, "1"),
+                P("groups", ParamKind::int_, "1")};
+    d.infer = infer_conv;
+    d.kernel = conv_kernel;
+    d.mil_op = dynamic ? "conv (non-const weight)" : "conv";
+    register_op(std::move(d));
+  }
 }
 
 }  // namespace af
