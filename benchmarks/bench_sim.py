@@ -17,15 +17,20 @@ import torch.nn.functional as F
 import aneforge as af
 
 
-def median_time(fn, warmup=3, min_runs=10, min_seconds=1.0):
+def paired_median_times(a, b, warmup=3, min_runs=15, min_seconds=2.0):
+    """Median times of a and b, run alternately so both see the same machine noise."""
     for _ in range(warmup):
-        fn()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        a(), b()
+    ta, tb, start = [], [], time.perf_counter()
+    while len(ta) < min_runs or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        a()
+        t1 = time.perf_counter()
+        b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def per_call_floor_us():
@@ -89,7 +94,7 @@ def main():
     print(f"threads={args.threads}  blas={results['blas']}  torch={torch.__version__}")
     print(f"{'case':52s} {'sim ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
     for name, sim, ref in (quickstart_case(rng), conv_stack_case(rng)):
-        ts, tr = median_time(sim), median_time(ref)
+        ts, tr = paired_median_times(sim, ref)
         results["cases"].append({"case": name, "sim_ms": ts * 1e3, "torch_ms": tr * 1e3, "ratio": ts / tr})
         print(f"{name:52s} {ts * 1e3:9.3f} {tr * 1e3:9.3f} {ts / tr:7.2f}")
     floor = per_call_floor_us()

@@ -115,18 +115,19 @@ ConvGeom geom(const KernelArgs& k) {
           st[0], st[1], dl[0], dl[1], pd[0], pd[2], k.node.attrs.i("groups")};
 }
 
-// col[(c*kh + i)*kw + j][oh*Wo + ow] for channels [c0, c0 + nc) of image x.
-void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, float* col) {
-  int64_t rows = nc * g.kh * g.kw, P = g.Ho * g.Wo;
+// col[(c*kh + i)*kw + j][(oh - oh0)*Wo + ow] for channels [c0, c0 + nc) of image x and
+// output rows [oh0, oh1).
+void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t oh0, int64_t oh1, float* col) {
+  int64_t rows = nc * g.kh * g.kw, P = (oh1 - oh0) * g.Wo;
   parallel_for(rows, 8, [&](size_t rb, size_t re) {
     for (size_t r = rb; r < re; ++r) {
       int64_t c = static_cast<int64_t>(r) / (g.kh * g.kw), ij = static_cast<int64_t>(r) % (g.kh * g.kw);
       int64_t i = ij / g.kw, j = ij % g.kw;
       const float* xc = x + (c0 + c) * g.H * g.W;
       float* dst = col + r * P;
-      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
         int64_t ih = oh * g.sh - g.pt + i * g.dh;
-        float* d = dst + oh * g.Wo;
+        float* d = dst + (oh - oh0) * g.Wo;
         if (ih < 0 || ih >= g.H) {
           std::memset(d, 0, sizeof(float) * g.Wo);
           continue;
@@ -189,15 +190,20 @@ void conv_kernel(const KernelArgs& k) {
     if (Cg == 1 && g.groups > 1) {
       conv_depthwise(xn, w, g, yn);
     } else {
+      // im2col in blocks of output rows (~1 MiB of patches) so the GEMM reads them from cache.
+      int64_t rows_blk = pointwise ? g.Ho : std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, Kg * g.Wo));
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const float* col = xn + gi * Cg * g.H * g.W;
-        if (!pointwise) {
-          float* buf = scratch(static_cast<size_t>(Kg * P));
-          im2col(xn, g, gi * Cg, Cg, buf);
-          col = buf;
+        for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows_blk) {
+          int64_t oh1 = std::min(g.Ho, oh0 + rows_blk), Pb = (oh1 - oh0) * g.Wo;
+          const float* col = xn + gi * Cg * g.H * g.W;
+          if (!pointwise) {
+            float* buf = scratch(static_cast<size_t>(Kg * Pb));
+            im2col(xn, g, gi * Cg, Cg, oh0, oh1, buf);
+            col = buf;
+          }
+          blas::sgemm(false, false, Og, Pb, Kg, 1.0f, w + gi * Og * Kg, Kg, col, Pb, 0.0f,
+                      yn + gi * Og * P + oh0 * g.Wo, P);
         }
-        blas::sgemm(false, false, Og, P, Kg, 1.0f, w + gi * Og * Kg, Kg, col, P, 0.0f,
-                    yn + gi * Og * P, P);
       }
     }
     if (bias)
