@@ -299,3 +299,50 @@ def test_every_native_op_has_a_reference_case():
     covered |= {"linear", "matmul", "relu", "transpose", "permute", "conv", "mean", "sum"}
     missing = sorted(names - covered)
     assert not missing, f"native ops without a reference case: {missing}"
+
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, 65504, -65504, 60000, 1e-4, -3e-5, 0.0, 3.0, -2.5, 0.5], np.float32)
+
+
+def _compare_specials(got, ref, name):
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref16 = af.round_fp16(np.asarray(ref, np.float32))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref16), err_msg=name)
+    inf = np.isinf(ref16)
+    np.testing.assert_array_equal(got[inf], ref16[inf], err_msg=name)
+    fin = np.isfinite(ref16)
+    rel = np.abs(got[fin] - ref16[fin]) / np.maximum(np.abs(ref16[fin]), 1e-3)
+    assert rel.max(initial=0) <= 2 * 2.0 ** -10, f"{name}: rel err {rel.max()}"
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum", "pow",
+                                "less", "greater_equal", "equal", "not_equal"])
+def test_binary_specials_and_fp16_limits(op):
+    x = np.repeat(SPECIALS, len(SPECIALS)).reshape(12, 12)
+    y = x.T.copy()
+    if op == "pow":
+        x = np.abs(x)
+    got = af.compile(getattr(af, op)(af.input((12, 12), name="x"), af.input((12, 12), name="y")))(x, y)
+    tfn = {"div": torch.div, "pow": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
+           "less": torch.lt, "greater_equal": torch.ge, "equal": torch.eq, "not_equal": torch.ne}.get(op, getattr(torch, op, None))
+    ref = tfn(torch.from_numpy(af.round_fp16(x)), torch.from_numpy(af.round_fp16(y))).numpy()
+    if ref.dtype == np.bool_:
+        np.testing.assert_array_equal(got, ref)
+    else:
+        _compare_specials(got, ref, op)
+
+
+@pytest.mark.parametrize("op, tfn", [("sum", lambda t: t.sum(1)), ("mean", lambda t: t.mean(1)),
+                                     ("max", lambda t: t.amax(1)), ("min", lambda t: t.amin(1)),
+                                     ("logsumexp", lambda t: torch.logsumexp(t, 1)),
+                                     ("softmax", lambda t: torch.softmax(t, 1))])
+def test_reductions_with_specials(op, tfn):
+    rows = np.array([[1, 2, 3, 4], [np.inf, 1, 2, 3], [-np.inf, 1, 2, 3], [np.nan, 1, 2, 3], [-np.inf, -np.inf, 0, 1],
+                     [60000, 30000, 1, 2]], np.float32)
+    x = af.input(rows.shape, name="x")
+    y = af.softmax(x, 1) if op == "softmax" else getattr(af, op)(x, 1)
+    got = af.compile(y)(rows)
+    ref = tfn(torch.from_numpy(rows)).numpy()
+    if op in ("sum", "mean"):  # 60000 + 30000 overflows fp16 storage only at the end
+        ref = ref.astype(np.float32)
+    _compare_specials(got, ref, op)
