@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/kernel_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -343,6 +344,107 @@ void register_binary() {
 void register_elementwise_ops() {
   register_unary();
   register_binary();
+}
+
+// MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
+void attach_elementwise_mil() {
+  using namespace milx;
+  unary_params("leaky_relu", "leaky_relu", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, s.attrs().f("negative_slope"), "alpha")}}};
+  });
+  unary_params("elu", "elu", [](Builder& b, const StepView& s) { return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}}; });
+  unary_params("gelu", "gelu", [](Builder& b, const StepView& s) {
+    return Args{{"mode", {S(b, s.attrs().s("approximate") == "tanh" ? "TANH_APPROXIMATION" : "EXACT", "mode")}}};
+  });
+  unary_params("hard_sigmoid", "sigmoid_hard", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, 1.0 / 6, "alpha")}}, {"beta", {F(b, s, 0.5, "beta")}}};
+  });
+  emit("hard_swish", [](Builder& b, const StepView& s) {
+    std::string h = b.op("sigmoid_hard", {{"x", {s.in[0]}}, {"alpha", {F(b, s, 1.0 / 6, "alpha")}}, {"beta", {F(b, s, 0.5, "beta")}}},
+                         s.out_types[0]);
+    b.op("mul", {{"x", {s.in[0]}}, {"y", {h}}}, s.out_types[0], s.out[0]);
+  });
+  unary_params("scaled_tanh", "scaled_tanh", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+  });
+  emit("softplus", [](Builder& b, const StepView& s) {
+    double beta = s.attrs().f("beta");  // MIL softplus has no threshold: above it log1p(exp(t)) == t in fp16
+    if (beta == 1.0) return void(b.op("softplus", {{"x", {s.in[0]}}}, s.out_types[0], s.out[0]));
+    std::string t = b.op("mul", {{"x", {s.in[0]}}, {"y", {F(b, s, beta, "beta")}}}, s.out_types[0]);
+    std::string sp = b.op("softplus", {{"x", {t}}}, s.out_types[0]);
+    b.op("real_div", {{"x", {sp}}, {"y", {F(b, s, beta, "beta")}}}, s.out_types[0], s.out[0]);
+  });
+  unary_params("clamped_relu", "clamped_relu", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+  });
+  emit("threshold", [](Builder& b, const StepView& s) {
+    Type bt = like(s.out_types[0], s.out_types[0].shape);
+    bt.dtype = DType::boolean;
+    std::string c = b.op("greater", {{"x", {s.in[0]}}, {"y", {F(b, s, s.attrs().f("threshold"), "threshold")}}}, bt);
+    b.op("select", {{"cond", {c}}, {"a", {s.in[0]}}, {"b", {F(b, s, s.attrs().f("value"), "value")}}}, s.out_types[0], s.out[0]);
+  });
+  unary_params("thresholded_relu", "thresholded_relu", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}};
+  });
+  unary_params("linear_activation", "linear_activation", [](Builder& b, const StepView& s) {
+    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+  });
+  unary_params("clip", "clip", [](Builder& b, const StepView& s) {
+    double lim = dt(s) == DType::fp16 ? 65504.0 : 3.4e38;
+    double lo = std::max(-lim, s.attrs().f("min")), hi = std::min(lim, s.attrs().f("max"));
+    return Args{{"alpha", {F(b, s, lo, "alpha")}}, {"beta", {F(b, s, hi, "beta")}}};
+  });
+  emit("neg", [](Builder& b, const StepView& s) {
+    std::string m1 = dt(s) == DType::int32 ? I(b, -1, "minus_one") : F(b, s, -1.0, "minus_one");
+    b.op("mul", {{"x", {s.in[0]}}, {"y", {m1}}}, s.out_types[0], s.out[0]);
+  });
+  for (const char* n : {"rsqrt", "reciprocal"}) {
+    std::string mil = n == std::string("rsqrt") ? "rsqrt" : "inverse";
+    unary_params(n, mil.c_str(), [](Builder& b, const StepView& s) { return Args{{"epsilon", {F(b, s, 0.0, "epsilon")}}}; });
+  }
+  unary_params("cast", "cast", [](Builder& b, const StepView& s) {
+    return Args{{"dtype", {S(b, mil::type_name(s.out_types[0].dtype), "dtype")}}};
+  });
+  emit("prelu", [](Builder& b, const StepView& s) {
+    const Type& xt = s.in_types[0];
+    Shape ws(xt.shape.size() >= 2 ? xt.shape.size() - 1 : 1, 1);
+    if (xt.shape.size() >= 2) ws[0] = s.in_types[1].shape.empty() ? 1 : s.in_types[1].shape[0];
+    std::string w = b.op("reshape", {{"x", {s.in[1]}}, {"shape", {Is(b, ws, "shape")}}}, like(xt, ws));
+    std::string neg = b.op("mul", {{"x", {s.in[0]}}, {"y", {w}}}, xt);
+    Type bt = xt;
+    bt.dtype = DType::boolean;
+    std::string c = b.op("greater_equal", {{"x", {s.in[0]}}, {"y", {F(b, s, 0.0, "zero")}}}, bt);
+    b.op("select", {{"cond", {c}}, {"a", {s.in[0]}}, {"b", {neg}}}, s.out_types[0], s.out[0]);
+  });
+  emit("where", [](Builder& b, const StepView& s) {
+    // coremltools infers select's shape from a and b only: broadcast a to the full shape
+    // when the condition alone carries the larger shape.
+    const Shape& out = s.out_types[0].shape;
+    Shape ab;
+    broadcast_shapes(s.in_types[1].shape, s.in_types[2].shape, ab);
+    std::string a = s.in[1];
+    if (ab != out) {
+      Shape as = s.in_types[1].shape;
+      while (as.size() < out.size()) as.insert(as.begin(), 1);
+      std::vector<int64_t> reps(out.size());
+      for (size_t i = 0; i < out.size(); ++i) reps[i] = out[i] / as[i];
+      if (as != s.in_types[1].shape) a = b.op("reshape", {{"x", {a}}, {"shape", {Is(b, as, "shape")}}}, like(s.in_types[1], as));
+      a = b.op("tile", {{"x", {a}}, {"reps", {Is(b, reps, "reps")}}}, like(s.in_types[1], out));
+    }
+    b.op("select", {{"cond", {s.in[0]}}, {"a", {a}}, {"b", {s.in[2]}}}, s.out_types[0], s.out[0]);
+  });
+
+  for (const char* n : {"equal", "not_equal"}) {
+    bool eq = n == std::string("equal");
+    emit(n, [eq](Builder& b, const StepView& s) {
+      if (s.in_types[0].dtype != DType::boolean)
+        return void(b.op(eq ? "equal" : "not_equal", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]));
+      // MIL compares numbers only: on bools, equal is not(xor).
+      if (!eq) return void(b.op("logical_xor", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]));
+      std::string x = b.op("logical_xor", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0]);
+      b.op("logical_not", {{"x", {x}}}, s.out_types[0], s.out[0]);
+    });
+  }
 }
 
 }  // namespace af

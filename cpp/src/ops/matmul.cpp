@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "ops/kernel_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 #include "runtime/blas.h"
 
@@ -117,6 +118,57 @@ void register_linalg_ops() {
   l.kernel = linear_kernel;
   l.mil_op = "linear";
   register_op(std::move(l));
+}
+
+// MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
+void attach_linalg_mil() {
+  using namespace milx;
+  for (const char* n : {"conv", "dynamic_conv"}) {
+    emit(n, [](Builder& b, const StepView& s) {
+      Args a{{"x", {s.in[0]}}, {"weight", {s.in[1]}}, {"strides", {Is(b, s.attrs().ints("stride"), "strides")}},
+             {"pad_type", {S(b, "custom", "pad_type")}}, {"pad", {Is(b, conv_pad(s), "pad")}},
+             {"dilations", {Is(b, s.attrs().ints("dilation"), "dilations")}}, {"groups", {I(b, s.attrs().i("groups"), "groups")}}};
+      if (s.attrs().b("has_bias")) a.push_back({"bias", {s.in[2]}});
+      b.op("conv", a, s.out_types[0], s.out[0]);
+    });
+  }
+  emit("conv_transpose", [](Builder& b, const StepView& s) {
+    auto p = s.attrs().ints("pad");
+    std::vector<int64_t> pad;
+    for (auto v : p) pad.insert(pad.end(), {v, v});
+    Args a{{"x", {s.in[0]}}, {"weight", {s.in[1]}}, {"strides", {Is(b, s.attrs().ints("stride"), "strides")}},
+           {"pad_type", {S(b, "custom", "pad_type")}}, {"pad", {Is(b, pad, "pad")}},
+           {"dilations", {Is(b, s.attrs().ints("dilation"), "dilations")}}, {"groups", {I(b, s.attrs().i("groups"), "groups")}},
+           {"output_shape", {Is(b, s.out_types[0].shape, "output_shape")}}};
+    if (s.attrs().b("has_bias")) a.push_back({"bias", {s.in[2]}});
+    b.op("conv_transpose", a, s.out_types[0], s.out[0]);
+  });
+  emit("matmul", [](Builder& b, const StepView& s) {
+    b.op("matmul", {{"x", {s.in[0]}}, {"y", {s.in[1]}}, {"transpose_x", {B(b, false, "transpose_x")}},
+                    {"transpose_y", {B(b, false, "transpose_y")}}}, s.out_types[0], s.out[0]);
+  });
+  emit("linear", [](Builder& b, const StepView& s) {
+    const Type& xt = s.in_types[0];
+    int64_t K = xt.shape.back(), N = s.in_types[1].shape[0];
+    bool has_bias = s.attrs().b("has_bias");
+    if (s.attrs().b("as_conv1x1") && xt.shape.size() == 2) {
+      // The engine's preferred form: (M, K) -> (1, K, 1, M) -> 1x1 conv -> (M, N).
+      int64_t M = xt.shape[0];
+      std::string t = b.op("transpose", {{"x", {s.in[0]}}, {"perm", {Is(b, {1, 0}, "perm")}}}, like(xt, {K, M}));
+      std::string x4 = b.op("reshape", {{"x", {t}}, {"shape", {Is(b, {1, K, 1, M}, "shape")}}}, like(xt, {1, K, 1, M}));
+      std::string w4 = b.op("reshape", {{"x", {s.in[1]}}, {"shape", {Is(b, {N, K, 1, 1}, "shape")}}}, like(xt, {N, K, 1, 1}));
+      Args a{{"x", {x4}}, {"weight", {w4}}, {"strides", {Is(b, {1, 1}, "strides")}}, {"pad_type", {S(b, "valid", "pad_type")}},
+             {"dilations", {Is(b, {1, 1}, "dilations")}}, {"groups", {I(b, 1, "groups")}}};
+      if (has_bias) a.push_back({"bias", {s.in[2]}});
+      std::string c = b.op("conv", a, like(xt, {1, N, 1, M}));
+      std::string r = b.op("reshape", {{"x", {c}}, {"shape", {Is(b, {N, M}, "shape")}}}, like(xt, {N, M}));
+      b.op("transpose", {{"x", {r}}, {"perm", {Is(b, {1, 0}, "perm")}}}, s.out_types[0], s.out[0]);
+      return;
+    }
+    Args a{{"x", {s.in[0]}}, {"weight", {s.in[1]}}};
+    if (has_bias) a.push_back({"bias", {s.in[2]}});
+    b.op("linear", a, s.out_types[0], s.out[0]);
+  });
 }
 
 }  // namespace af

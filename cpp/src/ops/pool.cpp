@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ops/kernel_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -254,6 +255,55 @@ void register_pool_ops() {
   a.min_family = "h14";  // a texture-engine (resample) op: H14+ (ane-hardware.md s2.3) [R]
   a.kernel = affine_kernel;
   register_op(std::move(a));
+}
+
+// MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
+void attach_pool_mil() {
+  using namespace milx;
+  for (const char* n : {"max_pool", "avg_pool"}) {
+    bool avg = n == std::string("avg_pool");
+    emit(n, [avg](Builder& b, const StepView& s) {
+      auto p = s.attrs().ints("padding");
+      Args a{{"x", {s.in[0]}}, {"kernel_sizes", {Is(b, s.attrs().ints("kernel_size"), "kernel_sizes")}},
+             {"strides", {Is(b, s.attrs().ints("stride"), "strides")}}, {"pad_type", {S(b, "custom", "pad_type")}},
+             {"pad", {Is(b, {p[0], p[0], p[1], p[1]}, "pad")}}, {"ceil_mode", {B(b, s.attrs().b("ceil_mode"), "ceil_mode")}}};
+      if (avg) a.push_back({"exclude_padding_from_average", {B(b, !s.attrs().b("count_include_pad"), "exclude_padding")}});
+      b.op(avg ? "avg_pool" : "max_pool", a, s.out_types[0], s.out[0]);
+    });
+  }
+  auto scale = [](const StepView& s, int i) {
+    const Shape &in = s.in_types[0].shape, &out = s.out_types[0].shape;
+    return static_cast<double>(out[2 + i]) / static_cast<double>(in[2 + i]);
+  };
+  unary_params("upsample_nearest", "upsample_nearest_neighbor", [scale](Builder& b, const StepView& s) {
+    return Args{{"scale_factor_height", {b.float_scalar(scale(s, 0), DType::fp32, "scale_h")}},
+                {"scale_factor_width", {b.float_scalar(scale(s, 1), DType::fp32, "scale_w")}}};
+  });
+  unary_params("upsample_bilinear", "upsample_bilinear", [scale](Builder& b, const StepView& s) {
+    bool align = s.attrs().b("align_corners");
+    return Args{{"scale_factor_height", {b.float_scalar(scale(s, 0), DType::fp32, "scale_h")}},
+                {"scale_factor_width", {b.float_scalar(scale(s, 1), DType::fp32, "scale_w")}},
+                {"align_corners", {B(b, align, "align_corners")}}, {"half_pixel_centers", {B(b, !align, "half_pixel_centers")}}};
+  });
+  unary_params("resize_bilinear", "resize_bilinear", [](Builder& b, const StepView& s) {
+    return Args{{"target_size_height", {I(b, s.out_types[0].shape[2], "height")}},
+                {"target_size_width", {I(b, s.out_types[0].shape[3], "width")}},
+                {"sampling_mode", {S(b, s.attrs().b("align_corners") ? "STRICT_ALIGN_CORNERS" : "UNALIGN_CORNERS", "sampling_mode")}}};
+  });
+  unary_params("resize_nearest", "resize_nearest_neighbor", [](Builder& b, const StepView& s) {
+    return Args{{"target_size_height", {I(b, s.out_types[0].shape[2], "height")}},
+                {"target_size_width", {I(b, s.out_types[0].shape[3], "width")}}};
+  });
+  emit("affine", [](Builder& b, const StepView& s) {
+    int64_t N = s.in_types[1].shape[0];
+    std::string m = b.op("reshape", {{"x", {s.in[1]}}, {"shape", {Is(b, {N, 6}, "shape")}}}, like(s.in_types[1], {N, 6}));
+    b.op("affine", {{"x", {s.in[0]}}, {"transform_matrix", {m}}, {"output_height", {I(b, s.out_types[0].shape[2], "height")}},
+                    {"output_width", {I(b, s.out_types[0].shape[3], "width")}}, {"sampling_mode", {S(b, "bilinear", "sampling_mode")}},
+                    {"padding_mode", {S(b, "constant", "padding_mode")}}, {"padding_value", {F(b, s, 0.0, "padding_value")}},
+                    {"coordinates_mode", {S(b, "normalized_minus_one_to_one", "coordinates_mode")}},
+                    {"align_corners", {B(b, s.attrs().b("align_corners"), "align_corners")}}},
+         s.out_types[0], s.out[0]);
+  });
 }
 
 }  // namespace af

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ops/kernel_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -175,6 +176,24 @@ void register_reduction_ops() {
     d.mil_op = lg ? "softmax + log" : "softmax";
     register_op(std::move(d));
   }
+}
+
+// MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
+void attach_reduction_mil() {
+  using namespace milx;
+  const std::pair<const char*, const char*> reductions[] = {
+      {"sum", "reduce_sum"}, {"mean", "reduce_mean"}, {"max", "reduce_max"}, {"min", "reduce_min"},
+      {"l1_norm", "reduce_l1_norm"}, {"log_sum", "reduce_log_sum"}, {"sum_square", "reduce_sum_square"},
+      {"logsumexp", "reduce_log_sum_exp"}};
+  for (auto [name, mil] : reductions)
+    unary_params(name, mil, [](Builder& b, const StepView& s) {
+      return Args{{"axes", {Is(b, s.attrs().ints("axis"), "axes")}}, {"keep_dims", {B(b, s.attrs().b("keepdims"), "keep_dims")}}};
+    });
+  unary_params("softmax", "softmax", [](Builder& b, const StepView& s) { return Args{{"axis", {I(b, s.attrs().i("axis"), "axis")}}}; });
+  emit("log_softmax", [](Builder& b, const StepView& s) {
+    std::string p = b.op("softmax", {{"x", {s.in[0]}}, {"axis", {I(b, s.attrs().i("axis"), "axis")}}}, s.out_types[0]);
+    b.op("log", {{"x", {p}}}, s.out_types[0], s.out[0]);
+  });
 }
 
 }  // namespace af

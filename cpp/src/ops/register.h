@@ -11,7 +11,13 @@ void register_shape_ops();
 void register_pool_ops();
 void register_norm_ops();
 void register_bridge_ops();
-void attach_mil_emitters();       // mil_emitters.cpp: each op's MIL emission
+// Each family's MIL emitters, defined beside its ops.
+void attach_elementwise_mil();
+void attach_linalg_mil();
+void attach_reduction_mil();
+void attach_norm_mil();
+void attach_shape_mil();
+void attach_pool_mil();
 OpDef& mutable_op(const std::string& name);
 
 // Shorthands for op definitions.

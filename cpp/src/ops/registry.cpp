@@ -27,7 +27,12 @@ void register_builtin_ops() {
   register_pool_ops();
   register_norm_ops();
   register_bridge_ops();
-  attach_mil_emitters();
+  attach_elementwise_mil();
+  attach_linalg_mil();
+  attach_reduction_mil();
+  attach_norm_mil();
+  attach_shape_mil();
+  attach_pool_mil();
 }
 
 Registry& registry() {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "ops/kernel_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -326,6 +327,67 @@ void register_shape_ops() {
   register_op(std::move(st));
   register_slicing_ops();
   register_layout_ops();
+}
+
+// MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
+void attach_shape_mil() {
+  using namespace milx;
+  unary_params("reshape", "reshape", [](Builder& b, const StepView& s) { return Args{{"shape", {Is(b, s.out_types[0].shape, "shape")}}}; });
+  unary_params("permute", "transpose", [](Builder& b, const StepView& s) { return Args{{"perm", {Is(b, s.attrs().ints("dims"), "perm")}}}; });
+  emit("squeeze", [](Builder& b, const StepView& s) {
+    b.op("reshape", {{"x", {s.in[0]}}, {"shape", {Is(b, s.out_types[0].shape, "shape")}}}, s.out_types[0], s.out[0]);
+  });
+  unary_params("expand_dims", "expand_dims", [](Builder& b, const StepView& s) { return Args{{"axes", {Is(b, {s.attrs().i("axis")}, "axes")}}}; });
+  unary_params("slice", "slice_by_index", [](Builder& b, const StepView& s) {
+    return Args{{"begin", {Is(b, s.attrs().ints("begin"), "begin")}}, {"end", {Is(b, s.attrs().ints("end"), "end")}},
+                {"stride", {Is(b, s.attrs().ints("step"), "stride")}}};
+  });
+  unary_params("slice_by_size", "slice_by_size", [](Builder& b, const StepView& s) {
+    return Args{{"begin", {Is(b, s.attrs().ints("begin"), "begin")}}, {"size", {Is(b, s.attrs().ints("size"), "size")}}};
+  });
+  unary_params("crop", "crop", [](Builder& b, const StepView& s) {
+    const Shape& xs = s.in_types[0].shape;
+    int64_t H = xs[xs.size() - 2], W = xs.back(), t = s.attrs().i("top"), l = s.attrs().i("left");
+    return Args{{"crop_height", {Is(b, {t, H - t - s.attrs().i("height")}, "crop_height")}},
+                {"crop_width", {Is(b, {l, W - l - s.attrs().i("width")}, "crop_width")}}};
+  });
+  emit("concat", [](Builder& b, const StepView& s) {
+    b.op("concat", {{"values", s.in}, {"axis", {I(b, s.attrs().i("axis"), "axis")}}, {"interleave", {B(b, false, "interleave")}}},
+         s.out_types[0], s.out[0]);
+  });
+  emit("split", [](Builder& b, const StepView& s) {
+    b.op_multi("split", {{"x", {s.in[0]}}, {"split_sizes", {Is(b, s.attrs().ints("split_size_or_sections"), "split_sizes")}},
+                         {"axis", {I(b, s.attrs().i("dim"), "axis")}}}, s.out_types, s.out);
+  });
+  emit("tile", [](Builder& b, const StepView& s) {
+    auto reps = s.attrs().ints("dims");
+    std::string x = s.in[0];
+    if (s.in_types[0].shape.size() < reps.size()) {
+      Shape xs = s.in_types[0].shape;
+      while (xs.size() < reps.size()) xs.insert(xs.begin(), 1);
+      x = b.op("reshape", {{"x", {x}}, {"shape", {Is(b, xs, "shape")}}}, like(s.in_types[0], xs));
+    }
+    b.op("tile", {{"x", {x}}, {"reps", {Is(b, reps, "reps")}}}, s.out_types[0], s.out[0]);
+  });
+  unary_params("pad", "pad", [](Builder& b, const StepView& s) {
+    auto p = s.attrs().ints("pad");  // F.pad order: last axis first
+    size_t r = s.in_types[0].shape.size();
+    std::vector<int64_t> mil(2 * r);
+    for (size_t i = 0; i < r; ++i) {
+      mil[2 * (r - 1 - i)] = p[2 * i];
+      mil[2 * (r - 1 - i) + 1] = p[2 * i + 1];
+    }
+    return Args{{"pad", {Is(b, mil, "pad")}}, {"mode", {S(b, s.attrs().s("mode"), "mode")}},
+                {"constant_val", {F(b, s, s.attrs().f("value"), "constant_val")}}};
+  });
+  unary_params("pixel_shuffle", "pixel_shuffle", [](Builder& b, const StepView& s) {
+    return Args{{"upscale_factor", {I(b, s.attrs().i("upscale_factor"), "upscale_factor")}}};
+  });
+  unary_params("pixel_unshuffle", "pixel_unshuffle", [](Builder& b, const StepView& s) {
+    return Args{{"downscale_factor", {b.uint_scalar(static_cast<uint32_t>(s.attrs().i("downscale_factor")), "downscale_factor")}}};
+  });
+  for (const char* n : {"space_to_depth", "depth_to_space"})
+    unary_params(n, n, [](Builder& b, const StepView& s) { return Args{{"block_size", {I(b, s.attrs().i("block_size"), "block_size")}}}; });
 }
 
 }  // namespace af
