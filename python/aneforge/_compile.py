@@ -29,6 +29,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         rounding="target" takes the tie rounding the reference reports for the target.
     dump: "passes" prints the program after each compiler pass (also kept in net.pass_log).
     """
+    if target is not None and not isinstance(target, str):
+        raise TypeError(f"compile: target must be a target or chip name such as 'h16g' or 'M4', got {target!r}")
+    if not isinstance(backend, str):
+        raise TypeError(f"compile: backend must be 'sim' or 'engine', got {backend!r}")
     if rounding == "target":
         reported = _core.find_target(str(target or "h16g"))["rounding"]
         rounding = "nearest_away" if reported.startswith("nearest_away") else "nearest_even"

@@ -19,6 +19,15 @@ _TENSOR_KINDS = ("tensor", "tensor?", "tensors")
 
 
 def _norm_attr(kind, value, op, pname):
+    try:
+        return _norm_attr_checked(kind, value, op, pname)
+    except (ValueError, TypeError) as e:
+        if str(e).startswith(f"{op}:"):
+            raise
+        raise TypeError(f"{op}: {pname} has an invalid value {value!r} ({e})") from None
+
+
+def _norm_attr_checked(kind, value, op, pname):
     if value is None:
         return None
     if kind == "axes":
