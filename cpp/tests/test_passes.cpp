@@ -109,6 +109,23 @@ TEST(Passes, ConstantChannelAddBecomesBias) {
     }
 }
 
+TEST(Passes, MatmulWithConstantWeightBecomesLinearWithBias) {
+  auto wv = randn(6 * 4, 11), bv = randn(4, 12), xv = randn(3 * 6, 13);
+  Tensor x = input({3, 6}, DType::fp16, "x");
+  Tensor y = call1("relu", {call1("add", {call1("matmul", {x, constant(wv, {6, 4})}), constant(bv, {4})})});
+  auto p = compile({y}, fp32());
+  ASSERT_EQ(p->steps.size(), 1u);
+  EXPECT_EQ(p->steps[0].node->op->name, "linear");
+  EXPECT_TRUE(p->steps[0].node->attrs.b("has_bias"));
+  auto r = run_sim(p, {{{3, 6}, xv}})[0].data;
+  for (int m = 0; m < 3; ++m)
+    for (int n = 0; n < 4; ++n) {
+      double acc = bv[n];
+      for (int k = 0; k < 6; ++k) acc += double(xv[m * 6 + k]) * wv[k * 4 + n];
+      EXPECT_NEAR(r[m * 4 + n], std::max(acc, 0.0), 1e-4);
+    }
+}
+
 TEST(Passes, ElementwiseTailsFuseIntoOneLayer) {
   Tensor x = input({3, 8}, DType::fp16, "x");
   Tensor y = call1("tanh", {call1("relu", {call1("linear", {x, constant(randn(16, 6), {2, 8})})})});

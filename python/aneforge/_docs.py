@@ -74,9 +74,11 @@ COST_FOOTER = """
 Reading the errors: ResNet-18 is over-estimated because at batch 1 the model streams all 23 MB
 of weights per call at the engine's bandwidth, while back-to-back calls likely keep them in the
 system cache [?]; the M1 Max conv stack is under-estimated because its measured 9.6 TFLOP/s
-is below 11 TFLOP/s x 1.45. The GEMM efficiency is fitted from the same source's roofs, so those
-two points are not independent checks. ANEForge reports ~12% mean error at best for its own
-analytic model and 4-5x misses on bandwidth-bound M1 shapes.
+is below 11 TFLOP/s x 1.45. The GEMM rows are under-estimated because the compiler turns
+`x @ W` with a constant W into a linear layer emitted as a 1x1 conv (the form maderix measured
+~3x faster than matmul on M4), which the model costs at the conv rate, while the published
+figures were measured with matmul; only a Mac can tell which is right. ANEForge reports
+~12% mean error at best for its own analytic model and 4-5x misses on bandwidth-bound M1 shapes.
 """
 
 

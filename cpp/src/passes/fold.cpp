@@ -69,6 +69,26 @@ void fold_batch_norm(Program& p) {
   remove_steps(p, dead);
 }
 
+void matmul_as_linear(Program& p) {
+  for (auto& st : p.steps) {
+    if (st.node->op->name != "matmul" || !is_const(p, st.in[1])) continue;
+    const Shape& xs = p.values[st.in[0]].type.shape;
+    const Shape ws = p.values[st.in[1]].type.shape;
+    if (ws.size() != 2 || xs.size() < 2) continue;
+    // x @ W with a constant (K, N) W is linear(x, W^T): one layer that takes a bias.
+    const auto& w = p.values[st.in[1]].data->values;
+    std::vector<float> wt(w.size());
+    for (int64_t k = 0; k < ws[0]; ++k)
+      for (int64_t n = 0; n < ws[1]; ++n) wt[n * ws[0] + k] = w[k * ws[1] + n];
+    DType dt = p.values[st.in[1]].type.dtype;
+    st.in[1] = p.add_constant(std::move(wt), {ws[1], ws[0]}, dt);
+    auto node = std::make_shared<Node>(*st.node);
+    node->op = &op_def("linear");
+    node->attrs = Attrs{{"has_bias", false}};
+    st.node = std::move(node);
+  }
+}
+
 void fuse_bias(Program& p) {
   auto uses = use_counts(p);
   std::vector<bool> dead(p.steps.size(), false);

@@ -105,6 +105,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
       {"fold_constants", fold_constants},
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"fold_batch_norm", fold_batch_norm},
+      {"matmul_as_linear", matmul_as_linear},
       {"fuse_bias", fuse_bias},
       {"fuse_activations", fuse_activations},
       {"linear_as_conv", linear_as_conv},
