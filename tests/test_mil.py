@@ -67,6 +67,52 @@ def test_bridge_ops_lower_into_loadable_programs(opset, rng, tmp_path):
     load_with_coremltools(af.compile(outs), tmp_path, opset)
 
 
+def _i32(v):
+    return af.constant(np.array(v, np.int32))
+
+
+BRIDGE_GRAPHS = {
+    "sdpa": lambda x4, x2, p: af.sdpa(x4, x4, x4, attn_mask=(x4 @ x4.transpose(2, 3))[0, 0] > 0),
+    "argmax": lambda x4, x2, p: af.argmax(x2, 1),
+    "argmin": lambda x4, x2, p: af.argmin(x2, None, keepdims=True),
+    "sort": lambda x4, x2, p: list(af.sort(x2, descending=True)),
+    "topk": lambda x4, x2, p: list(af.topk(x2, 3, largest=False)),
+    "cross_product": lambda x4, x2, p: af.cross_product(x2[:, :3], x2[:, 3:6]),
+    "cross_correlation": lambda x4, x2, p: af.cross_correlation(x4, x4 * 2, 1),
+    "cost_volume": lambda x4, x2, p: af.cost_volume(x4, x4 * 2, 3),
+    "farthest_point_sampling": lambda x4, x2, p: af.farthest_point_sampling(p, 3),
+    "radius_search": lambda x4, x2, p: af.radius_search(p, p[:, :2], 0.5, 3),
+    "minmax_norm": lambda x4, x2, p: af.minmax_norm(x4, (2, 3)),
+    "lrn": lambda x4, x2, p: af.lrn(x4, 3),
+    "space_to_channel": lambda x4, x2, p: af.space_to_channel(x4, 2, 2),
+    "channel_to_space": lambda x4, x2, p: af.channel_to_space(af.space_to_channel(x4, 2, 2), 2, 2),
+    "space_to_batch": lambda x4, x2, p: af.space_to_batch(x4, 2, (0, 0, 0, 0)),
+    "batch_to_space": lambda x4, x2, p: af.batch_to_space(af.space_to_batch(x4, 2), 2, (0, 1, 0, 1)),
+    "flatten_channels": lambda x4, x2, p: af.flatten_channels(x4),
+    "input_view": lambda x4, x2, p: af.input_view(x2, (4, 4), offset=3),
+    "dynamic_slice": lambda x4, x2, p: af.dynamic_slice(x2, _i32([2]), 4, 1),
+    "scaled_elementwise": lambda x4, x2, p: af.scaled_elementwise(x2, x2, "maximum", 0.5, 2.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+@pytest.mark.parametrize("bridge", sorted(BRIDGE_GRAPHS))
+def test_every_bridge_op_loads_in_coremltools(bridge, opset, tmp_path):
+    x4 = af.input((1, 4, 4, 6), name="x4")
+    x2 = af.input((2, 16), name="x2")
+    pts = af.input((2, 10, 3), name="pts")
+    out = BRIDGE_GRAPHS[bridge](x4, x2, pts)
+    net = af.compile(out)
+    try:
+        load_with_coremltools(net, tmp_path, opset)
+    except Exception as e:
+        raise AssertionError(f"bridge '{bridge}' ({opset}): coremltools rejected the program: {e}") from None
+
+
+def test_bridge_table_is_covered():
+    assert sorted(BRIDGE_GRAPHS) == sorted(o["name"] for o in af.ops() if o["bridge"])
+
+
 def _transformer_block(rng, S=16, D=32, H=4):
     x = af.input((1, S, D), name="tokens")
     def w(*s):
