@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     std::printf("estimated engine latency on %s: %.1f us\n", opts.target.c_str(),
                 af::estimate(*program, af::find_target(opts.target)).total_us);
     if (argc > 1) {
-      af::mil::write_mlpackage(af::mil::build(*program, 18), *program, argv[1]);
+      af::mil::write_mlpackage(af::mil::build(*program, 18), argv[1]);
       std::printf("wrote %s\n", argv[1]);
     }
   } catch (const af::Error& e) {

@@ -206,11 +206,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
       .def_prop_ro("layers", [](const af::Program& p) {
         nb::list l;
-        for (const auto& s : p.steps) {
-          std::string op = s.node->op->name;
-          for (const auto& e : s.epilogue) op += "+" + e->op->name;
-          l.append(nb::make_tuple(s.node->name, op, shape_tuple(p.values[s.out[0]].type.shape)));
-        }
+        for (const auto& s : p.steps)
+          l.append(nb::make_tuple(s.node->name, af::layer_label(s), shape_tuple(p.values[s.out[0]].type.shape)));
         return l;
       })
       .def_prop_ro("inputs", [](const af::Program& p) {
@@ -312,7 +309,7 @@ NB_MODULE(_core, m) {
     return nb::bytes(b.data(), b.size());
   }, "program"_a, "opset"_a);
   m.def("export_mlpackage", [](const af::Program& p, const std::string& path, int opset) {
-    af::mil::write_mlpackage(af::mil::build(p, opset), p, path);
+    af::mil::write_mlpackage(af::mil::build(p, opset), path);
   }, "program"_a, "path"_a, "opset"_a);
   m.def("check_target", [](const af::Program& p, const std::string& target) { af::check_target(p, af::find_target(target)); },
         "program"_a, "target"_a);

@@ -104,6 +104,11 @@ class PyExecutable {
     return r.empty() ? "none" : r;
   }
 
+  nb::object numpy() {  // imported once per executable, off the float32 fast path
+    if (!np_.is_valid()) np_ = nb::module_::import_("numpy");
+    return np_;
+  }
+
   nb::object make_array(float* buf, const af::Shape& s) {
     std::vector<size_t> shp(s.begin(), s.end());
     return nb::cast(nb::ndarray<nb::numpy, float>(buf, shp.size(), shp.data(), Capsule::owner(buf)));
@@ -111,8 +116,7 @@ class PyExecutable {
 
   nb::object int_array(size_t j) {
     const auto& t = out_types_[j];
-    nb::object np = nb::module_::import_("numpy");
-    nb::object arr = np.attr("empty")(shape_tuple(t.shape),
+    nb::object arr = numpy().attr("empty")(shape_tuple(t.shape),
                                       t.dtype == af::DType::boolean ? "bool" : (t.dtype == af::DType::int32 ? "int32" : (t.dtype == af::DType::uint8 ? "uint8" : "int8")));
     auto view = nb::cast<nb::ndarray<nb::c_contig, nb::device::cpu>>(arr);
     size_t cnt = view.size();
@@ -130,9 +134,8 @@ class PyExecutable {
     const af::TensorType& t = in_types_[i];
     nb::ndarray<nb::ro, nb::device::cpu> a;
     if (!nb::try_cast(obj, a, false)) {
-      nb::object np = nb::module_::import_("numpy");
       try {
-        keep = np.attr("ascontiguousarray")(obj);
+        keep = numpy().attr("ascontiguousarray")(obj);
       } catch (const nb::python_error&) {
         throw af::ValueError("input '" + in_names_[i] + "' must be a NumPy array, got " +
                              nb::cast<std::string>(nb::str(obj.type().attr("__name__"))));
@@ -156,7 +159,7 @@ class PyExecutable {
       expect *= static_cast<int64_t>(a.shape(d));
     }
     if (!contiguous) {
-      keep = nb::module_::import_("numpy").attr("ascontiguousarray")(obj);
+      keep = numpy().attr("ascontiguousarray")(obj);
       nb::try_cast(keep, a, false);
     }
     auto dt = a.dtype();
@@ -226,6 +229,7 @@ class PyExecutable {
   std::vector<const float*> in_ptrs_;
   std::vector<float*> out_ptrs_;
   std::mutex mu_;
+  nb::object np_;
 };
 
 }  // namespace

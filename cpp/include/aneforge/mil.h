@@ -56,8 +56,8 @@ struct Program {
 // MIL emission.
 Program build(const af::Program& p, int opset);
 std::string to_text(const Program& m);
-std::string to_model_proto(const Program& m, const af::Program& src);  // serialized Model
-void write_mlpackage(const Program& m, const af::Program& src, const std::string& dir);
+std::string to_model_proto(const Program& m);  // serialized Model
+void write_mlpackage(const Program& m, const std::string& dir);
 
 std::string type_name(DType t);  // "fp16", "int32", ...
 

@@ -68,6 +68,8 @@ struct Program {
   int add_constant(std::vector<float> values, const Shape& shape, DType dtype);
 };
 
+std::string layer_label(const Step& s);  // "conv+relu": the op and its fused epilogue
+
 std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const CompileOptions& opts = {});
 
 // Program files (docs/program-file.md): versioned, checksummed, written atomically

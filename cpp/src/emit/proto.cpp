@@ -219,7 +219,7 @@ void write_file(const std::filesystem::path& p, const std::string& data) {
 
 }  // namespace
 
-std::string to_model_proto(const Program& m, const af::Program& src) {
+std::string to_model_proto(const Program& m) {
   std::string opset = m.opset >= 18 ? "CoreML8" : "CoreML7";
   Msg block;
   for (const auto& o : m.main.outputs) block.bytes(2, o);
@@ -240,7 +240,6 @@ std::string to_model_proto(const Program& m, const af::Program& src) {
         if (n == o) t = ot;
     desc.msg(10, feature(o, t));
   }
-  (void)src;
   Msg model;
   model.u64(1, m.opset >= 18 ? 9 : 8);
   model.msg(2, desc);
@@ -248,7 +247,7 @@ std::string to_model_proto(const Program& m, const af::Program& src) {
   return model.b;
 }
 
-void write_mlpackage(const Program& m, const af::Program& src, const std::string& dir) {
+void write_mlpackage(const Program& m, const std::string& dir) {
   namespace fs = std::filesystem;
   fs::path root(dir);
   fs::path tmp = root.string() + ".tmp-writing";
@@ -256,7 +255,7 @@ void write_mlpackage(const Program& m, const af::Program& src, const std::string
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp / "Data" / "com.apple.CoreML" / "weights", ec);
   if (ec) throw IOError("cannot create '" + tmp.string() + "': " + ec.message());
-  write_file(tmp / "Data" / "com.apple.CoreML" / "model.mlmodel", to_model_proto(m, src));
+  write_file(tmp / "Data" / "com.apple.CoreML" / "model.mlmodel", to_model_proto(m));
   write_file(tmp / "Data" / "com.apple.CoreML" / "weights" / "weight.bin",
              m.weights.bytes.empty() ? std::string(64, '\0').replace(4, 1, "\x02") : m.weights.bytes);
   std::string model_id = uuid4(), weights_id = uuid4();

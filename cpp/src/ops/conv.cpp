@@ -10,21 +10,11 @@ namespace af {
 
 namespace {
 
-std::vector<int64_t> pair_attr(InferContext& c, const char* key, int64_t dflt) {
-  if (!c.attrs.has(key)) return {dflt, dflt};
-  auto v = c.attrs.ints(key);
-  if (v.size() == 1) v.push_back(v[0]);
-  if (v.size() != 2) c.fail(std::string(key) + " must be an int or a pair, got " + attr_str(c.attrs.get(key)));
-  for (auto x : v)
-    if (x < 1) c.fail(std::string(key) + " must be >= 1, got " + attr_str(c.attrs.get(key)));
-  return v;
-}
-
 // 1-D convs (x (N, C, L), weight (O, C/g, k)) are 2-D convs with H = 1.
 Shape as_2d(const Shape& s) { return s.size() == 3 ? Shape{s[0], s[1], 1, s[2]} : s; }
 
 std::vector<int64_t> pair_1d(InferContext& c, const char* key, int64_t dflt, bool one_d) {
-  if (!one_d) return pair_attr(c, key, dflt);
+  if (!one_d) return int_pair(c, key, {dflt, dflt}, 1);
   auto v = c.attrs.has(key) ? c.attrs.ints(key) : std::vector<int64_t>{dflt};
   if (v.size() == 2 && v[0] == 1) v.erase(v.begin());  // canonical form of a 1-D conv
   if (v.size() != 1 || v[0] < 1) c.fail(std::string(key) + " of a 1-D conv must be one int >= 1, got " + attr_str(v));

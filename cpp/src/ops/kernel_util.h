@@ -27,53 +27,6 @@ inline std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) 
   return st;
 }
 
-// out[i] = f(a[ia], b[ib]) with NumPy broadcasting.
-template <class F>
-void broadcast_binary(const float* a, const Shape& sa, const float* b, const Shape& sb, float* out,
-                      const Shape& so, F f) {
-  int64_t n = numel(so);
-  if (sa == so && sb == so) {
-    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
-      for (size_t i = s; i < e; ++i) out[i] = f(a[i], b[i]);
-    });
-    return;
-  }
-  if (numel(sb) == 1 && sa == so) {
-    float bv = b[0];
-    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
-      for (size_t i = s; i < e; ++i) out[i] = f(a[i], bv);
-    });
-    return;
-  }
-  if (numel(sa) == 1 && sb == so) {
-    float av = a[0];
-    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
-      for (size_t i = s; i < e; ++i) out[i] = f(av, b[i]);
-    });
-    return;
-  }
-  Shape shp = so.empty() ? Shape{1} : so;
-  auto st_a = broadcast_strides(sa, shp), st_b = broadcast_strides(sb, shp);
-  int r = static_cast<int>(shp.size());
-  int64_t inner = shp[r - 1], outer = n / inner;
-  int64_t ia_step = st_a[r - 1], ib_step = st_b[r - 1];
-  parallel_for(outer, std::max<int64_t>(1, (1 << 15) / inner), [&](size_t s, size_t e) {
-    std::vector<int64_t> idx(r, 0);
-    for (size_t row = s; row < e; ++row) {
-      int64_t rem = static_cast<int64_t>(row), oa = 0, ob = 0;
-      for (int d = r - 2; d >= 0; --d) {
-        int64_t q = rem % shp[d];
-        rem /= shp[d];
-        oa += q * st_a[d];
-        ob += q * st_b[d];
-      }
-      float* o = out + row * inner;
-      const float *pa = a + oa, *pb = b + ob;
-      for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia_step], pb[j * ib_step]);
-    }
-  });
-}
-
 // out[i] = f(v) where v[j] is input j at the broadcast position of i.
 template <size_t N, class F>
 void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes, float* out, const Shape& so, F f) {
@@ -99,6 +52,35 @@ void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes,
     }
   });
 }
+
+// out[i] = f(a[ia], b[ib]) with NumPy broadcasting.
+template <class F>
+void broadcast_binary(const float* a, const Shape& sa, const float* b, const Shape& sb, float* out,
+                      const Shape& so, F f) {
+  int64_t n = numel(so);
+  if (sa == so && sb == so) {
+    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
+      for (size_t i = s; i < e; ++i) out[i] = f(a[i], b[i]);
+    });
+    return;
+  }
+  if (numel(sb) == 1 && sa == so) {
+    float bv = b[0];
+    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
+      for (size_t i = s; i < e; ++i) out[i] = f(a[i], bv);
+    });
+    return;
+  }
+  if (numel(sa) == 1 && sb == so) {
+    float av = a[0];
+    parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
+      for (size_t i = s; i < e; ++i) out[i] = f(av, b[i]);
+    });
+    return;
+  }
+  broadcast_nary<2>({a, b}, {sa, sb}, out, so, [&f](const float* v) { return f(v[0], v[1]); });
+}
+
 
 // Lanes along `axis`: (outer, n, inner) view; fn(x_lane, y_lane, n, stride) per lane.
 template <class F>

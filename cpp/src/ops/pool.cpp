@@ -12,16 +12,6 @@ namespace af {
 
 namespace {
 
-std::vector<int64_t> pair_of(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo) {
-  if (!c.attrs.has(key)) return dflt;
-  auto v = c.attrs.ints(key);
-  if (v.size() == 1) v.push_back(v[0]);
-  if (v.size() != 2) c.fail(std::string(key) + " must be an int or a pair, got " + attr_str(c.attrs.get(key)));
-  for (auto x : v)
-    if (x < lo) c.fail(std::string(key) + " must be >= " + std::to_string(lo) + ", got " + attr_str(c.attrs.get(key)));
-  return v;
-}
-
 int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode) {
   int64_t num = in + 2 * p - k;
   int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
@@ -33,10 +23,10 @@ void infer_pool(InferContext& c) {
   c.expect_rank(0, 4, 4, "x");
   c.expect_float(0);
   const Shape& s = c.in(0).shape();
-  auto k = pair_of(c, "kernel_size", {}, 1);
+  auto k = int_pair(c, "kernel_size", {}, 1);
   if (k.empty()) c.fail("kernel_size is required");
-  auto st = c.attrs.has("stride") ? pair_of(c, "stride", k, 1) : k;
-  auto p = pair_of(c, "padding", {0, 0}, 0);
+  auto st = c.attrs.has("stride") ? int_pair(c, "stride", k, 1) : k;
+  auto p = int_pair(c, "padding", {0, 0}, 0);
   if (p[0] * 2 > k[0] || p[1] * 2 > k[1])
     c.fail("padding " + attr_str(p) + " must be at most half of kernel_size " + attr_str(k));
   bool ceil_mode = c.attrs.b("ceil_mode");

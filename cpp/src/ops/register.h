@@ -20,6 +20,9 @@ void attach_shape_mil();
 void attach_pool_mil();
 OpDef& mutable_op(const std::string& name);
 
+// An int-or-pair attribute (stride, dilation, kernel_size, ...), each entry >= lo.
+std::vector<int64_t> int_pair(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo);
+
 // Shorthands for op definitions.
 inline Param P(std::string name, ParamKind kind, std::string dflt = "") {
   return Param{std::move(name), kind, std::move(dflt)};

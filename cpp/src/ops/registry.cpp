@@ -93,6 +93,16 @@ std::vector<const OpDef*> all_ops() {
   return v;
 }
 
+std::vector<int64_t> int_pair(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo) {
+  if (!c.attrs.has(key)) return dflt;
+  auto v = c.attrs.ints(key);
+  if (v.size() == 1) v.push_back(v[0]);
+  if (v.size() != 2) c.fail(std::string(key) + " must be an int or a pair, got " + attr_str(c.attrs.get(key)));
+  for (auto x : v)
+    if (x < lo) c.fail(std::string(key) + " must be >= " + std::to_string(lo) + ", got " + attr_str(c.attrs.get(key)));
+  return v;
+}
+
 void InferContext::fail(const std::string& msg) const { throw ValueError(op.name + ": " + msg); }
 
 void InferContext::expect_rank(size_t i, int lo, int hi, const char* what) const {

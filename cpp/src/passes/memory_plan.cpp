@@ -7,8 +7,6 @@ namespace af {
 
 // Buffer slots by liveness: a value's slot is free again after its last use. Slot sizes
 // are in elements (the simulator's float buffers); peak bytes are reported as fp16.
-int64_t engine_bytes(const Shape& s);  // layout.cpp
-
 void plan_memory(Program& p) {
   p.slot_elems.clear();
   p.slot_bytes.clear();

@@ -35,6 +35,11 @@ void plan_memory(Program& p);             // buffer slots reused by liveness
 void compress_weights(Program& p, const std::string& mode);
 std::vector<float> int8_roundtrip(const std::vector<float>& w, int64_t rows);
 
+// The engine's 4-D view of a shape and its fp16 bytes with 64-byte rows (layout.cpp);
+// also used by the targets layer for limits and costs.
+Shape engine_shape(const Shape& s);
+int64_t engine_bytes(const Shape& s);
+
 // Helpers shared by passes.
 std::vector<int> use_counts(const Program& p);  // uses by steps and outputs (outputs count 1000)
 void remove_steps(Program& p, const std::vector<bool>& dead);

@@ -78,7 +78,7 @@ static std::string human_bytes(int64_t b) {
   return buf;
 }
 
-static std::string layer_name(const Step& s) {
+std::string layer_label(const Step& s) {
   std::string r = s.node->op->name;
   for (const auto& e : s.epilogue) r += "+" + e->op->name;
   return r;
@@ -99,7 +99,7 @@ std::string Program::summary() const {
   for (size_t i = 0; i < steps.size(); ++i) {
     const auto& n = *steps[i].node;
     const auto& v = values[steps[i].out[0]];
-    std::snprintf(line, sizeof line, "  %-4zu %-22s %-18s %-22s %-6s %s\n", i, n.name.c_str(), layer_name(steps[i]).c_str(),
+    std::snprintf(line, sizeof line, "  %-4zu %-22s %-18s %-22s %-6s %s\n", i, n.name.c_str(), layer_label(steps[i]).c_str(),
                   shape_str(v.type.shape).c_str(), std::string(dtype_name(v.type.dtype)).c_str(), n.attrs.str().c_str());
     r += line;
   }
@@ -133,7 +133,7 @@ std::string Program::text() const {
     }
     std::string attrs = s.node->attrs.str();
     const auto& t = values[s.out[0]].type;
-    r += "  " + outs + " = " + layer_name(s) + "(" + ins + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + " : " +
+    r += "  " + outs + " = " + layer_label(s) + "(" + ins + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + " : " +
          shape_str(t.shape) + " " + std::string(dtype_name(t.dtype)) +
          (values[s.out[0]].layout.empty() ? "" : " " + values[s.out[0]].layout) + "\n";
   }

@@ -2,10 +2,9 @@
 #include "aneforge/error.h"
 #include "aneforge/op.h"
 #include "aneforge/target.h"
+#include "passes/passes.h"
 
 namespace af {
-
-Shape engine_shape(const Shape& s);  // passes/layout.cpp
 
 namespace {
 

@@ -5,10 +5,9 @@
 
 #include "aneforge/op.h"
 #include "aneforge/target.h"
+#include "passes/passes.h"
 
 namespace af {
-
-int64_t engine_bytes(const Shape& s);  // passes/layout.cpp
 
 namespace {
 
