@@ -24,10 +24,11 @@ class Case:
     build: Callable
     ref: Callable
     inputs: list                      # [(shape, kind)], kind: normal/positive/nonzero/bool/int/unit
-    roundings: int = 3
+    ulps: float = 2.0                 # per-element bound (aneforge.testing)
     rtol32: float = 1e-5
     atol32: float = 1e-5
     tags: set = field(default_factory=set)
+    floor_ulps: float = 0.0           # absolute floor in ulps of the largest result; set with a reason
 
     def __repr__(self):
         return self.name
@@ -88,4 +89,4 @@ def check_case(case: Case, rng, arrays=None):
         else:
             with np.errstate(over="ignore"):
                 r16 = r.astype(np.float16).astype(np.float32)  # the engine stores fp16 results
-            assert_fp16_close(g, r16, roundings=case.roundings, what=f"{case.name} fp16")
+            assert_fp16_close(g, r16, ulps=case.ulps, floor_ulps=case.floor_ulps, what=f"{case.name} fp16")

@@ -11,8 +11,11 @@ from ._tensor import Tensor
 _COMPRESS = (None, "int8")
 
 
+_BACKENDS = ("sim", "mil", "engine")
+
+
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
-            inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None) -> "Net":
+            inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18") -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -28,11 +31,14 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
         rounding="target" takes the tie rounding the reference reports for the target.
     dump: "passes" prints the program after each compiler pass (also kept in net.pass_log).
+    backend: "sim" (the simulator, default) or "mil" (runs the emitted MIL program, text and
+        weight blob, in the MIL reference interpreter: what the engine would be given).
+    opset: the MIL opset the mil backend runs, "ios18" (default) or "ios17".
     """
     if target is not None and not isinstance(target, str):
         raise TypeError(f"compile: target must be a target or chip name such as 'h16g' or 'M4', got {target!r}")
     if not isinstance(backend, str):
-        raise TypeError(f"compile: backend must be 'sim' or 'engine', got {backend!r}")
+        raise TypeError(f"compile: backend must be one of {_BACKENDS}, got {backend!r}")
     if rounding == "target":
         reported = _core.find_target(str(target or "h16g"))["rounding"]
         rounding = "nearest_away" if reported.startswith("nearest_away") else "nearest_even"
@@ -66,16 +72,20 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
                          target or "", compress or "", dump == "passes")
     if dump == "passes":
         print(prog.pass_log, end="")
-    return Net(prog, backend, mode, compress=compress)
+    return Net(prog, backend, mode, compress=compress, opset=opset)
 
 
 class Net:
     """A compiled program loaded on a backend. Call it with NumPy arrays."""
 
-    def __init__(self, program, backend, mode, compress=None):
+    def __init__(self, program, backend, mode, compress=None, opset="ios18"):
         self._program = program
         self._mode = mode
-        self._exe = _core.Executable(program, backend, mode)
+        if backend == "mil":
+            from ._milnet import from_program
+            self._exe = from_program(program, mode, _opset(opset))
+        else:
+            self._exe = _core.Executable(program, backend, mode)
         self.backend = backend
         self.compress = compress
 

@@ -204,6 +204,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("target", [](const af::Program& p) { return p.options.target; })
       .def_prop_ro("peak_activation_bytes", &af::Program::peak_activation_bytes)
       .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
+      .def_prop_ro("ties_away", [](const af::Program& p) { return p.options.numerics.fp16.round == af::RoundMode::nearest_away; })
+      .def_prop_ro("flush_subnormals", [](const af::Program& p) { return p.options.numerics.fp16.flush_subnormals; })
       .def_prop_ro("layers", [](const af::Program& p) {
         nb::list l;
         for (const auto& s : p.steps)

@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -123,7 +124,7 @@ class PyExecutable {
     const float* src = out_tmp_[j].data();
     switch (t.dtype) {
       case af::DType::boolean: { auto* d = static_cast<bool*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = src[i] != 0; break; }
-      case af::DType::int32: { auto* d = static_cast<int32_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<int32_t>(src[i]); break; }
+      case af::DType::int32: { auto* d = static_cast<int32_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = src[i] >= 2147483647.0f ? INT32_MAX : static_cast<int32_t>(src[i]); break; }  // 2^31 has no int32
       case af::DType::uint8: { auto* d = static_cast<uint8_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<uint8_t>(src[i]); break; }
       default: { auto* d = static_cast<int8_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<int8_t>(src[i]); }
     }

@@ -26,6 +26,7 @@ struct Literal {
   std::string text;              // string constants
   int64_t blob_offset = -1;      // >= 0: stored in the weight blob at this metadata offset
   DType blob_dtype = DType::fp16;
+  bool to_blob = false;          // goes to the weight blob (written when the build finishes)
 };
 
 struct Op {
@@ -70,6 +71,10 @@ class Builder {
   std::string int_scalar(int64_t v, const std::string& hint = "p");
   std::string uint_scalar(uint32_t v, const std::string& hint = "p");
   bool is_const(const std::string& var) const { return consts_.count(var) > 0; }
+  // The same constant as fp32 (for op parameters typed apart from x, "U" in the iOS17 ops).
+  std::string as_fp32(const std::string& var);
+  // Drops constants no op uses, then writes the weight blob from the rest, in order.
+  void finish();
   std::string float_scalar(double v, DType t, const std::string& hint = "p");
   std::string floats(const std::vector<double>& v, DType t, const std::string& hint = "p");
   std::string bool_scalar(bool v, const std::string& hint = "p");

@@ -152,12 +152,35 @@ std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DTy
   Literal l;
   l.type = {t, shape, shape.empty(), false};
   l.numbers.assign(v.begin(), v.end());
-  bool to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8);
-  if (to_blob) {
-    l.blob_offset = blob_append(m_.weights, pack(l.numbers, t), blob_dtype_code(t));
-    l.blob_dtype = t;
-  }
+  l.to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8);
+  l.blob_dtype = t;
   return add_const(std::move(l), hint);
+}
+
+std::string Builder::as_fp32(const std::string& var) {
+  if (!consts_.count(var) || types_.at(var).dtype == DType::fp32) return var;
+  for (const auto& o : m_.main.ops)
+    if (o.type == "const" && o.name == var) {
+      Literal l = o.value;
+      l.type.dtype = DType::fp32;
+      l.blob_dtype = DType::fp32;
+      return add_const(std::move(l), var + "_fp32");
+    }
+  return var;
+}
+
+void Builder::finish() {
+  std::set<std::string> used(m_.main.outputs.begin(), m_.main.outputs.end());
+  for (const auto& o : m_.main.ops)
+    for (const auto& in : o.inputs) used.insert(in.second.begin(), in.second.end());
+  std::vector<Op> kept;
+  for (auto& o : m_.main.ops) {
+    if (o.type == "const" && !used.count(o.name)) continue;
+    if (o.type == "const" && o.value.to_blob)
+      o.value.blob_offset = blob_append(m_.weights, pack(o.value.numbers, o.value.blob_dtype), blob_dtype_code(o.value.blob_dtype));
+    kept.push_back(std::move(o));
+  }
+  m_.main.ops = std::move(kept);
 }
 
 std::string Builder::op(const std::string& type, std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
@@ -273,6 +296,7 @@ Program build(const af::Program& p, int opset) {
     }
     m.main.outputs.push_back(src);
   }
+  b.finish();
   return m;
 }
 

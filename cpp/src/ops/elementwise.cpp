@@ -350,49 +350,65 @@ void register_elementwise_ops() {
 void attach_elementwise_mil() {
   using namespace milx;
   unary_params("leaky_relu", "leaky_relu", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, s.attrs().f("negative_slope"), "alpha")}}};
+    return Args{{"alpha", {P(b, s.attrs().f("negative_slope"), "alpha")}}};
   });
-  unary_params("elu", "elu", [](Builder& b, const StepView& s) { return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}}; });
+  unary_params("elu", "elu", [](Builder& b, const StepView& s) { return Args{{"alpha", {P(b, s.attrs().f("alpha"), "alpha")}}}; });
   unary_params("gelu", "gelu", [](Builder& b, const StepView& s) {
     return Args{{"mode", {S(b, s.attrs().s("approximate") == "tanh" ? "TANH_APPROXIMATION" : "EXACT", "mode")}}};
   });
   unary_params("hard_sigmoid", "sigmoid_hard", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, 1.0 / 6, "alpha")}}, {"beta", {F(b, s, 0.5, "beta")}}};
+    return Args{{"alpha", {P(b, 1.0 / 6, "alpha")}}, {"beta", {P(b, 0.5, "beta")}}};
   });
   emit("hard_swish", [](Builder& b, const StepView& s) {
-    std::string h = b.op("sigmoid_hard", {{"x", {s.in[0]}}, {"alpha", {F(b, s, 1.0 / 6, "alpha")}}, {"beta", {F(b, s, 0.5, "beta")}}},
+    std::string h = b.op("sigmoid_hard", {{"x", {s.in[0]}}, {"alpha", {P(b, 1.0 / 6, "alpha")}}, {"beta", {P(b, 0.5, "beta")}}},
                          s.out_types[0]);
     b.op("mul", {{"x", {s.in[0]}}, {"y", {h}}}, s.out_types[0], s.out[0]);
   });
   unary_params("scaled_tanh", "scaled_tanh", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+    return Args{{"alpha", {P(b, s.attrs().f("alpha"), "alpha")}}, {"beta", {P(b, s.attrs().f("beta"), "beta")}}};
   });
   emit("softplus", [](Builder& b, const StepView& s) {
-    double beta = s.attrs().f("beta");  // MIL softplus has no threshold: above it log1p(exp(t)) == t in fp16
-    if (beta == 1.0) return void(b.op("softplus", {{"x", {s.in[0]}}}, s.out_types[0], s.out[0]));
-    std::string t = b.op("mul", {{"x", {s.in[0]}}, {"y", {F(b, s, beta, "beta")}}}, s.out_types[0]);
-    std::string sp = b.op("softplus", {{"x", {t}}}, s.out_types[0]);
-    b.op("real_div", {{"x", {sp}}, {"y", {F(b, s, beta, "beta")}}}, s.out_types[0], s.out[0]);
+    // torch: x where beta*x > threshold, else log1p(exp(beta*x))/beta. MIL softplus has no
+    // threshold: select it explicitly.
+    double beta = s.attrs().f("beta"), thr = s.attrs().f("threshold");
+    const Type& t = s.out_types[0];
+    std::string bx = beta == 1.0 ? s.in[0] : b.op("mul", {{"x", {s.in[0]}}, {"y", {F(b, s, beta, "beta")}}}, t);
+    std::string sp = b.op("softplus", {{"x", {bx}}}, t);
+    if (beta != 1.0) sp = b.op("real_div", {{"x", {sp}}, {"y", {F(b, s, beta, "beta")}}}, t);
+    Type bt = t;
+    bt.dtype = DType::boolean;
+    std::string big = b.op("greater", {{"x", {bx}}, {"y", {F(b, s, thr, "threshold")}}}, bt);
+    b.op("select", {{"cond", {big}}, {"a", {s.in[0]}}, {"b", {sp}}}, t, s.out[0]);
   });
   unary_params("clamped_relu", "clamped_relu", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+    return Args{{"alpha", {P(b, s.attrs().f("alpha"), "alpha")}}, {"beta", {P(b, s.attrs().f("beta"), "beta")}}};
   });
   emit("threshold", [](Builder& b, const StepView& s) {
+    // torch: x > threshold ? x : value, NaN stays NaN: select on x <= threshold (false for NaN).
     Type bt = like(s.out_types[0], s.out_types[0].shape);
     bt.dtype = DType::boolean;
-    std::string c = b.op("greater", {{"x", {s.in[0]}}, {"y", {F(b, s, s.attrs().f("threshold"), "threshold")}}}, bt);
-    b.op("select", {{"cond", {c}}, {"a", {s.in[0]}}, {"b", {F(b, s, s.attrs().f("value"), "value")}}}, s.out_types[0], s.out[0]);
+    std::string c = b.op("less_equal", {{"x", {s.in[0]}}, {"y", {F(b, s, s.attrs().f("threshold"), "threshold")}}}, bt);
+    b.op("select", {{"cond", {c}}, {"a", {F(b, s, s.attrs().f("value"), "value")}}, {"b", {s.in[0]}}}, s.out_types[0], s.out[0]);
   });
   unary_params("thresholded_relu", "thresholded_relu", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}};
+    return Args{{"alpha", {P(b, s.attrs().f("alpha"), "alpha")}}};
   });
   unary_params("linear_activation", "linear_activation", [](Builder& b, const StepView& s) {
-    return Args{{"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}}, {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}};
+    return Args{{"alpha", {P(b, s.attrs().f("alpha"), "alpha")}}, {"beta", {P(b, s.attrs().f("beta"), "beta")}}};
   });
-  unary_params("clip", "clip", [](Builder& b, const StepView& s) {
-    double lim = dt(s) == DType::fp16 ? 65504.0 : 3.4e38;
-    double lo = std::max(-lim, s.attrs().f("min")), hi = std::min(lim, s.attrs().f("max"));
-    return Args{{"alpha", {F(b, s, lo, "alpha")}}, {"beta", {F(b, s, hi, "beta")}}};
+  emit("clip", [](Builder& b, const StepView& s) {
+    // MIL clip needs finite bounds: an infinite (or beyond-range) side is no bound at all,
+    // so +-inf inputs stay +-inf as in torch.
+    double lim = dt(s) == DType::fp16 ? 65504.0 : 3.4028234663852886e38;
+    double lo = s.attrs().f("min"), hi = s.attrs().f("max");
+    bool has_lo = lo >= -lim, has_hi = hi <= lim;
+    const Type& t = s.out_types[0];
+    if (has_lo && has_hi)
+      return void(b.op("clip", {{"x", {s.in[0]}}, {"alpha", {F(b, s, lo, "alpha")}}, {"beta", {F(b, s, hi, "beta")}}}, t, s.out[0]));
+    std::string y = s.in[0];
+    if (has_lo) y = b.op("maximum", {{"x", {y}}, {"y", {F(b, s, lo, "alpha")}}}, t, has_hi ? "" : s.out[0]);
+    if (has_hi) y = b.op("minimum", {{"x", {y}}, {"y", {F(b, s, hi, "beta")}}}, t, s.out[0]);
+    if (!has_lo && !has_hi) b.op("identity", {{"x", {y}}}, t, s.out[0]);
   });
   emit("neg", [](Builder& b, const StepView& s) {
     std::string m1 = dt(s) == DType::int32 ? I(b, -1, "minus_one") : F(b, s, -1.0, "minus_one");
@@ -400,7 +416,7 @@ void attach_elementwise_mil() {
   });
   for (const char* n : {"rsqrt", "reciprocal"}) {
     std::string mil = n == std::string("rsqrt") ? "rsqrt" : "inverse";
-    unary_params(n, mil.c_str(), [](Builder& b, const StepView& s) { return Args{{"epsilon", {F(b, s, 0.0, "epsilon")}}}; });
+    unary_params(n, mil.c_str(), [](Builder& b, const StepView& s) { return Args{{"epsilon", {P(b, 0.0, "epsilon")}}}; });
   }
   unary_params("cast", "cast", [](Builder& b, const StepView& s) {
     return Args{{"dtype", {S(b, mil::type_name(s.out_types[0].dtype), "dtype")}}};

@@ -133,15 +133,53 @@ void attach_linalg_mil() {
     });
   }
   emit("conv_transpose", [](Builder& b, const StepView& s) {
-    auto p = s.attrs().ints("pad");
-    std::vector<int64_t> pad;
-    for (auto v : p) pad.insert(pad.end(), {v, v});
-    Args a{{"x", {s.in[0]}}, {"weight", {s.in[1]}}, {"strides", {Is(b, s.attrs().ints("stride"), "strides")}},
-           {"pad_type", {S(b, "custom", "pad_type")}}, {"pad", {Is(b, pad, "pad")}},
-           {"dilations", {Is(b, s.attrs().ints("dilation"), "dilations")}}, {"groups", {I(b, s.attrs().i("groups"), "groups")}},
-           {"output_shape", {Is(b, s.out_types[0].shape, "output_shape")}}};
-    if (s.attrs().b("has_bias")) a.push_back({"bias", {s.in[2]}});
-    b.op("conv_transpose", a, s.out_types[0], s.out[0]);
+    // As Apple's converter does: the full transposed convolution (pad 0, no output_shape,
+    // whose interplay with pad the MIL docs leave open), then a crop of `pad` at the start and
+    // the output size; output_padding past the crop's end is zeros (plus the bias).
+    const Type& xt = s.in_types[0];
+    const Shape& os = s.out_types[0].shape;
+    auto p = s.attrs().ints("pad"), st = s.attrs().ints("stride"), dl = s.attrs().ints("dilation");
+    const Shape& ws = s.in_types[1].shape;
+    size_t n = p.size();
+    Shape full = os;
+    bool grow = false;
+    for (size_t i = 0; i < n; ++i) {
+      full[2 + i] = (xt.shape[2 + i] - 1) * st[i] + (ws[2 + i] - 1) * dl[i] + 1;
+      grow |= p[i] + os[2 + i] > full[2 + i];
+    }
+    bool bias_inside = s.attrs().b("has_bias") && !grow;
+    Args a{{"x", {s.in[0]}}, {"weight", {s.in[1]}}, {"strides", {Is(b, st, "strides")}}, {"pad_type", {S(b, "valid", "pad_type")}},
+           {"dilations", {Is(b, dl, "dilations")}}, {"groups", {I(b, s.attrs().i("groups"), "groups")}}};
+    if (bias_inside) a.push_back({"bias", {s.in[2]}});
+    bool crop = full != os;
+    bool bias_after = s.attrs().b("has_bias") && !bias_inside;
+    std::string y = b.op("conv_transpose", a, like(s.out_types[0], full), crop || bias_after ? "" : s.out[0]);
+    if (grow) {
+      std::vector<int64_t> pads;
+      Shape padded = full;
+      for (size_t i = 0; i < n; ++i) {
+        int64_t extra = std::max<int64_t>(p[i] + os[2 + i] - full[2 + i], 0);
+        pads.insert(pads.end(), {0, extra});
+        padded[2 + i] += extra;
+      }
+      y = b.op("pad", {{"x", {y}}, {"pad", {Is(b, pads, "pad")}}, {"mode", {S(b, "constant", "mode")}},
+                       {"constant_val", {F(b, s, 0.0, "constant_val")}}}, like(s.out_types[0], padded));
+    }
+    if (crop) {
+      std::vector<int64_t> begin(2 + n, 0), end(os.begin(), os.end());
+      for (size_t i = 0; i < n; ++i) {
+        begin[2 + i] = p[i];
+        end[2 + i] = p[i] + os[2 + i];
+      }
+      y = b.op("slice_by_index", {{"x", {y}}, {"begin", {Is(b, begin, "begin")}}, {"end", {Is(b, end, "end")}}},
+               s.out_types[0], bias_after ? "" : s.out[0]);
+    }
+    if (bias_after) {
+      Shape bs(1 + n, 1);
+      bs[0] = os[1];
+      std::string bias = b.op("reshape", {{"x", {s.in[2]}}, {"shape", {Is(b, bs, "shape")}}}, like(xt, bs));
+      b.op("add", {{"x", {y}}, {"y", {bias}}}, s.out_types[0], s.out[0]);
+    }
   });
   emit("matmul", [](Builder& b, const StepView& s) {
     b.op("matmul", {{"x", {s.in[0]}}, {"y", {s.in[1]}}, {"transpose_x", {B(b, false, "transpose_x")}},

@@ -275,13 +275,14 @@ void attach_norm_mil() {
     bool consts = true;
     for (size_t i = 1; i < s.in.size(); ++i) consts &= b.is_const(s.in[i]);
     if (!consts) return void(normalize_decomposed(b, s, false));
-    Args a{{"x", {s.in[0]}}, {"mean", {s.in[1]}}, {"variance", {s.in[2]}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}};
-    for (auto& p : optional_affine(s, 3, "gamma", "beta")) a.push_back(p);
+    Args a{{"x", {s.in[0]}}, {"mean", {b.as_fp32(s.in[1])}}, {"variance", {b.as_fp32(s.in[2])}},
+           {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}};
+    for (auto& p : optional_affine(b, s, 3, "gamma", "beta")) a.push_back(p);
     b.op("batch_norm", a, s.out_types[0], s.out[0]);
   });
   emit("instance_norm", [](Builder& b, const StepView& s) {
-    Args a{{"x", {s.in[0]}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}};
-    for (auto& p : optional_affine(s, 1, "gamma", "beta")) a.push_back(p);
+    Args a{{"x", {s.in[0]}}, {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}};
+    for (auto& p : optional_affine(b, s, 1, "gamma", "beta")) a.push_back(p);
     b.op("instance_norm", a, s.out_types[0], s.out[0]);
   });
   emit("layer_norm", [](Builder& b, const StepView& s) {
@@ -290,35 +291,28 @@ void attach_norm_mil() {
     int r = static_cast<int>(s.in_types[0].shape.size()), k = static_cast<int>(s.attrs().ints("normalized_shape").size());
     std::vector<int64_t> axes;
     for (int i = r - k; i < r; ++i) axes.push_back(i);
-    Args a{{"x", {s.in[0]}}, {"axes", {Is(b, axes, "axes")}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}};
-    for (auto& p : optional_affine(s, 1, "gamma", "beta")) a.push_back(p);
+    Args a{{"x", {s.in[0]}}, {"axes", {Is(b, axes, "axes")}}, {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}};
+    for (auto& p : optional_affine(b, s, 1, "gamma", "beta")) a.push_back(p);
     if (!s.attrs().b("has_weight") && s.attrs().b("has_bias")) {  // coremltools needs gamma when beta is given
       auto ns = s.attrs().ints("normalized_shape");
       Shape sh(ns.begin(), ns.end());
-      a.push_back({"gamma", {b.tensor(std::vector<float>(static_cast<size_t>(numel(sh)), 1.0f), sh, dt(s), "gamma")}});
+      a.push_back({"gamma", {b.tensor(std::vector<float>(static_cast<size_t>(numel(sh)), 1.0f), sh, DType::fp32, "gamma")}});
     }
     b.op("layer_norm", a, s.out_types[0], s.out[0]);
   });
   emit("channel_layer_norm", [](Builder& b, const StepView& s) {
-    Args a{{"x", {s.in[0]}}, {"axes", {Is(b, {1}, "axes")}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}};
-    for (auto& p : optional_affine(s, 1, "gamma", "beta")) a.push_back(p);
+    Args a{{"x", {s.in[0]}}, {"axes", {Is(b, {1}, "axes")}}, {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}};
+    for (auto& p : optional_affine(b, s, 1, "gamma", "beta")) a.push_back(p);
     b.op("layer_norm", a, s.out_types[0], s.out[0]);
   });
   emit("rms_norm", [](Builder& b, const StepView& s) {
     const Type& xt = s.in_types[0];
     int r = static_cast<int>(xt.shape.size()), k = static_cast<int>(s.attrs().ints("normalized_shape").size());
     std::vector<int64_t> axes;
-    Shape ks = xt.shape;
-    for (int i = r - k; i < r; ++i) {
-      axes.push_back(i);
-      ks[i] = 1;
-    }
-    std::string sq = b.op("mul", {{"x", {s.in[0]}}, {"y", {s.in[0]}}}, xt);
-    std::string ms = b.op("reduce_mean", {{"x", {sq}}, {"axes", {Is(b, axes, "axes")}}, {"keep_dims", {B(b, true, "keep_dims")}}}, like(xt, ks));
-    std::string inv = b.op("rsqrt", {{"x", {ms}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}}, like(xt, ks));
-    std::string out = s.attrs().b("has_weight") ? "" : s.out[0];
-    std::string y = b.op("mul", {{"x", {s.in[0]}}, {"y", {inv}}}, xt, out);
-    if (s.attrs().b("has_weight")) b.op("mul", {{"x", {y}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]);
+    for (int i = r - k; i < r; ++i) axes.push_back(i);
+    bool hw = s.attrs().b("has_weight");
+    std::string y = scaled_rsqrt_norm(b, s.in[0], xt, axes, s.attrs().f("eps"), false, hw ? "" : s.out[0]);
+    if (hw) b.op("mul", {{"x", {y}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]);
   });
   emit("group_norm", [](Builder& b, const StepView& s) {
     const Type& xt = s.in_types[0];
@@ -326,7 +320,7 @@ void attach_norm_mil() {
     for (size_t i = 2; i < xt.shape.size(); ++i) sp *= xt.shape[i];
     Shape gs{N, G, (C / G) * sp};
     std::string g = b.op("reshape", {{"x", {s.in[0]}}, {"shape", {Is(b, gs, "shape")}}}, like(xt, gs));
-    std::string n = b.op("layer_norm", {{"x", {g}}, {"axes", {Is(b, {2}, "axes")}}, {"epsilon", {F(b, s, s.attrs().f("eps"), "epsilon")}}},
+    std::string n = b.op("layer_norm", {{"x", {g}}, {"axes", {Is(b, {2}, "axes")}}, {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}},
                          like(xt, gs));
     bool hw = s.attrs().b("has_weight"), hb = s.attrs().b("has_bias");
     std::string y = b.op("reshape", {{"x", {n}}, {"shape", {Is(b, xt.shape, "shape")}}}, xt, hw || hb ? "" : s.out[0]);
@@ -343,20 +337,30 @@ void attach_norm_mil() {
     }
   });
   emit("l2_norm", [](Builder& b, const StepView& s) {
+    // x / max(||x||, eps) = (x/m) / max(||x/m||, eps/m) with m = max(max|x|, 2^-14): no square
+    // overflows fp16, and ||x/m|| >= 1 unless x is 0 (then the floor keeps 0/0 away).
     const Type& xt = s.in_types[0];
     Shape ks = xt.shape;
     int64_t axis = s.attrs().i("axis");
     if (!ks.empty()) ks[axis] = 1;
-    std::string sq = b.op("mul", {{"x", {s.in[0]}}, {"y", {s.in[0]}}}, xt);
-    std::string ss = b.op("reduce_sum", {{"x", {sq}}, {"axes", {Is(b, {axis}, "axes")}}, {"keep_dims", {B(b, true, "keep_dims")}}}, like(xt, ks));
+    std::string ax = Is(b, {axis}, "axes"), keep = B(b, true, "keep_dims");
+    std::string mx = b.op("reduce_max", {{"x", {b.op("abs", {{"x", {s.in[0]}}}, xt)}}, {"axes", {ax}}, {"keep_dims", {keep}}}, like(xt, ks));
+    std::string m = b.op("maximum", {{"x", {mx}}, {"y", {F(b, s, 6.103515625e-05, "floor")}}}, like(xt, ks));
+    m = b.op("minimum", {{"x", {m}}, {"y", {F(b, s, xt.dtype == DType::fp16 ? 65504.0 : 3.4028234663852886e38, "ceiling")}}}, like(xt, ks));
+    std::string xs = b.op("real_div", {{"x", {s.in[0]}}, {"y", {m}}}, xt);
+    std::string ss = b.op("reduce_sum", {{"x", {b.op("mul", {{"x", {xs}}, {"y", {xs}}}, xt)}}, {"axes", {ax}}, {"keep_dims", {keep}}},
+                          like(xt, ks));
     std::string nrm = b.op("sqrt", {{"x", {ss}}}, like(xt, ks));
-    double eps = std::max(s.attrs().f("eps"), xt.dtype == DType::fp16 ? 6.103515625e-05 : 1e-12);
-    std::string d = b.op("maximum", {{"x", {nrm}}, {"y", {F(b, s, eps, "eps")}}}, like(xt, ks));
-    b.op("real_div", {{"x", {s.in[0]}}, {"y", {d}}}, s.out_types[0], s.out[0]);
+    double eps = s.attrs().f("eps");
+    std::string e = b.op("real_div", {{"x", {F(b, s, xt.dtype == DType::fp16 && eps < 6.103515625e-05 ? 0.0 : eps, "eps")}}, {"y", {m}}},
+                         like(xt, ks));
+    e = b.op("maximum", {{"x", {e}}, {"y", {F(b, s, 6.103515625e-05, "floor")}}}, like(xt, ks));
+    std::string d = b.op("maximum", {{"x", {nrm}}, {"y", {e}}}, like(xt, ks));
+    b.op("real_div", {{"x", {xs}}, {"y", {d}}}, s.out_types[0], s.out[0]);
   });
   unary_params("local_response_norm", "local_response_norm", [](Builder& b, const StepView& s) {
-    return Args{{"size", {I(b, s.attrs().i("size"), "size")}}, {"alpha", {F(b, s, s.attrs().f("alpha"), "alpha")}},
-                {"beta", {F(b, s, s.attrs().f("beta"), "beta")}}, {"k", {F(b, s, s.attrs().f("k"), "k")}}};
+    return Args{{"size", {I(b, s.attrs().i("size"), "size")}}, {"alpha", {P(b, s.attrs().f("alpha"), "alpha")}},
+                {"beta", {P(b, s.attrs().f("beta"), "beta")}}, {"k", {P(b, s.attrs().f("k"), "k")}}};
   });
 }
 

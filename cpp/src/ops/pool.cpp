@@ -247,6 +247,93 @@ void register_pool_ops() {
   register_op(std::move(a));
 }
 
+// ---- resize emission -----------------------------------------------------------------
+// MIL's resize ops derive their sampling grid from the sizes (upsample_* recompute the scale
+// as out/in), while torch's scale_factor rules (which the simulator follows) use the user's
+// scale. The native op is emitted when its documented grid equals the simulator's on both
+// axes; otherwise the resize is two matmuls with constant selection/interpolation matrices
+// (rows of (1 - frac, frac) weights), which compute exactly the simulator's samples.
+
+namespace {
+
+// The MIL op's source coordinate for output index o (coremltools' op definitions).
+double mil_coord(int64_t o, int64_t in, int64_t out, bool linear, bool align) {
+  if (!linear) return static_cast<double>(std::min<int64_t>((o * in) / out, in - 1));
+  if (align) return out > 1 ? static_cast<double>(o) * static_cast<double>(in - 1) / static_cast<double>(out - 1) : 0.0;
+  double g = (static_cast<double>(o) + 0.5) * static_cast<double>(in) / static_cast<double>(out) - 0.5;
+  return std::min(std::max(g, 0.0), static_cast<double>(in - 1));
+}
+
+bool grids_match(int64_t in, int64_t out, double scale, bool linear, bool align) {
+  for (int64_t o = 0; o < out; ++o) {
+    // indices past in - 1 sample the last row (the kernel clamps i0 + 1): compare clamped
+    double sim = std::min<double>(src_coord(o, in, out, scale, align, linear), static_cast<double>(in - 1));
+    if (!linear) sim = std::floor(sim);
+    if (std::abs(sim - mil_coord(o, in, out, linear, align)) > 1e-6) return false;
+  }
+  return true;
+}
+
+// [out, in] matrix whose row o holds the simulator's sampling weights of output o.
+std::vector<float> resize_matrix(int64_t in, int64_t out, double scale, bool linear, bool align) {
+  std::vector<float> m(static_cast<size_t>(out * in), 0.0f);
+  for (int64_t o = 0; o < out; ++o) {
+    float f = src_coord(o, in, out, scale, align, linear);
+    int64_t i0 = static_cast<int64_t>(f), i1 = std::min(i0 + 1, in - 1);
+    float l = linear ? f - static_cast<float>(i0) : 0.0f;
+    m[static_cast<size_t>(o * in + i0)] += 1 - l;
+    m[static_cast<size_t>(o * in + i1)] += l;
+  }
+  return m;
+}
+
+std::vector<float> transposed(const std::vector<float>& m, int64_t rows, int64_t cols) {
+  std::vector<float> t(m.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[static_cast<size_t>(c * rows + r)] = m[static_cast<size_t>(r * cols + c)];
+  return t;
+}
+
+void emit_resize(milx::Builder& b, const milx::StepView& s) {
+  using namespace milx;
+  const Shape &in = s.in_types[0].shape, &out = s.out_types[0].shape;
+  bool linear = s.attrs().s("mode") == "bilinear", align = s.attrs().b("align_corners");
+  auto sc = s.attrs().floats("scale");
+  bool by_scale = s.node.op->name.rfind("upsample", 0) == 0;
+  if (grids_match(in[2], out[2], sc[0], linear, align) && grids_match(in[3], out[3], sc[1], linear, align)) {
+    const Type& t = s.out_types[0];
+    if (by_scale && linear) {
+      b.op("upsample_bilinear", {{"x", {s.in[0]}}, {"scale_factor_height", {b.float_scalar(double(out[2]) / double(in[2]), DType::fp32, "scale_h")}},
+                                 {"scale_factor_width", {b.float_scalar(double(out[3]) / double(in[3]), DType::fp32, "scale_w")}},
+                                 {"align_corners", {B(b, align, "align_corners")}}, {"half_pixel_centers", {B(b, !align, "half_pixel_centers")}}},
+           t, s.out[0]);
+    } else if (by_scale) {
+      b.op("upsample_nearest_neighbor", {{"x", {s.in[0]}}, {"scale_factor_height", {b.float_scalar(double(out[2]) / double(in[2]), DType::fp32, "scale_h")}},
+                                         {"scale_factor_width", {b.float_scalar(double(out[3]) / double(in[3]), DType::fp32, "scale_w")}}},
+           t, s.out[0]);
+    } else if (linear) {
+      b.op("resize_bilinear", {{"x", {s.in[0]}}, {"target_size_height", {I(b, out[2], "height")}}, {"target_size_width", {I(b, out[3], "width")}},
+                               {"sampling_mode", {S(b, align ? "STRICT_ALIGN_CORNERS" : "UNALIGN_CORNERS", "sampling_mode")}}},
+           t, s.out[0]);
+    } else {
+      b.op("resize_nearest_neighbor", {{"x", {s.in[0]}}, {"target_size_height", {I(b, out[2], "height")}},
+                                       {"target_size_width", {I(b, out[3], "width")}}},
+           t, s.out[0]);
+    }
+    return;
+  }
+  const Type& xt = s.in_types[0];
+  Shape mid{in[0], in[1], out[2], in[3]};
+  std::string sh = b.tensor(resize_matrix(in[2], out[2], sc[0], linear, align), {out[2], in[2]}, xt.dtype, "rows");
+  std::string h = b.op("matmul", {{"x", {sh}}, {"y", {s.in[0]}}, {"transpose_x", {B(b, false, "transpose_x")}},
+                                  {"transpose_y", {B(b, false, "transpose_y")}}}, like(xt, mid));
+  std::string sw = b.tensor(transposed(resize_matrix(in[3], out[3], sc[1], linear, align), out[3], in[3]), {in[3], out[3]}, xt.dtype, "cols");
+  b.op("matmul", {{"x", {h}}, {"y", {sw}}, {"transpose_x", {B(b, false, "transpose_x")}}, {"transpose_y", {B(b, false, "transpose_y")}}},
+       s.out_types[0], s.out[0]);
+}
+
+}  // namespace
+
 // MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
 void attach_pool_mil() {
   using namespace milx;
@@ -261,29 +348,8 @@ void attach_pool_mil() {
       b.op(avg ? "avg_pool" : "max_pool", a, s.out_types[0], s.out[0]);
     });
   }
-  auto scale = [](const StepView& s, int i) {
-    const Shape &in = s.in_types[0].shape, &out = s.out_types[0].shape;
-    return static_cast<double>(out[2 + i]) / static_cast<double>(in[2 + i]);
-  };
-  unary_params("upsample_nearest", "upsample_nearest_neighbor", [scale](Builder& b, const StepView& s) {
-    return Args{{"scale_factor_height", {b.float_scalar(scale(s, 0), DType::fp32, "scale_h")}},
-                {"scale_factor_width", {b.float_scalar(scale(s, 1), DType::fp32, "scale_w")}}};
-  });
-  unary_params("upsample_bilinear", "upsample_bilinear", [scale](Builder& b, const StepView& s) {
-    bool align = s.attrs().b("align_corners");
-    return Args{{"scale_factor_height", {b.float_scalar(scale(s, 0), DType::fp32, "scale_h")}},
-                {"scale_factor_width", {b.float_scalar(scale(s, 1), DType::fp32, "scale_w")}},
-                {"align_corners", {B(b, align, "align_corners")}}, {"half_pixel_centers", {B(b, !align, "half_pixel_centers")}}};
-  });
-  unary_params("resize_bilinear", "resize_bilinear", [](Builder& b, const StepView& s) {
-    return Args{{"target_size_height", {I(b, s.out_types[0].shape[2], "height")}},
-                {"target_size_width", {I(b, s.out_types[0].shape[3], "width")}},
-                {"sampling_mode", {S(b, s.attrs().b("align_corners") ? "STRICT_ALIGN_CORNERS" : "UNALIGN_CORNERS", "sampling_mode")}}};
-  });
-  unary_params("resize_nearest", "resize_nearest_neighbor", [](Builder& b, const StepView& s) {
-    return Args{{"target_size_height", {I(b, s.out_types[0].shape[2], "height")}},
-                {"target_size_width", {I(b, s.out_types[0].shape[3], "width")}}};
-  });
+  for (const char* n : {"upsample_nearest", "upsample_bilinear", "resize_bilinear", "resize_nearest"})
+    emit(n, emit_resize);
   emit("affine", [](Builder& b, const StepView& s) {
     int64_t N = s.in_types[1].shape[0];
     std::string m = b.op("reshape", {{"x", {s.in[1]}}, {"shape", {Is(b, {N, 6}, "shape")}}}, like(s.in_types[1], {N, 6}));

@@ -173,7 +173,7 @@ void register_reduction_ops() {
     d.method = true;
     d.infer = infer_softmax;
     d.kernel = lg ? SimKernel(softmax_kernel<true>) : SimKernel(softmax_kernel<false>);
-    d.mil_op = lg ? "softmax + log" : "softmax";
+    d.mil_op = lg ? "reduce_max/sub/exp/reduce_sum/log" : "softmax";
     register_op(std::move(d));
   }
 }
@@ -191,8 +191,17 @@ void attach_reduction_mil() {
     });
   unary_params("softmax", "softmax", [](Builder& b, const StepView& s) { return Args{{"axis", {I(b, s.attrs().i("axis"), "axis")}}}; });
   emit("log_softmax", [](Builder& b, const StepView& s) {
-    std::string p = b.op("softmax", {{"x", {s.in[0]}}, {"axis", {I(b, s.attrs().i("axis"), "axis")}}}, s.out_types[0]);
-    b.op("log", {{"x", {p}}}, s.out_types[0], s.out[0]);
+    // (x - max) - log(sum(exp(x - max))): log(softmax) would give -inf where softmax underflows.
+    const Type& t = s.out_types[0];
+    Shape ks = t.shape;
+    int64_t axis = s.attrs().i("axis");
+    ks[static_cast<size_t>(axis)] = 1;
+    std::string ax = Is(b, {axis}, "axes"), keep = B(b, true, "keep_dims");
+    std::string m = b.op("reduce_max", {{"x", {s.in[0]}}, {"axes", {ax}}, {"keep_dims", {keep}}}, like(t, ks));
+    std::string d = b.op("sub", {{"x", {s.in[0]}}, {"y", {m}}}, t);
+    std::string se = b.op("reduce_sum", {{"x", {b.op("exp", {{"x", {d}}}, t)}}, {"axes", {ax}}, {"keep_dims", {keep}}}, like(t, ks));
+    std::string l = b.op("log", {{"x", {se}}, {"epsilon", {P(b, 0.0, "epsilon")}}}, like(t, ks));
+    b.op("sub", {{"x", {d}}, {"y", {l}}}, t, s.out[0]);
   });
 }
 

@@ -1,0 +1,66 @@
+"""select (control-flow family), states (iOS18), attention (iOS18), activation quantization (iOS17)."""
+import numpy as np
+
+from ..interp import op
+from .activation import softmax  # noqa: F401
+from .elementwise import num
+
+
+@op("select", family="control_flow")
+def select(a):
+    c = a.tensor("cond")
+    return np.where(c.astype(bool), num(a, "a"), num(a, "b"))
+
+
+@op("scaled_dot_product_attention", family="transformers", since=18)
+def scaled_dot_product_attention(a):
+    q, k, v = num(a, "query"), num(a, "key"), num(a, "value")
+    s = q @ np.swapaxes(k, -1, -2) / np.float32(np.sqrt(q.shape[-1]))
+    if a.has("attn_mask"):
+        m = a.tensor("attn_mask")
+        s = np.where(m, s, -np.inf) if m.dtype == np.bool_ else s + m.astype(np.float32)
+    mx = np.max(s, axis=-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(mx), mx, 0))
+    return (e / np.sum(e, axis=-1, keepdims=True)) @ v
+
+
+@op("read_state", family="states", since=18)
+def read_state(a):
+    return a.tensor("input")
+
+
+@op("coreml_update_state", family="states", since=18)
+def coreml_update_state(a):
+    a.states[a.op.inputs["state"][0][1]] = a.tensor("value")
+    return a.tensor("value")
+
+
+@op("quantize", family="quantization", since=17)
+def quantize(a):
+    x = num(a, "input")
+    ax = a.int("axis", None)
+    scale = a.f("scale")
+    zp = a.tensor("zero_point", None)
+    shape = [1] * x.ndim
+    if scale.ndim == 1 and ax is not None:
+        shape[ax % x.ndim] = -1
+        scale = scale.reshape(shape)
+        zp = zp.reshape(shape) if zp is not None and zp.ndim == 1 else zp
+    q = np.round(x / scale) + (zp.astype(np.float32) if zp is not None else 0)
+    dt = a.str("output_dtype")
+    lo, hi = (-128, 127) if dt == "int8" else (0, 255)
+    return np.clip(q, lo, hi)
+
+
+@op("dequantize", family="quantization", since=17)
+def dequantize(a):
+    x = a.tensor("input").astype(np.float32)
+    ax = a.int("axis", None)
+    scale = a.f("scale")
+    zp = a.tensor("zero_point", None)
+    shape = [1] * x.ndim
+    if scale.ndim == 1 and ax is not None:
+        shape[ax % x.ndim] = -1
+        scale = scale.reshape(shape)
+        zp = zp.reshape(shape) if zp is not None and zp.ndim == 1 else zp
+    return (x - (zp.astype(np.float32) if zp is not None else 0)) * scale

@@ -1,0 +1,117 @@
+"""Convolution family: conv and conv_transpose over 1-3 spatial dims, fp32 accumulation."""
+import numpy as np
+
+from ..interp import op
+from .elementwise import num
+
+C = "conv"
+
+
+def spatial_pads(a, in_sizes, kernel, strides, dilations, transpose=False):
+    """[(before, after)] per spatial dim from pad_type / pad, as MIL defines them."""
+    n = len(in_sizes)
+    pad_type = a.str("pad_type", "valid")
+    if pad_type == "valid":
+        return [(0, 0)] * n
+    if pad_type == "custom":
+        p = a.ints("pad", [0] * 2 * n)
+        if len(p) != 2 * n:
+            a.fail(f"pad has {len(p)} values, expected {2 * n}")
+        return [(p[2 * i], p[2 * i + 1]) for i in range(n)]
+    if pad_type in ("same", "same_lower"):
+        pads = []
+        for i in range(n):
+            eff = (kernel[i] - 1) * dilations[i] + 1
+            if transpose:
+                total = max(eff - strides[i], 0)
+            else:
+                out = -(-in_sizes[i] // strides[i])
+                total = max((out - 1) * strides[i] + eff - in_sizes[i], 0)
+            small, big = total // 2, total - total // 2
+            pads.append((big, small) if pad_type == "same_lower" else (small, big))
+        return pads
+    a.fail(f"unknown pad_type '{pad_type}'")
+
+
+def _windows(x, kernel, strides, dilations):
+    """x [N, C, *S] -> [N, C, *out, *kernel] strided view of the sliding windows."""
+    n = len(kernel)
+    shape, st = x.shape[:2], x.strides[:2]
+    out = [(x.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(n)]
+    if any(o <= 0 for o in out):
+        raise ValueError(f"kernel {tuple(kernel)} does not fit the padded input {x.shape[2:]}")
+    view_shape = tuple(shape) + tuple(out) + tuple(kernel)
+    view_strides = tuple(st) + tuple(x.strides[2 + i] * strides[i] for i in range(n)) + tuple(
+        x.strides[2 + i] * dilations[i] for i in range(n))
+    return np.lib.stride_tricks.as_strided(x, view_shape, view_strides, writeable=False)
+
+
+def conv_nd(x, w, groups, strides, dilations, pads):
+    """Grouped N-d cross-correlation; x [N, Cin, *S], w [Cout, Cin/groups, *K]."""
+    n = x.ndim - 2
+    x = np.pad(x, [(0, 0), (0, 0)] + list(pads))
+    win = _windows(x, w.shape[2:], strides, dilations)  # N, Cin, *out, *K
+    cout, cin_g = w.shape[0], w.shape[1]
+    outs = []
+    for g in range(groups):
+        xg = win[:, g * cin_g:(g + 1) * cin_g]
+        wg = w[g * (cout // groups):(g + 1) * (cout // groups)]
+        # contract channel and kernel axes: N, cin, *out, *K  x  cout, cin, *K -> N, cout, *out
+        xt = np.moveaxis(xg, 1, 1 + n)  # N, *out, cin, *K
+        cols = xt.reshape(xt.shape[:1 + n] + (-1,))
+        y = cols @ wg.reshape(wg.shape[0], -1).T  # N, *out, cout_g
+        outs.append(np.moveaxis(y, -1, 1))
+    return np.concatenate(outs, axis=1)
+
+
+@op("conv", family=C)
+def conv(a):
+    x, w = num(a, "x"), num(a, "weight")
+    n = x.ndim - 2
+    if w.ndim != x.ndim:
+        a.fail(f"weight rank {w.ndim} does not match x rank {x.ndim}")
+    groups = a.int("groups", 1)
+    if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        a.fail(f"channels: x {x.shape}, weight {w.shape}, groups {groups}")
+    strides = a.ints("strides", [1] * n)
+    dil = a.ints("dilations", [1] * n)
+    pads = spatial_pads(a, x.shape[2:], w.shape[2:], strides, dil)
+    y = conv_nd(x, w, groups, strides, dil, pads)
+    if a.has("bias"):
+        y = y + num(a, "bias").reshape((-1,) + (1,) * n)
+    return y
+
+
+@op("conv_transpose", family=C)
+def conv_transpose(a):
+    """Weight [Cin, Cout/groups, *K]. The full transposed convolution, cropped by pad (or to
+    output_shape, as the MIL definition allows: the extra size goes at the end)."""
+    x, w = num(a, "x"), num(a, "weight")
+    n = x.ndim - 2
+    groups = a.int("groups", 1)
+    strides = a.ints("strides", [1] * n)
+    dil = a.ints("dilations", [1] * n)
+    cin, cout_g = w.shape[0], w.shape[1]
+    if x.shape[1] != cin or cin % groups:
+        a.fail(f"channels: x {x.shape}, weight {w.shape}, groups {groups}")
+    k = w.shape[2:]
+    # dilate the input by the stride, pad by the effective kernel - 1, correlate with the flipped kernel
+    full = [(x.shape[2 + i] - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 for i in range(n)]
+    xd = np.zeros(x.shape[:2] + tuple((x.shape[2 + i] - 1) * strides[i] + 1 for i in range(n)), x.dtype)
+    xd[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)] = x
+    wf = np.flip(w, axis=tuple(range(2, 2 + n)))
+    # [Cin, Cout/g, K] -> [Cout, Cin/g, K]
+    wt = wf.reshape((groups, cin // groups, cout_g) + k).swapaxes(1, 2).reshape((groups * cout_g, cin // groups) + k)
+    pads = [((k[i] - 1) * dil[i], (k[i] - 1) * dil[i]) for i in range(n)]
+    y = conv_nd(xd, wt, groups, [1] * n, dil, pads)
+    assert list(y.shape[2:]) == full
+    crop = spatial_pads(a, x.shape[2:], k, strides, dil, transpose=True)
+    length = [full[i] - crop[i][0] - crop[i][1] for i in range(n)]
+    if a.has("output_shape"):  # the output starts after the leading pad and has this size
+        length = a.ints("output_shape")[-n:]
+    grow = [(0, max(crop[i][0] + length[i] - full[i], 0)) for i in range(n)]
+    y = np.pad(y, [(0, 0), (0, 0)] + grow)
+    y = y[(slice(None), slice(None)) + tuple(slice(crop[i][0], crop[i][0] + length[i]) for i in range(n))]
+    if a.has("bias"):
+        y = y + num(a, "bias").reshape((-1,) + (1,) * n)
+    return y
