@@ -15,6 +15,7 @@ from ._core import TargetError
 from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
 from ._ops import OPS as _OPS, ops
 from ._compile import Net, compile, load_program  # noqa: A004
+from ._milnet import PackageNet, load_mlpackage
 from . import testing
 
 __version__ = "0.1.0"
@@ -50,5 +51,5 @@ def round_fp16(values, ties_away=False, flush_subnormals=True):
     return a
 
 
-__all__ = ["Tensor", "Net", "TargetError", "targets", "target_info", "load_program", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

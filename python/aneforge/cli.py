@@ -1,13 +1,16 @@
-"""The aneforge command line: targets, inspect, export.
+"""The aneforge command line: targets, inspect, export, run.
 
     aneforge targets
     aneforge inspect FILE
     aneforge export FILE --target h16g --format mlpackage|mil|blob OUT
+    aneforge run MODEL.mlpackage --input name=file.npy ... --output DIR
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 
 import aneforge as af
 
@@ -48,6 +51,45 @@ def _export(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    import os
+    import tempfile
+    net = af.load_mlpackage(args.model)
+    feeds = {}
+    for item in args.input or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--input takes NAME=FILE.npy, got {item!r}")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"--input {name}: cannot read {path} as a .npy array ({e})") from None
+    known = [n for n, _, _ in net.inputs]
+    missing = [n for n in known if n not in feeds]
+    if missing:
+        shapes = ", ".join(f"{n} {s}" for n, s, _ in net.inputs)
+        raise ValueError(f"missing --input for {', '.join(missing)}; the model's inputs are: {shapes}")
+    outs = net(**feeds)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ValueError(f"--output {args.output} exists and is not a directory")
+    os.makedirs(args.output, exist_ok=True)
+    for name, arr in outs.items():
+        safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in name).lstrip(".") or "output"
+        dest = os.path.join(args.output, safe + ".npy")
+        fd, tmp = tempfile.mkstemp(prefix=f".{safe}.", suffix=".tmp", dir=args.output)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        print(f"{name}: {arr.shape} {arr.dtype} -> {dest}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="aneforge", description="ANEForge: compile tensor graphs for the Apple Neural Engine.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -62,6 +104,11 @@ def main(argv=None) -> int:
     e.add_argument("--format", choices=["mlpackage", "mil", "blob"], default="mlpackage")
     e.add_argument("--opset", choices=["ios17", "ios18"], default="ios18")
     e.set_defaults(fn=_export)
+    r = sub.add_parser("run", help="run an ML Program (.mlpackage) on the mil backend; outputs as .npy files")
+    r.add_argument("model")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="one per model input")
+    r.add_argument("--output", required=True, metavar="DIR", help="directory for OUTPUT_NAME.npy files (created)")
+    r.set_defaults(fn=_run)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

@@ -136,7 +136,7 @@ class Interpreter:
         self.fn = program.functions.get(function) or program.main
         self.opset = program.opset_number
         self.storage = storage or Storage()
-        self.blobs = blobs or {}
+        self.blobs = blobs if blobs is not None else {}
         self.consts = {}
         self.types = {}
         for name, t in self.fn.inputs:
