@@ -46,7 +46,8 @@ TARGETS_HEADER = """# Targets
 
 Generated from the target table (`cpp/src/targets/targets.cpp`) by `python scripts/gen_docs.py`.
 The 28 compiler `TargetArchitecture` names, grouped into the engine's capability families
-(shared/reference/ane-hardware.md s4, s6). `af.compile(y, target=...)` takes a target or a
+(the ANE compiler's per-architecture HAL tables as listed by sbryngelson/ANEForge
+`aneforge/_targets.py` and the ane-guide, ane-guide.readthedocs.io s34). `af.compile(y, target=...)` takes a target or a
 chip name; the default is `h16g` (M4). The whole program is checked before anything is
 emitted: an unknown name lists the valid ones, and an op or shape the target cannot run
 raises `af.TargetError` naming the op, the shape, the target and the limit. Ops native only

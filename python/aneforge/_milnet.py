@@ -45,8 +45,9 @@ class MilExecutable:
             a = np.asarray(v)
             if a.dtype == object:
                 raise TypeError(f"input '{name}': expected a NumPy array, got {type(v).__name__}")
-            if tuple(a.shape) != tuple(shape):
-                raise ValueError(f"input '{name}' expects shape {tuple(shape)}, got {tuple(a.shape)}")
+            if len(a.shape) != len(shape) or any(d is not None and d != g for d, g in zip(shape, a.shape)):
+                want = tuple("?" if d is None else d for d in shape)
+                raise ValueError(f"input '{name}' expects shape {want}, got {tuple(a.shape)}")
             if dtype in ("fp16", "fp32", "fp64") and a.dtype.kind not in "f":
                 raise ValueError(f"input '{name}' ({dtype}) expects float32, float16 or float64, got {a.dtype}")
             feeds[mil_name] = a
@@ -91,10 +92,8 @@ class PackageNet:
         storage = _mil.Storage(ties_away=rounding == "nearest_away", flush_subnormals=flush_subnormals)
         self._interp = _mil.Interpreter(prog, blobs, storage)
         fn = self._interp.fn
-        for name, t in fn.inputs:
-            if not t.is_static:
-                raise _mil.MilError(f"{self.path}: input '{name}' has a flexible shape {t}; the mil backend "
-                                    "runs fixed shapes only (as the engine does)")
+        # A flexible dimension (None) takes the size of the array given; the engine itself
+        # needs fixed shapes (one program per shape).
         ins = [(name, name, t.shape, t.dtype) for name, t in fn.inputs]
         types = {n: t for o in fn.block.ops for n, t in o.outputs}
         outs = [(name, name, types[name].dtype if name in types else "fp32") for name in fn.block.outputs]

@@ -53,7 +53,7 @@ def gemm(m=256, k=4096, n=4096, seed=0):
     return x, af.matmul(x, w)
 
 
-# Published engine measurements (shared/reference/ane-hardware.md s3, aneforge-reference.md s10).
+# Published engine measurements (sbryngelson/ANEForge README and bench/results; ane-guide s9).
 PUBLISHED = [
     ("ResNet-18 fp16, batch 1, 224x224", "h17g", "M5 Pro", lambda: resnet18(), 330.0,
      "ANEForge README, real_models_fp16_results.json"),

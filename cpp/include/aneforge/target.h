@@ -1,5 +1,5 @@
 // The 28 ANE compiler targets: a static capability table, chip names, limits, and the
-// per-target cost model. Facts and their sources: shared/reference/ane-hardware.md.
+// per-target cost model. Facts and their public sources: docs/targets.md.
 #pragma once
 #include <string>
 #include <vector>

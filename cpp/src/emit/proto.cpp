@@ -1,5 +1,5 @@
 // The Model protobuf for an ML Program, written with a small wire encoder from the field
-// numbers in shared/reference/mil-format.md s3 (no .proto files, no protobuf library),
+// numbers of Apple's Model.proto / MIL.proto (apple/coremltools mlmodel/format) (no .proto files, no protobuf library),
 // and the .mlpackage directory around it.
 #include <cstring>
 #include <filesystem>

@@ -186,7 +186,7 @@ void register_unary() {
     auto f = m.f;
     OpDef d = unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); });
     if (std::string(m.name) == "sin" || std::string(m.name) == "cos") {
-      d.min_family = "h15";  // native sin/cos from H15 (ane-hardware.md s2.3) [R]
+      d.min_family = "h15";  // native sin/cos from H15 (ane-guide s17; eiln/ane docs) [R]
       bool is_sin = std::string(m.name) == "sin";
       d.decompose = [is_sin](const std::vector<Tensor>& in, const Attrs&) {
         return std::vector<Tensor>{sincos_decomposition(in[0], is_sin)};

@@ -242,7 +242,7 @@ void register_pool_ops() {
   a.params = {P("x", ParamKind::tensor), P("theta", ParamKind::tensor), P("size", ParamKind::ints, "None"),
               P("align_corners", ParamKind::bool_, "False")};
   a.infer = infer_affine;
-  a.min_family = "h14";  // a texture-engine (resample) op: H14+ (ane-hardware.md s2.3) [R]
+  a.min_family = "h14";  // a texture-engine (resample) op: H14+ (ane-guide s17; eiln/ane docs) [R]
   a.kernel = affine_kernel;
   register_op(std::move(a));
 }
