@@ -118,10 +118,11 @@ class Net:
         """The compiled program, one line per layer."""
         return self._program.text()
 
-    def save(self, path) -> None:
+    def save(self, path, overwrite=False) -> None:
         """Write the compiled program (graph, weights, target) to a versioned, checksummed
-        file, atomically: a crash never leaves a half-written file at ``path``."""
-        _core.save_program(self._program, os.fspath(path), self._mode)
+        file, atomically and durably: a crash leaves the old file or the new one. An existing
+        program file is replaced; any other file only with ``overwrite=True``."""
+        _core.save_program(self._program, os.fspath(path), self._mode, bool(overwrite))
 
     def mil_text(self, opset="ios18") -> str:
         """The program as MIL text: opset "ios17" (program(1.0)) or "ios18" (program(1.3))."""
@@ -131,10 +132,12 @@ class Net:
         """The MILBlob v2 weight file the MIL text refers to (@model_path/weights/weight.bin)."""
         return _core.mil_blob(self._program, _opset(opset))
 
-    def export_mlpackage(self, path, opset="ios18") -> None:
+    def export_mlpackage(self, path, opset="ios18", overwrite=False) -> None:
         """Write a complete .mlpackage (Manifest.json, Model protobuf with the ML Program,
-        weights): specification 8 for ios17, 9 for ios18."""
-        _core.export_mlpackage(self._program, os.fspath(path), _opset(opset))
+        weights): specification 8 for ios17, 9 for ios18. Written beside ``path`` and moved
+        into place; a package this library wrote is replaced atomically, any other directory
+        (or '.') is refused, and a file only with ``overwrite=True``."""
+        _core.export_mlpackage(self._program, os.fspath(path), _opset(opset), bool(overwrite))
 
     @property
     def target(self) -> str:

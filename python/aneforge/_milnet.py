@@ -15,8 +15,9 @@ class MilExecutable:
     """Runs an interpreter over named inputs and returns outputs in the structure ``mode``
     (0: one array, 1: list, 2: dict keyed by ``out_names``)."""
 
-    def __init__(self, interp, in_specs, out_specs, mode, label="net"):
+    def __init__(self, interp, in_specs, out_specs, mode, label="net", convert=False):
         self.interp = interp
+        self.convert = convert  # packages: any numeric array converts to the input dtype (as Core ML)
         self.in_specs = list(in_specs)     # [(user name, mil name, shape, dtype)]
         self.out_specs = list(out_specs)   # [(user name, mil name, dtype)]
         self.mode = mode
@@ -48,7 +49,7 @@ class MilExecutable:
             if len(a.shape) != len(shape) or any(d is not None and d != g for d, g in zip(shape, a.shape)):
                 want = tuple("?" if d is None else d for d in shape)
                 raise ValueError(f"input '{name}' expects shape {want}, got {tuple(a.shape)}")
-            if dtype in ("fp16", "fp32", "fp64") and a.dtype.kind not in "f":
+            if dtype in ("fp16", "fp32", "fp64") and a.dtype.kind not in "f" and not (self.convert and a.dtype.kind in "biu"):
                 raise ValueError(f"input '{name}' ({dtype}) expects float32, float16 or float64, got {a.dtype}")
             feeds[mil_name] = a
         res = self.interp.run(feeds)
@@ -97,7 +98,7 @@ class PackageNet:
         ins = [(name, name, t.shape, t.dtype) for name, t in fn.inputs]
         types = {n: t for o in fn.block.ops for n, t in o.outputs}
         outs = [(name, name, types[name].dtype if name in types else "fp32") for name in fn.block.outputs]
-        self._exe = MilExecutable(self._interp, ins, outs, mode=2, label=os.path.basename(self.path))
+        self._exe = MilExecutable(self._interp, ins, outs, mode=2, label=os.path.basename(self.path), convert=True)
 
     def __call__(self, *args, **kwargs) -> dict:
         return self._exe(*args, **kwargs)

@@ -40,13 +40,11 @@ def _export(args) -> int:
     if args.target:
         net.estimate(args.target)  # checks the program against the target first
     if args.format == "mlpackage":
-        net.export_mlpackage(args.out, opset=args.opset)
+        net.export_mlpackage(args.out, opset=args.opset, overwrite=args.overwrite)
     elif args.format == "mil":
-        with open(args.out, "w") as f:
-            f.write(net.mil_text(args.opset))
+        af._core.write_file(args.out, net.mil_text(args.opset).encode(), args.overwrite)
     else:
-        with open(args.out, "wb") as f:
-            f.write(net.weight_blob(args.opset))
+        af._core.write_file(args.out, net.weight_blob(args.opset), args.overwrite)
     print(f"wrote {args.out} ({args.format}, {args.opset}, target {args.target or net.target})")
     return 0
 
@@ -103,6 +101,7 @@ def main(argv=None) -> int:
     e.add_argument("--target", help="check the program against this target (name or chip) first")
     e.add_argument("--format", choices=["mlpackage", "mil", "blob"], default="mlpackage")
     e.add_argument("--opset", choices=["ios17", "ios18"], default="ios18")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file at OUT (never a directory)")
     e.set_defaults(fn=_export)
     r = sub.add_parser("run", help="run an ML Program (.mlpackage) on the mil backend; outputs as .npy files")
     r.add_argument("model")

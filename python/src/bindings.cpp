@@ -5,6 +5,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "convert.h"
+#include "aneforge/durable.h"
 #include "aneforge/mil.h"
 #include "aneforge/target.h"
 #include "runtime/blas.h"
@@ -294,11 +295,11 @@ NB_MODULE(_core, m) {
     d["layers"] = layers;
     return d;
   }, "program"_a, "target"_a = "");
-  m.def("save_program", [](const af::Program& p, const std::string& path, int mode) {
+  m.def("save_program", [](const af::Program& p, const std::string& path, int mode, bool overwrite) {
     af::Program copy = p;
     copy.metadata["output_mode"] = std::to_string(mode);
-    af::save_program(copy, path);
-  }, "program"_a, "path"_a, "mode"_a);
+    af::save_program(copy, path, overwrite);
+  }, "program"_a, "path"_a, "mode"_a, "overwrite"_a = false);
   m.def("load_program", [](const std::string& path) {
     auto p = af::load_program(path);
     int mode = p->metadata.count("output_mode") ? std::stoi(p->metadata["output_mode"]) : 1;
@@ -310,9 +311,12 @@ NB_MODULE(_core, m) {
     auto b = af::mil::build(p, opset).weights.bytes;
     return nb::bytes(b.data(), b.size());
   }, "program"_a, "opset"_a);
-  m.def("export_mlpackage", [](const af::Program& p, const std::string& path, int opset) {
-    af::mil::write_mlpackage(af::mil::build(p, opset), path);
-  }, "program"_a, "path"_a, "opset"_a);
+  m.def("export_mlpackage", [](const af::Program& p, const std::string& path, int opset, bool overwrite) {
+    af::mil::write_mlpackage(af::mil::build(p, opset), path, overwrite);
+  }, "program"_a, "path"_a, "opset"_a, "overwrite"_a = false);
+  m.def("write_file", [](const std::string& path, nb::bytes data, bool overwrite) {
+    af::io::write_file(path, std::string(data.c_str(), data.size()), [overwrite](const std::string&) { return overwrite; });
+  }, "path"_a, "data"_a, "overwrite"_a = false, "Durable write of a new file; an existing file only with overwrite.");
   m.def("check_target", [](const af::Program& p, const std::string& target) { af::check_target(p, af::find_target(target)); },
         "program"_a, "target"_a);
 

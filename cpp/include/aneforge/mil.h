@@ -58,7 +58,9 @@ struct Program {
 Program build(const af::Program& p, int opset);
 std::string to_text(const Program& m);
 std::string to_model_proto(const Program& m);  // serialized Model
-void write_mlpackage(const Program& m, const std::string& dir);
+// Writes the package durably (docs/reliability.md). An existing package this library wrote is
+// replaced atomically; any other directory is refused; a file only with `overwrite`.
+void write_mlpackage(const Program& m, const std::string& dir, bool overwrite = false);
 
 std::string type_name(DType t);  // "fp16", "int32", ...
 

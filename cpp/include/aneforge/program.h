@@ -75,7 +75,9 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
 // Program files (docs/program-file.md): versioned, checksummed, written atomically
 // (temp file, then rename). Loading a truncated, corrupt or newer file throws IOError.
 inline constexpr uint32_t kProgramFormatVersion = 1;
-void save_program(const Program& p, const std::string& path);
+// Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
+// program file or `overwrite` is set.
+void save_program(const Program& p, const std::string& path, bool overwrite = false);
 std::shared_ptr<Program> load_program(const std::string& path);
 
 }  // namespace af

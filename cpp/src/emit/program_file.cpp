@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "aneforge/durable.h"
 #include "aneforge/error.h"
 #include "aneforge/op.h"
 #include "aneforge/program.h"
@@ -220,7 +221,7 @@ std::string body_of(const Program& p) {
 
 }  // namespace
 
-void save_program(const Program& p, const std::string& path) {
+void save_program(const Program& p, const std::string& path, bool overwrite) {
   Writer w;
   w.buf.append(kMagic, 8);
   w.u32(kProgramFormatVersion);
@@ -228,21 +229,9 @@ void save_program(const Program& p, const std::string& path) {
   w.i64(static_cast<int64_t>(body.size()));
   w.buf += body;
   w.u32(crc32(w.buf));
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw IOError("cannot write program file '" + path + "' (cannot create '" + tmp + "')");
-    f.write(w.buf.data(), static_cast<std::streamsize>(w.buf.size()));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw IOError("cannot write program file '" + path + "' (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write program file '" + path + "' (rename failed)");
-  }
+  io::write_file(path, w.buf, [overwrite](const std::string& old) {
+    return overwrite || (old.size() >= 8 && std::memcmp(old.data(), kMagic, 8) == 0);  // a program file
+  });
 }
 
 std::shared_ptr<Program> load_program(const std::string& path) {

@@ -1,11 +1,13 @@
 // The Model protobuf for an ML Program, written with a small wire encoder from the field
 // numbers of Apple's Model.proto / MIL.proto (apple/coremltools mlmodel/format) (no .proto files, no protobuf library),
 // and the .mlpackage directory around it.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
+#include "aneforge/durable.h"
 #include "aneforge/error.h"
 #include "aneforge/mil.h"
 
@@ -157,6 +159,15 @@ Msg string_value(const std::string& s) {
   return value(l);
 }
 
+constexpr const char* kMarker = "com.github.aneforge.version";
+
+void map_entry_str(Msg& parent, int field, const std::string& key, const std::string& val) {
+  Msg e;
+  e.bytes(1, key);
+  e.bytes(2, val);
+  parent.msg(field, e);
+}
+
 void map_entry(Msg& parent, int field, const std::string& key, const Msg& val) {
   Msg e;
   e.bytes(1, key);
@@ -240,6 +251,9 @@ std::string to_model_proto(const Program& m) {
         if (n == o) t = ot;
     desc.msg(10, feature(o, t));
   }
+  Msg meta;  // Metadata.userDefined (field 100): marks packages this library wrote
+  map_entry_str(meta, 100, kMarker, "0.1.0");
+  desc.msg(100, meta);
   Msg model;
   model.u64(1, m.opset >= 18 ? 9 : 8);
   model.msg(2, desc);
@@ -247,29 +261,48 @@ std::string to_model_proto(const Program& m) {
   return model.b;
 }
 
-void write_mlpackage(const Program& m, const std::string& dir) {
+// Files an exported package holds (relative paths); a directory holding anything else was
+// not written by this library and is never replaced.
+const char* const kPackageFiles[] = {"Manifest.json", "Data", "Data/com.apple.CoreML", "Data/com.apple.CoreML/model.mlmodel",
+                                     "Data/com.apple.CoreML/weights", "Data/com.apple.CoreML/weights/weight.bin"};
+bool is_our_package(const std::string& dir) {
   namespace fs = std::filesystem;
-  fs::path root(dir);
-  fs::path tmp = root.string() + ".tmp-writing";
   std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp / "Data" / "com.apple.CoreML" / "weights", ec);
-  if (ec) throw IOError("cannot create '" + tmp.string() + "': " + ec.message());
-  write_file(tmp / "Data" / "com.apple.CoreML" / "model.mlmodel", to_model_proto(m));
-  write_file(tmp / "Data" / "com.apple.CoreML" / "weights" / "weight.bin",
-             m.weights.bytes.empty() ? std::string(64, '\0').replace(4, 1, "\x02") : m.weights.bytes);
-  std::string model_id = uuid4(), weights_id = uuid4();
-  std::string manifest = "{\n  \"fileFormatVersion\": \"1.0.0\",\n  \"itemInfoEntries\": {\n    \"" + model_id +
-                         "\": {\n      \"author\": \"com.apple.CoreML\",\n      \"description\": \"CoreML Model Specification\",\n"
-                         "      \"name\": \"model.mlmodel\",\n      \"path\": \"com.apple.CoreML/model.mlmodel\"\n    },\n    \"" +
-                         weights_id +
-                         "\": {\n      \"author\": \"com.apple.CoreML\",\n      \"description\": \"CoreML Model Weights\",\n"
-                         "      \"name\": \"weights\",\n      \"path\": \"com.apple.CoreML/weights\"\n    }\n  },\n"
-                         "  \"rootModelIdentifier\": \"" + model_id + "\"\n}\n";
-  write_file(tmp / "Manifest.json", manifest);
-  fs::remove_all(root, ec);
-  fs::rename(tmp, root, ec);
-  if (ec) throw IOError("cannot move the package into '" + root.string() + "': " + ec.message());
+  size_t n = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    if (it->is_symlink() || std::find(std::begin(kPackageFiles), std::end(kPackageFiles), rel) == std::end(kPackageFiles)) return false;
+    ++n;
+  }
+  if (ec || n == 0) return false;
+  try {
+    return io::read_file(dir + "/Data/com.apple.CoreML/model.mlmodel", 1u << 30).find(kMarker) != std::string::npos;
+  } catch (const IOError&) {
+    return false;
+  }
+}
+
+void write_mlpackage(const Program& m, const std::string& dir, bool overwrite) {
+  std::string model = to_model_proto(m);
+  std::string weights = m.weights.bytes.empty() ? std::string(64, '\0').replace(4, 1, "\x02") : m.weights.bytes;
+  io::write_directory(dir, [&](const std::string& tmp) {
+    namespace fs = std::filesystem;
+    fs::path root(tmp);
+    std::error_code ec;
+    fs::create_directories(root / "Data" / "com.apple.CoreML" / "weights", ec);
+    if (ec) throw IOError("cannot create '" + tmp + "': " + ec.message());
+    io::write_new_file((root / "Data" / "com.apple.CoreML" / "model.mlmodel").string(), model);
+    io::write_new_file((root / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").string(), weights);
+    std::string model_id = uuid4(), weights_id = uuid4();
+    std::string manifest = "{\n  \"fileFormatVersion\": \"1.0.0\",\n  \"itemInfoEntries\": {\n    \"" + model_id +
+                           "\": {\n      \"author\": \"com.apple.CoreML\",\n      \"description\": \"CoreML Model Specification\",\n"
+                           "      \"name\": \"model.mlmodel\",\n      \"path\": \"com.apple.CoreML/model.mlmodel\"\n    },\n    \"" +
+                           weights_id +
+                           "\": {\n      \"author\": \"com.apple.CoreML\",\n      \"description\": \"CoreML Model Weights\",\n"
+                           "      \"name\": \"weights\",\n      \"path\": \"com.apple.CoreML/weights\"\n    }\n  },\n"
+                           "  \"rootModelIdentifier\": \"" + model_id + "\"\n}\n";
+    io::write_new_file((root / "Manifest.json").string(), manifest);
+  }, is_our_package, overwrite);
 }
 
 }  // namespace af::mil

@@ -57,7 +57,11 @@ class Args:
         v = self.raw(name, default)
         if v is default and default is not _MISSING:
             return v
-        if isinstance(v, (list, str)):
+        if isinstance(v, list):  # a tuple of scalars (e.g. reshape_like's begins)
+            if not all(np.ndim(x) == 0 for x in v):
+                self.fail(f"input '{name}' must be a tensor, got a tuple of tensors")
+            return np.array([np.asarray(x).item() for x in v])
+        if isinstance(v, str):
             self.fail(f"input '{name}' must be a tensor")
         return np.asarray(v)
 

@@ -65,22 +65,27 @@ def constexpr_lut_to_dense(a):
             a.fail(f"LUT of {lut.size} entries (must be 2, 4, 8, 16, 64 or 256)")
         idx = _unpack_indices(a, a.tensor("indices"), count, nbits)
         return lut.reshape(-1)[idx].reshape(shape)
-    idx = a.tensor("indices").astype(np.int64)  # iOS18: lut [*groups, palettes, vector]
+    return _lut_dense(a, a.tensor("indices").astype(np.int64), lut)
+
+
+def _lut_dense(a, idx, lut):
+    """iOS18 LUT: lut [*groups (rank of idx), palettes, vector]; each index picks a vector
+    laid out along vector_axis."""
     if lut.ndim != idx.ndim + 2:
         a.fail(f"lut rank {lut.ndim} for indices rank {idx.ndim}")
-    vec = lut.shape[-1]
-    if vec != 1:
-        ax = a.int("vector_axis", 0)
-        # each index picks a vector laid out along vector_axis
-        groups = _block_expand(a, np.arange(int(np.prod(lut.shape[:-2]))).reshape(lut.shape[:-2]), idx.shape)
-        flat = lut.reshape(-1, lut.shape[-2], vec)
-        vals = flat[groups, idx]  # *idx.shape, vec
-        vals = np.moveaxis(vals, -1, ax + 1)
-        shp = list(idx.shape)
-        shp[ax] *= vec
-        return vals.reshape(shp)
     groups = _block_expand(a, np.arange(int(np.prod(lut.shape[:-2]))).reshape(lut.shape[:-2]), idx.shape)
-    return lut.reshape(-1, lut.shape[-2])[groups, idx]
+    flat = lut.reshape(-1, lut.shape[-2], lut.shape[-1])
+    if idx.size and (idx.min() < 0 or idx.max() >= lut.shape[-2]):
+        a.fail(f"index past the {lut.shape[-2]} palette entries")
+    vals = flat[groups, idx]  # *idx.shape, vec
+    vec = lut.shape[-1]
+    if vec == 1:
+        return vals[..., 0]
+    ax = a.int("vector_axis", 0) % idx.ndim
+    vals = np.moveaxis(vals, -1, ax + 1)
+    shp = list(idx.shape)
+    shp[ax] *= vec
+    return vals.reshape(shp)
 
 
 @op("constexpr_sparse_to_dense", family=C, since=16)
@@ -111,16 +116,16 @@ def constexpr_blockwise_shift_scale(a):
 @op("constexpr_lut_to_sparse", family=C, since=18)
 def constexpr_lut_to_sparse(a):
     mask = a.tensor("indices_mask").astype(bool)
-    idx = a.tensor("indices_nonzero_data").astype(np.int64)
+    nz = a.tensor("indices_nonzero_data").astype(np.int64).reshape(-1)
+    if int(mask.sum()) != nz.size:
+        a.fail(f"mask has {int(mask.sum())} set bits for {nz.size} indices")
+    dense_idx = np.zeros(mask.shape, np.int64)
+    dense_idx[mask] = nz
     lut = a.tensor("lut")
-    if lut.shape[-1] != 1 or lut.size != lut.shape[-2] * lut.shape[-1]:
-        # grouped LUTs: expand per position, then keep the non-zeros
-        dense_idx = np.zeros(mask.shape, np.int64)
-        dense_idx[mask] = idx
-        groups = _block_expand(a, np.arange(int(np.prod(lut.shape[:-2]))).reshape(lut.shape[:-2]), mask.shape)
-        vals = lut.reshape(-1, lut.shape[-2])[groups, dense_idx][mask]
-        return mask, vals
-    return mask, lut.reshape(-1)[idx]
+    values = _lut_dense(a, dense_idx, lut)
+    vec = lut.shape[-1]
+    out_mask = mask if vec == 1 else np.repeat(mask, vec, axis=a.int("vector_axis", 0) % mask.ndim)
+    return out_mask, values[out_mask]
 
 
 @op("constexpr_sparse_blockwise_shift_scale", family=C, since=18)

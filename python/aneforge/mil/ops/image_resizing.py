@@ -220,6 +220,7 @@ def crop_resize(a):
     scale = a.float("spatial_scale", 1.0)
     box_mode = a.str("box_coordinate_mode", "CORNERS_HEIGHT_FIRST")
     mode = a.str("sampling_mode", "DEFAULT")
+    pad_value = a.float("pad_value", 0.0)  # samples outside the image (iOS16 names it)
     b, c, h, w = x.shape
     outs = []
     for r in roi:
@@ -245,7 +246,8 @@ def crop_resize(a):
         py, px = np.meshgrid(gy, gx, indexing="ij")
         sampled = _sample(src, np.broadcast_to(px, (src.shape[0],) + px.shape),
                           np.broadcast_to(py, (src.shape[0],) + py.shape), "bilinear", "border", 0.0)
-        outs.append(sampled)
+        outside = (py < 0) | (py > h - 1) | (px < 0) | (px > w - 1)  # a sample point off the image
+        outs.append(np.where(outside, np.float32(pad_value), sampled))
     return np.stack(outs)
 
 
