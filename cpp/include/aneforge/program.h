@@ -78,6 +78,9 @@ inline constexpr uint32_t kProgramFormatVersion = 1;
 // Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
 // program file or `overwrite` is set.
 void save_program(const Program& p, const std::string& path, bool overwrite = false);
+// Loading trusts nothing after the checksum (docs/program-file.md): every count, size, id,
+// slot and layer is validated; failures are IOError naming the file and the problem.
 std::shared_ptr<Program> load_program(const std::string& path);
+std::shared_ptr<Program> parse_program(const std::string& bytes, const std::string& label);  // the same, from memory
 
 }  // namespace af

@@ -2,6 +2,8 @@
 // (options, values with constant data, steps with attributes), then a CRC-32 of all
 // bytes before it. Layout: docs/program-file.md.
 #include <array>
+#include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include "aneforge/error.h"
 #include "aneforge/op.h"
 #include "aneforge/program.h"
+#include "aneforge/target.h"
 
 namespace af {
 
@@ -82,6 +85,18 @@ struct Writer {
   }
 };
 
+bool valid_utf8(const char* s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!len || i + len > n) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += len;
+  }
+  return true;
+}
+
 struct Reader {
   const std::string& buf;
   size_t pos = 0;
@@ -100,25 +115,30 @@ struct Reader {
   uint32_t u32() { return raw<uint32_t>(); }
   int64_t i64() { return raw<int64_t>(); }
   double f64() { return raw<double>(); }
-  uint32_t count(uint32_t limit = 1u << 28) {
+  [[noreturn]] void corrupt(const std::string& what) const {
+    throw IOError("program file '" + path + "' is corrupt (" + what + ")");
+  }
+  // A count of items of at least `item_bytes` each: never more than the bytes left can hold,
+  // so no allocation is sized by the file beyond its own size.
+  uint32_t count(size_t item_bytes, uint32_t limit = 1u << 28) {
     uint32_t n = u32();
-    if (n > limit) throw IOError("program file '" + path + "' is corrupt (a count of " + std::to_string(n) + ")");
+    size_t left = buf.size() - pos;
+    if (n > limit || (item_bytes && n > left / item_bytes)) corrupt("a count of " + std::to_string(n));
     return n;
   }
   std::string str() {
-    uint32_t n = count();
+    uint32_t n = count(1);
     need(n);
+    if (!valid_utf8(buf.data() + pos, n)) corrupt("a string that is not UTF-8");
     std::string s = buf.substr(pos, n);
     pos += n;
     return s;
   }
   Shape shape() {
-    uint32_t n = count(kMaxRank);
+    uint32_t n = count(8, kMaxRank);
     Shape s(n);
-    for (auto& d : s) {
-      d = i64();
-      if (d < 1) throw IOError("program file '" + path + "' is corrupt (a shape)");
-    }
+    for (auto& d : s) d = i64();
+    if (checked_numel(s) < 0) corrupt("a shape " + shape_str(s));
     return s;
   }
   AttrValue attr() {
@@ -129,12 +149,12 @@ struct Reader {
       case 3: return f64();
       case 4: return str();
       case 5: {
-        std::vector<int64_t> v(count());
+        std::vector<int64_t> v(count(8));
         for (auto& e : v) e = i64();
         return v;
       }
       case 6: {
-        std::vector<double> v(count());
+        std::vector<double> v(count(8));
         for (auto& e : v) e = f64();
         return v;
       }
@@ -153,11 +173,11 @@ struct Reader {
     if (!n->op) throw IOError("program file '" + path + "' uses op '" + op + "', unknown to this version of ANEForge");
     n->name = str();
     n->id = next_node_id();
-    for (uint32_t i = 0, e = count(); i < e; ++i) {
+    for (uint32_t i = 0, e = count(8); i < e; ++i) {
       std::string k = str();
       n->attrs.set(k, attr());
     }
-    for (uint32_t i = 0, e = count(); i < e; ++i) {
+    for (uint32_t i = 0, e = count(8); i < e; ++i) {
       TensorType t;
       t.shape = shape();
       t.dtype = dtype();
@@ -219,6 +239,157 @@ std::string body_of(const Program& p) {
   return w.buf;
 }
 
+// The body as stored; every count bounded by the bytes left (Reader::count).
+void read_body(Reader& r, Program& p) {
+  auto& o = p.options;
+  o.target = r.str();
+  uint32_t prec = r.u32(), round = r.u32(), ftz = r.u32();
+  if (prec > 1 || round > 1 || ftz > 1) r.corrupt("numerics options");
+  o.numerics.precision = prec ? Precision::fp32 : Precision::fp16;
+  o.numerics.fp16.round = round ? RoundMode::nearest_away : RoundMode::nearest_even;
+  o.numerics.fp16.flush_subnormals = ftz != 0;
+  o.compress = r.str();
+  for (uint32_t i = 0, n = r.count(8); i < n; ++i) {
+    std::string k = r.str();
+    p.metadata[k] = r.str();
+  }
+  uint32_t nv = r.count(40);
+  for (uint32_t i = 0; i < nv; ++i) {
+    Value v;
+    v.name = r.str();
+    v.type.shape = r.shape();
+    v.type.dtype = r.dtype();
+    int64_t producer = r.i64(), slot = r.i64();
+    if (producer < -1 || producer > INT32_MAX || slot < -1 || slot > INT32_MAX) r.corrupt("value '" + v.name + "'");
+    v.producer = static_cast<int>(producer);
+    v.slot = static_cast<int>(slot);
+    v.encoding = r.str();
+    v.layout = r.str();
+    v.engine_bytes = r.i64();
+    uint32_t has_data = r.u32();
+    if (has_data > 1) r.corrupt("value '" + v.name + "'");
+    if (has_data) {
+      int64_t n = r.i64();
+      if (n != numel(v.type.shape)) r.corrupt("constant '" + v.name + "' size");
+      r.need(static_cast<size_t>(n) * sizeof(float));
+      auto d = std::make_shared<ConstData>();
+      d->values.resize(static_cast<size_t>(n));
+      std::memcpy(d->values.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
+      r.pos += static_cast<size_t>(n) * sizeof(float);
+      v.data = std::move(d);
+    }
+    p.values.push_back(std::move(v));
+  }
+  auto ids = [&](std::vector<int>& out) {
+    for (uint32_t i = 0, n = r.count(8); i < n; ++i) {
+      int64_t v = r.i64();
+      if (v < 0 || v >= static_cast<int64_t>(nv)) r.corrupt("a value id");
+      out.push_back(static_cast<int>(v));
+    }
+  };
+  for (uint32_t i = 0, n = r.count(32); i < n; ++i) {
+    Step s;
+    s.node = r.node();
+    ids(s.in);
+    ids(s.out);
+    for (uint32_t e = 0, m = r.count(32); e < m; ++e) s.epilogue.push_back(r.node());
+    p.steps.push_back(std::move(s));
+  }
+  ids(p.inputs);
+  ids(p.outputs);
+  for (uint32_t i = 0, n = r.count(4); i < n; ++i) p.output_names.push_back(r.str());
+  for (uint32_t i = 0, n = r.count(8); i < n; ++i) p.slot_elems.push_back(r.i64());
+  for (uint32_t i = 0, n = r.count(8); i < n; ++i) p.slot_bytes.push_back(r.i64());
+  if (r.pos != r.buf.size() - 4) r.corrupt("trailing bytes");
+}
+
+// Everything a backend relies on, checked against the file and the op table: value roles,
+// dataflow order, buffer slots large enough for every type planned into them, and each
+// layer (and fused epilogue) rebuilt through its op's shape rule, so kernels only ever see
+// canonical attributes and the arity and types their op defines.
+void validate(Program& p, Reader& r) {
+  find_target(p.options.target.empty() ? "h16g" : p.options.target);  // throws for an unknown target
+  if (p.options.compress != "" && p.options.compress != "int8") r.corrupt("compress option");
+  if (p.metadata.count("output_mode")) {
+    const std::string& m = p.metadata.at("output_mode");
+    if (m != "0" && m != "1" && m != "2") r.corrupt("output mode");
+  }
+  int ns = static_cast<int>(p.slot_elems.size());
+  if (p.slot_bytes.size() != p.slot_elems.size()) r.corrupt("buffer slot tables");
+  int64_t total = 0;
+  for (int i = 0; i < ns; ++i) {
+    if (p.slot_elems[i] < 0 || p.slot_elems[i] > kMaxElements || p.slot_bytes[i] < 0) r.corrupt("buffer slot " + std::to_string(i));
+    total += p.slot_elems[i];
+    if (total > 2 * kMaxElements) r.corrupt("buffer slots larger than 2^32 elements in all");
+  }
+  int nsteps = static_cast<int>(p.steps.size());
+  for (const Value& v : p.values) {
+    if (v.encoding != "" && v.encoding != "int8") r.corrupt("value '" + v.name + "' encoding");
+    if (v.data) {
+      if (v.producer != -1 || v.slot != -1) r.corrupt("constant '" + v.name + "'");
+      bool is_int = !is_float(v.type.dtype);
+      for (float x : v.data->values)
+        if (is_int && !(x == std::nearbyint(x) && x >= dtype_min(v.type.dtype) && x <= dtype_max(v.type.dtype)))
+          r.corrupt("constant '" + v.name + "' holds a value outside its dtype");
+    } else {
+      if (v.producer >= nsteps || v.slot < 0 || v.slot >= ns) r.corrupt("value '" + v.name + "'");
+      if (p.slot_elems[v.slot] < numel(v.type.shape)) r.corrupt("buffer slot of '" + v.name + "' is too small for its type");
+    }
+  }
+  std::vector<bool> ready(p.values.size(), false), produced(p.values.size(), false);
+  for (size_t i = 0; i < p.values.size(); ++i) ready[i] = p.values[i].data != nullptr;
+  std::vector<bool> is_input(p.values.size(), false);
+  for (int v : p.inputs) {
+    const Value& val = p.values[v];
+    if (val.data || val.producer != -1 || is_input[v]) r.corrupt("program input '" + val.name + "'");
+    is_input[v] = ready[v] = true;
+  }
+  for (int s = 0; s < nsteps; ++s) {
+    Step& st = p.steps[s];
+    const std::string& op = st.node->op->name;
+    if (op == "input" || op == "const" || !st.node->op->kernel || st.node->op->is_composite())
+      r.corrupt("layer '" + st.node->name + "' is not a layer op");
+    std::vector<Tensor> ins;
+    for (int v : st.in) {
+      if (!ready[v]) r.corrupt("layer '" + st.node->name + "' reads a value before it is computed");
+      auto leaf = std::make_shared<Node>();
+      leaf->op = &op_def("input");
+      leaf->outputs = {p.values[v].type};
+      ins.emplace_back(leaf, 0);
+    }
+    std::vector<Tensor> outs = call(op, ins, st.node->attrs);
+    if (outs.size() != st.out.size()) r.corrupt("layer '" + st.node->name + "' outputs");
+    for (size_t i = 0; i < outs.size(); ++i) {
+      int v = st.out[i];
+      if (produced[v] || is_input[v] || p.values[v].data || p.values[v].producer != s || !(outs[i].type() == p.values[v].type))
+        r.corrupt("layer '" + st.node->name + "' types");
+      produced[v] = ready[v] = true;
+    }
+    std::string name = st.node->name;
+    st.node = outs[0].node();  // the rebuilt node: canonical attributes only
+    st.node->name = name;
+    if (!st.epilogue.empty() && st.out.size() != 1) r.corrupt("layer '" + name + "': a fused epilogue needs one output");
+    for (auto& e : st.epilogue) {
+      const OpDef& eop = *e->op;
+      if (!eop.kernel || eop.is_composite() || eop.params.empty() || eop.params[0].kind != ParamKind::tensor)
+        r.corrupt("a fused layer of '" + name + "'");
+      size_t tensors = 0;
+      for (const auto& prm : eop.params) tensors += prm.kind == ParamKind::tensor || prm.kind == ParamKind::opt_tensor;
+      if (tensors != 1) r.corrupt("a fused layer of '" + name + "' takes more than one tensor");
+      auto leaf = std::make_shared<Node>();
+      leaf->op = &op_def("input");
+      leaf->outputs = {p.values[st.out[0]].type};
+      auto eo = call(eop.name, {Tensor(leaf, 0)}, e->attrs);
+      if (eo.size() != 1 || !(eo[0].type() == p.values[st.out[0]].type)) r.corrupt("a fused layer of '" + name + "'");
+      e = eo[0].node();
+    }
+  }
+  if (p.output_names.size() != p.outputs.size()) r.corrupt("output names");
+  for (int v : p.outputs)
+    if (!ready[v]) r.corrupt("an output that is never computed");
+}
+
+
 }  // namespace
 
 void save_program(const Program& p, const std::string& path, bool overwrite) {
@@ -235,11 +406,16 @@ void save_program(const Program& p, const std::string& path, bool overwrite) {
 }
 
 std::shared_ptr<Program> load_program(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw IOError("cannot open program file '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string buf = ss.str();
+  std::string buf;
+  try {
+    buf = io::read_file(path, size_t(1) << 34);
+  } catch (const IOError& e) {
+    throw IOError("cannot open program file: " + std::string(e.what()));
+  }
+  return parse_program(buf, path);
+}
+
+std::shared_ptr<Program> parse_program(const std::string& buf, const std::string& path) {
   if (buf.size() < 8 || std::memcmp(buf.data(), kMagic, 8) != 0)
     throw IOError("'" + path + "' is not an ANEForge program file (bad magic)");
   Reader r{buf, 8, path};
@@ -249,7 +425,7 @@ std::shared_ptr<Program> load_program(const std::string& path) {
                   ", newer than this ANEForge reads (" + std::to_string(kProgramFormatVersion) + "); upgrade aneforge");
   if (version == 0) throw IOError("program file '" + path + "' is corrupt (format version 0)");
   int64_t body_len = r.i64();
-  if (body_len < 0 || static_cast<size_t>(body_len) + r.pos + 4 != buf.size())
+  if (body_len < 0 || static_cast<uint64_t>(body_len) > buf.size() || static_cast<size_t>(body_len) + r.pos + 4 != buf.size())
     throw IOError("program file '" + path + "' is truncated or corrupt (size mismatch)");
   uint32_t stored;
   std::memcpy(&stored, buf.data() + buf.size() - 4, 4);
@@ -257,89 +433,14 @@ std::shared_ptr<Program> load_program(const std::string& path) {
     throw IOError("program file '" + path + "' is corrupt (checksum mismatch)");
 
   auto p = std::make_shared<Program>();
-  auto& o = p->options;
-  o.target = r.str();
-  o.numerics.precision = r.u32() ? Precision::fp32 : Precision::fp16;
-  o.numerics.fp16.round = r.u32() ? RoundMode::nearest_away : RoundMode::nearest_even;
-  o.numerics.fp16.flush_subnormals = r.u32() != 0;
-  o.compress = r.str();
-  for (uint32_t i = 0, n = r.count(); i < n; ++i) {
-    std::string k = r.str();
-    p->metadata[k] = r.str();
+  try {
+    read_body(r, *p);
+    validate(*p, r);
+  } catch (const IOError&) {
+    throw;
+  } catch (const std::exception& e) {  // a shape rule, an attribute of the wrong kind, an allocation
+    r.corrupt(e.what());
   }
-  uint32_t nv = r.count();
-  for (uint32_t i = 0; i < nv; ++i) {
-    Value v;
-    v.name = r.str();
-    v.type.shape = r.shape();
-    v.type.dtype = r.dtype();
-    v.producer = static_cast<int>(r.i64());
-    v.slot = static_cast<int>(r.i64());
-    v.encoding = r.str();
-    v.layout = r.str();
-    v.engine_bytes = r.i64();
-    if (r.u32()) {
-      int64_t n = r.i64();
-      if (n != std::max<int64_t>(1, numel(v.type.shape)) && n != numel(v.type.shape))
-        throw IOError("program file '" + path + "' is corrupt (constant size)");
-      r.need(static_cast<size_t>(n) * sizeof(float));
-      auto d = std::make_shared<ConstData>();
-      d->values.resize(static_cast<size_t>(n));
-      std::memcpy(d->values.data(), buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
-      r.pos += static_cast<size_t>(n) * sizeof(float);
-      v.data = std::move(d);
-    }
-    p->values.push_back(std::move(v));
-  }
-  auto ids = [&](std::vector<int>& out) {
-    for (uint32_t i = 0, n = r.count(); i < n; ++i) {
-      int64_t v = r.i64();
-      if (v < 0 || v >= static_cast<int64_t>(nv)) throw IOError("program file '" + path + "' is corrupt (a value id)");
-      out.push_back(static_cast<int>(v));
-    }
-  };
-  for (uint32_t i = 0, n = r.count(); i < n; ++i) {
-    Step s;
-    s.node = r.node();
-    ids(s.in);
-    ids(s.out);
-    for (uint32_t e = 0, m = r.count(); e < m; ++e) s.epilogue.push_back(r.node());
-    if (s.out.size() != s.node->outputs.size()) throw IOError("program file '" + path + "' is corrupt (outputs)");
-    p->steps.push_back(std::move(s));
-  }
-  ids(p->inputs);
-  ids(p->outputs);
-  for (uint32_t i = 0, n = r.count(); i < n; ++i) p->output_names.push_back(r.str());
-  for (uint32_t i = 0, n = r.count(); i < n; ++i) p->slot_elems.push_back(r.i64());
-  for (uint32_t i = 0, n = r.count(); i < n; ++i) p->slot_bytes.push_back(r.i64());
-  for (const auto& v : p->values)
-    if (!v.data && v.slot >= static_cast<int>(p->slot_elems.size()))
-      throw IOError("program file '" + path + "' is corrupt (a buffer slot)");
-  // Every layer must still pass its op's shape rule with the stored types and attributes.
-  for (const auto& s : p->steps) {
-    std::vector<Tensor> ins;
-    for (int v : s.in) {
-      const Value& val = p->values[v];
-      if (!val.data && val.slot < 0) throw IOError("program file '" + path + "' is corrupt (an unplanned buffer)");
-      auto leaf = std::make_shared<Node>();
-      leaf->op = &op_def("input");
-      leaf->outputs = {val.type};
-      ins.emplace_back(leaf, 0);
-    }
-    std::vector<Tensor> outs;
-    try {
-      outs = call(s.node->op->name, ins, s.node->attrs);
-    } catch (const Error& e) {
-      throw IOError("program file '" + path + "' is corrupt (layer '" + s.node->name + "': " + e.what() + ")");
-    }
-    for (size_t i = 0; i < outs.size(); ++i)
-      if (i >= s.out.size() || !(outs[i].type() == p->values[s.out[i]].type) || !(outs[i].type() == s.node->outputs[i]))
-        throw IOError("program file '" + path + "' is corrupt (layer '" + s.node->name + "' types)");
-    for (const auto& e : s.epilogue)
-      if (!e->op->kernel || e->outputs.size() != 1 || !(e->outputs[0] == p->values[s.out[0]].type))
-        throw IOError("program file '" + path + "' is corrupt (a fused layer)");
-  }
-  if (r.pos != buf.size() - 4) throw IOError("program file '" + path + "' is corrupt (trailing bytes)");
   return p;
 }
 

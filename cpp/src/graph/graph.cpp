@@ -1,5 +1,7 @@
 #include "aneforge/graph.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <unordered_set>
 
@@ -51,6 +53,8 @@ static void check_shape(const Shape& shape, const char* what) {
     if (d <= 0)
       throw ValueError(std::string(what) + ": shape " + shape_str(shape) +
                        " has a non-positive dimension; every dimension must be >= 1");
+  if (checked_numel(shape) < 0)
+    throw ValueError(std::string(what) + ": shape " + shape_str(shape) + " has more than 2^31 elements");
 }
 
 Tensor input(const Shape& shape, DType dtype, const std::string& name) {
@@ -82,6 +86,19 @@ std::vector<Tensor> call(const std::string& opname, const std::vector<Tensor>& i
   const OpDef& op = op_def(opname);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].valid()) throw ValueError(opname + ": input " + std::to_string(i) + " is empty");
+  // No integer attribute (a stride, a pad, a dimension, an axis) is past +-2^31: shape rules
+  // multiply and add a few of them, which stays far from int64 overflow.
+  for (const auto& [k, v] : attrs.items()) {
+    auto bad = [&](int64_t x) { return x > kMaxElements || x < -kMaxElements; };
+    if (const auto* i = std::get_if<int64_t>(&v); i && bad(*i))
+      throw ValueError(opname + ": " + k + "=" + std::to_string(*i) + " is out of range");
+    if (const auto* l = std::get_if<std::vector<int64_t>>(&v))
+      for (auto x : *l)
+        if (bad(x)) throw ValueError(opname + ": " + k + " holds " + std::to_string(x) + ", out of range");
+    if (const auto* d = std::get_if<double>(&v); d && !std::isfinite(*d) && k != "min" && k != "max" && k != "value" &&
+                                                   k != "threshold")
+      throw ValueError(opname + ": " + k + " must be finite, got " + std::to_string(*d));
+  }
   if (op.build) return op.build(inputs, attrs);
   if (!op.infer) throw ValueError(opname + ": cannot be called directly");
   std::vector<Tensor> ins = inputs;
@@ -93,6 +110,7 @@ std::vector<Tensor> call(const std::string& opname, const std::vector<Tensor>& i
       ctx.fail("result shape " + shape_str(t.shape) + " exceeds the engine's maximum rank 5");
     for (auto d : t.shape)
       if (d <= 0) ctx.fail("result shape " + shape_str(t.shape) + " has an empty dimension");
+    if (checked_numel(t.shape) < 0) ctx.fail("result shape " + shape_str(t.shape) + " has more than 2^31 elements");
   }
   auto n = std::make_shared<Node>();
   n->id = next_node_id();

@@ -10,6 +10,15 @@ int64_t numel(const Shape& s) {
   return n;
 }
 
+int64_t checked_numel(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) {
+    if (d < 1 || d > kMaxElements || n > kMaxElements / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
 std::string shape_str(const Shape& s) {
   std::string r = "(";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);

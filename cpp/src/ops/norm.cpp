@@ -112,7 +112,8 @@ void register_norm_ops() {
     };
     d.kernel = [rms](const KernelArgs& k) {
       int64_t len = numel(Shape(k.node.attrs.ints("normalized_shape")));
-      auto [w, b] = affine_params(k, 1);
+      const auto wb = affine_params(k, 1);  // (not a structured binding: lambdas below capture it)
+      const float *w = wb.first, *b = wb.second;
       int64_t n = numel(k.in_type(0).shape);
       normalize_groups(k.in[0], k.out[0], n / len, len, static_cast<float>(k.node.attrs.f("eps")), rms, w, b,
                        [](int64_t, int64_t j) { return j; });
@@ -142,7 +143,8 @@ void register_norm_ops() {
       const Shape& s = k.in_type(0).shape;
       int64_t G = k.node.attrs.i("num_groups"), C = s[1], spatial = numel(s) / (s[0] * C);
       int64_t len = (C / G) * spatial;
-      auto [w, b] = affine_params(k, 1);
+      const auto wb = affine_params(k, 1);  // (not a structured binding: lambdas below capture it)
+      const float *w = wb.first, *b = wb.second;
       normalize_groups(k.in[0], k.out[0], s[0] * G, len, static_cast<float>(k.node.attrs.f("eps")), false, w, b,
                        [=](int64_t g, int64_t j) { return (g % G) * (C / G) + j / spatial; });
     };
@@ -171,7 +173,8 @@ void register_norm_ops() {
     d.kernel = [](const KernelArgs& k) {
       const Shape& s = k.in_type(0).shape;
       int64_t C = s[1], inner = numel(s) / (s[0] * C);
-      auto [w, b] = affine_params(k, 3);
+      const auto wb = affine_params(k, 3);  // (not a structured binding: lambdas below capture it)
+      const float *w = wb.first, *b = wb.second;
       float eps = static_cast<float>(k.node.attrs.f("eps"));
       parallel_for(s[0] * C, 1, [&](size_t pb, size_t pe) {
         for (size_t p = pb; p < pe; ++p) {
@@ -198,7 +201,8 @@ void register_norm_ops() {
       c.outputs = {c.in(0).type()};
     };
     d.kernel = [](const KernelArgs& k) {
-      auto [w, b] = affine_params(k, 1);
+      const auto wb = affine_params(k, 1);  // (not a structured binding: lambdas below capture it)
+      const float *w = wb.first, *b = wb.second;
       float eps = static_cast<float>(k.node.attrs.f("eps"));
       for_lanes(k.in[0], k.out[0], k.in_type(0).shape, 1, [&](const float* x, float* y, int64_t n, int64_t st) {
         float s = 0.0f, ss = 0.0f;

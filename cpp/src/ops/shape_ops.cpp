@@ -67,8 +67,9 @@ void infer_reshape(InferContext& c) {
     if (want[i] == -1) {
       if (infer_at >= 0) c.fail("shape " + attr_str(want) + " has more than one -1");
       infer_at = static_cast<int64_t>(i);
-    } else if (want[i] < 1) {
-      c.fail("shape " + attr_str(want) + " has an invalid dimension " + std::to_string(want[i]));
+    } else if (want[i] < 1 || want[i] > kMaxElements || known > kMaxElements / want[i]) {
+      c.fail("shape " + attr_str(want) + " has an invalid dimension " + std::to_string(want[i]) +
+             " (or more than 2^31 elements)");
     } else {
       known *= want[i];
     }

@@ -5,6 +5,7 @@
 #include "aneforge/parallel.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
 #include <immintrin.h>
 #define AF_X86 1
 #endif
@@ -100,8 +101,17 @@ __attribute__((target("avx,f16c"))) static void to_floats_f16c(const uint16_t* s
   for (; i < n; ++i) d[i] = half_to_float(s[i]);
 }
 
+// CPUID leaf 1: ECX bit 29 F16C, bit 28 AVX, bit 27 OSXSAVE; XCR0 must enable the YMM state.
+// (Read directly: clang 14's __builtin_cpu_supports does not know "f16c".)
 static bool has_f16c() {
-  static const bool ok = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 29))) return false;
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6u) == 6u;
+  }();
   return ok;
 }
 #endif

@@ -30,6 +30,27 @@ def _read(path, limit, what):
         raise OSError(f"{path}: {what} not found") from None
 
 
+def check_manifest(data: bytes, label: str) -> str:
+    """Manifest.json bytes -> the root model's path relative to Data/ (validated)."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise MilError(f"{label}: not valid JSON ({str(e)[:100]})") from None
+    if not isinstance(manifest, dict) or manifest.get("fileFormatVersion") != "1.0.0":
+        version = manifest.get("fileFormatVersion") if isinstance(manifest, dict) else type(manifest).__name__
+        raise MilError(f"{label}: unsupported package format {str(version)[:40]!r} (expected 1.0.0)")
+    entries = manifest.get("itemInfoEntries")
+    root_id = manifest.get("rootModelIdentifier")
+    if not isinstance(entries, dict) or not isinstance(root_id, str) or root_id not in entries:
+        raise MilError(f"{label}: rootModelIdentifier {str(root_id)[:60]!r} does not name an item")
+    for key, e in entries.items():
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("path", "name", "author", "description")):
+            raise MilError(f"{label}: item {key[:60]!r} lacks a path, name, author or description string")
+    rel = entries[root_id]["path"]
+    _inside("Data", rel, "model")
+    return rel
+
+
 def read_mlpackage(path):
     """-> (spec version, Program, blobs by relative path, description inputs, outputs)."""
     path = os.fspath(path)
@@ -38,22 +59,8 @@ def read_mlpackage(path):
             return _from_model_file(path, os.path.join(os.path.dirname(path), "weights"))
         raise OSError(f"{path}: not an .mlpackage directory")
     manifest_path = os.path.join(path, "Manifest.json")
-    try:
-        manifest = json.loads(_read(manifest_path, MAX_MANIFEST_BYTES, "Manifest.json"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MilError(f"{manifest_path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("fileFormatVersion") != "1.0.0":
-        raise MilError(f"{manifest_path}: unsupported package format "
-                       f"{manifest.get('fileFormatVersion') if isinstance(manifest, dict) else manifest!r} (expected 1.0.0)")
-    entries = manifest.get("itemInfoEntries")
-    root_id = manifest.get("rootModelIdentifier")
-    if not isinstance(entries, dict) or root_id not in entries:
-        raise MilError(f"{manifest_path}: rootModelIdentifier {root_id!r} does not name an item")
-    for key, e in entries.items():
-        if not isinstance(e, dict) or not all(k in e for k in ("path", "name", "author", "description")):
-            raise MilError(f"{manifest_path}: item {key!r} lacks path, name, author or description")
-    data_dir = os.path.join(path, "Data")
-    model_path = _inside(data_dir, entries[root_id]["path"], "model")
+    rel = check_manifest(_read(manifest_path, MAX_MANIFEST_BYTES, "Manifest.json"), manifest_path)
+    model_path = _inside(os.path.join(path, "Data"), rel, "model")
     return _from_model_file(model_path, os.path.join(os.path.dirname(model_path), "weights"))
 
 
