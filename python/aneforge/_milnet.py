@@ -46,11 +46,20 @@ class MilExecutable:
             a = np.asarray(v)
             if a.dtype == object:
                 raise TypeError(f"input '{name}': expected a NumPy array, got {type(v).__name__}")
+            if self.convert and a.shape != tuple(shape) and all(d is not None for d in shape) and a.size == int(np.prod(shape)):
+                a = a.reshape(shape)  # a package takes any array of the right size (e.g. a scalar for shape (1,))
             if len(a.shape) != len(shape) or any(d is not None and d != g for d, g in zip(shape, a.shape)):
                 want = tuple("?" if d is None else d for d in shape)
                 raise ValueError(f"input '{name}' expects shape {want}, got {tuple(a.shape)}")
-            if dtype in ("fp16", "fp32", "fp64") and a.dtype.kind not in "f" and not (self.convert and a.dtype.kind in "biu"):
+            if dtype in ("fp16", "fp32", "fp64") and a.dtype.kind not in "fbiu":
                 raise ValueError(f"input '{name}' ({dtype}) expects float32, float16 or float64, got {a.dtype}")
+            if dtype in ("fp16", "fp32") and a.dtype.kind in "biu" and not self.convert:
+                v = a.astype(np.float64)  # integers convert when exact, as on the sim
+                exact = v.astype(np.float16) if dtype == "fp16" else v.astype(np.float32)
+                bad = np.flatnonzero((exact.astype(np.float64) != v) | (np.abs(v) > 2**24))
+                if bad.size:
+                    raise ValueError(f"input '{name}' ({dtype}): the value {int(v.flat[bad[0]])} at flat index {bad[0]} "
+                                     f"is not exactly representable" + (" in fp16" if dtype == "fp16" else ""))
             feeds[mil_name] = a
         res = self.interp.run(feeds)
         outs = [np.asarray(res[mil_name]).astype(_NP_OUT.get(dt, np.float32)) for _, mil_name, dt in self.out_specs]

@@ -23,6 +23,14 @@ class Tensor:
     def __init__(self, handle: _core.Tensor):
         self._t = handle
 
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"a lazy af.Tensor {self.shape} has no values yet: compile the graph first "
+                        "(net = af.compile(y); net(inputs)) and use the arrays it returns")
+
+    def __iter__(self):
+        raise TypeError("a lazy af.Tensor cannot be iterated: index it (x[i]) or compile the graph first")
+
+
     @property
     def shape(self) -> tuple:
         return self._t.shape

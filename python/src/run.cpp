@@ -4,6 +4,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -138,11 +139,11 @@ class PyExecutable {
       try {
         keep = numpy().attr("ascontiguousarray")(obj);
       } catch (const nb::python_error&) {
-        throw af::ValueError("input '" + in_names_[i] + "' must be a NumPy array, got " +
+        throw af::TypeError("input '" + in_names_[i] + "' must be a NumPy array, got " +
                              nb::cast<std::string>(nb::str(obj.type().attr("__name__"))));
       }
       if (!nb::try_cast(keep, a, false))
-        throw af::ValueError("input '" + in_names_[i] + "' must be a NumPy array of numbers, got " +
+        throw af::TypeError("input '" + in_names_[i] + "' must be a NumPy array of numbers, got " +
                              nb::cast<std::string>(nb::repr(obj)).substr(0, 80));
     }
     bool shape_ok = a.ndim() == t.shape.size();
@@ -178,12 +179,13 @@ class PyExecutable {
     } else if (dt == nb::dtype<double>()) {
       if (!want_float) bad_dtype(i, "float64");
       const double* s = static_cast<const double*>(a.data());
-      for (size_t k = 0; k < cnt; ++k) buf[k] = static_cast<float>(s[k]);
+      constexpr double fmax = 3.4028234663852886e38;  // past it, IEEE rounding gives +-inf (no UB cast)
+      for (size_t k = 0; k < cnt; ++k)
+        buf[k] = s[k] > fmax ? INFINITY : s[k] < -fmax ? -INFINITY : static_cast<float>(s[k]);
     } else if (dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Int) ||
                dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::UInt) ||
                dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Bool)) {
-      if (want_float) bad_dtype(i, dtype_label(dt));
-      convert_int(a.data(), dt, buf.data(), cnt);
+      convert_int(i, a.data(), dt, buf.data(), cnt);
     } else {
       bad_dtype(i, dtype_label(dt));
     }
@@ -198,8 +200,13 @@ class PyExecutable {
     return std::string(k) + (dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Bool) ? "" : std::to_string(dt.bits));
   }
 
-  static void convert_int(const void* p, nb::dlpack::dtype dt, float* out, size_t n) {
+  // Integer (and bool) arrays convert when every value is exact in the input's dtype: the
+  // simulator holds values in float32 (exact to 2^24), fp16 inputs exact to 2048 and
+  // beyond only on the fp16 grid. Anything else is refused rather than rounded.
+  void convert_int(size_t i, const void* p, nb::dlpack::dtype dt, float* out, size_t n) const {
     bool is_signed = dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Int);
+    const af::TensorType& t = in_types_[i];
+    double lo = af::dtype_min(t.dtype), hi = af::dtype_max(t.dtype);
     for (size_t k = 0; k < n; ++k) {
       double v = 0;
       switch (dt.bits) {
@@ -209,9 +216,17 @@ class PyExecutable {
         default: v = is_signed ? static_cast<double>(static_cast<const int64_t*>(p)[k])
                                : static_cast<double>(static_cast<const uint64_t*>(p)[k]);
       }
+      bool exact = std::fabs(v) <= 16777216.0 && v >= lo && v <= hi;
+      if (exact && t.dtype == af::DType::fp16) exact = af::half_to_float(af::float_to_half(static_cast<float>(v))) == static_cast<float>(v);
+      if (!exact)
+        throw af::ValueError("input '" + in_names_[i] + "' (" + std::string(af::dtype_name(t.dtype)) + "): the value " +
+                             std::to_string(static_cast<long long>(v)) + " at flat index " + std::to_string(k) +
+                             " is not exactly representable" +
+                             (t.dtype == af::DType::fp16 ? " in fp16" : " (integers are exact up to 2^24 and within the dtype's range)"));
       out[k] = static_cast<float>(v);
     }
   }
+
 
   [[noreturn]] void bad_dtype(size_t i, const std::string& got) const {
     std::string want = af::is_float(in_types_[i].dtype) ? "float32, float16 or float64"

@@ -125,28 +125,45 @@ std::string Builder::add_const(Literal lit, const std::string& hint) {
   return m_.main.ops.back().name;
 }
 
+namespace {
+
+// A literal built field by field (aggregate initialisation with omitted members trips gcc's
+// -Wmaybe-uninitialized at -O3).
+Literal literal(DType dtype, Shape shape, std::vector<double> numbers, bool is_string = false, bool is_uint32 = false) {
+  Literal l;
+  l.type.dtype = dtype;
+  l.type.scalar = shape.empty();
+  l.type.shape = std::move(shape);
+  l.type.is_string = is_string;
+  l.type.is_uint32 = is_uint32;
+  l.numbers = std::move(numbers);
+  return l;
+}
+
+}  // namespace
+
 std::string Builder::ints(const std::vector<int64_t>& v, const std::string& hint) {
-  Literal l{{DType::int32, {static_cast<int64_t>(v.size())}, false, false}, {v.begin(), v.end()}, "", -1};
-  return add_const(std::move(l), hint);
+  return add_const(literal(DType::int32, {static_cast<int64_t>(v.size())}, {v.begin(), v.end()}), hint);
 }
 std::string Builder::int_scalar(int64_t v, const std::string& hint) {
-  return add_const({{DType::int32, {}, true, false}, {static_cast<double>(v)}, "", -1}, hint);
+  return add_const(literal(DType::int32, {}, {static_cast<double>(v)}), hint);
 }
 std::string Builder::uint_scalar(uint32_t v, const std::string& hint) {
-  Type t{DType::int32, {}, true, false, true};
-  return add_const({t, {static_cast<double>(v)}, "", -1}, hint);
+  return add_const(literal(DType::int32, {}, {static_cast<double>(v)}, false, true), hint);
 }
 std::string Builder::float_scalar(double v, DType t, const std::string& hint) {
-  return add_const({{t, {}, true, false}, {v}, "", -1}, hint);
+  return add_const(literal(t, {}, {v}), hint);
 }
 std::string Builder::floats(const std::vector<double>& v, DType t, const std::string& hint) {
-  return add_const({{t, {static_cast<int64_t>(v.size())}, false, false}, v, "", -1}, hint);
+  return add_const(literal(t, {static_cast<int64_t>(v.size())}, v), hint);
 }
 std::string Builder::bool_scalar(bool v, const std::string& hint) {
-  return add_const({{DType::boolean, {}, true, false}, {v ? 1.0 : 0.0}, "", -1}, hint);
+  return add_const(literal(DType::boolean, {}, {v ? 1.0 : 0.0}), hint);
 }
 std::string Builder::string_scalar(const std::string& v, const std::string& hint) {
-  return add_const({{DType::fp16, {}, true, true}, {}, v, -1}, hint);
+  Literal l = literal(DType::fp16, {}, {}, true);
+  l.text = v;
+  return add_const(std::move(l), hint);
 }
 std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DType t, const std::string& hint) {
   Literal l;

@@ -221,12 +221,6 @@ std::string uuid4() {
   return s;
 }
 
-void write_file(const std::filesystem::path& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  if (!f) throw IOError("cannot write '" + p.string() + "'");
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-  if (!f) throw IOError("cannot write '" + p.string() + "'");
-}
 
 }  // namespace
 

@@ -356,10 +356,6 @@ std::vector<Tensor> lower_radius(const std::vector<Tensor>& in, const Attrs& a) 
 
 // ---- normalisation bridges -------------------------------------------------------------
 
-void infer_same_float(InferContext& c) {
-  c.expect_float(0);
-  c.outputs = {c.in(0).type()};
-}
 
 std::vector<Tensor> lower_minmax(const std::vector<Tensor>& in, const Attrs& a) {
   const Tensor& x = in[0];

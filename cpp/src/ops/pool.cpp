@@ -131,8 +131,8 @@ OpDef resize_op(const char* name, const char* mil, const char* doc, bool by_scal
     if (by_scale) {
       auto f = c.attrs.floats("scale_factor");
       if (f.size() == 1) f.push_back(f[0]);
-      if (f.size() != 2 || f[0] <= 0 || f[1] <= 0)
-        c.fail("scale_factor must be a positive number or pair, got " + attr_str(c.attrs.get("scale_factor")));
+      if (f.size() != 2 || !(f[0] > 0 && f[0] <= 65536) || !(f[1] > 0 && f[1] <= 65536))
+        c.fail("scale_factor must be a positive number or pair up to 65536, got " + attr_str(c.attrs.get("scale_factor")));
       Ho = static_cast<int64_t>(std::floor(s[2] * f[0]));
       Wo = static_cast<int64_t>(std::floor(s[3] * f[1]));
       scale = f;

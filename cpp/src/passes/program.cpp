@@ -119,7 +119,11 @@ std::string Program::summary() const {
 
 std::string Program::text() const {
   std::string r;
-  auto vname = [&](int v) { return "%" + std::to_string(v); };
+  auto vname = [&](int v) {  // appended, not "%" + ...: gcc 12 warns falsely (-Wrestrict, GCC bug 105651)
+    std::string n = "%";
+    n += std::to_string(v);
+    return n;
+  };
   for (int v : inputs)
     r += "  " + vname(v) + " = input '" + values[v].name + "' : " + shape_str(values[v].type.shape) + " " +
          std::string(dtype_name(values[v].type.dtype)) + "\n";
@@ -128,8 +132,12 @@ std::string Program::text() const {
     for (int v : s.out) outs += (outs.empty() ? "" : ", ") + vname(v);
     for (int v : s.in) {
       ins += (ins.empty() ? "" : ", ") + vname(v);
-      if (values[v].data) ins += numel(values[v].type.shape) == 1 ? "=" + std::to_string(values[v].data->values[0]).substr(0, 8)
-                                                                     : "=const";
+      if (values[v].data && numel(values[v].type.shape) == 1) {
+        ins += '=';
+        ins += std::to_string(values[v].data->values[0]).substr(0, 8);
+      } else if (values[v].data) {
+        ins += "=const";
+      }
     }
     std::string attrs = s.node->attrs.str();
     const auto& t = values[s.out[0]].type;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -11,61 +12,79 @@ namespace af {
 
 namespace {
 
+// One parallel region: workers that wake for it hold it by shared_ptr, so a worker that
+// wakes late only ever sees its own region's counters (never the next region's).
+struct Region {
+  const std::function<void(size_t)>* task;
+  size_t nchunks;
+  std::atomic<size_t> next{0};
+  size_t pending;  // guarded by Pool::mu_
+};
+
 class Pool {
  public:
-  explicit Pool(int n) { resize(n); }
+  explicit Pool(int n) { start(n); }
   ~Pool() { stop(); }
 
-  int size() const { return nthreads_; }
+  int size() const { return nthreads_.load(); }
 
+  // Waits for a running region to finish before changing the workers.
   void resize(int n) {
+    std::lock_guard<std::mutex> call_lock(call_mu_);
     stop();
-    nthreads_ = std::max(1, n);
-    quit_ = false;
-    for (int i = 1; i < nthreads_; ++i) workers_.emplace_back([this] { loop(); });
+    start(n);
   }
 
   void run(size_t nchunks, const std::function<void(size_t)>& task) {
-    std::unique_lock<std::mutex> call_lock(call_mu_);  // one parallel region at a time
+    std::lock_guard<std::mutex> call_lock(call_mu_);  // one parallel region at a time
+    auto r = std::make_shared<Region>();
+    r->task = &task;
+    r->nchunks = nchunks;
+    r->pending = nchunks;
     {
       std::lock_guard<std::mutex> g(mu_);
-      task_ = &task;
-      nchunks_ = nchunks;
-      next_.store(0);
-      pending_ = nchunks;
+      region_ = r;
       ++generation_;
     }
     cv_.notify_all();
-    work();
+    work(*r);
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return pending_ == 0; });
-    task_ = nullptr;
+    done_cv_.wait(lk, [&] { return r->pending == 0; });
+    region_.reset();
   }
 
  private:
-  void work() {
+  void start(int n) {
+    nthreads_.store(std::max(1, n));
+    quit_ = false;
+    for (int i = 1; i < nthreads_.load(); ++i) workers_.emplace_back([this] { loop(); });
+  }
+
+  void work(Region& r) {
     size_t done = 0;
-    for (size_t i; (i = next_.fetch_add(1)) < nchunks_;) {
-      (*task_)(i);
+    for (size_t i; (i = r.next.fetch_add(1)) < r.nchunks;) {
+      (*r.task)(i);
       ++done;
     }
     if (done) {
       std::lock_guard<std::mutex> g(mu_);
-      pending_ -= done;
-      if (pending_ == 0) done_cv_.notify_all();
+      r.pending -= done;
+      if (r.pending == 0) done_cv_.notify_all();
     }
   }
 
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      std::shared_ptr<Region> r;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return quit_ || (generation_ != seen && task_); });
+        cv_.wait(lk, [&] { return quit_ || (generation_ != seen && region_); });
         if (quit_) return;
         seen = generation_;
+        r = region_;
       }
-      work();
+      work(*r);
     }
   }
 
@@ -79,13 +98,11 @@ class Pool {
     workers_.clear();
   }
 
-  int nthreads_ = 1;
+  std::atomic<int> nthreads_{1};
   std::vector<std::thread> workers_;
   std::mutex mu_, call_mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(size_t)>* task_ = nullptr;
-  size_t nchunks_ = 0, pending_ = 0;
-  std::atomic<size_t> next_{0};
+  std::shared_ptr<Region> region_;
   uint64_t generation_ = 0;
   bool quit_ = false;
 };

@@ -214,7 +214,13 @@ def affine(a):
 @op("crop_resize", family=I)
 def crop_resize(a):
     x = num(a, "x")
-    roi = num(a, "roi").astype(np.float64).reshape(a.tensor("roi").shape[0], -1)
+    if a.has("boxes"):  # iOS17: boxes [N, 4] and box_indices [N] (default 0..N-1)
+        boxes = num(a, "boxes").astype(np.float64).reshape(-1, 4)
+        idx = a.tensor("box_indices").astype(np.float64).reshape(-1, 1) if a.has("box_indices") else \
+            np.arange(boxes.shape[0], dtype=np.float64)[:, None]
+        roi = np.concatenate([idx, boxes], axis=1)
+    else:
+        roi = num(a, "roi").astype(np.float64).reshape(a.tensor("roi").shape[0], -1)
     th, tw = a.int("target_height", 1), a.int("target_width", 1)
     norm = a.bool("normalized_coordinates", False)
     scale = a.float("spatial_scale", 1.0)
@@ -248,7 +254,10 @@ def crop_resize(a):
                           np.broadcast_to(py, (src.shape[0],) + py.shape), "bilinear", "border", 0.0)
         outside = (py < 0) | (py > h - 1) | (px < 0) | (px > w - 1)  # a sample point off the image
         outs.append(np.where(outside, np.float32(pad_value), sampled))
-    return np.stack(outs)
+    y = np.stack(outs)
+    if a.has("boxes"):  # iOS17 output: [N, C, H, W]
+        y = y.reshape((y.shape[0],) + y.shape[2:])
+    return y
 
 
 def _unit_grid(n, mode):

@@ -1,0 +1,81 @@
+// The threading contract (docs/reliability.md): parallel regions from several threads,
+// set_num_threads while regions run, one executable called from 8 threads, compiling from
+// several threads. Run under ThreadSanitizer by scripts/sanitize.sh.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+#include <thread>
+
+#include "aneforge/aneforge.h"
+#include "aneforge/parallel.h"
+
+using namespace af;
+
+TEST(Threads, ParallelForFromManyThreadsWhileResizing) {
+  std::atomic<bool> stop{false};
+  std::thread resizer([&] {
+    for (int i = 0; !stop.load(); ++i) set_num_threads(1 + i % 3);
+  });
+  std::vector<std::thread> users;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    users.emplace_back([&, t] {
+      for (int rep = 0; rep < 50; ++rep) {
+        std::vector<int> v(10000, 0);
+        parallel_for(v.size(), 64, [&](size_t b, size_t e) {
+          for (size_t i = b; i < e; ++i) v[i] += t + 1;
+        });
+        if (std::accumulate(v.begin(), v.end(), 0L) != 10000L * (t + 1)) ++bad;
+      }
+    });
+  for (auto& u : users) u.join();
+  stop = true;
+  resizer.join();
+  set_num_threads(2);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+static std::shared_ptr<Program> small_net(unsigned seed) {
+  std::vector<float> w(8 * 3 * 3 * 3);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 7 + seed) % 11) / 11.0f - 0.5f;
+  Tensor x = input({1, 3, 16, 16}, DType::fp16, "x");
+  Tensor y = call1("relu", {call1("conv", {x, constant(w, {8, 3, 3, 3})}, {{"pad", int64_t{1}}})}, {});
+  return compile({y});
+}
+
+TEST(Threads, OneExecutableFromEightThreadsGivesSerialResults) {
+  auto exe = backend("sim").load(small_net(1));
+  std::vector<float> in(3 * 16 * 16);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i % 13) / 13.0f;
+  std::vector<float> serial(8 * 16 * 16);
+  const float* ip = in.data();
+  float* op = serial.data();
+  exe->run(&ip, &op);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&] {
+      std::vector<float> out(serial.size());
+      const float* i2 = in.data();
+      float* o2 = out.data();
+      for (int rep = 0; rep < 10; ++rep) {
+        exe->run(&i2, &o2);
+        if (out != serial) ++mismatches;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(Threads, CompilingFromSeveralThreads) {
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep)
+        if (small_net(static_cast<unsigned>(t))->steps.size() >= 1) ++ok;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 20);
+}
