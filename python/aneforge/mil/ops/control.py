@@ -35,32 +35,30 @@ def coreml_update_state(a):
     return a.tensor("value")
 
 
-@op("quantize", family="quantization", since=17)
-def quantize(a):
-    x = num(a, "input")
+def _scale_and_zero_point(a, rank):
+    """scale and zero_point, broadcast along `axis` when they are per-channel vectors."""
     ax = a.int("axis", None)
     scale = a.f("scale")
     zp = a.tensor("zero_point", None)
-    shape = [1] * x.ndim
+    zp = np.float32(0) if zp is None else zp.astype(np.float32)
     if scale.ndim == 1 and ax is not None:
-        shape[ax % x.ndim] = -1
+        shape = [1] * rank
+        shape[ax % rank] = -1
         scale = scale.reshape(shape)
-        zp = zp.reshape(shape) if zp is not None and zp.ndim == 1 else zp
-    q = np.round(x / scale) + (zp.astype(np.float32) if zp is not None else 0)
-    dt = a.str("output_dtype")
-    lo, hi = (-128, 127) if dt == "int8" else (0, 255)
-    return np.clip(q, lo, hi)
+        zp = zp.reshape(shape) if np.ndim(zp) == 1 else zp
+    return scale, zp
+
+
+@op("quantize", family="quantization", since=17)
+def quantize(a):
+    x = num(a, "input")
+    scale, zp = _scale_and_zero_point(a, x.ndim)
+    lo, hi = (-128, 127) if a.str("output_dtype") == "int8" else (0, 255)
+    return np.clip(np.round(x / scale) + zp, lo, hi)
 
 
 @op("dequantize", family="quantization", since=17)
 def dequantize(a):
     x = a.tensor("input").astype(np.float32)
-    ax = a.int("axis", None)
-    scale = a.f("scale")
-    zp = a.tensor("zero_point", None)
-    shape = [1] * x.ndim
-    if scale.ndim == 1 and ax is not None:
-        shape[ax % x.ndim] = -1
-        scale = scale.reshape(shape)
-        zp = zp.reshape(shape) if zp is not None and zp.ndim == 1 else zp
-    return (x - (zp.astype(np.float32) if zp is not None else 0)) * scale
+    scale, zp = _scale_and_zero_point(a, x.ndim)
+    return (x - zp) * scale

@@ -155,37 +155,20 @@ def _s2d(x, bs, crd):
     return y.reshape(n, c * bs * bs, h // bs, w // bs)
 
 
-def _check4(a, x, div=None, spatial=None):
-    if x.ndim != 4:
-        a.fail(f"x must have rank 4, got {x.shape}")
+def _space_depth(name, to_space, crd, factor, since=15):
+    """depth_to_space / space_to_depth (DCR order) and pixel_shuffle / pixel_unshuffle (CRD)."""
+    def impl(a):
+        x = a.tensor("x")
+        if x.ndim != 4:
+            a.fail(f"x must have rank 4, got {x.shape}")
+        return (_d2s if to_space else _s2d)(x, a.int(factor), crd=crd)
+    op(name, family=T, since=since)(impl)
 
 
-@op("depth_to_space", family=T)
-def depth_to_space(a):
-    x = a.tensor("x")
-    _check4(a, x)
-    return _d2s(x, a.int("block_size"), crd=False)
-
-
-@op("space_to_depth", family=T)
-def space_to_depth(a):
-    x = a.tensor("x")
-    _check4(a, x)
-    return _s2d(x, a.int("block_size"), crd=False)
-
-
-@op("pixel_shuffle", family=T)
-def pixel_shuffle(a):
-    x = a.tensor("x")
-    _check4(a, x)
-    return _d2s(x, a.int("upscale_factor"), crd=True)
-
-
-@op("pixel_unshuffle", family=T, since=16)
-def pixel_unshuffle(a):
-    x = a.tensor("x")
-    _check4(a, x)
-    return _s2d(x, a.int("downscale_factor"), crd=True)
+_space_depth("depth_to_space", True, False, "block_size")
+_space_depth("space_to_depth", False, False, "block_size")
+_space_depth("pixel_shuffle", True, True, "upscale_factor")
+_space_depth("pixel_unshuffle", False, True, "downscale_factor", since=16)
 
 
 @op("space_to_batch", family=T)
