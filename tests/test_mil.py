@@ -184,3 +184,14 @@ def test_second_blob_record_is_64_aligned():
     assert struct.unpack_from("<IIQQ", blob, 64) == (0xDEADBEEF, 1, 60, 128)
     assert struct.unpack_from("<IIQQ", blob, 192) == (0xDEADBEEF, 1, 30, 256)
     assert blob[188:192] == bytes(4)
+
+
+def test_uint8_constants_are_stored_as_uint8():
+    """Values 128..255 went through an int8 cast (undefined behaviour) before."""
+    x = af.input((12,), dtype="uint8", name="x")
+    c = af.constant(np.arange(200, 212).astype(np.float32), "uint8")
+    net = af.compile(x + c)
+    blob = net.weight_blob()
+    assert struct.unpack_from("<II", blob, 64)[1] == 3  # MILBlob dtype code: UInt8
+    assert list(blob[128:140]) == list(range(200, 212))
+    np.testing.assert_array_equal(af.compile(x + c, backend="mil")(np.arange(12)), net(np.arange(12)))

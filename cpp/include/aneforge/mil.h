@@ -63,6 +63,7 @@ std::string to_model_proto(const Program& m);  // serialized Model
 void write_mlpackage(const Program& m, const std::string& dir, bool overwrite = false);
 
 std::string type_name(DType t);  // "fp16", "int32", ...
+int64_t int_value(double x, DType t);  // rounded and saturated to an integer dtype's range
 
 // Used by op emitters (OpDef::emit_mil).
 class Builder {

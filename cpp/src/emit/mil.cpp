@@ -72,6 +72,16 @@ uint32_t blob_dtype_code(DType t) {
   }
 }
 
+}  // namespace
+
+int64_t int_value(double x, DType t) {
+  double lo = dtype_min(t), hi = dtype_max(t);
+  double r = std::isnan(x) ? 0.0 : std::nearbyint(x);
+  return static_cast<int64_t>(std::min(hi, std::max(lo, r)));  // in range: no undefined cast
+}
+
+namespace {
+
 std::string pack(const std::vector<double>& v, DType t) {
   std::string out;
   for (double x : v) {
@@ -87,13 +97,13 @@ std::string pack(const std::vector<double>& v, DType t) {
         break;
       }
       case DType::int32: {
-        int32_t i = static_cast<int32_t>(x);
+        int32_t i = static_cast<int32_t>(int_value(x, t));
         out.append(reinterpret_cast<const char*>(&i), 4);
         break;
       }
-      default: {
-        int8_t i = static_cast<int8_t>(x);
-        out.append(reinterpret_cast<const char*>(&i), 1);
+      default: {  // int8 or uint8: one byte of the saturated value (uint8 is not packed through int8)
+        unsigned char byte = static_cast<unsigned char>(int_value(x, t) & 0xFF);
+        out.append(reinterpret_cast<const char*>(&byte), 1);
       }
     }
   }

@@ -126,7 +126,7 @@ Msg tensor_value(const Literal& l) {
           uint16_t h = float_to_half(static_cast<float>(x), {RoundMode::nearest_even, false});
           raw.append(reinterpret_cast<const char*>(&h), 2);
         } else {
-          raw += static_cast<char>(static_cast<int8_t>(x));
+          raw += static_cast<char>(static_cast<unsigned char>(int_value(x, t.dtype) & 0xFF));
         }
       }
       rep.bytes(1, raw);
