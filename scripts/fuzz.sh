@@ -43,7 +43,7 @@ run() {  # name, command...
     result="FAILED (see $LOGS/$name.log)"; status=1
   fi
   local execs; execs=$(grep -o 'number_of_executed_units: [0-9]*' "$LOGS/$name.log" | tail -1 | awk '{print $2}')
-  local peak; peak=$(grep -o 'peak_rss_mb: [0-9]*' "$LOGS/$name.log" | tail -1 | awk '{print $2}')
+  local peak; peak=$(grep 'peak_rss_mb:' "$LOGS/$name.log" | tail -1 | awk '{print $2}')
   printf 'fuzz %-13s %10s executions, peak RSS %5s MiB: %s\n' "$name" "${execs:-0}" "${peak:-?}" "$result"
   if [ "$UPDATE" = 1 ] && [ "$result" = ok ]; then  # keep a small minimised corpus
     rm -rf "$WORK/$name.min" && mkdir -p "$WORK/$name.min"
