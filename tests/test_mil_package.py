@@ -209,3 +209,15 @@ def test_cli_run_errors_name_the_inputs(exported, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "missing --input for image" in r.stderr and "(1, 3, 12, 12)" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("data", [b"\x12\x02\x08\x05",          # description.input as a varint
+                                  b"\x08\x08\x12\x03\x0a\x01\x41",  # a feature whose name is fine, type missing
+                                  b"\xb2\x1f\x02\x08\x07",      # mlProgram.version as 7
+                                  b"\xb2\x1f\x03\x12\x01\x08",  # a function entry holding a varint
+                                  b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"])
+def test_malformed_protobuf_is_a_clear_error(data):
+    """Found by the proto fuzzer: a field with the wrong wire type escaped as TypeError."""
+    from aneforge.mil import proto
+    with pytest.raises(ValueError, match="fuzz"):
+        proto.decode_model(data, "fuzz")

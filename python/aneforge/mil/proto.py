@@ -42,6 +42,8 @@ def _varint(buf, pos, end):
 def fields(buf):
     """(field number, wire type, value) for each field of one message; a length-delimited
     value is a memoryview of exactly its bytes."""
+    if not isinstance(buf, (bytes, bytearray, memoryview)):  # a message field with a scalar wire type
+        raise WireError(f"a field that should hold a message holds a {type(buf).__name__}")
     buf = memoryview(buf)
     pos, end = 0, len(buf)
     while pos < end:
@@ -69,7 +71,15 @@ def fields(buf):
         yield num, wt, v
 
 
+def _int(v) -> int:
+    if not isinstance(v, int):
+        raise WireError("a field that should hold an integer holds bytes")
+    return v
+
+
 def _string(v) -> str:
+    if isinstance(v, int):
+        raise WireError("a field that should hold a string holds an integer")
     try:
         return bytes(v).decode("utf-8")
     except (UnicodeDecodeError, TypeError):
@@ -134,18 +144,18 @@ class _Decoder:
         dtype, rank, dims = None, 0, []
         for num, wt, v in fields(buf):
             if num == 1:
-                dtype = DATA_TYPES.get(v)
+                dtype = DATA_TYPES.get(_int(v))
                 if dtype is None:
                     raise WireError(f"unknown data type {v}")
             elif num == 2:
-                rank = _signed(v)
+                rank = _signed(_int(v))
             elif num == 3:
                 size = None
                 for n2, _, v2 in fields(v):
                     if n2 == 1:
                         for n3, _, v3 in fields(v2):
                             if n3 == 1:
-                                size = v3
+                                size = _int(v3)
                 dims.append(size)
         if dtype is None:
             raise WireError("tensor type without a data type")
@@ -167,7 +177,7 @@ class _Decoder:
                     if n2 == 1:
                         name = _string(v2)
                     elif n2 == 2:
-                        off = v2
+                        off = _int(v2)
                 blob = BlobRef(name, off)
         if t is None:
             raise WireError("value without a type")
@@ -304,7 +314,7 @@ class _Decoder:
         prog = Program("", source=self.source)
         for num, wt, v in fields(buf):
             if num == 1:
-                if v != 1:
+                if _int(v) != 1:
                     raise WireError(f"ML Program version {v}, only version 1 exists")
                 prog.version = "1"
             elif num == 2:
@@ -334,7 +344,7 @@ def _feature(buf):
                         if n3 == 1:
                             dims.extend(_signed(x) for x in _packed_varints(wt3, v3))
                         elif n3 == 2:
-                            dtype = ARRAY_TYPES.get(v3, str(v3))
+                            dtype = ARRAY_TYPES.get(_int(v3), str(v3))
                     shape = tuple(dims)
     return name, shape, dtype
 
@@ -346,7 +356,7 @@ def decode_model(data: bytes, source: str = "model"):
     try:
         for num, wt, v in fields(data):
             if num == 1:
-                spec = v
+                spec = _int(v)
             elif num == 2:
                 for n2, _, v2 in fields(v):
                     if n2 == 1:
@@ -357,6 +367,8 @@ def decode_model(data: bytes, source: str = "model"):
                 prog = _Decoder(source).program(v)
     except WireError as e:
         raise MilError(f"{source}: malformed model protobuf: {e}") from None
+    except (TypeError, KeyError, IndexError, OverflowError, RecursionError, struct.error) as e:  # a field of an unexpected kind
+        raise MilError(f"{source}: malformed model protobuf ({type(e).__name__}: {str(e)[:100]})") from None
     if prog is None:
         raise MilError(f"{source}: not an ML Program (no mlProgram field); only ML Programs can run on the mil backend")
     return spec, prog, ins, outs
