@@ -221,3 +221,14 @@ def test_malformed_protobuf_is_a_clear_error(data):
     from aneforge.mil import proto
     with pytest.raises(ValueError, match="fuzz"):
         proto.decode_model(data, "fuzz")
+
+
+@pytest.mark.parametrize("name", ["regress-attribute-without-value.mlmodel", "regress-wrong-wire-type.mlmodel"])
+def test_fuzzer_findings_stay_fixed(name):
+    """Inputs the protobuf fuzzer found (kept in its corpus): clear errors, not TypeError."""
+    import pathlib
+    from aneforge.mil import interp, proto
+    data = (pathlib.Path(__file__).parent.parent / "fuzz" / "corpus" / "mil_proto" / name).read_bytes()
+    with pytest.raises(ValueError):
+        _, prog, _, _ = proto.decode_model(data, "fuzz")
+        interp.Interpreter(prog)

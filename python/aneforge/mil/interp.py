@@ -145,8 +145,14 @@ class Interpreter:
         self.types = {}
         for name, t in self.fn.inputs:
             self.types[name] = t.dtype
-        self._check_ops()
-        self._resolve_constants()
+        try:
+            self._check_ops()
+            self._resolve_constants()
+        except MilError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as e:
+            # a program that parsed but is malformed in a way no check above names
+            raise MilError(f"{program.source}: malformed program ({type(e).__name__}: {str(e)[:120]})") from None
 
     # -- loading -----------------------------------------------------------------------
     def _check_ops(self):
@@ -182,7 +188,7 @@ class Interpreter:
         """const ops and ops whose inputs are all constants (constexpr_*) run once here."""
         for o in self.fn.block.ops:
             if o.type == "const":
-                if "val" not in o.attributes:
+                if o.attributes.get("val") is None:
                     raise MilError(f"const '{o.name}' has no value")
                 if len(o.outputs) != 1:
                     raise MilError(f"const '{o.name}' must have one output")

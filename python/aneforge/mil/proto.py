@@ -270,6 +270,8 @@ class _Decoder:
                         key = _string(v2)
                     elif n2 == 2:
                         val = self.value(v2)
+                if val is None:
+                    raise WireError(f"op {op.type}: attribute '{key}' has no value")
                 op.attributes[key] = val
         name = op.attributes.pop("name", None)
         op.name = name[1] if name else (op.outputs[0][0] if op.outputs else op.type)
