@@ -230,8 +230,9 @@ class Interpreter:
                 result = OPS[o.type].fn(a)
         except MilError:
             raise
-        except (ValueError, IndexError, TypeError, ZeroDivisionError) as e:
-            raise MilError(f"op '{o.name}' ({o.type}): {e}") from None
+        except (ValueError, IndexError, TypeError, ZeroDivisionError, KeyError, AttributeError, OverflowError,
+                MemoryError) as e:  # an op given inputs its definition does not allow
+            raise MilError(f"op '{o.name}' ({o.type}): {type(e).__name__}: {str(e)[:200]}") from None
         results = list(result) if isinstance(result, (tuple, list)) else [result]
         if len(results) != len(o.outputs):
             raise MilError(f"op '{o.name}' ({o.type}): computed {len(results)} outputs, the program declares {len(o.outputs)}")
