@@ -17,6 +17,29 @@ TABLE: list = []
 
 _TENSOR_KINDS = ("tensor", "tensor?", "tensors")
 
+# The same argument under PyTorch's name and the seed's: either spelling reaches the op's
+# parameter, whichever of the two the op table uses.
+ALIASES = {"padding": "pad", "pad": "padding", "dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
+
+
+def _translate(name, names, kwargs):
+    """kwargs with aliases renamed to the op's own parameter names; an unknown keyword
+    suggests the closest parameter."""
+    import difflib
+    out = {}
+    for k, v in kwargs.items():
+        key = k
+        if k not in names and ALIASES.get(k) in names:
+            key = ALIASES[k]
+        if key not in names:
+            close = difflib.get_close_matches(k, list(names) + [a for a, b in ALIASES.items() if b in names], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise TypeError(f"{name}() got an unexpected keyword argument '{k}'{hint}")
+        if key in out:
+            raise TypeError(f"{name}() got '{key}' twice (as '{key}' and its alias)")
+        out[key] = v
+    return out
+
 
 def _norm_attr(kind, value, op, pname):
     try:
@@ -67,7 +90,10 @@ def _make(spec):
     sig = inspect.Signature(sig_params)
     multi = spec["num_outputs"] != 1
 
+    names = [p[0] for p in params]
+
     def fn(*args, **kwargs):
+        kwargs = _translate(name, names, kwargs)
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
