@@ -55,26 +55,21 @@ def gather_nd(a):
     return out.reshape(lead + out.shape[1:])
 
 
-_MODES = {
-    "update": lambda old, new: new, "add": np.add, "sub": np.subtract, "mul": np.multiply,
-    "div": np.divide, "max": np.maximum, "min": np.minimum,
-}
+_UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
 def _apply(a, out, index, upd, mode):
-    if mode not in _MODES:
-        a.fail(f"unknown scatter mode '{mode}'")
+    """out[index] (op)= upd, accumulating over repeated indices."""
     if mode == "update":
         out[index] = upd
+    elif mode == "sub":
+        np.add.at(out, index, -upd)
+    elif mode == "div":
+        np.multiply.at(out, index, 1 / upd)
+    elif mode in _UFUNCS:
+        _UFUNCS[mode].at(out, index, upd)
     else:
-        ufunc = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-                 "max": np.maximum, "min": np.minimum}[mode]
-        if mode == "sub":
-            np.add.at(out, index, -upd)
-        elif mode == "div":
-            np.multiply.at(out, index, 1 / upd)
-        else:
-            ufunc.at(out, index, upd)
+        a.fail(f"unknown scatter mode '{mode}'")
 
 
 def _work(x):

@@ -88,26 +88,24 @@ def reverse_sequence(a):
     return x
 
 
+def _strided_index(a, r):
+    """NumPy index from begin/end/stride and the begin/end/squeeze masks (slice_by_index)."""
+    begin, end = a.ints("begin"), a.ints("end")
+    stride = a.ints("stride", [1] * r)
+    bm, em, sm = ([bool(v) for v in a.tensor(m, np.zeros(r, bool)).reshape(-1)]
+                  for m in ("begin_mask", "end_mask", "squeeze_mask"))
+    if not len(begin) == len(end) == len(stride) == len(bm) == len(em) == len(sm) == r:
+        a.fail(f"begin/end/stride/mask lengths do not match rank {r}")
+    if 0 in stride:
+        a.fail("stride 0")
+    return tuple(begin[i] if sm[i] else slice(None if bm[i] else begin[i], None if em[i] else end[i], stride[i])
+                 for i in range(r))
+
+
 @op("slice_by_index", family=T)
 def slice_by_index(a):
     x = a.tensor("x")
-    r = x.ndim
-    begin, end = a.ints("begin"), a.ints("end")
-    stride = a.ints("stride", [1] * r)
-    bm = [bool(v) for v in a.tensor("begin_mask", np.zeros(r, bool)).reshape(-1)]
-    em = [bool(v) for v in a.tensor("end_mask", np.zeros(r, bool)).reshape(-1)]
-    sm = [bool(v) for v in a.tensor("squeeze_mask", np.zeros(r, bool)).reshape(-1)]
-    if not len(begin) == len(end) == len(stride) == r:
-        a.fail(f"begin/end/stride lengths {len(begin)}/{len(end)}/{len(stride)} for rank {r}")
-    idx = []
-    for i in range(r):
-        if stride[i] == 0:
-            a.fail("stride 0")
-        if sm[i]:
-            idx.append(begin[i])
-        else:
-            idx.append(slice(None if bm[i] else begin[i], None if em[i] else end[i], stride[i]))
-    return np.asarray(x[tuple(idx)])
+    return np.asarray(x[_strided_index(a, x.ndim)])
 
 
 @op("slice_by_size", family=T)
@@ -127,14 +125,7 @@ def slice_by_size(a):
 @op("slice_update", family=T, since=18)
 def slice_update(a):
     x = a.tensor("x").copy()
-    r = x.ndim
-    begin, end = a.ints("begin"), a.ints("end")
-    stride = a.ints("stride", [1] * r)
-    bm = [bool(v) for v in a.tensor("begin_mask", np.zeros(r, bool)).reshape(-1)]
-    em = [bool(v) for v in a.tensor("end_mask", np.zeros(r, bool)).reshape(-1)]
-    sm = [bool(v) for v in a.tensor("squeeze_mask", np.zeros(r, bool)).reshape(-1)]
-    idx = tuple(begin[i] if sm[i] else slice(None if bm[i] else begin[i], None if em[i] else end[i], stride[i])
-                for i in range(r))
+    idx = _strided_index(a, x.ndim)
     x[idx] = a.tensor("update").reshape(x[idx].shape)
     return x
 
