@@ -223,12 +223,16 @@ def test_malformed_protobuf_is_a_clear_error(data):
         proto.decode_model(data, "fuzz")
 
 
-@pytest.mark.parametrize("name", ["regress-attribute-without-value.mlmodel", "regress-wrong-wire-type.mlmodel"])
+@pytest.mark.parametrize("name", ["mil_proto/regress-attribute-without-value.mlmodel", "mil_proto/regress-wrong-wire-type.mlmodel",
+                                  "mil_text/regress-literal-unknown-dim.mil"])
 def test_fuzzer_findings_stay_fixed(name):
-    """Inputs the protobuf fuzzer found (kept in its corpus): clear errors, not TypeError."""
+    """Inputs the fuzzers found (kept in their corpora): clear errors, not TypeError."""
     import pathlib
-    from aneforge.mil import interp, proto
-    data = (pathlib.Path(__file__).parent.parent / "fuzz" / "corpus" / "mil_proto" / name).read_bytes()
+    from aneforge.mil import interp, proto, text
+    data = (pathlib.Path(__file__).parent.parent / "fuzz" / "corpus" / name).read_bytes()
     with pytest.raises(ValueError):
-        _, prog, _, _ = proto.decode_model(data, "fuzz")
+        if name.endswith(".mil"):
+            prog = text.parse(data.decode("utf-8", "replace"), "fuzz")
+        else:
+            _, prog, _, _ = proto.decode_model(data, "fuzz")
         interp.Interpreter(prog)

@@ -99,6 +99,9 @@ class _Parser:
                 self.expect(">")
                 return TensorType(inner.dtype, inner.shape, "state")
             dtype = self.ident()
+            if dtype not in SCALAR_TYPES:
+                self.i -= 1
+                self.fail(f"unknown dtype '{dtype}'")
             self.expect(",")
             self.expect("[")
             dims = []
@@ -156,6 +159,8 @@ class _Parser:
 
     def literal(self):
         t = self.type()
+        if not t.is_static:
+            self.fail(f"a literal of type {t} needs a fixed shape")
         self.expect("(")
         if t.kind == "dict":  # buildInfo: {{"k", "v"}, ...}
             self.expect("{")
@@ -311,4 +316,9 @@ class _Parser:
 
 def parse(text: str, source: str = "MIL text") -> Program:
     """MIL text -> Program. Constants in weight files stay BlobRefs until resolved."""
-    return _Parser(text, source).program()
+    try:
+        return _Parser(text, source).program()
+    except MilError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as e:  # no check above names it
+        raise MilError(f"{source}: malformed MIL text ({type(e).__name__}: {str(e)[:120]})") from None
