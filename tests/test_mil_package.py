@@ -199,6 +199,14 @@ def test_cli_run_writes_npy_outputs(exported, tmp_path, rng):
     assert sorted(p.name for p in out.iterdir()) == ["feat.npy", "keep.txt", "mask.npy"]
     assert (out / "keep.txt").read_text() == "mine"
     assert_equivalent(np.load(out / "feat.npy"), net(img)["feat"], 2, 1, "feat")
+    args = ["run", str(pkg), "--input", f"image={tmp_path / 'img.npy'}", "--output", str(out)]
+    (out / "feat.npy").write_bytes(b"user data")  # an existing file is not replaced without --overwrite
+    r = subprocess.run([sys.executable, "-m", "aneforge", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "overwrite" in r.stderr
+    assert (out / "feat.npy").read_bytes() == b"user data"
+    r = subprocess.run([sys.executable, "-m", "aneforge", *args, "--overwrite"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
 
 
 def test_cli_run_errors_name_the_inputs(exported, tmp_path):

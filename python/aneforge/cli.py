@@ -50,8 +50,8 @@ def _export(args) -> int:
 
 
 def _run(args) -> int:
+    import io
     import os
-    import tempfile
     net = af.load_mlpackage(args.model)
     feeds = {}
     for item in args.input or []:
@@ -70,20 +70,17 @@ def _run(args) -> int:
     outs = net(**feeds)
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} exists and is not a directory")
+    dests = {name: os.path.join(args.output, ("".join(c if c.isalnum() or c in "_-." else "_" for c in name)
+                                              .lstrip(".") or "output") + ".npy") for name in outs}
+    taken = [d for d in dests.values() if os.path.lexists(d)]
+    if taken and not args.overwrite:  # checked before anything is written: no partial set of outputs
+        raise ValueError(f"{', '.join(taken)} already exist(s); pass --overwrite to replace")
     os.makedirs(args.output, exist_ok=True)
     for name, arr in outs.items():
-        safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in name).lstrip(".") or "output"
-        dest = os.path.join(args.output, safe + ".npy")
-        fd, tmp = tempfile.mkstemp(prefix=f".{safe}.", suffix=".tmp", dir=args.output)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        dest = dests[name]
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        af._core.write_file(dest, buf.getvalue(), args.overwrite)  # durable; an existing file only with --overwrite
         print(f"{name}: {arr.shape} {arr.dtype} -> {dest}")
     return 0
 
@@ -107,6 +104,7 @@ def main(argv=None) -> int:
     r.add_argument("model")
     r.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="one per model input")
     r.add_argument("--output", required=True, metavar="DIR", help="directory for OUTPUT_NAME.npy files (created)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT_NAME.npy files in DIR")
     r.set_defaults(fn=_run)
     args = p.parse_args(argv)
     try:
