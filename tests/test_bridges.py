@@ -20,7 +20,7 @@ def test_programs_contain_only_native_layers(rng):
     x = af.input((2, 16), name="x")
     v, i = af.topk(x, 4)
     net = af.compile([v, i, af.argmax(x, 1), af.sdpa(x[:, None], x[:, None], x[:, None])])
-    bridges = {o["name"] for o in af.ops() if o["bridge"]}
+    bridges = {o.name for o in af.ops() if o.bridge}
     assert bridges and not {op for _, op, _ in net._program.layers} & bridges
 
 
@@ -242,6 +242,6 @@ def test_bridges_join_larger_graphs(rng):
 def test_every_bridge_op_is_tested_here():
     import pathlib
     text = pathlib.Path(__file__).read_text()
-    bridges = [o["name"] for o in af.ops() if o["bridge"]]
+    bridges = [o.name for o in af.ops() if o.bridge]
     assert len(bridges) == 20  # the 19 of the reference, argmax and argmin counted apart
     assert [b for b in bridges if f"af.{b}" not in text and f"\"{b}\"" not in text] == []

@@ -59,7 +59,7 @@ def test_bad_attribute_values_name_the_op():
     x = af.input((1, 3, 8, 8))
     with pytest.raises(TypeError, match="reshape: shape has an invalid value 'abc'"):
         af.reshape(x, "abc")
-    with pytest.raises(TypeError, match="sum: axis has an invalid value 'a'"):
+    with pytest.raises(TypeError, match="sum: dim has an invalid value 'a'"):
         af.sum(x, axis="a")
     with pytest.raises(TypeError, match="compile: target must be a target or chip name"):
         af.compile(x.relu(), target=5)

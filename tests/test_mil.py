@@ -105,7 +105,7 @@ def test_every_bridge_op_loads_in_coremltools(bridge, opset, tmp_path):
 
 
 def test_bridge_table_is_covered():
-    assert sorted(BRIDGE_GRAPHS) == sorted(o["name"] for o in af.ops() if o["bridge"])
+    assert sorted(BRIDGE_GRAPHS) == sorted(o.name for o in af.ops() if o.bridge)
 
 
 def _transformer_block(rng, S=16, D=32, H=4):

@@ -273,7 +273,7 @@ def test_every_native_op_has_a_reference_case():
     covered = set()
     for c in ALL:
         covered.add(c.name.split("(")[0])
-    names = {o["name"] for o in af.ops() if not o["bridge"]}
+    names = {o.name for o in af.ops() if not o.bridge}
     aliases = {"gelu_tanh": "gelu", "clip_min_only": "clip", "prelu_channel": "prelu", "prelu_single": "prelu",
                "bmm": "matmul", "cast_int": "cast", "getitem": "slice", "permute_rank5": "permute",
                "squeeze_dim": "squeeze", "split_size": "split", "split_sections": "split", "pad_constant": "pad",

@@ -13,12 +13,20 @@ from . import _loader  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
 from ._core import TargetError
 from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
-from ._ops import OPS as _OPS, ops
+from ._ops import OPS as _OPS, OpInfo, ops
 from ._compile import Net, compile, load_program  # noqa: A004
 from ._milnet import PackageNet, load_mlpackage
 from . import testing
 
-__version__ = "0.1.0"
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("aneforge")
+    except metadata.PackageNotFoundError:  # imported from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 globals().update({_name: _fn for _name, _fn in _OPS.items() if _name not in globals()})
 
@@ -51,5 +59,7 @@ def round_fp16(values, ties_away=False, flush_subnormals=True):
     return a
 
 
-__all__ = ["Tensor", "Net", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+from . import nets  # noqa: E402  (builds graphs with the ops installed above)
+
+__all__ = ["Tensor", "Net", "OpInfo", "nets", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

@@ -13,15 +13,23 @@ Generated from the C++ op table by `python scripts/gen_docs.py`; do not edit by 
 - **targets**: the first engine family that runs the op (`h13+` = every target that
   compiles MIL); per-target limits are checked by the compiler.
 - **grad**: whether the op has a gradient (training).
+- **signature**: the Python function `af.<op>`, with PyTorch's parameter names; the table's
+  own names (`axis`, `keepdims`, conv's `pad`; what C++ `af::call` takes) stay accepted.
+  **Also** lists other names of the op (PyTorch's, such as `cat` for `concat`).
 
 """
 
 
 def _signature(spec) -> str:
     parts = []
-    for name, kind, dflt in spec["params"]:
+    for name, kind, dflt in spec["py_params"]:
         parts.append(name if dflt == "" else f"*{name}" if dflt == "*" else f"{name}={dflt}")
     return f"{spec['name']}({', '.join(parts)})"
+
+
+def _aliases(spec) -> str:
+    names = ", ".join(f"`{a}`" for a in spec["aliases"])
+    return f" Also: {names}." if names else ""
 
 
 def ops_markdown() -> str:
@@ -38,7 +46,7 @@ def ops_markdown() -> str:
         for s in sorted(cats[cat], key=lambda s: s["name"]):
             kind = "bridge" if s["bridge"] else "composite" if s["composite"] else "native"
             out.append(f"| `{s['name']}` | {kind} | {s['min_family']}+ | {'yes' if s['differentiable'] else 'no'} "
-                       f"| `{s['mil_op']}` | `{_signature(s)}` | {s['doc']} |\n")
+                       f"| `{s['mil_op']}` | `{_signature(s)}` | {s['doc']}{_aliases(s)} |\n")
     return "".join(out)
 
 

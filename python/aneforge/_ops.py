@@ -6,6 +6,7 @@ so adding an op there makes ``af.<name>`` (and ``Tensor.<name>`` for methods) ap
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import numbers
 
@@ -17,13 +18,22 @@ TABLE: list = []
 
 _TENSOR_KINDS = ("tensor", "tensor?", "tensors")
 
-# The same argument under PyTorch's name and the seed's: either spelling reaches the op's
-# parameter, whichever of the two the op table uses.
+# The Python API shows PyTorch's parameter names; the op table keeps MIL's (axis, keepdims,
+# pad), and the seed's spellings stay accepted as aliases of PyTorch's.
+_TORCH_PARAM = {"axis": "dim", "keepdims": "keepdim"}
 ALIASES = {"padding": "pad", "pad": "padding", "dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
 
 
+def python_name(pname: str, kind: str) -> str:
+    """A table parameter's name in the Python API (conv's ``pad`` is ``padding``; F.pad's
+    ``pad``, a tuple of ints, keeps its name as in PyTorch)."""
+    if pname == "pad" and kind == "any":
+        return "padding"
+    return _TORCH_PARAM.get(pname, pname)
+
+
 def _translate(name, names, kwargs):
-    """kwargs with aliases renamed to the op's own parameter names; an unknown keyword
+    """kwargs with aliases renamed to the function's parameter names; an unknown keyword
     suggests the closest parameter."""
     import difflib
     out = {}
@@ -79,9 +89,9 @@ def _norm_attr_checked(kind, value, op, pname):
 
 def _make(spec):
     name = spec["name"]
-    params = spec["params"]
+    params = [(python_name(p, k), k, d, p) for p, k, d in spec["params"]]
     sig_params = []
-    for pname, kind, dflt in params:
+    for pname, kind, dflt, _ in params:
         if dflt == "*":
             sig_params.append(inspect.Parameter(pname, inspect.Parameter.VAR_POSITIONAL))
             continue
@@ -91,6 +101,7 @@ def _make(spec):
     multi = spec["num_outputs"] != 1
 
     names = [p[0] for p in params]
+    spec["py_params"] = [(p, k, d) for p, k, d, _ in params]
 
     def fn(*args, **kwargs):
         kwargs = _translate(name, names, kwargs)
@@ -100,26 +111,26 @@ def _make(spec):
             raise TypeError(f"{name}{sig}: {e}") from None
         bound.apply_defaults()
         a = dict(bound.arguments)
-        for pname, kind, dflt in params:  # *operands may also be given as one list
+        for pname, kind, dflt, _ in params:  # *operands may also be given as one list
             if dflt == "*" and len(a[pname]) == 1 and isinstance(a[pname][0], (list, tuple)):
                 a[pname] = a[pname][0]
         # Python scalars take the dtype of the tensors around them, preferring a float one.
-        seen = [t.dtype for pname, kind, _ in params if kind in _TENSOR_KINDS
+        seen = [t.dtype for pname, kind, _, _ in params if kind in _TENSOR_KINDS
                 for t in (a[pname] if kind == "tensors" else [a[pname]]) if isinstance(t, Tensor)]
         ref = next((d for d in seen if d in ("fp16", "fp32")), seen[0] if seen else None)
         tensors, attrs = [], {}
-        for pname, kind, _ in params:
+        for pname, kind, _, table_name in params:
             v = a[pname]
             if kind == "tensor":
                 tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
             elif kind == "tensor?":
-                attrs[f"has_{pname}"] = v is not None
+                attrs[f"has_{table_name}"] = v is not None
                 if v is not None:
                     tensors.append(as_tensor(v, ref, f"{name}: {pname}")._t)
             elif kind == "tensors":
                 tensors.extend(as_tensor(t, ref, f"{name}: {pname}")._t for t in v)
             else:
-                attrs[pname] = _norm_attr(kind, v, name, pname)
+                attrs[table_name] = _norm_attr(kind, v, name, pname)
         outs = _core.make(name, tensors, attrs)
         if len(outs) == 1 and not multi:
             return Tensor(outs[0])
@@ -138,14 +149,59 @@ def _install():
             continue
         TABLE.append(spec)
         fn = _make(spec)
-        OPS[spec["name"]] = fn
-        if spec["method"] and not hasattr(Tensor, spec["name"]):
-            setattr(Tensor, spec["name"], fn)
+        for alias in [spec["name"], *spec["aliases"]]:
+            OPS[alias] = fn
+            if spec["method"] and not hasattr(Tensor, alias):
+                setattr(Tensor, alias, fn)
 
 
 _install()
 
 
-def ops(category: str | None = None) -> list:
-    """The op table: one dict per op (name, category, bridge, composite, mil_op, doc, params)."""
-    return [dict(s) for s in TABLE if category is None or s["category"] == category]
+@dataclasses.dataclass(frozen=True)
+class OpInfo:
+    """One entry of the op table as the Python API sees it."""
+    name: str
+    category: str
+    signature: str          # the Python signature, PyTorch's parameter names
+    doc: str
+    kind: str               # "native" (one engine op), "bridge" (lowered in-program) or "composite"
+    differentiable: bool
+    first_family: str       # the first engine family that runs it natively ("h13" = all)
+    aliases: tuple          # other names (PyTorch's), e.g. ("cat",) for concat
+    mil_op: str
+    method: bool            # also a Tensor method
+    num_outputs: int
+
+    @property
+    def native(self) -> bool:
+        return self.kind == "native"
+
+    @property
+    def bridge(self) -> bool:
+        return self.kind == "bridge"
+
+
+def _info(spec) -> OpInfo:
+    kind = "bridge" if spec["bridge"] else "composite" if spec["composite"] else "native"
+    return OpInfo(spec["name"], spec["category"], f"{spec['name']}{inspect.signature(OPS[spec['name']])}",
+                  spec["doc"], kind, spec["differentiable"], spec["min_family"], tuple(spec["aliases"]),
+                  spec["mil_op"], spec["method"], spec["num_outputs"])
+
+
+def ops(name: str | None = None, category: str | None = None) -> list[OpInfo]:
+    """The op table as OpInfo entries: every op, the op called ``name`` (or one of its
+    aliases: ``af.ops("cat")`` is concat), or the ops of ``category``."""
+    import difflib
+    infos = [_info(s) for s in TABLE]
+    if name is not None:
+        infos = [i for i in infos if name == i.name or name in i.aliases]
+        if not infos:
+            close = difflib.get_close_matches(str(name), list(OPS), n=3)
+            raise ValueError(f"no op named {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    if category is not None:
+        cats = sorted({s["category"] for s in TABLE})
+        if category not in cats:
+            raise ValueError(f"no op category {category!r}; the categories are {', '.join(cats)}")
+        infos = [i for i in infos if i.category == category]
+    return infos

@@ -59,8 +59,18 @@ class Tensor:
     def attrs(self) -> dict:
         return self._t.attrs
 
-    def size(self, dim=None):
-        return int(np.prod(self.shape)) if dim is None else self.shape[dim]
+    def size(self, dim: int | None = None):
+        """The shape (as torch's ``x.size()``), or the size of dimension ``dim``."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def contiguous(self) -> "Tensor":
+        return self  # graph tensors have no memory layout of their own
 
     def __len__(self):
         if not self.shape:
@@ -104,12 +114,6 @@ class Tensor:
         """NumPy/PyTorch basic indexing: ints, slices with positive steps, None, Ellipsis."""
         return _getitem(self, key)
 
-    def softmax(self, axis=-1):
-        return _call("softmax", self, axis)
-
-    def log_softmax(self, axis=-1):
-        return _call("log_softmax", self, axis)
-
     def cast(self, dtype):
         return _call("cast", self, dtype)
 
@@ -118,12 +122,6 @@ class Tensor:
 
     def half(self):
         return _call("cast", self, "fp16")
-
-    def unsqueeze(self, dim):
-        return _call("unsqueeze", self, dim)
-
-    def squeeze(self, dim=None):
-        return _call("squeeze", self, dim)
 
     def reshape(self, *shape):
         """``x.reshape(1, -1)`` or ``x.reshape((1, -1))``."""
@@ -139,16 +137,21 @@ class Tensor:
             dims = tuple(dims[0])
         return _call("permute", self, dims=tuple(dims))
 
-    def flatten(self, start_dim=0, end_dim=-1):
-        s = self.shape
-        if not s:
-            return self.reshape(1)
-        a, b = start_dim % len(s), end_dim % len(s)
-        return self.reshape(s[:a] + (int(np.prod(s[a:b + 1])),) + s[b + 1:])
-
     @property
     def T(self):
+        """The transpose of a 0-, 1- or 2-D tensor (as torch, which deprecates .T above 2-D:
+        use .mT or .permute)."""
+        if self.ndim > 2:
+            raise ValueError(f".T is for tensors of up to 2 dimensions, this one has {self.ndim}: "
+                             "use x.mT to swap the last two or x.permute(...)")
         return self.permute(tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self):
+        """The last two dimensions swapped (a batch of matrices transposed)."""
+        if self.ndim < 2:
+            raise ValueError(f".mT needs at least 2 dimensions, this tensor has {self.ndim}")
+        return _call("transpose", self, -2, -1)
 
 
 def _np_dtype_name(a: np.ndarray, ref_dtype):

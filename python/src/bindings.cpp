@@ -177,6 +177,7 @@ NB_MODULE(_core, m) {
       e["has_kernel"] = static_cast<bool>(d->kernel);
       e["num_outputs"] = d->num_outputs;
       e["differentiable"] = static_cast<bool>(d->grad);
+      e["aliases"] = d->aliases;
       nb::list ps;
       for (const auto& p : d->params) ps.append(nb::make_tuple(p.name, kind_name(p.kind), p.dflt));
       e["params"] = ps;

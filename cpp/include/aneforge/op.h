@@ -81,6 +81,7 @@ struct OpDef {
   std::string doc;        // one line
   std::vector<Param> params;
   bool method = false;    // also a Tensor method in Python
+  std::vector<std::string> aliases;  // other names of the op (PyTorch's: "cat" for concat)
   bool bridge = false;    // lowered into native ops by the compiler
   int num_outputs = 1;
 
@@ -102,7 +103,7 @@ struct OpDef {
 };
 
 void register_op(OpDef def);
-const OpDef* find_op(const std::string& name);
+const OpDef* find_op(const std::string& name);  // also by alias
 const OpDef& op_def(const std::string& name);  // throws ValueError listing close names
 std::vector<const OpDef*> all_ops();            // sorted by category, then name
 

@@ -576,6 +576,7 @@ void register_bridge_ops() {
                       P("is_causal", ParamKind::bool_, "False"), P("scale", ParamKind::any, "None")});
     d.infer = infer_sdpa;
     d.lower = lower_sdpa;
+    d.aliases = {"scaled_dot_product_attention"};
     register_op(std::move(d));
   }
   {

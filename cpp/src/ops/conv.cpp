@@ -310,6 +310,7 @@ void register_conv_ops() {
     t.infer = infer_conv_transpose;
     t.kernel = conv_transpose_kernel;
     t.mil_op = "conv_transpose";
+    t.aliases = {"conv_transpose1d", "conv_transpose2d"};
     register_op(std::move(t));
   }
   for (bool dynamic : {false, true}) {
@@ -324,6 +325,7 @@ void register_conv_ops() {
     d.infer = infer_conv;
     d.kernel = conv_kernel;
     d.mil_op = dynamic ? "conv (non-const weight)" : "conv";
+    if (!dynamic) d.aliases = {"conv1d", "conv2d"};
     register_op(std::move(d));
   }
 }

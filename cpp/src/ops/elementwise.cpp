@@ -113,10 +113,10 @@ void register_unary() {
                     [](const KernelArgs& k) { map(k, [](float x) { return x * sigmoid(x); }); }));
   register_op(unary("sigmoid", "activation", "sigmoid", "1 / (1 + exp(-x)).", {},
                     [](const KernelArgs& k) { map(k, sigmoid); }));
-  register_op(unary("hard_sigmoid", "activation", "sigmoid_hard", "relu6(x + 3) / 6 (torch hardsigmoid).", {},
-                    [](const KernelArgs& k) { map(k, [](float x) { return relu6(x + 3.0f) / 6.0f; }); }));
-  register_op(unary("hard_swish", "activation", "mul(x, sigmoid_hard(x))", "x * relu6(x + 3) / 6 (torch hardswish).",
-                    {}, [](const KernelArgs& k) { map(k, [](float x) { return x * relu6(x + 3.0f) / 6.0f; }); }));
+  register_op(aliased(unary("hard_sigmoid", "activation", "sigmoid_hard", "relu6(x + 3) / 6 (torch hardsigmoid).", {},
+                    [](const KernelArgs& k) { map(k, [](float x) { return relu6(x + 3.0f) / 6.0f; }); }), {"hardsigmoid"}));
+  register_op(aliased(unary("hard_swish", "activation", "mul(x, sigmoid_hard(x))", "x * relu6(x + 3) / 6 (torch hardswish).",
+                    {}, [](const KernelArgs& k) { map(k, [](float x) { return x * relu6(x + 3.0f) / 6.0f; }); }), {"hardswish"}));
   register_op(unary("tanh", "activation", "tanh", "Hyperbolic tangent.", {},
                     [](const KernelArgs& k) { map(k, [](float x) { return std::tanh(x); }); }));
   register_op(unary("scaled_tanh", "activation", "scaled_tanh", "alpha * tanh(beta * x).",
@@ -166,6 +166,7 @@ void register_unary() {
       c.attrs.set("max", hi);
       c.outputs = {c.in(0).type()};
     };
+    d.aliases = {"clamp"};
     register_op(std::move(d));
   }
   struct M { const char* name; const char* mil; const char* doc; float (*f)(float); };
@@ -290,14 +291,14 @@ OpDef binary(const char* name, const char* cat, const char* mil, const char* doc
 
 void register_binary() {
   register_op(binary("add", "binary", "add", "x + y with broadcasting.", binary_kernel([](float a, float b) { return a + b; })));
-  register_op(binary("sub", "binary", "sub", "x - y with broadcasting.", binary_kernel([](float a, float b) { return a - b; })));
-  register_op(binary("mul", "binary", "mul", "x * y with broadcasting.", binary_kernel([](float a, float b) { return a * b; })));
+  register_op(aliased(binary("sub", "binary", "sub", "x - y with broadcasting.", binary_kernel([](float a, float b) { return a - b; })), {"subtract"}));
+  register_op(aliased(binary("mul", "binary", "mul", "x * y with broadcasting.", binary_kernel([](float a, float b) { return a * b; })), {"multiply"}));
   auto float_binary = [](InferContext& c) {
     c.expect_float(0, "x");
     infer_binary(c);
   };
-  register_op(binary("div", "binary", "real_div", "x / y with broadcasting (true division).",
-                     binary_kernel([](float a, float b) { return a / b; }), float_binary));
+  register_op(aliased(binary("div", "binary", "real_div", "x / y with broadcasting (true division).",
+                     binary_kernel([](float a, float b) { return a / b; }), float_binary), {"divide"}));
   register_op(binary("pow", "binary", "pow", "x ** y with broadcasting.",
                      binary_kernel([](float a, float b) { return std::pow(a, b); }), float_binary));
   register_op(binary("maximum", "binary", "maximum", "Elementwise max; NaN propagates (torch.maximum).",
@@ -308,12 +309,12 @@ void register_binary() {
     infer_binary(c);
     c.outputs[0].dtype = DType::boolean;
   };
-  register_op(binary("less", "comparison", "less", "x < y (bool).", binary_kernel([](float a, float b) { return float(a < b); }), cmp_infer));
-  register_op(binary("less_equal", "comparison", "less_equal", "x <= y (bool).", binary_kernel([](float a, float b) { return float(a <= b); }), cmp_infer));
-  register_op(binary("greater", "comparison", "greater", "x > y (bool).", binary_kernel([](float a, float b) { return float(a > b); }), cmp_infer));
-  register_op(binary("greater_equal", "comparison", "greater_equal", "x >= y (bool).", binary_kernel([](float a, float b) { return float(a >= b); }), cmp_infer));
-  register_op(binary("equal", "comparison", "equal", "x == y (bool).", binary_kernel([](float a, float b) { return float(a == b); }), cmp_infer));
-  register_op(binary("not_equal", "comparison", "not_equal", "x != y (bool).", binary_kernel([](float a, float b) { return float(a != b); }), cmp_infer));
+  register_op(aliased(binary("less", "comparison", "less", "x < y (bool).", binary_kernel([](float a, float b) { return float(a < b); }), cmp_infer), {"lt"}));
+  register_op(aliased(binary("less_equal", "comparison", "less_equal", "x <= y (bool).", binary_kernel([](float a, float b) { return float(a <= b); }), cmp_infer), {"le"}));
+  register_op(aliased(binary("greater", "comparison", "greater", "x > y (bool).", binary_kernel([](float a, float b) { return float(a > b); }), cmp_infer), {"gt"}));
+  register_op(aliased(binary("greater_equal", "comparison", "greater_equal", "x >= y (bool).", binary_kernel([](float a, float b) { return float(a >= b); }), cmp_infer), {"ge"}));
+  register_op(aliased(binary("equal", "comparison", "equal", "x == y (bool).", binary_kernel([](float a, float b) { return float(a == b); }), cmp_infer), {"eq"}));
+  register_op(aliased(binary("not_equal", "comparison", "not_equal", "x != y (bool).", binary_kernel([](float a, float b) { return float(a != b); }), cmp_infer), {"ne"}));
 
   OpDef w;
   w.name = "where";

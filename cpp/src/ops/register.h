@@ -24,6 +24,10 @@ OpDef& mutable_op(const std::string& name);
 std::vector<int64_t> int_pair(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo);
 
 // Shorthands for op definitions.
+inline OpDef aliased(OpDef d, std::vector<std::string> names) {
+  d.aliases = std::move(names);
+  return d;
+}
 inline Param P(std::string name, ParamKind kind, std::string dflt = "") {
   return Param{std::move(name), kind, std::move(dflt)};
 }

@@ -11,6 +11,7 @@ namespace af {
 namespace {
 struct Registry {
   std::map<std::string, std::unique_ptr<OpDef>> ops;
+  std::map<std::string, std::string> aliases;  // alias -> op name
 };
 
 Registry& registry_storage() {
@@ -66,14 +67,23 @@ OpDef& mutable_op(const std::string& name) {
 void register_op(OpDef def) {
   auto& r = registry_storage();
   std::string name = def.name;
-  if (r.ops.count(name)) throw ValueError("op '" + name + "' is registered twice");
+  if (r.ops.count(name) || r.aliases.count(name)) throw ValueError("op '" + name + "' is registered twice");
+  for (const auto& a : def.aliases) {
+    if (r.ops.count(a) || r.aliases.count(a)) throw ValueError("alias '" + a + "' of op '" + name + "' is taken");
+    r.aliases[a] = name;
+  }
   r.ops[name] = std::make_unique<OpDef>(std::move(def));
 }
 
 const OpDef* find_op(const std::string& name) {
   auto& r = registry();
   auto it = r.ops.find(name);
-  return it == r.ops.end() ? nullptr : it->second.get();
+  if (it == r.ops.end()) {
+    auto a = r.aliases.find(name);
+    if (a == r.aliases.end()) return nullptr;
+    it = r.ops.find(a->second);
+  }
+  return it->second.get();
 }
 
 const OpDef& op_def(const std::string& name) {

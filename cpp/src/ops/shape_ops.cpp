@@ -267,6 +267,7 @@ void register_shape_ops() {
   {
     OpDef d = shape_op("concat", "concat", "Join tensors along an existing axis (torch.cat).",
                        {P("tensors", ParamKind::tensors), P("axis", ParamKind::int_, "0")}, infer_concat, concat_kernel, false);
+    d.aliases = {"cat"};
     register_op(std::move(d));
   }
   {
