@@ -1,9 +1,14 @@
-"""Regenerates docs/ops.md and docs/targets.md from the op and target tables."""
+"""Regenerates docs/ops.md, docs/targets.md (from the op and target tables) and
+docs/pytorch.md (from the torch-spelling table the tests run)."""
 import pathlib
+import sys
 
 from aneforge._docs import ops_markdown, targets_markdown
 
-docs = pathlib.Path(__file__).resolve().parent.parent / "docs"
-for name, text in (("ops.md", ops_markdown()), ("targets.md", targets_markdown())):
-    (docs / name).write_text(text)
-    print(f"wrote {docs / name}")
+root = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(root / "tests"))
+from pytorch_table import markdown as pytorch_markdown  # noqa: E402
+
+for name, text in (("ops.md", ops_markdown()), ("targets.md", targets_markdown()), ("pytorch.md", pytorch_markdown())):
+    (root / "docs" / name).write_text(text)
+    print(f"wrote {root / 'docs' / name}")
