@@ -43,3 +43,47 @@ def test_unknown_keyword_suggests_the_close_one():
         af.conv(x, np.ones((4, 3, 3, 3), np.float32), paddin=1)
     with pytest.raises(TypeError, match="did you mean 'dim'"):
         af.softmax(x, dimm=1)
+
+
+def test_outputs_keep_the_structure_given(rng, tmp_path):
+    x = af.input((3,), name="x")
+    xs = rng.standard_normal(3).astype(np.float32)
+    for backend in ("sim", "mil"):
+        out = af.compile((x.relu(), x * 2), backend=backend)(xs)
+        assert isinstance(out, tuple) and len(out) == 2
+        assert isinstance(af.compile([x.relu()], backend=backend)(xs), list)
+    net = af.compile((x.relu(), x * 2))
+    net.save(tmp_path / "t.afp")
+    assert isinstance(af.load_program(tmp_path / "t.afp")(xs), tuple)
+
+
+def test_load_program_restores_every_compile_option(tmp_path):
+    x = af.input((2, 8), name="x")
+    w = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    net = af.compile(af.linear(x, w), target="M1", compress="int8", precision="fp32",
+                     rounding="nearest_away", flush_subnormals=False)
+    net.save(tmp_path / "n.afp")
+    back = af.load_program(tmp_path / "n.afp", backend="mil", opset="ios17")
+    assert back.options == {**net.options, "backend": "mil", "opset": "ios17"}
+    assert back.options["compress"] == "int8" and back.options["precision"] == "fp32"
+    assert back.options["rounding"] == "nearest_away" and back.options["flush_subnormals"] is False
+    assert back.target == net.target
+    xs = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
+    af.testing.assert_equivalent(back(xs), net(xs))
+
+
+def test_version_comes_from_the_package_metadata():
+    import subprocess
+    import sys
+    from importlib import metadata
+    assert af.__version__ == metadata.version("aneforge")
+    out = subprocess.run([sys.executable, "-m", "aneforge", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"aneforge {af.__version__}"
+
+
+def test_int_arrays_convert_when_exact_and_are_refused_otherwise():
+    x = af.input((3,), name="x")
+    net = af.compile(x * 1)
+    np.testing.assert_array_equal(net(np.array([1, -2, 2048], dtype=np.int64)), [1, -2, 2048])
+    with pytest.raises(ValueError, match="2049"):
+        net(np.array([1, 2, 2049], dtype=np.int32))  # not representable in fp16

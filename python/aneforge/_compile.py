@@ -22,8 +22,8 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         default "h16g" (M4). The whole graph is checked against it before anything is
         emitted: unsupported ops and shapes raise af.TargetError (a ValueError).
 
-    outputs: a Tensor, a list of Tensors, or a dict name -> Tensor. The net returns the
-        same structure of NumPy arrays.
+    outputs: a Tensor, a tuple or list of Tensors, or a dict name -> Tensor. The net returns
+        the same structure (a tuple stays a tuple) of NumPy arrays.
     precision: "fp16" (the engine's storage, default) or "fp32" (same program in float32,
         for comparison).
     compress: None or "int8" (weight-only, per output channel).
@@ -54,7 +54,7 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     elif isinstance(outputs, (list, tuple)):
         if not outputs:
             raise ValueError("compile: the outputs list is empty")
-        outs, names, mode = list(outputs), [], 1
+        outs, names, mode = list(outputs), [], 3 if isinstance(outputs, tuple) else 1
     else:
         raise TypeError(f"compile: outputs must be a Tensor, a list or a dict of Tensors, got {type(outputs).__name__}")
     for i, t in enumerate(outs):
@@ -72,13 +72,13 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
                          target or "", compress or "", dump == "passes")
     if dump == "passes":
         print(prog.pass_log, end="")
-    return Net(prog, backend, mode, compress=compress, opset=opset)
+    return Net(prog, backend, mode, opset=opset)
 
 
 class Net:
     """A compiled program loaded on a backend. Call it with NumPy arrays."""
 
-    def __init__(self, program, backend, mode, compress=None, opset="ios18"):
+    def __init__(self, program, backend, mode, opset="ios18"):
         self._program = program
         self._mode = mode
         if backend == "mil":
@@ -87,7 +87,31 @@ class Net:
         else:
             self._exe = _core.Executable(program, backend, mode)
         self.backend = backend
-        self.compress = compress
+        self.opset = opset
+
+    @property
+    def compress(self):
+        """The weight compression the program was compiled with (None or "int8")."""
+        return self._program.compress or None
+
+    @property
+    def precision(self) -> str:
+        return self._program.precision
+
+    @property
+    def rounding(self) -> str:
+        return "nearest_away" if self._program.ties_away else "nearest_even"
+
+    @property
+    def flush_subnormals(self) -> bool:
+        return self._program.flush_subnormals
+
+    @property
+    def options(self) -> dict:
+        """The compile options this net was built with (restored by af.load_program)."""
+        return {"target": self.target, "compress": self.compress, "precision": self.precision,
+                "rounding": self.rounding, "flush_subnormals": self.flush_subnormals,
+                "backend": self.backend, "opset": self.opset}
 
     def __call__(self, *args, **kwargs):
         return self._exe(*args, **kwargs)
@@ -169,8 +193,12 @@ def _opset(opset) -> int:
     return table[opset]
 
 
-def load_program(path, backend="sim") -> Net:
-    """Load a program written by ``Net.save``. A missing, truncated, corrupt or newer file
-    raises OSError with the reason."""
+def load_program(path, backend="sim", opset="ios18") -> Net:
+    """Load a program written by ``Net.save`` with every compile option it was built with
+    (target, compress, precision, rounding, subnormal flush, output structure); ``backend``
+    and ``opset`` choose where it runs. A missing, truncated, corrupt or newer file raises
+    OSError with the reason."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"load_program: backend must be one of {_BACKENDS}, got {backend!r}")
     prog, mode = _core.load_program(os.fspath(path))
-    return Net(prog, backend, mode, compress=None)
+    return Net(prog, backend, mode, opset=opset)

@@ -67,6 +67,8 @@ class MilExecutable:
             return outs[0]
         if self.mode == 1:
             return outs
+        if self.mode == 3:
+            return tuple(outs)
         return {name: o for (name, _, _), o in zip(self.out_specs, outs)}
 
 

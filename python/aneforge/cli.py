@@ -87,6 +87,7 @@ def _run(args) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="aneforge", description="ANEForge: compile tensor graphs for the Apple Neural Engine.")
+    p.add_argument("--version", action="version", version=f"aneforge {af.__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("targets", help="list the 28 compiler targets").set_defaults(fn=_targets)
     i = sub.add_parser("inspect", help="summarise a program file")

@@ -204,6 +204,10 @@ NB_MODULE(_core, m) {
       .def_prop_ro("pass_log", [](const af::Program& p) { return p.pass_log; })
       .def_prop_ro("weight_bytes", &af::Program::weight_bytes)
       .def_prop_ro("target", [](const af::Program& p) { return p.options.target; })
+      .def_prop_ro("compress", [](const af::Program& p) { return p.options.compress; })
+      .def_prop_ro("precision", [](const af::Program& p) {
+        return std::string(p.options.numerics.precision == af::Precision::fp32 ? "fp32" : "fp16");
+      })
       .def_prop_ro("peak_activation_bytes", &af::Program::peak_activation_bytes)
       .def_prop_ro("num_layers", [](const af::Program& p) { return p.steps.size(); })
       .def_prop_ro("ties_away", [](const af::Program& p) { return p.options.numerics.fp16.round == af::RoundMode::nearest_away; })

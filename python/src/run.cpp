@@ -17,7 +17,7 @@ namespace afpy {
 
 namespace {
 
-enum class OutMode { single, list, dict };
+enum class OutMode { single, list, dict, tuple };
 
 struct Capsule {
   static nb::capsule owner(float* p) {
@@ -91,6 +91,7 @@ class PyExecutable {
       if (!af::is_float(out_types_[j].dtype)) outs.insert(static_cast<Py_ssize_t>(j), int_array(j));
     if (mode_ == OutMode::single) return outs[0];
     if (mode_ == OutMode::list) return outs;
+    if (mode_ == OutMode::tuple) return nb::tuple(outs);
     nb::dict d;
     for (size_t j = 0; j < out_keys_.size(); ++j) d[out_keys_[j]] = outs[j];
     return d;

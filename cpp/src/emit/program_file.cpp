@@ -312,7 +312,7 @@ void validate(Program& p, Reader& r) {
   if (p.options.compress != "" && p.options.compress != "int8") r.corrupt("compress option");
   if (p.metadata.count("output_mode")) {
     const std::string& m = p.metadata.at("output_mode");
-    if (m != "0" && m != "1" && m != "2") r.corrupt("output mode");
+    if (m != "0" && m != "1" && m != "2" && m != "3") r.corrupt("output mode");
   }
   int ns = static_cast<int>(p.slot_elems.size());
   if (p.slot_bytes.size() != p.slot_elems.size()) r.corrupt("buffer slot tables");
