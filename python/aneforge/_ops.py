@@ -18,18 +18,9 @@ TABLE: list = []
 
 _TENSOR_KINDS = ("tensor", "tensor?", "tensors")
 
-# The Python API shows PyTorch's parameter names; the op table keeps MIL's (axis, keepdims,
-# pad), and the seed's spellings stay accepted as aliases of PyTorch's.
-_TORCH_PARAM = {"axis": "dim", "keepdims": "keepdim"}
+# The Python API shows PyTorch's parameter names (af::python_name in the op table); the
+# table keeps MIL's (axis, keepdims, pad), and the seed's spellings stay accepted as aliases.
 ALIASES = {"padding": "pad", "pad": "padding", "dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
-
-
-def python_name(pname: str, kind: str) -> str:
-    """A table parameter's name in the Python API (conv's ``pad`` is ``padding``; F.pad's
-    ``pad``, a tuple of ints, keeps its name as in PyTorch)."""
-    if pname == "pad" and kind == "any":
-        return "padding"
-    return _TORCH_PARAM.get(pname, pname)
 
 
 def _translate(name, names, kwargs):
@@ -89,7 +80,7 @@ def _norm_attr_checked(kind, value, op, pname):
 
 def _make(spec):
     name = spec["name"]
-    params = [(python_name(p, k), k, d, p) for p, k, d in spec["params"]]
+    params = [(py, k, d, p) for (p, k, d), py in zip(spec["params"], spec["python_names"])]
     sig_params = []
     for pname, kind, dflt, _ in params:
         if dflt == "*":

@@ -181,6 +181,9 @@ NB_MODULE(_core, m) {
       nb::list ps;
       for (const auto& p : d->params) ps.append(nb::make_tuple(p.name, kind_name(p.kind), p.dflt));
       e["params"] = ps;
+      nb::list pys;
+      for (const auto& p : d->params) pys.append(af::python_name(p));
+      e["python_names"] = pys;
       out.append(e);
     }
     return out;

@@ -26,6 +26,11 @@ struct Param {
   std::string dflt;  // Python literal of the default; empty means required; "*" for *args
 };
 
+// The parameter's name in the Python API: PyTorch's where the table keeps MIL's (axis -> dim,
+// keepdims -> keepdim, conv's pad -> padding; F.pad's `pad`, a list of ints, keeps its name).
+// Python accepts both spellings; C++ af::call takes the table's.
+std::string python_name(const Param& p);
+
 struct OpDef;
 namespace mil {
 class Builder;

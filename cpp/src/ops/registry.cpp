@@ -113,6 +113,13 @@ std::vector<int64_t> int_pair(InferContext& c, const char* key, std::vector<int6
   return v;
 }
 
+std::string python_name(const Param& p) {
+  if (p.name == "pad" && p.kind == ParamKind::any) return "padding";
+  if (p.name == "axis") return "dim";
+  if (p.name == "keepdims") return "keepdim";
+  return p.name;
+}
+
 void InferContext::fail(const std::string& msg) const { throw ValueError(op.name + ": " + msg); }
 
 void InferContext::expect_rank(size_t i, int lo, int hi, const char* what) const {
