@@ -15,7 +15,8 @@ _BACKENDS = ("sim", "mil", "engine")
 
 
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
-            inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18") -> "Net":
+            inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18",
+            max_programs=8) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -34,6 +35,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     backend: "sim" (the simulator, default) or "mil" (runs the emitted MIL program, text and
         weight blob, in the MIL reference interpreter: what the engine would be given).
     opset: the MIL opset the mil backend runs, "ios18" (default) or "ios17".
+    max_programs: for inputs with a flexible batch (``af.input((None, 3, 224, 224))``), how
+        many per-batch programs the net keeps (least recently used dropped). The engine runs
+        static shapes: each batch size is its own program, compiled on first use (or ahead of
+        time with ``net.compile_for(batch=8)``); batch 1 is compiled here.
     """
     if target is not None and not isinstance(target, str):
         raise TypeError(f"compile: target must be a target or chip name such as 'h16g' or 'M4', got {target!r}")
@@ -68,6 +73,12 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
             if not isinstance(t, Tensor):
                 raise TypeError(f"compile: inputs= must hold Tensors, got {type(t).__name__}")
             ins.append(t._t)
+    from . import _flex
+    if _flex.is_flexible(outs):
+        structure = ["single", "list", "dict", "tuple"][mode]
+        options = dict(target=target, compress=compress, precision=precision, backend=backend,
+                       rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset)
+        return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
     prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
                          target or "", compress or "", dump == "passes")
     if dump == "passes":
@@ -88,6 +99,20 @@ class Net:
             self._exe = _core.Executable(program, backend, mode)
         self.backend = backend
         self.opset = opset
+
+    @property
+    def flexible(self) -> bool:
+        """True for nets with a flexible batch (af.input((None, ...))): one program per batch size."""
+        return False
+
+    def compile_for(self, batch: int) -> "Net":
+        """This net, when its batch is ``batch``: a net with fixed shapes has one program.
+        (Nets built from ``af.input((None, ...))`` compile one per batch size.)"""
+        have = self.inputs[0][1][0] if self.inputs and self.inputs[0][1] else None
+        if batch != have:
+            raise ValueError(f"compile_for: this net was compiled for fixed shapes (batch {have}); build it "
+                             "from af.input((None, ...)) for a flexible batch")
+        return self
 
     @property
     def compress(self):

@@ -11,6 +11,7 @@ import inspect
 import numbers
 
 from . import _core
+from ._flex import record
 from ._tensor import Tensor, as_tensor
 
 OPS: dict = {}
@@ -123,9 +124,8 @@ def _make(spec):
             else:
                 attrs[table_name] = _norm_attr(kind, v, name, pname)
         outs = _core.make(name, tensors, attrs)
-        if len(outs) == 1 and not multi:
-            return Tensor(outs[0])
-        return tuple(Tensor(t) for t in outs)
+        result = Tensor(outs[0]) if len(outs) == 1 and not multi else tuple(Tensor(t) for t in outs)
+        return record(fn, args, kwargs, result)
 
     fn.__name__ = name
     fn.__qualname__ = name

@@ -17,11 +17,12 @@ class Tensor:
     are known (and checked) as soon as they are built.
     """
 
-    __slots__ = ("_t",)
+    __slots__ = ("_t", "_recipe")
     __array_ufunc__ = None  # numpy defers to our reflected operators
 
     def __init__(self, handle: _core.Tensor):
         self._t = handle
+        self._recipe = None  # how to rebuild it for another batch size (flexible graphs only)
 
     def __array__(self, *args, **kwargs):
         raise TypeError(f"a lazy af.Tensor {self.shape} has no values yet: compile the graph first "
@@ -112,7 +113,8 @@ class Tensor:
 
     def __getitem__(self, key):
         """NumPy/PyTorch basic indexing: ints, slices with positive steps, None, Ellipsis."""
-        return _getitem(self, key)
+        from ._flex import record
+        return record(_getitem, (self, key), {}, _getitem(self, key))
 
     def cast(self, dtype):
         return _call("cast", self, dtype)
@@ -195,14 +197,28 @@ def as_tensor(value, ref_dtype=None, what="value") -> Tensor:
 
 
 def input(shape, dtype="fp16", name=None) -> Tensor:  # noqa: A001 - the seed's name
-    """A graph input of fixed ``shape`` (rank <= 5), fed when the compiled net is called.
+    """A graph input of ``shape`` (rank <= 5), fed when the compiled net is called.
 
+    ``None`` as the first dimension makes the batch flexible: ``af.input((None, 3, 224, 224))``.
+    The engine runs static shapes, so the compiled net holds one program per batch size
+    (see af.compile); while the graph is built, the batch has the placeholder size 13.
     ``name`` lets the net be called with keywords (``net(image=...)``); inputs without
     names are called ``input_<k>`` and are fed in creation order.
     """
     if isinstance(shape, numbers.Integral):
         shape = (shape,)
-    return Tensor(_core.input(tuple(shape), str(dtype), name or ""))
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"input: shape must be a tuple of ints (None for a flexible batch), got {shape!r}") from None
+    if any(d is None for d in shape[1:]):
+        raise ValueError(f"input: only the batch dimension (dim 0) may be None, got {shape}")
+    if shape and shape[0] is None:
+        from ._flex import TRACE_BATCH, FlexInput
+        t = Tensor(_core.input((TRACE_BATCH,) + shape[1:], str(dtype), name or ""))
+        t._recipe = FlexInput(shape, str(dtype), t.name, t._t.node_id)
+        return t
+    return Tensor(_core.input(shape, str(dtype), name or ""))
 
 
 def constant(value, dtype=None) -> Tensor:
