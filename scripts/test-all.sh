@@ -2,28 +2,48 @@
 # Sets up .venv with the test dependencies, then runs every test: the C++ tests (GoogleTest
 # via ctest), the C++ tests under ASan+UBSan and TSan with warnings as errors, a short fuzz
 # run of every file reader, and the Python tests (pytest, last). Compiler output goes to
-# build/logs/; exits non-zero when anything fails. FUZZ_SECONDS (default 60) per fuzz target.
+# build/logs/; ends with a summary of the steps; exits non-zero when anything fails.
+# FUZZ_SECONDS (default 60) per fuzz target; arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/logs
-step() { printf '== %s\n' "$*"; }
+SUMMARY=()
+CURRENT=""
+STARTED=0
+step() {  # closes the previous step, opens the next
+  [ -n "$CURRENT" ] && SUMMARY+=("$(printf '  ok      %4ss  %s' $((SECONDS - STARTED)) "$CURRENT")")
+  CURRENT="$*"; STARTED=$SECONDS
+  printf '\n== %s\n' "$*"
+}
+finish() {
+  local rc=$?
+  if [ -n "$CURRENT" ]; then
+    if [ "$rc" = 0 ]; then SUMMARY+=("$(printf '  ok      %4ss  %s' $((SECONDS - STARTED)) "$CURRENT")")
+    else SUMMARY+=("$(printf '  FAILED  %4ss  %s' $((SECONDS - STARTED)) "$CURRENT")"); fi
+  fi
+  printf '\n== summary (%ss, logs in build/logs/)\n' "$SECONDS"
+  printf '%s\n' "${SUMMARY[@]}"
+  [ "$rc" = 0 ] && echo "all tests passed" || echo "FAILED"
+}
+trap finish EXIT
 need=()
 for pkg in libgtest-dev clang libclang-rt-14-dev; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-  step "installing Debian packages: ${need[*]}"
+  step "Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" > build/logs/apt.log
 fi
-step "python environment and package (build log: build/logs/pip.log)"
-source "$(dirname "$0")/env.sh" test > build/logs/pip.log 2>&1 || { tail -30 build/logs/pip.log; exit 1; }
+step "Python environment and package with the test dependencies"
+source "$(dirname "$0")/env.sh" test
 step "C++ build (build/logs/cpp-build.log)"
 { cmake -S . -B build/cpp -G Ninja -DANEFORGE_BUILD_TESTS=ON -DPython_EXECUTABLE="$(command -v python)" &&
   cmake --build build/cpp; } > build/logs/cpp-build.log 2>&1 || { grep -E "error" build/logs/cpp-build.log | head -30; exit 1; }
-step "C++ tests"
-ctest --test-dir build/cpp --output-on-failure | tail -3
-step "C++ tests under sanitizers (build/asan.log, build/tsan.log)"
+step "C++ tests (ctest)"
+ctest --test-dir build/cpp --output-on-failure > build/logs/ctest.log 2>&1 || { cat build/logs/ctest.log | tail -40; exit 1; }
+tail -3 build/logs/ctest.log
+step "C++ tests under ASan+UBSan and TSan, warnings as errors"
 bash scripts/sanitize.sh
 step "fuzzing, ${FUZZ_SECONDS:-60} s per target (build/fuzz-logs/)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
-step "Python tests"
+step "Python tests (pytest)"
 python -m pytest -q "$@"
