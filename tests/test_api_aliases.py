@@ -87,3 +87,23 @@ def test_int_arrays_convert_when_exact_and_are_refused_otherwise():
     np.testing.assert_array_equal(net(np.array([1, -2, 2048], dtype=np.int64)), [1, -2, 2048])
     with pytest.raises(ValueError, match="2049"):
         net(np.array([1, 2, 2049], dtype=np.int32))  # not representable in fp16
+
+
+def test_nets_needs_no_import_of_its_own():
+    import subprocess
+    import sys
+    code = "import aneforge as af; x, y = af.nets.resnet18(size=32, classes=10); print(y.shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "(1, 10)", out.stderr
+
+
+def test_op_info_by_name_alias_and_category():
+    (conv,) = af.ops("conv2d")
+    assert conv.name == "conv" and conv.kind == "native" and conv.first_family == "h13"
+    assert "padding=0" in conv.signature and {"conv1d", "conv2d"} <= set(conv.aliases)
+    assert af.ops("sdpa")[0].kind == "bridge"
+    assert {o.name for o in af.ops(category="pooling")} >= {"max_pool", "avg_pool"}
+    with pytest.raises(ValueError, match="did you mean"):
+        af.ops("conv3")
+    with pytest.raises(ValueError, match="categories are"):
+        af.ops(category="convolution")
