@@ -12,6 +12,7 @@ enum class Status {
   unsupported_target,  // the target cannot run this op or shape
   unsupported,         // not implemented yet (Python NotImplementedError)
   io_error,            // file missing, truncated or corrupt
+  engine,              // the Neural Engine is unavailable or refused a program (Python af.EngineError)
   internal,            // a bug in ANEForge
 };
 
@@ -38,6 +39,9 @@ struct UnsupportedError : Error {
 };
 struct IOError : Error {
   explicit IOError(const std::string& m) : Error(Status::io_error, m) {}
+};
+struct EngineError : Error {
+  explicit EngineError(const std::string& m) : Error(Status::engine, m) {}
 };
 
 }  // namespace af

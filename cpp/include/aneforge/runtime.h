@@ -21,8 +21,14 @@ class Executable {
   virtual ~Executable() = default;
   // inputs[i] points at numel(inputs[i] shape) floats, in program input order;
   // outputs[j] must hold numel(output shape) floats. Inputs are rounded to the input dtype.
+  // A null inputs[i] keeps the value of a resident input (see alias).
   virtual void run(const float* const* inputs, float* const* outputs) = 0;
   virtual const Program& program() const = 0;
+  // Resident state (weights, optimizer moments, KV caches): after each run, output `out`
+  // is the value of input `in` on the next, held by the backend without a host round trip
+  // (the engine binds one buffer to both ports). The first run gives the input; later runs
+  // pass nullptr for it (or a value, which replaces the state). Same dtype and shape.
+  virtual void alias(int out, int in);
 };
 
 class Backend {
@@ -32,6 +38,9 @@ class Backend {
   virtual bool available() const = 0;
   virtual std::unique_ptr<Executable> load(std::shared_ptr<const Program> program) = 0;
 };
+
+// Checks that output `out` can be resident input `in` (ValueError naming both otherwise).
+void check_alias(const Program& p, int out, int in);
 
 Backend& backend(const std::string& name);  // "sim" (everywhere) or "engine" (macOS)
 std::vector<std::string> backend_names();

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "aneforge/engine.h"
 #include "aneforge/error.h"
 #include "aneforge/op.h"
 #include "aneforge/parallel.h"
@@ -30,6 +31,24 @@ void SimContext::store(float* data, size_t n, DType dtype) const {
   }
 }
 
+void Executable::alias(int, int) {
+  throw UnsupportedError("this backend has no resident state");
+}
+
+void check_alias(const Program& p, int out, int in) {
+  if (out < 0 || in < 0 || static_cast<size_t>(out) >= p.outputs.size() || static_cast<size_t>(in) >= p.inputs.size())
+    throw ValueError("alias: the program has " + std::to_string(p.outputs.size()) + " outputs and " +
+                     std::to_string(p.inputs.size()) + " inputs; got output " + std::to_string(out) + ", input " +
+                     std::to_string(in));
+  const Value& o = p.values[p.outputs[out]];
+  const Value& i = p.values[p.inputs[in]];
+  if (!(o.type == i.type))
+    throw ValueError("alias: output " + std::to_string(out) + " " + shape_str(o.type.shape) + " " +
+                     std::string(dtype_name(o.type.dtype)) + " cannot be input '" + i.name + "' " +
+                     shape_str(i.type.shape) + " " + std::string(dtype_name(i.type.dtype)) +
+                     ": resident state keeps its type");
+}
+
 namespace {
 
 class SimExecutable final : public Executable {
@@ -55,13 +74,26 @@ class SimExecutable final : public Executable {
 
   const Program& program() const override { return *prog_; }
 
+  void alias(int out, int in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    check_alias(*prog_, out, in);
+    aliases_.push_back({out, in});
+  }
+
   void run(const float* const* inputs, float* const* outputs) override {
     std::lock_guard<std::mutex> lock(mu_);
     const Program& p = *prog_;
+    state_.resize(p.inputs.size());
     for (size_t i = 0; i < p.inputs.size(); ++i) {
       const Value& v = p.values[p.inputs[i]];
       size_t n = static_cast<size_t>(numel(v.type.shape));
-      std::memcpy(ptr_[p.inputs[i]], inputs[i], n * sizeof(float));
+      const float* src = inputs[i];
+      if (!src) {
+        if (state_[i].empty())
+          throw ValueError("input '" + v.name + "' has no value: give it (a resident input needs one on the first run)");
+        src = state_[i].data();
+      }
+      std::memcpy(ptr_[p.inputs[i]], src, n * sizeof(float));
       ctx_.store(ptr_[p.inputs[i]], n, v.type.dtype);
     }
     for (size_t s = 0; s < p.steps.size(); ++s) {
@@ -84,6 +116,10 @@ class SimExecutable final : public Executable {
       const Value& v = p.values[p.outputs[j]];
       std::memcpy(outputs[j], ptr_[p.outputs[j]], static_cast<size_t>(numel(v.type.shape)) * sizeof(float));
     }
+    for (auto [out, in] : aliases_) {
+      const float* src = ptr_[p.outputs[out]];
+      state_[in].assign(src, src + numel(p.values[p.outputs[out]].type.shape));
+    }
   }
 
  private:
@@ -97,6 +133,8 @@ class SimExecutable final : public Executable {
   std::vector<std::vector<float>> slots_;
   std::vector<float*> ptr_;
   std::vector<StepPtrs> steps_;
+  std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
+  std::vector<std::vector<float>> state_;     // per input: its resident value
   std::mutex mu_;
 };
 
@@ -111,12 +149,18 @@ class SimBackend final : public Backend {
 
 }  // namespace
 
+class EngineBackend final : public Backend {
+ public:
+  std::string name() const override { return "engine"; }
+  bool available() const override { return engine::probe().available; }
+  std::unique_ptr<Executable> load(std::shared_ptr<const Program> p) override { return engine::load_program(std::move(p)); }
+};
+
 Backend& backend(const std::string& name) {
   static SimBackend sim;
+  static EngineBackend eng;
   if (name == "sim" || name.empty()) return sim;
-  if (name == "engine")
-    throw UnsupportedError("backend 'engine' needs macOS with an Apple Neural Engine; this build has "
-                           "only 'sim'");
+  if (name == "engine") return eng;
   throw ValueError("unknown backend '" + name + "'; valid backends: sim, engine");
 }
 

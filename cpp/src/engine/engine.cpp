@@ -1,0 +1,422 @@
+// The engine backend: a compiled Program as MIL + weights in a content-keyed directory, loaded
+// by the e5rt path (or the in-memory path where e5rt is missing), with the per-process limits
+// the engine imposes: a cap on loaded programs (least recently used unloaded, with a
+// warning), and no use after fork().
+#include "aneforge/engine.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <map>
+#include <mutex>
+#include <regex>
+
+#include "aneforge/aneforge.h"
+#include "aneforge/durable.h"
+#include "aneforge/error.h"
+#include "aneforge/fp16.h"
+#include "aneforge/mil.h"
+#include "aneforge/runtime.h"
+#include "aneforge/target.h"
+#include "engine/dylib.h"
+#include "engine/loaded.h"
+
+namespace af::engine {
+
+uint64_t element_bytes(DType t) {
+  switch (t) {
+    case DType::fp16: return 2;
+    case DType::fp32: return 4;
+    case DType::int32: return 4;
+    default: throw UnsupportedError("engine: inputs and outputs of dtype " + std::string(dtype_name(t)) +
+                                    " are not supported (fp16, fp32 and int32 are)");
+  }
+}
+
+Port make_port(const std::string& name, DType dtype, const Shape& shape) {
+  Port p{name, dtype, shape, 0, 0};
+  p.bytes = static_cast<uint64_t>(std::max<int64_t>(1, numel(shape))) * element_bytes(dtype);
+  p.alloc_bytes = std::max<uint64_t>(64, (p.bytes + 63) / 64 * 64);
+  return p;
+}
+
+uint64_t surface_bytes(const std::vector<Port>& ports) {
+  uint64_t n = kMinSurfaceBytes;
+  for (const auto& p : ports) n = std::max(n, p.alloc_bytes);
+  return (n + 16383) / 16384 * 16384;  // whole 16 KiB pages
+}
+
+std::vector<size_t> alphabetical_order(const std::vector<Port>& ports) {
+  std::vector<size_t> idx(ports.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ports[a].name < ports[b].name; });
+  return idx;
+}
+
+namespace {
+
+std::mutex g_mu;
+std::function<void(const std::string&)> g_warn;
+std::atomic<bool> g_forked{false};
+std::once_flag g_atfork;
+
+void warn(const std::string& msg) {
+  std::function<void(const std::string&)> h;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    h = g_warn;
+  }
+  if (h) h(msg);
+  else std::cerr << "aneforge: warning: " << msg << "\n";
+}
+
+void check_not_forked() {
+  if (g_forked)
+    throw EngineError("the engine cannot be used in a process forked after a program was loaded (Espresso and "
+                      "libdispatch are not fork-safe): start workers with posix_spawn, or multiprocessing's "
+                      "'spawn' start method");
+}
+
+std::string chip_name() {
+#ifdef __APPLE__
+  char buf[256] = {0};
+  size_t n = sizeof(buf) - 1;
+  if (sysctlbyname("machdep.cpu.brand_string", buf, &n, nullptr, 0) == 0) return buf;
+#endif
+  return "";
+}
+
+// The compiler target for this machine: ANEFORGE_TARGET, else the chip's row of the target
+// table ("Apple M4 Pro" -> h16g), else "" (unknown).
+std::string detect_target(const std::string& chip, std::string* note) {
+  std::string forced = env("ANEFORGE_TARGET");
+  if (!forced.empty()) return find_target(forced).name;  // throws for names outside the table
+  std::smatch m;
+  if (std::regex_search(chip, m, std::regex(R"(Apple (M\d+(?: (?:Pro|Max|Ultra))?))"))) {
+    try {
+      return find_target(m[1].str()).name;
+    } catch (const Error&) {
+      try {
+        return find_target(m[1].str().substr(0, m[1].str().find(' '))).name;
+      } catch (const Error&) {
+      }
+    }
+    *note = "chip '" + chip + "' is not in the target table; set ANEFORGE_TARGET";
+  }
+  return "";
+}
+
+std::string hex64(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof(b), "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// A content key (FNV-1a, two lanes): not a security boundary, a cache name.
+std::string content_key(const std::vector<std::string>& parts) {
+  uint64_t a = 1469598103934665603ull, b = 1099511628211ull * 7919;
+  for (const auto& p : parts) {
+    for (unsigned char c : p) {
+      a = (a ^ c) * 1099511628211ull;
+      b = (b ^ c) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
+    }
+    a = (a ^ 0xff) * 1099511628211ull;
+  }
+  return hex64(a) + hex64(b);
+}
+
+void make_dirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i)
+    if (i == path.size() || path[i] == '/') {
+      std::string p = path.substr(0, i);
+      if (mkdir(p.c_str(), 0755) != 0 && errno != EEXIST)
+        throw IOError("engine cache: cannot create " + p + ": " + std::strerror(errno));
+    }
+}
+
+std::string chosen_path(bool* e5rt_ok, bool* inmem_ok, std::string* lib, std::string* why) {
+  std::string force = env("ANEFORGE_ENGINE_PATH");
+  if (!force.empty() && force != "e5rt" && force != "inmemory")
+    throw ValueError("ANEFORGE_ENGINE_PATH must be 'e5rt' or 'inmemory', got '" + force + "'");
+  std::string why_e5, why_im, lib_e5, lib_im;
+  *e5rt_ok = force != "inmemory" && e5rt_present(&lib_e5, &why_e5);
+  *inmem_ok = !*e5rt_ok && force != "e5rt" && inmemory_present(&lib_im, &why_im);
+  if (*e5rt_ok) {
+    *lib = lib_e5;
+    return "e5rt";
+  }
+  if (*inmem_ok) {
+    *lib = lib_im;
+    *why = "e5rt unavailable (" + why_e5 + "); using the in-memory path";
+    return "inmemory";
+  }
+  *why = force == "inmemory" ? why_im : force == "e5rt" ? why_e5 : why_e5 + "; " + why_im;
+  return "";
+}
+
+}  // namespace
+
+void set_warning_handler(std::function<void(const std::string&)> handler) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_warn = std::move(handler);
+}
+
+int max_loaded_programs() {
+  std::string v = env("ANEFORGE_ENGINE_MAX_LOADED");
+  if (v.empty()) return 100;
+  try {
+    int n = std::stoi(v);
+    if (n >= 1) return n;
+  } catch (...) {
+  }
+  throw ValueError("ANEFORGE_ENGINE_MAX_LOADED must be an integer >= 1, got '" + v + "'");
+}
+
+std::string cache_dir() {
+  std::string c = env("ANEFORGE_CACHE");
+  if (!c.empty()) return c;
+  std::string home = env("HOME");
+#ifdef __APPLE__
+  return (home.empty() ? "/tmp" : home + "/Library/Caches") + "/aneforge";
+#else
+  std::string xdg = env("XDG_CACHE_HOME");
+  return (xdg.empty() ? (home.empty() ? "/tmp" : home + "/.cache") : xdg) + "/aneforge";
+#endif
+}
+
+DeviceInfo probe() {
+  DeviceInfo d;
+  d.chip = chip_name();
+  std::string note;
+  d.target = detect_target(d.chip, &note);
+  bool e5, im;
+  d.path = chosen_path(&e5, &im, &d.library, &d.reason);
+  if (d.path.empty()) {
+#ifdef __APPLE__
+    d.reason = "no engine path works on this Mac: " + d.reason;
+#else
+    d.reason = "no Apple Neural Engine here (the engine backend runs on Apple Silicon Macs; "
+               "use backend='sim' or 'mil'): " + d.reason;
+#endif
+    return d;
+  }
+  if (d.target.empty()) {
+    d.reason = note.empty() ? "cannot tell which engine this is; set ANEFORGE_TARGET (e.g. h16g)" : note;
+    d.path.clear();
+    return d;
+  }
+  d.available = true;
+  return d;
+}
+
+// ---- loaded-program registry: the per-process cap, least recently used first ----
+
+namespace {
+
+class EngineExecutable;
+struct Registry {
+  std::mutex mu;
+  std::list<EngineExecutable*> lru;  // front: least recently used; only loaded programs
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // outlives every executable
+  return *r;
+}
+
+class EngineExecutable final : public Executable {
+ public:
+  EngineExecutable(std::shared_ptr<const Program> p, DeviceInfo dev) : prog_(std::move(p)), dev_(std::move(dev)) {
+    int opset = env("ANEFORGE_ENGINE_OPSET") == "17" ? 17 : 18;
+    mil::Program m = mil::build(*prog_, opset);
+    files_.mil_text = mil::to_text(m);
+    files_.weights = m.weights.bytes;
+    files_.target = dev_.target;
+    for (size_t i = 0; i < prog_->inputs.size(); ++i) {
+      const Value& v = prog_->values[prog_->inputs[i]];
+      files_.inputs.push_back(make_port(m.main.inputs.at(i).first, v.type.dtype, v.type.shape));
+    }
+    for (size_t j = 0; j < prog_->outputs.size(); ++j) {
+      const Value& v = prog_->values[prog_->outputs[j]];
+      files_.outputs.push_back(make_port(m.main.outputs.at(j), v.type.dtype, v.type.shape));
+    }
+    std::string key = content_key({files_.mil_text, files_.weights, dev_.target, kVersion, dev_.path});
+    files_.dir = cache_dir() + "/programs/" + key;
+    files_.mil_path = files_.dir + "/model.mil";
+    make_dirs(files_.dir + "/weights");
+    auto same = [](const std::string&) { return true; };  // same key: same content
+    if (io::existing(files_.mil_path) != io::Existing::file) io::write_file(files_.mil_path, files_.mil_text, same);
+    if (!files_.weights.empty() && io::existing(files_.dir + "/weights/weight.bin") != io::Existing::file)
+      io::write_file(files_.dir + "/weights/weight.bin", files_.weights, same);
+    ensure_loaded();  // compile and load now: errors at the user's compile line
+  }
+
+  ~EngineExecutable() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    unload_locked();
+  }
+
+  const Program& program() const override { return *prog_; }
+
+  void alias(int out, int in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    check_alias(*prog_, out, in);
+    if (loaded_) loaded_->alias(out, in);
+    aliases_.push_back({static_cast<size_t>(out), static_cast<size_t>(in)});
+  }
+
+  void run(const float* const* inputs, float* const* outputs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    check_not_forked();
+    ensure_loaded_locked();
+    const Fp16Mode mode = prog_->options.numerics.fp16;
+    for (size_t i = 0; i < files_.inputs.size(); ++i) {
+      const Port& p = files_.inputs[i];
+      if (!inputs[i]) {  // resident: the value the last run left in the shared buffer
+        bool resident = std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == i; });
+        if (!resident || !ran_)
+          throw ValueError("input '" + prog_->values[prog_->inputs[i]].name +
+                           "' has no value: give it (a resident input needs one on the first run)");
+        continue;
+      }
+      size_t n = static_cast<size_t>(p.bytes / element_bytes(p.dtype));
+      loaded_->write_input(i, [&](void* dst) {
+        if (p.dtype == DType::fp16) floats_to_halves(inputs[i], static_cast<uint16_t*>(dst), n, mode);
+        else if (p.dtype == DType::fp32) std::memcpy(dst, inputs[i], n * 4);
+        else for (size_t k = 0; k < n; ++k) static_cast<int32_t*>(dst)[k] = static_cast<int32_t>(inputs[i][k]);
+      });
+    }
+    loaded_->execute();
+    ran_ = true;
+    for (size_t j = 0; j < files_.outputs.size(); ++j) {
+      const Port& p = files_.outputs[j];
+      size_t n = static_cast<size_t>(p.bytes / element_bytes(p.dtype));
+      loaded_->read_output(j, [&](const void* src) {
+        if (p.dtype == DType::fp16) halves_to_floats(static_cast<const uint16_t*>(src), outputs[j], n);
+        else if (p.dtype == DType::fp32) std::memcpy(outputs[j], src, n * 4);
+        else for (size_t k = 0; k < n; ++k) outputs[j][k] = static_cast<float>(static_cast<const int32_t*>(src)[k]);
+      });
+    }
+  }
+
+  // Called by the registry (another program needs the slot): drop the engine objects; the
+  // next run loads again.
+  void evict() {
+    std::lock_guard<std::mutex> lock(mu_);
+    unload_locked();
+  }
+
+  const std::string& name() const { return files_.dir; }
+
+ private:
+  void ensure_loaded() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ensure_loaded_locked();
+  }
+
+  void ensure_loaded_locked() {
+    if (loaded_) {
+      touch();
+      return;
+    }
+    check_not_forked();
+    make_room();
+    std::string why;
+    loaded_ = dev_.path == "e5rt" ? load_e5rt(files_, &why) : load_inmemory(files_, &why);
+    if (!loaded_) throw EngineError("engine: the " + dev_.path + " path is no longer available: " + why);
+    for (auto [out, in] : aliases_) loaded_->alias(out, in);
+    for (auto& [in, bytes] : saved_)  // resident state kept across an unload
+      loaded_->write_input(in, [&](void* dst) { std::memcpy(dst, bytes.data(), bytes.size()); });
+    saved_.clear();
+    std::call_once(g_atfork, [] { pthread_atfork(nullptr, nullptr, [] { g_forked = true; }); });
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.lru.push_back(this);
+  }
+
+  // Unloads least recently used programs until one more fits under the cap.
+  void make_room() {
+    const int cap = max_loaded_programs();
+    for (;;) {
+      EngineExecutable* victim = nullptr;
+      size_t count;
+      {
+        auto& r = registry();
+        std::lock_guard<std::mutex> lock(r.mu);
+        count = r.lru.size();
+        if (static_cast<int>(count) < cap) return;
+        victim = r.lru.front();
+        r.lru.pop_front();
+      }
+      warn(std::to_string(count) + " engine programs are loaded (limit " + std::to_string(cap) +
+           ", ANEFORGE_ENGINE_MAX_LOADED; the engine allows about 128 per process): unloading the least "
+           "recently used one, which loads again on its next call");
+      victim->evict();
+    }
+  }
+
+  void touch() {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    auto it = std::find(r.lru.begin(), r.lru.end(), this);
+    if (it != r.lru.end()) r.lru.splice(r.lru.end(), r.lru, it);
+  }
+
+  void unload_locked() {
+    {
+      auto& r = registry();
+      std::lock_guard<std::mutex> lock(r.mu);
+      r.lru.remove(this);
+    }
+    if (loaded_ && ran_)
+      for (auto [out, in] : aliases_)
+        loaded_->read_output(out, [&](const void* src) {
+          const char* b = static_cast<const char*>(src);
+          saved_[in].assign(b, b + files_.outputs[out].bytes);
+        });
+    loaded_.reset();
+  }
+
+  std::shared_ptr<const Program> prog_;
+  DeviceInfo dev_;
+  ProgramFiles files_;
+  std::unique_ptr<Loaded> loaded_;
+  std::vector<std::pair<size_t, size_t>> aliases_;
+  std::map<size_t, std::string> saved_;  // input -> resident bytes while unloaded
+  bool ran_ = false;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+int loaded_programs() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return static_cast<int>(r.lru.size());
+}
+
+std::unique_ptr<Executable> load_program(std::shared_ptr<const Program> p) {
+  check_not_forked();
+  DeviceInfo d = probe();
+  if (!d.available) throw EngineError("backend 'engine' is unavailable: " + d.reason);
+  // The program was gated for its target; the engine compiles it for its own, which must
+  // run everything that target runs.
+  const Target& gated = find_target(p->options.target.empty() ? "h16g" : p->options.target);
+  const Target& here = find_target(d.target);
+  if (here.family < gated.family)
+    throw EngineError("the program was checked against target " + gated.name + " but this engine is " + here.name +
+                      ", an older family: compile with target='" + here.name + "'");
+  return std::make_unique<EngineExecutable>(std::move(p), std::move(d));
+}
+
+}  // namespace af::engine

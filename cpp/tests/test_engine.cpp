@@ -1,0 +1,334 @@
+// The engine runtime against the doubles of its APIs (tests/doubles): the e5rt path and the
+// in-memory path, loaded through the same dlopen code the real frameworks are. Results are
+// computed by the simulator inside the double, so they must equal the sim bit for bit.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "aneforge/aneforge.h"
+#include "aneforge/engine.h"
+#include "aneforge/mil.h"
+#include "../../tests/doubles/mil_signature.h"
+
+using namespace af;
+
+namespace {
+
+// The program the double's compute function runs (by MIL text), with its port names.
+std::map<std::string, std::shared_ptr<const Program>>& programs() {
+  static std::map<std::string, std::shared_ptr<const Program>> p;
+  return p;
+}
+
+int sim_compute(const char* mil_text, const void*, uint64_t, int n_in, const char* const* in_names,
+                const void* const* in_ptrs, const uint64_t*, int n_out, const char* const* out_names,
+                void* const* out_ptrs, const uint64_t*) {
+  auto it = programs().find(mil_text);
+  if (it == programs().end()) return 1;
+  const Program& p = *it->second;
+  mil::Program m = mil::build(p, 18);
+  std::vector<HostTensor> ins(p.inputs.size());
+  for (size_t i = 0; i < p.inputs.size(); ++i) {
+    const Value& v = p.values[p.inputs[i]];
+    ins[i].shape = v.type.shape;
+    ins[i].data.resize(numel(v.type.shape));
+    for (int k = 0; k < n_in; ++k)
+      if (m.main.inputs[i].first == in_names[k])
+        halves_to_floats(static_cast<const uint16_t*>(in_ptrs[k]), ins[i].data.data(), ins[i].data.size());
+  }
+  auto outs = run_sim(it->second, ins);
+  for (size_t j = 0; j < outs.size(); ++j)
+    for (int k = 0; k < n_out; ++k)
+      if (m.main.outputs[j] == out_names[k])
+        floats_to_halves(outs[j].data.data(), static_cast<uint16_t*>(out_ptrs[k]), outs[j].data.size());
+  return 0;
+}
+
+struct Double {
+  void* h = nullptr;
+  explicit Double(const char* path) : h(dlopen(path, RTLD_NOW | RTLD_LOCAL)) {}
+  template <class Fn>
+  Fn fn(const char* name) const {
+    return reinterpret_cast<Fn>(dlsym(h, name));
+  }
+  void reset() const { fn<void (*)()>("af_double_reset")(); fn<void (*)(dbl::ComputeFn)>("af_double_set_compute")(sim_compute); }
+  std::string violations() const { return fn<const char* (*)()>("af_double_violations")(); }
+  std::string log() const { return fn<const char* (*)()>("af_double_log")(); }
+  int live() const { return fn<int (*)()>("af_double_live")(); }
+  int calls(const char* f) const { return fn<int (*)(const char*)>("af_double_calls")(f); }
+  void fail(const char* f, int code, const char* msg, int nth = 0) const {
+    fn<void (*)(const char*, int, const char*, int)>("af_double_fail")(f, code, msg, nth);
+  }
+};
+
+class EngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string path = GetParam();
+    cache_ = std::filesystem::temp_directory_path() / ("af_engine_" + std::to_string(getpid()));
+    setenv("ANEFORGE_CACHE", cache_.c_str(), 1);
+    setenv("ANEFORGE_TARGET", "h16g", 1);
+    unsetenv("ANEFORGE_ENGINE_MAX_LOADED");
+    if (path == "e5rt") {
+      setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
+      setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
+      dbl_ = std::make_unique<Double>(AF_E5RT_DOUBLE);
+    } else {
+      setenv("ANEFORGE_ENGINE_OBJC", AF_OBJC_DOUBLE, 1);
+      setenv("ANEFORGE_ENGINE_PATH", "inmemory", 1);
+      dbl_ = std::make_unique<Double>(AF_OBJC_DOUBLE);
+      std::filesystem::create_directories(cache_ / "tmp");
+      dbl_->fn<void (*)(const char*)>("af_double_set_tmpdir")((cache_ / "tmp").string().append("/").c_str());
+    }
+    ASSERT_NE(dbl_->h, nullptr);
+    dbl_->reset();
+  }
+  void TearDown() override { std::filesystem::remove_all(cache_); }
+
+  // conv + relu + a second output: a program with weights and two inputs.
+  std::shared_ptr<const Program> program(unsigned seed = 1) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d;
+    std::vector<float> w(4 * 3 * 3 * 3);
+    for (auto& v : w) v = d(g);
+    Tensor x = input({1, 3, 8, 8}, DType::fp16, "image");
+    Tensor b = input({1, 4, 8, 8}, DType::fp16, "bias");
+    Tensor y = call1("relu", {call1("conv", {x, constant(w, {4, 3, 3, 3})}, {{"pad", int64_t{1}}})});
+    Tensor z = call1("add", {y, b});
+    auto p = compile({y, z});
+    programs()[mil::to_text(mil::build(*p, 18))] = p;
+    return p;
+  }
+
+  std::vector<std::vector<float>> run(Executable& e, std::vector<std::vector<float>> ins) {
+    const Program& p = e.program();
+    std::vector<const float*> ip;
+    for (auto& v : ins) ip.push_back(v.empty() ? nullptr : v.data());
+    std::vector<std::vector<float>> outs;
+    std::vector<float*> op;
+    for (int v : p.outputs) outs.emplace_back(numel(p.values[v].type.shape));
+    for (auto& o : outs) op.push_back(o.data());
+    e.run(ip.data(), op.data());
+    return outs;
+  }
+
+  std::vector<float> random(size_t n, unsigned seed) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d;
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(g);
+    return v;
+  }
+
+  std::filesystem::path cache_;
+  std::unique_ptr<Double> dbl_;
+};
+
+TEST_P(EngineTest, ResultsEqualTheSimulatorThroughTheRealDispatchCode) {
+  auto p = program();
+  auto eng = backend("engine").load(p);
+  auto sim = backend("sim").load(p);
+  for (unsigned s = 0; s < 3; ++s) {
+    std::vector<std::vector<float>> ins = {random(3 * 64, s), random(4 * 64, s + 10)};
+    auto a = run(*eng, ins), b = run(*sim, ins);
+    ASSERT_EQ(a, b);
+  }
+  EXPECT_EQ(dbl_->violations(), "");
+}
+
+TEST_P(EngineTest, EveryObjectIsReleasedOnceAndNothingLeaks) {
+  {
+    auto eng = backend("engine").load(program());
+    run(*eng, {random(3 * 64, 1), random(4 * 64, 2)});
+    EXPECT_GT(dbl_->live(), 0);
+  }
+  EXPECT_EQ(dbl_->live(), 0);
+  EXPECT_EQ(dbl_->violations(), "");
+  EXPECT_EQ(engine::loaded_programs(), 0);
+}
+
+TEST_P(EngineTest, ResidentStateStaysInOneBuffer) {
+  Tensor x = input({1, 64}, DType::fp16, "state");
+  Tensor y = call1("add", {x, scalar(1.0)});
+  auto p = compile({y});
+  mil::Program m = mil::build(*p, 18);
+  programs()[mil::to_text(m)] = p;
+  for (const char* be : {"sim", "engine"}) {
+    auto e = backend(be).load(p);
+    e->alias(0, 0);
+    EXPECT_THROW(run(*e, {{}}), ValueError) << be << ": a resident input needs a first value";
+    auto out = run(*e, {std::vector<float>(64, 0.0f)});
+    for (int k = 2; k <= 4; ++k) out = run(*e, {{}});
+    EXPECT_EQ(out[0], std::vector<float>(64, 4.0f)) << be;
+    if (std::string(be) == "engine" && GetParam() == "e5rt")
+      EXPECT_EQ(dbl_->fn<int (*)(const char*, const char*)>("af_double_shared")(m.main.inputs[0].first.c_str(),
+                                                                               m.main.outputs[0].c_str()), 1);
+  }
+  EXPECT_EQ(dbl_->violations(), "");
+  EXPECT_EQ(dbl_->live(), 0);
+}
+
+TEST_P(EngineTest, TheLoadCapUnloadsTheLeastRecentlyUsedWithAWarning) {
+  setenv("ANEFORGE_ENGINE_MAX_LOADED", "2", 1);
+  std::vector<std::string> warnings;
+  engine::set_warning_handler([&](const std::string& w) { warnings.push_back(w); });
+  std::vector<std::shared_ptr<const Program>> ps;
+  std::vector<std::unique_ptr<Executable>> exes;
+  for (unsigned s = 1; s <= 3; ++s) {
+    ps.push_back(program(s));
+    exes.push_back(backend("engine").load(ps.back()));
+  }
+  EXPECT_EQ(engine::loaded_programs(), 2);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("least recently used"), std::string::npos);
+  // The unloaded first program loads again on its next call, and is still right.
+  std::vector<std::vector<float>> ins = {random(3 * 64, 5), random(4 * 64, 6)};
+  EXPECT_EQ(run(*exes[0], ins), run(*backend("sim").load(ps[0]), ins));
+  EXPECT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(engine::loaded_programs(), 2);
+  engine::set_warning_handler(nullptr);
+  unsetenv("ANEFORGE_ENGINE_MAX_LOADED");
+  exes.clear();
+  EXPECT_EQ(dbl_->live(), 0);
+  EXPECT_EQ(dbl_->violations(), "");
+}
+
+TEST_P(EngineTest, ACompileFailureWithNoMessageSaysWhatWasCompiledAndLeaksNothing) {
+  bool e5 = GetParam() == "e5rt";
+  dbl_->fail(e5 ? "e5rt_e5_compiler_compile" : "compileWithQoS:options:error:", 5, e5 ? "" : "<nil>");
+  try {
+    backend("engine").load(program());
+    FAIL() << "no error";
+  } catch (const EngineError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(e5 ? "no message" : "no NSError"), std::string::npos) << m;
+    EXPECT_NE(m.find("model.mil"), std::string::npos) << m;
+    EXPECT_NE(m.find("h16g"), std::string::npos) << m;
+  }
+  EXPECT_EQ(dbl_->live(), 0);
+  EXPECT_EQ(dbl_->violations(), "");
+}
+
+TEST_P(EngineTest, AFailureAtRunTimeIsAnEngineErrorWithTheEnginesMessage) {
+  bool e5 = GetParam() == "e5rt";
+  auto eng = backend("engine").load(program());
+  dbl_->fail(e5 ? "e5rt_execution_stream_execute_sync" : "evaluateWithQoS:options:request:error:", 8,
+             "ANEProgramProcessRequestDirect() Failed with status=0x1d", 1);
+  try {
+    run(*eng, {random(3 * 64, 1), random(4 * 64, 2)});
+    FAIL() << "no error";
+  } catch (const EngineError& e) {
+    EXPECT_NE(std::string(e.what()).find("status=0x1d"), std::string::npos) << e.what();
+  }
+  auto ok = run(*eng, {random(3 * 64, 1), random(4 * 64, 2)});  // the next call works
+  EXPECT_EQ(ok.size(), 2u);
+}
+
+TEST_P(EngineTest, TheEnginesOwnLoadLimitIsReported) {
+  if (GetParam() == "e5rt") dbl_->fn<void (*)(int)>("af_double_set_load_cap")(0);
+  else dbl_->fn<void (*)(int)>("af_double_set_load_cap")(0);
+  try {
+    backend("engine").load(program());
+    FAIL() << "no error";
+  } catch (const EngineError& e) {
+    std::string m = e.what();
+    EXPECT_TRUE(m.find("(13)") != std::string::npos || m.find("load failure") != std::string::npos) << m;
+  }
+  EXPECT_EQ(dbl_->live(), 0);
+}
+
+TEST_P(EngineTest, NoUseAfterFork) {
+  auto eng = backend("engine").load(program());
+  pid_t pid = fork();
+  if (pid == 0) {
+    try {
+      run(*eng, {random(3 * 64, 1), random(4 * 64, 2)});
+      _exit(1);
+    } catch (const EngineError& e) {
+      _exit(std::string(e.what()).find("posix_spawn") != std::string::npos ? 0 : 2);
+    } catch (...) {
+      _exit(3);
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST_P(EngineTest, AProgramForANewerFamilyIsRefusedOnAnOlderEngine) {
+  setenv("ANEFORGE_TARGET", "h13", 1);
+  EXPECT_THROW(backend("engine").load(program()), EngineError);
+  setenv("ANEFORGE_TARGET", "h16g", 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, EngineTest, ::testing::Values("e5rt", "inmemory"),
+                         [](const auto& info) { return info.param; });
+
+TEST(EngineProtocol, E5rtCallOrderMaskAndTarget) {
+  setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
+  setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
+  setenv("ANEFORGE_TARGET", "M4", 1);
+  auto cache = std::filesystem::temp_directory_path() / ("af_engine_proto_" + std::to_string(getpid()));
+  setenv("ANEFORGE_CACHE", cache.c_str(), 1);
+  Double d(AF_E5RT_DOUBLE);
+  d.reset();
+  Tensor x = input({1, 8}, DType::fp16, "x");
+  auto p = compile({call1("relu", {x})});
+  programs()[mil::to_text(mil::build(*p, 18))] = p;
+  {
+    auto e = backend("engine").load(p);
+    std::vector<float> in(8, 1.0f), out(8);
+    const float* ip[] = {in.data()};
+    float* op[] = {out.data()};
+    for (int k = 0; k < 3; ++k) e->run(ip, op);
+  }
+  EXPECT_EQ(d.fn<uint64_t (*)()>("af_double_last_mask")(), 0x4u);
+  EXPECT_EQ(std::string(d.fn<const char* (*)()>("af_double_last_custom_options")()), "TargetArchitecture=h16g");
+  EXPECT_EQ(d.calls("e5rt_execution_stream_encode_operation"), 1);
+  EXPECT_EQ(d.calls("e5rt_execution_stream_execute_sync"), 3);
+  std::string log = d.log();
+  auto at = [&](const char* f) { return log.find(f); };
+  EXPECT_LT(at("e5rt_e5_compiler_compile"), at("e5rt_program_library_retain_program_function"));
+  EXPECT_LT(at("e5rt_io_port_bind_buffer_object"), at("e5rt_execution_stream_encode_operation"));
+  EXPECT_LT(at("bind_completion_event"), at("e5rt_execution_stream_encode_operation"));
+  EXPECT_LT(at("e5rt_e5_compiler_release"), at("e5rt_execution_stream_encode_operation"))
+      << "the compiler objects go once the operation exists";
+  EXPECT_LT(at("e5rt_execution_stream_release"), at("e5rt_program_library_release")) << "stream first, library last";
+  EXPECT_EQ(d.violations(), "");
+  EXPECT_EQ(d.live(), 0);
+  std::filesystem::remove_all(cache);
+}
+
+TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {
+  setenv("ANEFORGE_ENGINE_E5RT", "/nonexistent/Espresso", 1);
+  setenv("ANEFORGE_ENGINE_OBJC", "/nonexistent/objc", 1);
+  unsetenv("ANEFORGE_ENGINE_PATH");
+  auto d = engine::probe();
+  EXPECT_FALSE(d.available);
+  EXPECT_NE(d.reason.find("/nonexistent/Espresso"), std::string::npos) << d.reason;
+  Tensor x = input({1, 8});
+  EXPECT_THROW(backend("engine").load(compile({call1("relu", {x})})), EngineError);
+  unsetenv("ANEFORGE_ENGINE_OBJC");
+}
+
+TEST(EngineLayout, PortsAndSurfaces) {
+  auto p = engine::make_port("x", DType::fp16, {1, 3, 5});
+  EXPECT_EQ(p.bytes, 30u);
+  EXPECT_EQ(p.alloc_bytes, 64u);
+  auto q = engine::make_port("y", DType::fp32, {1, 100});
+  EXPECT_EQ(q.alloc_bytes, 448u);
+  EXPECT_EQ(engine::surface_bytes({p, q}), 49152u);
+  auto big = engine::make_port("z", DType::fp16, {1, 64, 1, 1024});
+  EXPECT_EQ(engine::surface_bytes({p, big}), 131072u);
+  auto order = engine::alphabetical_order({q, p, big});
+  EXPECT_EQ(order, (std::vector<size_t>{1, 0, 2}));
+  EXPECT_THROW(engine::make_port("b", DType::boolean, {1}), UnsupportedError);
+}
+
+}  // namespace

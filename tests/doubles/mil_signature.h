@@ -1,0 +1,104 @@
+// Test doubles: the ports of a MIL program, read from its text the way the engine would
+// see them (name, bytes per element, element count). Header-only, no ANEForge dependency.
+#pragma once
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace dbl {
+
+struct MilPort {
+  std::string name;
+  uint64_t elem_bytes = 2;
+  uint64_t count = 1;
+  uint64_t bytes() const { return elem_bytes * count; }
+};
+
+// "tensor<fp16, [1, 3, 4, 4]>" or "fp32" -> bytes per element and count.
+inline bool parse_type(const std::string& t, MilPort* p) {
+  std::string dt = t;
+  std::string dims;
+  if (t.rfind("tensor<", 0) == 0) {
+    size_t comma = t.find(',');
+    size_t lb = t.find('['), rb = t.find(']');
+    if (comma == std::string::npos || lb == std::string::npos || rb == std::string::npos) return false;
+    dt = t.substr(7, comma - 7);
+    dims = t.substr(lb + 1, rb - lb - 1);
+  }
+  if (dt == "fp16") p->elem_bytes = 2;
+  else if (dt == "fp32" || dt == "int32") p->elem_bytes = 4;
+  else return false;
+  p->count = 1;
+  std::stringstream ss(dims);
+  std::string d;
+  while (std::getline(ss, d, ',')) p->count *= std::stoull(d);
+  return true;
+}
+
+struct MilSignature {
+  std::vector<MilPort> inputs, outputs;
+  bool ok = false;
+};
+
+inline MilSignature parse_signature(const std::string& text) {
+  MilSignature s;
+  size_t f = text.find("func main<");
+  if (f == std::string::npos) return s;
+  size_t open = text.find('(', f), close = text.find(") {", f);
+  if (open == std::string::npos || close == std::string::npos) return s;
+  std::string args = text.substr(open + 1, close - open - 1);
+  // Arguments are "type name" separated by ", " at bracket depth 0.
+  int depth = 0;
+  std::string cur;
+  auto flush = [&] {
+    size_t sp = cur.find_last_of(' ');
+    if (sp == std::string::npos) return;
+    MilPort p;
+    p.name = cur.substr(sp + 1);
+    size_t b = cur.find_first_not_of(' ');
+    if (parse_type(cur.substr(b, sp - b), &p)) s.inputs.push_back(p);
+    cur.clear();
+  };
+  for (char c : args) {
+    if (c == '<' || c == '[') ++depth;
+    if (c == '>' || c == ']') --depth;
+    if (c == ',' && depth == 0) flush();
+    else cur += c;
+  }
+  if (!cur.empty()) flush();
+  size_t arrow = text.find("} -> (", close);
+  if (arrow == std::string::npos) return s;
+  size_t end = text.find(')', arrow);
+  std::stringstream outs(text.substr(arrow + 6, end - arrow - 6));
+  std::string name;
+  while (std::getline(outs, name, ',')) {
+    name.erase(0, name.find_first_not_of(' '));
+    MilPort p;
+    p.name = name;
+    size_t def = text.find("> " + name + " = ");
+    size_t scalar = text.find(" " + name + " = ");
+    if (def != std::string::npos) {
+      size_t start = text.rfind("tensor<", def);
+      if (!parse_type(text.substr(start, def + 1 - start), &p)) return s;
+    } else if (scalar != std::string::npos) {
+      size_t ls = text.rfind('\n', scalar);
+      std::string t = text.substr(ls + 1, scalar - ls - 1);
+      t.erase(0, t.find_first_not_of(' '));
+      if (!parse_type(t, &p)) return s;
+    } else {
+      return s;
+    }
+    s.outputs.push_back(p);
+  }
+  s.ok = true;
+  return s;
+}
+
+// The computation a double runs at execute: set by the test (the mil backend from Python,
+// the simulator from C++). Ports in the order given; returns 0 on success.
+typedef int (*ComputeFn)(const char* mil_text, const void* weights, uint64_t weights_len, int n_in,
+                         const char* const* in_names, const void* const* in_ptrs, const uint64_t* in_bytes,
+                         int n_out, const char* const* out_names, void* const* out_ptrs, const uint64_t* out_bytes);
+
+}  // namespace dbl
