@@ -11,10 +11,10 @@ backend, ``sim``, runs the program on the CPU with the engine's fp16 numerics.
 """
 from . import _loader  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
-from ._core import TargetError
+from ._core import EngineError, TargetError
 from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
 from ._ops import OPS as _OPS, OpInfo, ops
-from ._compile import Net, compile, load_program  # noqa: A004
+from ._compile import Net, compile, devices, load_program  # noqa: A004
 from ._milnet import PackageNet, load_mlpackage
 from . import testing
 
@@ -61,5 +61,5 @@ def round_fp16(values, ties_away=False, flush_subnormals=True):
 
 from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 
-__all__ = ["Tensor", "Net", "OpInfo", "nets", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "OpInfo", "nets", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

@@ -11,7 +11,37 @@ from ._tensor import Tensor
 _COMPRESS = (None, "int8")
 
 
-_BACKENDS = ("sim", "mil", "engine")
+_BACKENDS = ("sim", "mil", "engine", "auto")
+
+
+def devices() -> list:
+    """Where programs can run: ``sim`` and ``mil`` everywhere, and the Neural Engine with
+    its detected target (from the chip) and the dispatch path in use (``e5rt`` or
+    ``inmemory``), or the reason it is unavailable."""
+    e = _core.engine_probe()
+    return [
+        {"name": "sim", "available": True, "description": "CPU simulator of the engine's fp16 numerics"},
+        {"name": "mil", "available": True, "description": "reference interpreter of the emitted MIL program"},
+        {"name": "engine", "available": e["available"], "target": e["target"] or None, "chip": e["chip"] or None,
+         "path": e["path"] or None, "library": e["library"] or None, "reason": e["reason"] or None,
+         "loaded_programs": e["loaded_programs"], "max_loaded_programs": e["max_loaded_programs"],
+         "cache": e["cache"], "description": "the Apple Neural Engine, without CoreML"},
+    ]
+
+
+def _resolve_backend(backend, target):
+    """backend "auto": the engine where there is one, else the simulator. For the engine the
+    default target is the detected one."""
+    if backend not in ("auto", "engine"):
+        return backend, target
+    e = _core.engine_probe()
+    if backend == "auto":
+        if not e["available"]:
+            return "sim", target
+        backend = "engine"
+    if not e["available"]:
+        raise _core.EngineError(f"backend 'engine' is unavailable: {e['reason']}")
+    return backend, target or e["target"]
 
 
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
@@ -32,8 +62,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
         rounding="target" takes the tie rounding the reference reports for the target.
     dump: "passes" prints the program after each compiler pass (also kept in net.pass_log).
-    backend: "sim" (the simulator, default) or "mil" (runs the emitted MIL program, text and
-        weight blob, in the MIL reference interpreter: what the engine would be given).
+    backend: "sim" (the simulator, default), "mil" (runs the emitted MIL program, text and
+        weight blob, in the MIL reference interpreter: what the engine would be given),
+        "engine" (the Apple Neural Engine; af.EngineError saying why where there is none) or
+        "auto" (the engine where there is one, else the simulator). See af.devices().
     opset: the MIL opset the mil backend runs, "ios18" (default) or "ios17".
     max_programs: for inputs with a flexible batch (``af.input((None, 3, 224, 224))``), how
         many per-batch programs the net keeps (least recently used dropped). The engine runs
@@ -44,6 +76,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         raise TypeError(f"compile: target must be a target or chip name such as 'h16g' or 'M4', got {target!r}")
     if not isinstance(backend, str):
         raise TypeError(f"compile: backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"compile: backend must be one of {_BACKENDS}, got {backend!r}")
+    backend, target = _resolve_backend(backend, target)
     if rounding == "target":
         reported = _core.find_target(str(target or "h16g"))["rounding"]
         rounding = "nearest_away" if reported.startswith("nearest_away") else "nearest_even"
@@ -140,6 +175,26 @@ class Net:
 
     def __call__(self, *args, **kwargs):
         return self._exe(*args, **kwargs)
+
+    def make_resident(self, output, input) -> None:  # noqa: A002 - PyTorch-style name
+        """Keep ``output`` on the backend as ``input`` of the next call (weights, optimizer
+        moments, KV caches): the engine binds one buffer to both, so a step moves only its
+        real inputs and outputs. The first call gives ``input``; later calls may leave it
+        out (or give it, to replace the state). ``output`` is an index or a dict key,
+        ``input`` a name or an index. Before the first call on the engine."""
+        outs = [n for n, _, _ in self.outputs] if self._mode == 2 else None
+        if isinstance(output, str):
+            if outs is None or output not in outs:
+                raise ValueError(f"make_resident: no output named {output!r}" + (f"; outputs: {outs}" if outs else ""))
+            output = outs.index(output)
+        names = [n for n, _, _ in self.inputs]
+        if isinstance(input, str):
+            if input not in names:
+                raise ValueError(f"make_resident: no input named {input!r}; inputs: {names}")
+            input = names.index(input)
+        if not hasattr(self._exe, "alias"):
+            raise NotImplementedError(f"the {self.backend} backend has no resident state (sim and engine do)")
+        self._exe.alias(int(output), int(input))
 
     @property
     def inputs(self) -> list:

@@ -6,6 +6,7 @@
 
 #include "convert.h"
 #include "aneforge/durable.h"
+#include "aneforge/engine.h"
 #include "aneforge/mil.h"
 #include "aneforge/target.h"
 #include "runtime/blas.h"
@@ -111,6 +112,10 @@ using namespace afpy;
 NB_MODULE(_core, m) {
   m.doc() = "ANEForge core: lazy graph, op table, compiler and simulator.";
   nb::exception<af::TargetError>(m, "TargetError", PyExc_ValueError);
+  static nb::object engine_error = nb::steal(PyErr_NewExceptionWithDoc(
+      "aneforge.EngineError", "The Neural Engine is unavailable here or refused a program; the message says why.",
+      PyExc_RuntimeError, nullptr));
+  m.attr("EngineError") = engine_error;
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
@@ -122,6 +127,7 @@ NB_MODULE(_core, m) {
         case af::Status::invalid_type: PyErr_SetString(PyExc_TypeError, e.what()); break;
         case af::Status::unsupported: PyErr_SetString(PyExc_NotImplementedError, e.what()); break;
         case af::Status::io_error: PyErr_SetString(PyExc_OSError, e.what()); break;
+        case af::Status::engine: PyErr_SetObject(engine_error.ptr(), nb::str(e.what()).ptr()); break;
         default: PyErr_SetString(PyExc_RuntimeError, e.what());
       }
     }
@@ -161,6 +167,26 @@ NB_MODULE(_core, m) {
     }
     return af::call(op, inputs, at);
   }, "op"_a, "inputs"_a, "attrs"_a);
+
+  m.def("engine_probe", [] {
+    af::engine::DeviceInfo d = af::engine::probe();
+    nb::dict r;
+    r["available"] = d.available;
+    r["path"] = d.path;
+    r["target"] = d.target;
+    r["chip"] = d.chip;
+    r["library"] = d.library;
+    r["reason"] = d.reason;
+    r["loaded_programs"] = af::engine::loaded_programs();
+    r["max_loaded_programs"] = af::engine::max_loaded_programs();
+    r["cache"] = af::engine::cache_dir();
+    return r;
+  });
+  // Engine warnings (a program unloaded under the per-process cap) become Python warnings.
+  af::engine::set_warning_handler([](const std::string& msg) {
+    nb::gil_scoped_acquire gil;
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) PyErr_Clear();  // warnings as errors: still a warning
+  });
 
   m.def("op_table", [] {
     nb::list out;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "convert.h"
 
@@ -66,6 +67,10 @@ class PyExecutable {
     }
     std::vector<nb::object> keep(n);  // converted arrays stay alive during the run
     for (size_t i = 0; i < n; ++i) {
+      if (!given[i].ptr() && resident_.count(i)) {  // the value the last run left
+        in_ptrs_[i] = nullptr;
+        continue;
+      }
       if (!given[i].ptr())
         throw af::ValueError("net is missing input '" + in_names_[i] + "' with shape " +
                              af::shape_str(in_types_[i].shape) + "; its inputs are: " + names());
@@ -98,6 +103,13 @@ class PyExecutable {
   }
 
   const af::Program& program() const { return *prog_; }
+
+  // Output `out` stays on the backend as input `in` of the next call (resident state).
+  void alias(int out, int in) {
+    std::lock_guard<std::mutex> lock(mu_);
+    exe_->alias(out, in);
+    resident_.insert(static_cast<size_t>(in));
+  }
 
  private:
   std::string names() const {
@@ -247,6 +259,7 @@ class PyExecutable {
   std::vector<float*> out_ptrs_;
   std::mutex mu_;
   nb::object np_;
+  std::set<size_t> resident_;
 };
 
 }  // namespace
@@ -254,7 +267,8 @@ class PyExecutable {
 void bind_run(nb::module_& m) {
   nb::class_<PyExecutable>(m, "Executable")
       .def(nb::init<std::shared_ptr<af::Program>, const std::string&, int>(), "program"_a, "backend"_a, "mode"_a)
-      .def("__call__", &PyExecutable::call);
+      .def("__call__", &PyExecutable::call)
+      .def("alias", &PyExecutable::alias, "out"_a, "in"_a);
 }
 
 }  // namespace afpy

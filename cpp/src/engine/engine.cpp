@@ -5,6 +5,7 @@
 #include "aneforge/engine.h"
 
 #include <pthread.h>
+#include <sys/utsname.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __APPLE__
@@ -206,8 +207,10 @@ DeviceInfo probe() {
 #ifdef __APPLE__
     d.reason = "no engine path works on this Mac: " + d.reason;
 #else
-    d.reason = "no Apple Neural Engine here (the engine backend runs on Apple Silicon Macs; "
-               "use backend='sim' or 'mil'): " + d.reason;
+    struct utsname u;
+    std::string os = uname(&u) == 0 ? std::string(u.sysname) + " " + u.machine : "not macOS";
+    d.reason = "no Apple Neural Engine here: this is " + os + ", and the engine backend runs on Apple Silicon "
+               "Macs (use backend='sim' or 'mil'). Details: " + d.reason;
 #endif
     return d;
   }

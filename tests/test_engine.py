@@ -1,0 +1,167 @@
+"""backend="engine" through the real dispatch code, against doubles of Apple's APIs
+(tests/engine_doubles.py): results computed from the emitted MIL by the mil interpreter
+inside the double, the protocol checked by the double, failures injected."""
+import gc
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import aneforge as af
+from aneforge.testing import assert_fp16_close
+
+import engine_doubles
+
+PATHS = ["e5rt", "inmemory"]
+
+
+@pytest.fixture(scope="session")
+def double_libs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("doubles")
+    return {p: engine_doubles.build(p, out) for p in PATHS}
+
+
+@pytest.fixture(params=PATHS)
+def engine(request, double_libs, tmp_path, monkeypatch):
+    path = request.param
+    monkeypatch.setenv("ANEFORGE_ENGINE_E5RT" if path == "e5rt" else "ANEFORGE_ENGINE_OBJC", str(double_libs[path]))
+    monkeypatch.setenv("ANEFORGE_ENGINE_PATH", path)
+    monkeypatch.setenv("ANEFORGE_TARGET", "h16g")
+    monkeypatch.setenv("ANEFORGE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "tmp").mkdir()
+    d = engine_doubles.Double(path, double_libs[path], tmp_path / "tmp")
+    d.reset()
+    yield d
+    gc.collect()
+
+
+def _cnn(rng):
+    W = (rng.standard_normal((8, 3, 3, 3)) / 5).astype(np.float32)
+    L = (rng.standard_normal((5, 8 * 4 * 4)) / 10).astype(np.float32)
+    x = af.input((2, 3, 8, 8), name="x_image")  # names out of alphabetical order: binding is by name
+    a = af.input((2, 5), name="a_bias")
+    h = af.max_pool2d(af.conv2d(x, W, padding=1).relu(), 2)
+    logits = af.linear(h.flatten(1), L) + a
+    return (logits.softmax(dim=-1), h.mean(dim=(2, 3))), (W, L)
+
+
+def test_without_an_engine_the_error_says_why(monkeypatch):
+    for var in ("ANEFORGE_ENGINE_E5RT", "ANEFORGE_ENGINE_OBJC", "ANEFORGE_ENGINE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    eng = [d for d in af.devices() if d["name"] == "engine"][0]
+    assert [d["name"] for d in af.devices()] == ["sim", "mil", "engine"]
+    assert not eng["available"] and "Apple Silicon" in eng["reason"]
+    x = af.input((1, 4))
+    with pytest.raises(af.EngineError, match="unavailable.*Apple Silicon"):
+        af.compile(x.relu(), backend="engine")
+    assert af.compile(x.relu(), backend="auto").backend == "sim"
+    assert issubclass(af.EngineError, RuntimeError)
+
+
+def test_devices_and_auto_pick_the_engine(engine):
+    eng = [d for d in af.devices() if d["name"] == "engine"][0]
+    assert eng["available"] and eng["path"] == engine.path and eng["target"] == "h16g"
+    assert eng["library"] == str(engine.lib)
+    x = af.input((1, 64), name="x")
+    assert af.compile(x.relu(), backend="auto").backend == "engine"
+
+
+def test_results_pass_end_to_end_through_the_dispatch_code(engine, rng):
+    outs, (W, L) = _cnn(rng)
+    net = af.compile(outs, backend="engine")
+    mil = af.compile(outs, backend="mil")
+    xs = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    bs = rng.standard_normal((2, 5)).astype(np.float32)
+    got = net(xs, bs)
+    assert engine.computed == 1 and isinstance(got, tuple)
+    for g, m in zip(got, mil(xs, bs)):
+        np.testing.assert_array_equal(g, m)  # the same MIL, the same interpreter: bit for bit
+    t = F.max_pool2d(F.conv2d(torch.from_numpy(xs), torch.from_numpy(W), padding=1).relu(), 2)
+    ref = (t.flatten(1) @ torch.from_numpy(L).T + torch.from_numpy(bs)).softmax(-1)
+    assert_fp16_close(got[0], ref.numpy(), ulps=2, floor_ulps=8)
+    assert_fp16_close(got[1], t.mean(dim=(2, 3)).numpy(), ulps=2, floor_ulps=8)
+    assert engine.violations() == ""
+
+
+def test_every_object_is_released_once(engine, rng):
+    outs, _ = _cnn(rng)
+    net = af.compile(outs, backend="engine")
+    net(np.zeros((2, 3, 8, 8), np.float32), np.zeros((2, 5), np.float32))
+    assert engine.live() > 0
+    del net
+    gc.collect()
+    assert engine.live() == 0
+    assert engine.violations() == ""
+
+
+def test_a_compile_failure_keeps_the_program_for_a_bug_report(engine):
+    if engine.path == "e5rt":
+        engine.fail("e5rt_e5_compiler_compile", 5, "")
+    else:
+        engine.fail("compileWithQoS:options:error:", 4, "<nil>")
+    x = af.input((1, 64), name="x")
+    with pytest.raises(af.EngineError) as e:
+        af.compile(x.relu(), backend="engine")
+    msg = str(e.value)
+    assert "h16g" in msg and ("no message" in msg or "no NSError" in msg)
+    path = msg.split("model.mil")[0].split()[-1] + "model.mil"
+    assert os.path.exists(path.strip("[")), msg
+    assert engine.live() == 0
+
+
+def test_the_load_cap_unloads_with_a_warning_and_reloads(engine, rng, monkeypatch):
+    monkeypatch.setenv("ANEFORGE_ENGINE_MAX_LOADED", "1")
+    x = af.input((1, 64), name="x")
+    a = af.compile(x * 2, backend="engine")
+    with pytest.warns(RuntimeWarning, match="least recently used"):
+        b = af.compile(x + 1, backend="engine")
+    xs = rng.standard_normal((1, 64)).astype(np.float32)
+    with pytest.warns(RuntimeWarning):
+        np.testing.assert_array_equal(a(xs), af.compile(x * 2)(xs))
+    assert af.devices()[2]["loaded_programs"] == 1
+    with pytest.warns(RuntimeWarning):
+        np.testing.assert_array_equal(b(xs), af.compile(x + 1)(xs))
+
+
+@pytest.mark.parametrize("backend", ["sim", "engine"])
+def test_resident_state_stays_on_the_backend(engine, backend):
+    w = af.input((1, 64), name="w")
+    g = af.input((1, 64), name="grad")
+    net = af.compile({"w_next": w - 0.5 * g}, backend=backend)
+    net.make_resident("w_next", "w")
+    out = net(np.ones((1, 64), np.float32), np.ones((1, 64), np.float32))["w_next"]
+    for _ in range(3):
+        out = net(grad=np.ones((1, 64), np.float32))["w_next"]  # w stays where it is
+    np.testing.assert_array_equal(out, np.full((1, 64), 1 - 4 * 0.5, np.float32))
+    with pytest.raises(ValueError, match="no input named"):
+        net.make_resident("w_next", "nope")
+    if backend == "engine":
+        assert engine.violations() == ""
+
+
+def test_a_flexible_batch_runs_one_engine_program_per_batch(engine, rng):
+    x = af.input((None, 16), name="x")
+    W = rng.standard_normal((4, 16)).astype(np.float32)
+    net = af.compile(af.linear(x, W).relu(), backend="engine")
+    for b in (1, 3):
+        xs = rng.standard_normal((b, 16)).astype(np.float32)
+        np.testing.assert_array_equal(net(xs), af.compile(af.linear(af.input((b, 16)), W).relu(), backend="mil")(xs))
+    assert engine.violations() == ""
+
+
+def test_no_use_after_fork(engine):
+    x = af.input((1, 64), name="x")
+    net = af.compile(x.relu(), backend="engine")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            net(np.zeros((1, 64), np.float32))
+            os._exit(1)
+        except af.EngineError as e:
+            os._exit(0 if "posix_spawn" in str(e) else 2)
+        except BaseException:  # noqa: BLE001
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
