@@ -165,3 +165,22 @@ def test_no_use_after_fork(engine):
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_compiled_programs_are_cached_by_content(engine, tmp_path, rng):
+    x = af.input((1, 64), name="x")
+    W1, W2 = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2))
+    programs = tmp_path / "cache" / "programs"
+    y = af.linear(x, W1)
+    a = af.compile(y, backend="engine")
+    first = sorted(programs.iterdir())
+    stamp = (first[0] / "model.mil").stat().st_mtime_ns
+    b = af.compile(y, backend="engine")   # same program (as in the next run of a script): same entry
+    assert sorted(programs.iterdir()) == first and (first[0] / "model.mil").stat().st_mtime_ns == stamp
+    assert (first[0] / "weights" / "weight.bin").stat().st_size > 64 * 64 * 2
+    af.compile(af.linear(x, W2), backend="engine")        # other weights: another entry
+    assert len(list(programs.iterdir())) == 2
+    if engine.path == "inmemory":  # the framework's own cache: compiled once, loaded twice
+        assert engine.calls("compileWithQoS:options:error:") == 2 and engine.calls("loadWithQoS:options:error:") == 3
+    xs = rng.standard_normal((1, 64)).astype(np.float32)
+    np.testing.assert_array_equal(a(xs), b(xs))
