@@ -51,3 +51,13 @@ def test_export_checks_the_target_and_reports_errors(program, tmp_path):
     assert r.returncode == 2 and "unknown target 'nope'" in r.stderr
     r = run("inspect", tmp_path / "missing.afprog")
     assert r.returncode == 2 and "cannot open program file" in r.stderr
+
+
+def test_devices_lists_the_engine_and_why_it_is_unavailable(monkeypatch, capsys):
+    from aneforge.cli import main
+    for var in ("ANEFORGE_ENGINE_E5RT", "ANEFORGE_ENGINE_OBJC", "ANEFORGE_ENGINE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("sim     available") and out[1].startswith("mil     available")
+    assert out[2].startswith("engine  unavailable: no Apple Neural Engine here")

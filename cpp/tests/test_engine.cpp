@@ -14,6 +14,7 @@
 #include "aneforge/aneforge.h"
 #include "aneforge/engine.h"
 #include "aneforge/mil.h"
+#include "aneforge/target.h"
 #include "../../tests/doubles/mil_signature.h"
 
 using namespace af;
@@ -166,9 +167,10 @@ TEST_P(EngineTest, ResidentStateStaysInOneBuffer) {
     auto out = run(*e, {std::vector<float>(64, 0.0f)});
     for (int k = 2; k <= 4; ++k) out = run(*e, {{}});
     EXPECT_EQ(out[0], std::vector<float>(64, 4.0f)) << be;
-    if (std::string(be) == "engine" && GetParam() == "e5rt")
+    if (std::string(be) == "engine" && GetParam() == "e5rt") {
       EXPECT_EQ(dbl_->fn<int (*)(const char*, const char*)>("af_double_shared")(m.main.inputs[0].first.c_str(),
                                                                                m.main.outputs[0].c_str()), 1);
+    }
   }
   EXPECT_EQ(dbl_->violations(), "");
   EXPECT_EQ(dbl_->live(), 0);
@@ -315,6 +317,16 @@ TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {
   Tensor x = input({1, 8});
   EXPECT_THROW(backend("engine").load(compile({call1("relu", {x})})), EngineError);
   unsetenv("ANEFORGE_ENGINE_OBJC");
+}
+
+TEST(EngineProbe, TheTargetComesFromTheChipName) {
+  std::string note;
+  EXPECT_EQ(engine::target_for_chip("Apple M1", &note), find_target("M1").name);
+  EXPECT_EQ(engine::target_for_chip("Apple M4 Pro", &note), find_target("M4 Pro").name);
+  EXPECT_EQ(engine::target_for_chip("Apple M4", &note), "h16g");
+  EXPECT_EQ(engine::target_for_chip("Intel(R) Core(TM) i7", &note), "");
+  EXPECT_EQ(engine::target_for_chip("Apple M99", &note), "");
+  EXPECT_NE(note.find("ANEFORGE_TARGET"), std::string::npos);
 }
 
 TEST(EngineLayout, PortsAndSurfaces) {

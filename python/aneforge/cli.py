@@ -27,6 +27,17 @@ def _targets(args) -> int:
     return 0
 
 
+def _devices(args) -> int:
+    for d in af.devices():
+        state = "available" if d["available"] else "unavailable"
+        extra = ""
+        if d["name"] == "engine":
+            extra = (f": target {d['target']}, path {d['path']} ({d['library']})" if d["available"]
+                     else f": {d['reason']}")
+        print(f"{d['name']:7s} {state}{extra}")
+    return 0
+
+
 def _inspect(args) -> int:
     net = af.load_program(args.file)
     net.summary()
@@ -90,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--version", action="version", version=f"aneforge {af.__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("targets", help="list the 28 compiler targets").set_defaults(fn=_targets)
+    sub.add_parser("devices", help="where programs can run: sim, mil and the Neural Engine").set_defaults(fn=_devices)
     i = sub.add_parser("inspect", help="summarise a program file")
     i.add_argument("file")
     i.set_defaults(fn=_inspect)

@@ -33,6 +33,9 @@ struct DeviceInfo {
   std::string reason;   // why the engine is unavailable, or which path was skipped and why
 };
 DeviceInfo probe();
+// The target-table row of a CPU brand string ("Apple M4 Pro" -> "h16g"); "" and a note when
+// the chip is not in the table.
+std::string target_for_chip(const std::string& chip, std::string* note);
 
 // One input or output of a program as the engine sees it: packed, channels-first, in the
 // MIL dtype (fp16 for activations).

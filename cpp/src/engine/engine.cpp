@@ -21,7 +21,7 @@
 #include <list>
 #include <map>
 #include <mutex>
-#include <regex>
+#include <cctype>
 
 #include "aneforge/aneforge.h"
 #include "aneforge/durable.h"
@@ -98,24 +98,36 @@ std::string chip_name() {
   return "";
 }
 
+}  // namespace
+
+std::string target_for_chip(const std::string& chip, std::string* note) {
+  // "Apple M4 Pro" -> "M4 Pro", then "M4".
+  size_t at = chip.find("Apple M");
+  if (at == std::string::npos) return "";
+  size_t end = at + 7;
+  while (end < chip.size() && std::isdigit(static_cast<unsigned char>(chip[end]))) ++end;
+  if (end == at + 7) return "";
+  std::string base = chip.substr(at + 6, end - at - 6), full = base;
+  for (const char* tier : {" Pro", " Max", " Ultra"})
+    if (chip.compare(end, std::strlen(tier), tier) == 0) full += tier;
+  for (const std::string& name : {full, base}) {
+    try {
+      return find_target(name).name;
+    } catch (const Error&) {
+    }
+  }
+  *note = "chip '" + chip + "' is not in the target table; set ANEFORGE_TARGET";
+  return "";
+}
+
+namespace {
+
 // The compiler target for this machine: ANEFORGE_TARGET, else the chip's row of the target
-// table ("Apple M4 Pro" -> h16g), else "" (unknown).
+// table, else "" (unknown).
 std::string detect_target(const std::string& chip, std::string* note) {
   std::string forced = env("ANEFORGE_TARGET");
   if (!forced.empty()) return find_target(forced).name;  // throws for names outside the table
-  std::smatch m;
-  if (std::regex_search(chip, m, std::regex(R"(Apple (M\d+(?: (?:Pro|Max|Ultra))?))"))) {
-    try {
-      return find_target(m[1].str()).name;
-    } catch (const Error&) {
-      try {
-        return find_target(m[1].str().substr(0, m[1].str().find(' '))).name;
-      } catch (const Error&) {
-      }
-    }
-    *note = "chip '" + chip + "' is not in the target table; set ANEFORGE_TARGET";
-  }
-  return "";
+  return target_for_chip(chip, note);
 }
 
 std::string hex64(uint64_t v) {
@@ -159,7 +171,7 @@ std::string chosen_path(bool* e5rt_ok, bool* inmem_ok, std::string* lib, std::st
   }
   if (*inmem_ok) {
     *lib = lib_im;
-    *why = "e5rt unavailable (" + why_e5 + "); using the in-memory path";
+    if (force != "inmemory") *why = "e5rt unavailable (" + why_e5 + "); using the in-memory path";
     return "inmemory";
   }
   *why = force == "inmemory" ? why_im : force == "e5rt" ? why_e5 : why_e5 + "; " + why_im;
