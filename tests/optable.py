@@ -39,6 +39,8 @@ def make_input(shape, kind, rng):
         return rng.random(shape) > 0.5
     if kind == "int":
         return rng.integers(-20, 20, shape).astype(np.int32)
+    if kind.startswith("index:"):  # valid indices below N
+        return rng.integers(0, int(kind[6:]), shape).astype(np.int32)
     x = rng.standard_normal(shape).astype(np.float32)
     if kind == "positive":
         x = np.abs(x) + 0.1

@@ -36,6 +36,10 @@ POOL = {
     "c": ((3,), "weight", "positive"),
     "d": ((3,), "weight", "normal"),
     "rv": ((3,), "weight", "positive"),
+    "ids": ((2, 6), "index", 20),
+    "E": ((20, 8), "weight", "normal"),
+    "idx": ((4,), "index", 3),
+    "gidx": ((2, 3, 5, 8), "index", 8),
 }
 
 ROWS = [
@@ -142,6 +146,12 @@ ROWS = [
     ("F.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1)", None, ""),
     ("F.linear(m, W, B)", None, ""),
     ("torch.einsum('bij,bkj->bik', s, s)", None, ""),
+    # indexing (int32 indices: the engine has no 64-bit integers)
+    ("F.embedding(ids, E)", None, "a one-hot matmul inside the program"),
+    ("torch.index_select(x, 1, idx)", None, ""),
+    ("torch.gather(x, 2, gidx)", None, ""),
+    ("torch.cumsum(x, dim=-1)", None, ""),
+    ("F.one_hot(ids, num_classes=20)", None, "num_classes is required (static shapes)"),
     # pooling
     ("F.max_pool2d(x, 2)", None, ""),
     ("F.max_pool2d(x, 3, stride=2, padding=1)", None, ""),
@@ -182,7 +192,10 @@ def names_in(expr: str) -> list:
 
 def make_arrays(rng) -> dict:
     out = {}
-    for name, (shape, _, fill) in POOL.items():
+    for name, (shape, kind, fill) in POOL.items():
+        if kind == "index":  # int32 indices below `fill`, fed as graph inputs
+            out[name] = rng.integers(0, fill, shape).astype(np.int32)
+            continue
         a = rng.standard_normal(shape).astype(np.float32)
         out[name] = np.abs(a) + 0.5 if fill == "positive" else a
     return out

@@ -222,7 +222,27 @@ SHAPE = [
          [((2, 1, 3, 2, 4), "normal")], 1),
 ]
 
-ALL = UNARY + BINARY + LINALG + POOL + REDUCE + NORM + SHAPE
+INDEXING = [
+    Case("embedding", lambda i, w: af.embedding(i, w), lambda i, w: F.embedding(i.long(), w),
+         [((3, 5), "index:10"), ((10, 6), "normal")], 1),
+    # 9000 rows: three one-hot chunks (4096 each), indices on both sides of each boundary
+    Case("embedding_chunks", lambda i, w: af.embedding(i, w), lambda i, w: F.embedding(i.long(), w),
+         [((2, 40), "index:9000"), ((9000, 8), "normal")], 1),
+    Case("index_select", lambda x, i: af.index_select(x, 1, i), lambda x, i: torch.index_select(x, 1, i.long()),
+         [((3, 6, 4), "normal"), ((5,), "index:6")], 1),
+    Case("index_select_last", lambda x, i: x.index_select(-1, i), lambda x, i: x.index_select(-1, i.long()),
+         [((2, 3, 7), "normal"), ((9,), "index:7")], 1),
+    Case("gather", lambda x, i: af.gather(x, 1, i), lambda x, i: torch.gather(x, 1, i.long()),
+         [((3, 5, 4), "normal"), ((3, 2, 4), "index:5")], 1),
+    Case("gather_dim0_smaller", lambda x, i: af.gather(x, 0, i), lambda x, i: torch.gather(x, 0, i.long()),
+         [((4, 6), "normal"), ((3, 5), "index:4")], 1),
+    # a running sum: its error is the rounding of terms as large as the largest partial sum
+    Case("cumsum", lambda x: af.cumsum(x, dim=-1), lambda x: torch.cumsum(x, -1), [((3, 7), "normal")], 2, floor_ulps=2),
+    Case("cumsum_dim0", lambda x: x.cumsum(0), lambda x: x.cumsum(0), [((5, 2, 3), "normal")], 2, floor_ulps=2),
+    Case("one_hot", lambda i: af.one_hot(i, num_classes=5), lambda i: F.one_hot(i.long(), 5), [((4, 3), "index:5")], 1),
+]
+
+ALL = UNARY + BINARY + LINALG + POOL + REDUCE + NORM + SHAPE + INDEXING
 
 
 @pytest.mark.parametrize("case", ALL, ids=repr)

@@ -25,13 +25,16 @@ def test_torch_call_and_af_call_agree(row):
     arrays = make_arrays(np.random.default_rng(7))
     used = sorted(set(names_in(torch_call)) | set(names_in(call)))
     t_env = {"torch": torch, "F": F, **{n: torch.from_numpy(arrays[n]) for n in used}}
+    for n in used:
+        if POOL[n][1] == "index":
+            t_env[n] = t_env[n].long()  # torch indexes with int64
     expected = _flat(eval(torch_call, t_env))  # noqa: S307 - the table is ours
     a_env = {"af": af}
     feeds = {}
     for n in used:
         shape, kind, _ = POOL[n]
-        if kind == "input":
-            a_env[n] = af.input(shape, name=n)
+        if kind in ("input", "index"):
+            a_env[n] = af.input(shape, name=n, dtype="int32" if kind == "index" else "fp16")
             feeds[n] = arrays[n]
         else:
             a_env[n] = arrays[n]

@@ -1,0 +1,220 @@
+// Indexing ops: embedding, index_select, gather, cumsum, one_hot. Gather is not an engine op,
+// so each is a bridge lowered inside the one program: an index becomes a one-hot selection
+// (an int32 equal against a constant range, exact for any index below 2^24), and a matmul or
+// a masked sum picks the values; each product has a single non-zero term, so the result is
+// the stored value exactly. cumsum is a matmul with a triangular matrix of ones.
+#include <string>
+#include <vector>
+
+#include "ops/lower_util.h"
+#include "ops/register.h"
+
+namespace af {
+namespace {
+
+using namespace lw;
+constexpr auto T = ParamKind::tensor;
+// Vocabulary columns per one-hot matmul: keeps each selection matrix a few MB and each
+// matmul's inner dimension within what every target accepts.
+constexpr int64_t kChunk = 4096;
+
+OpDef indexing_op(const char* name, const char* doc, const char* lowered, std::vector<Param> params) {
+  OpDef d;
+  d.name = name;
+  d.category = "indexing";
+  d.doc = doc;
+  d.bridge = true;
+  d.mil_op = std::string("(bridge) ") + lowered;
+  d.params = std::move(params);
+  return d;
+}
+
+int norm_dim(InferContext& c, int64_t dim, int rank) {
+  if (dim < -rank || dim >= rank)
+    c.fail("dim " + std::to_string(dim) + " is out of range for a tensor of rank " + std::to_string(rank));
+  int d = static_cast<int>(dim < 0 ? dim + rank : dim);
+  c.attrs.set("dim", int64_t{d});
+  return d;
+}
+
+void expect_index(InferContext& c, size_t i, const char* what) {
+  if (c.in(i).dtype() != DType::int32)
+    c.fail(std::string(what) + " must be int32 indices, got " + std::string(dtype_name(c.in(i).dtype())));
+}
+
+// A constant int32 range [first, first + n) on the last axis of a rank-`rank` tensor.
+Tensor range_i32(int64_t first, int64_t n, int rank) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(first + i);
+  Shape s(rank, 1);
+  s[rank - 1] = n;
+  return constant(std::move(v), s, DType::int32);
+}
+
+// (m, n) one-hot rows of `idx` (m, 1) int32 against columns first .. first+n-1, in `dt`.
+Tensor one_hot_rows(const Tensor& idx, int64_t first, int64_t n, DType dt) {
+  return cast(op("equal", {idx, range_i32(first, n, 2)}), dt);
+}
+
+void infer_embedding(InferContext& c) {
+  expect_index(c, 0, "x");
+  c.expect_float(1, "weight");
+  if (c.in(1).rank() != 2) c.fail("weight must be (num_embeddings, embedding_dim), got " + shape_str(c.in(1).shape()));
+  if (c.in(0).rank() > 4) c.fail("x must have rank <= 4 (the result adds one axis), got " + shape_str(c.in(0).shape()));
+  if (c.in(1).shape()[0] > (int64_t(1) << 24)) c.fail("more than 2^24 embeddings");
+  Shape s = c.in(0).shape();
+  s.push_back(c.in(1).shape()[1]);
+  c.outputs = {{s, c.in(1).dtype()}};
+}
+
+std::vector<Tensor> lower_embedding(const std::vector<Tensor>& in, const Attrs&) {
+  const Tensor &idx = in[0], &w = in[1];
+  int64_t n = numel(idx.shape()), V = w.shape()[0], D = w.shape()[1];
+  Tensor flat = reshape(idx, {n, 1});
+  Tensor out;
+  for (int64_t first = 0; first < V; first += kChunk) {
+    int64_t len = std::min(kChunk, V - first);
+    Tensor part = op("matmul", {one_hot_rows(flat, first, len, w.dtype()), narrow(w, 0, first, len)});
+    out = first == 0 ? part : add(out, part);
+  }
+  Shape s = idx.shape();
+  s.push_back(D);
+  return {reshape(out, s)};
+}
+
+void infer_index_select(InferContext& c) {
+  expect_index(c, 1, "index");
+  if (c.in(1).rank() > 1) c.fail("index must be 1-D, got " + shape_str(c.in(1).shape()));
+  int d = norm_dim(c, c.attrs.i("dim"), c.in(0).rank());
+  if (!is_float(c.in(0).dtype())) c.fail("x must be fp16 or fp32");
+  Shape s = c.in(0).shape();
+  s[d] = std::max<int64_t>(1, numel(c.in(1).shape()));
+  c.outputs = {{s, c.in(0).dtype()}};
+}
+
+std::vector<Tensor> lower_index_select(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& x = in[0];
+  int d = static_cast<int>(a.i("dim"));
+  int64_t n = x.shape()[d], m = std::max<int64_t>(1, numel(in[1].shape()));
+  std::vector<int64_t> perm;
+  Shape moved;
+  Tensor rows = rows_last(x, d, perm, moved);  // (R, n)
+  Tensor sel = one_hot_rows(reshape(in[1], {m, 1}), 0, n, x.dtype());  // (m, n)
+  return {unrows(op("matmul", {rows, permute(sel, {1, 0})}), perm, moved, m)};
+}
+
+void infer_gather(InferContext& c) {
+  expect_index(c, 1, "index");
+  int r = c.in(0).rank();
+  if (c.in(1).rank() != r) c.fail("index must have the rank of x (" + std::to_string(r) + "), got " + shape_str(c.in(1).shape()));
+  int d = norm_dim(c, c.attrs.i("dim"), r);
+  if (!is_float(c.in(0).dtype())) c.fail("x must be fp16 or fp32");
+  if (r > 4) c.fail("x must have rank <= 4");
+  for (int i = 0; i < r; ++i)
+    if (i != d && c.in(1).shape()[i] > c.in(0).shape()[i])
+      c.fail("index " + shape_str(c.in(1).shape()) + " is larger than x " + shape_str(c.in(0).shape()) + " on dim " +
+             std::to_string(i));
+  c.outputs = {{c.in(1).shape(), c.in(0).dtype()}};
+}
+
+std::vector<Tensor> lower_gather(const std::vector<Tensor>& in, const Attrs& a) {
+  Tensor x = in[0];
+  const Tensor& idx = in[1];
+  int d = static_cast<int>(a.i("dim")), r = x.rank();
+  // x cut to the index's size on the other dims, then dim moved last for both.
+  std::vector<int64_t> begin(r, 0), size(idx.shape().begin(), idx.shape().end());
+  size[d] = x.shape()[d];
+  if (Shape(size.begin(), size.end()) != x.shape()) x = op("slice_by_size", {x}, {{"begin", begin}, {"size", size}});
+  std::vector<int64_t> perm;
+  for (int i = 0; i < r; ++i)
+    if (i != d) perm.push_back(i);
+  perm.push_back(d);
+  std::vector<int64_t> ident(r);
+  for (int i = 0; i < r; ++i) ident[i] = i;
+  auto last = [&](const Tensor& t) { return perm == ident ? t : permute(t, perm); };
+  Tensor xl = last(x), il = last(idx);                              // (..., n), (..., m)
+  int64_t n = x.shape()[d];
+  Shape is = il.shape(), xs = xl.shape();
+  Shape i5 = is, x5 = xs;
+  i5.push_back(1);                                                 // (..., m, 1)
+  x5.insert(x5.end() - 1, 1);                                      // (..., 1, n)
+  Tensor sel = cast(op("equal", {reshape(il, i5), range_i32(0, n, r + 1)}), x.dtype());  // (..., m, n)
+  Tensor picked = reduce("sum", mul(sel, reshape(xl, x5)), {r}, false);                // (..., m)
+  std::vector<int64_t> inv(r);
+  for (int i = 0; i < r; ++i) inv[perm[i]] = i;
+  return {perm == ident ? picked : permute(picked, inv)};
+}
+
+void infer_cumsum(InferContext& c) {
+  if (!is_float(c.in(0).dtype())) c.fail("x must be fp16 or fp32, got " + std::string(dtype_name(c.in(0).dtype())));
+  int d = norm_dim(c, c.attrs.i("dim"), c.in(0).rank());
+  if (c.in(0).shape()[d] > 16384) c.fail("dim has " + std::to_string(c.in(0).shape()[d]) + " elements; at most 16384");
+  c.outputs = {c.in(0).type()};
+}
+
+std::vector<Tensor> lower_cumsum(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& x = in[0];
+  int d = static_cast<int>(a.i("dim"));
+  int64_t n = x.shape()[d];
+  std::vector<float> tri(static_cast<size_t>(n * n), 0.0f);  // tri[k][j] = 1 for k <= j
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = k; j < n; ++j) tri[k * n + j] = 1.0f;
+  std::vector<int64_t> perm;
+  Shape moved;
+  Tensor rows = rows_last(x, d, perm, moved);
+  return {unrows(op("matmul", {rows, constant(std::move(tri), {n, n}, x.dtype())}), perm, moved, n)};
+}
+
+void infer_one_hot(InferContext& c) {
+  expect_index(c, 0, "x");
+  int64_t k = c.attrs.i("num_classes", -1);
+  if (k < 1)
+    c.fail("num_classes must be given (>= 1): the result's shape cannot depend on the values (static shapes)");
+  if (c.in(0).rank() > 4) c.fail("x must have rank <= 4");
+  Shape s = c.in(0).shape();
+  s.push_back(k);
+  c.outputs = {{s, DType::int32}};
+}
+
+std::vector<Tensor> lower_one_hot(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor& x = in[0];
+  int64_t k = a.i("num_classes");
+  Shape s = x.shape();
+  s.push_back(1);
+  return {cast(op("equal", {reshape(x, s), range_i32(0, k, static_cast<int>(s.size()))}), DType::int32)};
+}
+
+}  // namespace
+
+void register_indexing_ops() {
+  OpDef e = indexing_op("embedding", "Rows of weight at the int32 indices x (torch F.embedding); out-of-range indices give zeros.",
+                        "one-hot (equal) x matmul per 4096-row chunk of weight", {P("x", T), P("weight", T)});
+  e.infer = infer_embedding;
+  e.lower = lower_embedding;
+  register_op(std::move(e));
+  OpDef s = indexing_op("index_select", "Entries of x at the int32 indices along dim (torch.index_select).",
+                        "one-hot (equal), matmul", {P("x", T), P("dim", ParamKind::int_), P("index", T)});
+  s.infer = infer_index_select;
+  s.lower = lower_index_select;
+  s.method = true;
+  register_op(std::move(s));
+  OpDef g = indexing_op("gather", "x at index along dim, elementwise (torch.gather); index has x's rank.",
+                        "one-hot (equal), mul, reduce_sum", {P("x", T), P("dim", ParamKind::int_), P("index", T)});
+  g.infer = infer_gather;
+  g.lower = lower_gather;
+  g.method = true;
+  register_op(std::move(g));
+  OpDef cs = indexing_op("cumsum", "Running sum along dim (torch.cumsum), accumulated in fp32.",
+                         "matmul with a triangular matrix of ones", {P("x", T), P("dim", ParamKind::int_)});
+  cs.infer = infer_cumsum;
+  cs.lower = lower_cumsum;
+  cs.method = true;
+  register_op(std::move(cs));
+  OpDef oh = indexing_op("one_hot", "int32 one-hot of int32 x over num_classes (torch F.one_hot; num_classes required).",
+                         "equal, cast", {P("x", T), P("num_classes", ParamKind::int_, "-1")});
+  oh.infer = infer_one_hot;
+  oh.lower = lower_one_hot;
+  register_op(std::move(oh));
+}
+
+}  // namespace af
