@@ -350,8 +350,10 @@ class EngineExecutable final : public Executable {
     loaded_ = dev_.path == "e5rt" ? load_e5rt(files_, &why) : load_inmemory(files_, &why);
     if (!loaded_) throw EngineError("engine: the " + dev_.path + " path is no longer available: " + why);
     for (auto [out, in] : aliases_) loaded_->alias(out, in);
-    for (auto& [in, bytes] : saved_)  // resident state kept across an unload
-      loaded_->write_input(in, [&](void* dst) { std::memcpy(dst, bytes.data(), bytes.size()); });
+    for (const auto& entry : saved_) {  // resident state kept across an unload
+      const std::string& bytes = entry.second;
+      loaded_->write_input(entry.first, [&](void* dst) { std::memcpy(dst, bytes.data(), bytes.size()); });
+    }
     saved_.clear();
     std::call_once(g_atfork, [] { pthread_atfork(nullptr, nullptr, [] { g_forked = true; }); });
     auto& r = registry();
@@ -394,11 +396,13 @@ class EngineExecutable final : public Executable {
       r.lru.remove(this);
     }
     if (loaded_ && ran_)
-      for (auto [out, in] : aliases_)
+      for (const auto& pair : aliases_) {
+        const size_t out = pair.first, in = pair.second;  // clang 14 cannot capture bindings
         loaded_->read_output(out, [&](const void* src) {
           const char* b = static_cast<const char*>(src);
           saved_[in].assign(b, b + files_.outputs[out].bytes);
         });
+      }
     loaded_.reset();
   }
 
