@@ -60,6 +60,8 @@ def round_fp16(values, ties_away=False, flush_subnormals=True):
 
 
 from . import nets  # noqa: E402  (builds graphs with the ops installed above)
+from . import models  # noqa: E402
+from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "OpInfo", "nets", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "OpInfo", "nets", "models", "load", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

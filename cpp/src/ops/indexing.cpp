@@ -1,12 +1,18 @@
 // Indexing ops: embedding, index_select, gather, cumsum, one_hot. Gather is not an engine op,
-// so each is a bridge lowered inside the one program: an index becomes a one-hot selection
-// (an int32 equal against a constant range, exact for any index below 2^24), and a matmul or
-// a masked sum picks the values; each product has a single non-zero term, so the result is
-// the stored value exactly. cumsum is a matmul with a triangular matrix of ones.
+// so each runs inside the one program as a one-hot selection (an int32 equal against a
+// range, exact for any index below 2^24) and a matmul or a masked sum; each product has a
+// single non-zero term, so the result is the stored value exactly. index_select, gather,
+// cumsum (a matmul with a triangular matrix of ones) and one_hot are bridges lowered so;
+// embedding is one layer whose MIL is that one-hot matmul per vocabulary chunk and whose
+// simulator kernel copies the rows directly (the same values, without the vocabulary-wide
+// matmul on the CPU; the mil backend runs the MIL form against it).
 #include <string>
 #include <vector>
 
+#include <cstring>
+
 #include "ops/lower_util.h"
+#include "ops/mil_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -67,19 +73,41 @@ void infer_embedding(InferContext& c) {
   c.outputs = {{s, c.in(1).dtype()}};
 }
 
-std::vector<Tensor> lower_embedding(const std::vector<Tensor>& in, const Attrs&) {
-  const Tensor &idx = in[0], &w = in[1];
-  int64_t n = numel(idx.shape()), V = w.shape()[0], D = w.shape()[1];
-  Tensor flat = reshape(idx, {n, 1});
-  Tensor out;
+void embedding_kernel(const KernelArgs& k) {
+  const Shape& ws = k.in_type(1).shape;
+  const int64_t V = ws[0], D = ws[1], n = numel(k.in_type(0).shape);
+  for (int64_t t = 0; t < n; ++t) {
+    float fi = k.in[0][t];
+    float* dst = k.out[0] + t * D;
+    if (fi >= 0 && fi < static_cast<float>(V)) std::memcpy(dst, k.in[1] + static_cast<int64_t>(fi) * D, D * sizeof(float));
+    else std::memset(dst, 0, D * sizeof(float));  // as the one-hot selection: no column matches
+  }
+}
+
+// MIL: per chunk of kChunk rows, equal(ids, range) -> cast -> matmul with the rows; summed.
+void emit_embedding(mil::Builder& b, const mil::StepView& s) {
+  using milx::like;
+  const mil::Type &it = s.in_types[0], &wt = s.in_types[1];
+  const int64_t n = std::max<int64_t>(1, numel(it.shape)), V = wt.shape[0], D = wt.shape[1];
+  mil::Type i32{DType::int32, {n, 1}, false, false};
+  std::string flat = b.op("reshape", {{"x", {s.in[0]}}, {"shape", {b.ints({n, 1}, "shape")}}}, i32);
+  std::string acc;
   for (int64_t first = 0; first < V; first += kChunk) {
     int64_t len = std::min(kChunk, V - first);
-    Tensor part = op("matmul", {one_hot_rows(flat, first, len, w.dtype()), narrow(w, 0, first, len)});
-    out = first == 0 ? part : add(out, part);
+    std::string range = b.op("range_1d", {{"start", {b.int_scalar(first, "start")}}, {"end", {b.int_scalar(first + len, "end")}},
+                                          {"step", {b.int_scalar(1, "step")}}},
+                             mil::Type{DType::int32, {len}, false, false});
+    std::string eq = b.op("equal", {{"x", {flat}}, {"y", {range}}}, mil::Type{DType::boolean, {n, len}, false, false});
+    std::string oh = b.op("cast", {{"x", {eq}}, {"dtype", {b.string_scalar(mil::type_name(wt.dtype), "dtype")}}}, like(wt, {n, len}));
+    std::string rows = len == V ? s.in[1]
+                                : b.op("slice_by_size", {{"x", {s.in[1]}}, {"begin", {b.ints({first, 0}, "begin")}},
+                                                         {"size", {b.ints({len, D}, "size")}}}, like(wt, {len, D}));
+    std::string part = b.op("matmul", {{"x", {oh}}, {"y", {rows}}, {"transpose_x", {b.bool_scalar(false, "transpose_x")}},
+                                       {"transpose_y", {b.bool_scalar(false, "transpose_y")}}}, like(wt, {n, D}));
+    acc = acc.empty() ? part : b.op("add", {{"x", {acc}}, {"y", {part}}}, like(wt, {n, D}));
   }
-  Shape s = idx.shape();
-  s.push_back(D);
-  return {reshape(out, s)};
+  b.op("reshape", {{"x", {acc}}, {"shape", {b.ints(std::vector<int64_t>(s.out_types[0].shape.begin(), s.out_types[0].shape.end()), "shape")}}},
+       s.out_types[0], s.out[0]);
 }
 
 void infer_index_select(InferContext& c) {
@@ -187,10 +215,15 @@ std::vector<Tensor> lower_one_hot(const std::vector<Tensor>& in, const Attrs& a)
 }  // namespace
 
 void register_indexing_ops() {
-  OpDef e = indexing_op("embedding", "Rows of weight at the int32 indices x (torch F.embedding); out-of-range indices give zeros.",
-                        "one-hot (equal) x matmul per 4096-row chunk of weight", {P("x", T), P("weight", T)});
+  OpDef e;
+  e.name = "embedding";
+  e.category = "indexing";
+  e.doc = "Rows of weight at the int32 indices x (torch F.embedding); out-of-range indices give zeros.";
+  e.params = {P("x", T), P("weight", T)};
+  e.mil_op = "range_1d, equal, cast, matmul per 4096-row chunk of weight (a one-hot matmul)";
   e.infer = infer_embedding;
-  e.lower = lower_embedding;
+  e.kernel = embedding_kernel;
+  e.emit_mil = emit_embedding;
   register_op(std::move(e));
   OpDef s = indexing_op("index_select", "Entries of x at the int32 indices along dim (torch.index_select).",
                         "one-hot (equal), matmul", {P("x", T), P("dim", ParamKind::int_), P("index", T)});

@@ -27,6 +27,8 @@ double layer_flops(const Program& p, const Step& st) {
     const Shape& x = p.values[st.in[0]].type.shape;
     return 2.0 * n_out * static_cast<double>(x.empty() ? 1 : x.back());
   }
+  if (op == "embedding")  // its engine form: a one-hot matmul over the whole vocabulary
+    return 2.0 * n_out * static_cast<double>(p.values[st.in[1]].type.shape[0]);
   double in = 0;
   for (int v : st.in) in += static_cast<double>(numel(p.values[v].type.shape));
   return std::max(in, n_out) * (1 + st.epilogue.size());
@@ -51,7 +53,7 @@ double efficiency(const Program& p, const Step& st) {
     if (w.size() == 4 && w[2] == 3 && w[3] == 3 && s1 && st.node->attrs.i("groups") == 1) return 1.45;
     return 1.0;
   }
-  if (op == "matmul" || (op == "linear" && !st.node->attrs.b("as_conv1x1"))) return 0.5;
+  if (op == "matmul" || op == "embedding" || (op == "linear" && !st.node->attrs.b("as_conv1x1"))) return 0.5;
   return 1.0;
 }
 

@@ -1,0 +1,29 @@
+"""Models: ``af.load(path)`` for Hugging Face model directories, and vision builders from
+torchvision-named state dicts."""
+from __future__ import annotations
+
+import os
+
+from ._files import load_weights, read_json
+from .text import TextEncoder
+
+SUPPORTED = ("bert",)
+
+
+def load(path, *, target=None, compress=None, precision="fp16", backend="sim", max_programs=8):
+    """A compiled model from a Hugging Face model directory (config.json; model.safetensors or
+    pytorch_model.bin; tokenizer.json; for sentence-transformers modules.json and the pooling
+    config). Nothing is downloaded. Compile options pass through to af.compile."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"af.load: {path} is not a model directory")
+    cfg = read_json(os.path.join(path, "config.json"), "model config.json")
+    kind = cfg.get("model_type")
+    if kind not in SUPPORTED:
+        raise ValueError(f"af.load: {path}: model_type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
+    options = dict(target=target, compress=compress, precision=precision, backend=backend)
+    tensors = load_weights(path)
+    return TextEncoder(path, tensors, cfg, options, max_programs)
+
+
+__all__ = ["load", "TextEncoder"]

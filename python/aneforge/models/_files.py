@@ -1,0 +1,86 @@
+"""Reading a model directory: config, weights (safetensors or a PyTorch .bin), tokenizer.
+Every file is untrusted: a missing or corrupt one is a clear error naming it."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def read_json(path: str, what: str) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from None
+    if not isinstance(data, (dict, list)):
+        raise ValueError(f"{what} {path} holds a {type(data).__name__}, expected an object")
+    return data
+
+
+def load_weights(directory: str) -> dict:
+    """name -> float32 NumPy array, from model.safetensors or pytorch_model.bin."""
+    st = os.path.join(directory, "model.safetensors")
+    pt = os.path.join(directory, "pytorch_model.bin")
+    if os.path.isfile(st):
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+        try:
+            raw = load_file(st)
+        except (SafetensorError, ValueError, OSError, TypeError) as e:
+            raise ValueError(f"corrupt safetensors file {st}: {e}") from None
+        return {k: _float32(v, k, st) for k, v in raw.items()}
+    if os.path.isfile(pt):
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"{pt} is a PyTorch checkpoint: reading it needs torch (pip install torch), "
+                              "or convert it to model.safetensors") from None
+        try:
+            raw = torch.load(pt, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file
+            raise ValueError(f"cannot read the PyTorch checkpoint {pt}: {e}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{pt} does not hold a state dict")
+        return {k: _float32(v.float().numpy() if hasattr(v, "numpy") else v, k, pt) for k, v in raw.items()}
+    raise FileNotFoundError(f"no weights in {directory}: expected model.safetensors or pytorch_model.bin")
+
+
+def _float32(v, key, path):
+    a = np.asarray(v)
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: tensor {key!r} has dtype {a.dtype}")
+    return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+class Weights:
+    """A state dict with checked access: a missing tensor or one of the wrong shape names the
+    key, the file and what was expected."""
+
+    def __init__(self, tensors: dict, source: str, prefix: str = ""):
+        self.tensors, self.source, self.prefix = tensors, source, prefix
+
+    def has(self, key: str) -> bool:
+        return self.prefix + key in self.tensors
+
+    def __call__(self, key: str, shape=None) -> np.ndarray:
+        k = self.prefix + key
+        if k not in self.tensors:
+            raise ValueError(f"{self.source}: missing tensor {k!r}")
+        a = np.asarray(self.tensors[k], dtype=np.float32)
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{self.source}: tensor {k!r} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+        return a
+
+
+def state_dict_arrays(state_dict) -> dict:
+    """Arrays from a dict of NumPy arrays or torch tensors."""
+    out = {}
+    for k, v in state_dict.items():
+        if hasattr(v, "detach"):
+            v = v.detach().cpu().float().numpy()
+        out[k] = np.asarray(v)
+    return out

@@ -1,0 +1,173 @@
+"""TextEncoder: a BERT-family model loaded from a directory, compiled once per (batch,
+sequence-length bucket) and cached; tokenization with the model's tokenizer.json."""
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+
+import aneforge as af
+
+from . import bert
+from ._files import Weights, read_json
+
+BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
+class TextEncoder:
+    """``enc(input_ids, attention_mask=None, token_type_ids=None)`` runs token ids (NumPy
+    int arrays (batch, length)); ``enc.encode(sentences)`` tokenizes, runs and pools.
+
+    A sentence-transformers model (modules.json) returns its sentence embedding, pooled and
+    normalized as its configuration says; a plain encoder returns the last hidden state.
+    Shapes are static on the engine: each call is padded (and masked) to the next length
+    bucket, and each (batch, bucket) is compiled once and cached."""
+
+    def __init__(self, path, tensors, cfg, compile_options=None, max_programs=8):
+        self.path = path
+        self.config = cfg
+        bert.check_config(cfg, os.path.join(path, "config.json"))
+        prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
+        self._w = Weights(tensors, path, prefix)
+        self._options = dict(compile_options or {})
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self.max_programs = max_programs
+        self.pooling, self.normalize, self.max_seq_length = None, False, cfg["max_position_embeddings"]
+        self._read_sentence_transformers_config()
+        self.buckets = tuple(b for b in BUCKETS if b < self.max_seq_length) + (self.max_seq_length,)
+        self.tokenizer = self._tokenizer()
+
+    def _read_sentence_transformers_config(self):
+        modules = os.path.join(self.path, "modules.json")
+        if not os.path.isfile(modules):
+            return
+        for m in read_json(modules, "sentence-transformers modules.json"):
+            kind = str(m.get("type", "")).rsplit(".", 1)[-1] if isinstance(m, dict) else ""
+            if kind == "Pooling":
+                pc = read_json(os.path.join(self.path, m.get("path", ""), "config.json"), "pooling config")
+                if pc.get("pooling_mode_mean_tokens"):
+                    self.pooling = "mean"
+                elif pc.get("pooling_mode_cls_token"):
+                    self.pooling = "cls"
+                else:
+                    modes = [k for k, v in pc.items() if k.startswith("pooling_mode") and v]
+                    raise ValueError(f"{self.path}: pooling {modes} is not supported (mean tokens, cls token)")
+            elif kind == "Normalize":
+                self.normalize = True
+            elif kind not in ("Transformer", ""):
+                raise ValueError(f"{self.path}: sentence-transformers module {m.get('type')!r} is not supported")
+        sb = os.path.join(self.path, "sentence_bert_config.json")
+        if os.path.isfile(sb):
+            n = read_json(sb, "sentence_bert_config.json").get("max_seq_length")
+            if isinstance(n, int) and 1 <= n <= self.max_seq_length:
+                self.max_seq_length = n
+
+    def _tokenizer(self):
+        tj = os.path.join(self.path, "tokenizer.json")
+        if not os.path.isfile(tj):
+            return None
+        from tokenizers import Tokenizer
+        try:
+            tok = Tokenizer.from_file(tj)
+        except Exception as e:  # noqa: BLE001 - the library's own parse errors
+            raise ValueError(f"cannot read the tokenizer {tj}: {e}") from None
+        tok.enable_truncation(max_length=self.max_seq_length)
+        tok.no_padding()
+        return tok
+
+    # -- programs --
+    def compile_for(self, batch: int, length: int):
+        """The program for a (batch, bucket) (compiled now if needed)."""
+        bucket = self._bucket(length)
+        key = (int(batch), bucket)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        pooling = self.pooling
+        _, outs = bert.build(self._w, self.config, key[0], bucket, pooling=pooling, normalize=self.normalize)
+        net = af.compile(outs, **self._options)
+        self._cache[key] = net
+        while len(self._cache) > self.max_programs:
+            self._cache.popitem(last=False)
+        return net
+
+    def _bucket(self, length: int) -> int:
+        if length < 1 or length > self.max_seq_length:
+            raise ValueError(f"sequence length {length} is outside 1..{self.max_seq_length} (max_seq_length)")
+        return next(b for b in self.buckets if b >= length)
+
+    def run(self, input_ids, attention_mask=None, token_type_ids=None) -> dict:
+        """All outputs (last_hidden_state, and sentence_embedding when pooled), trimmed back
+        to the given length."""
+        ids = np.asarray(input_ids)
+        if ids.ndim == 1:
+            ids = ids[None]
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise ValueError(f"input_ids must be integer token ids of shape (batch, length), got {ids.dtype} {ids.shape}")
+        V = self.config["vocab_size"]
+        if ids.size and (ids.min() < 0 or ids.max() >= V):
+            raise ValueError(f"input_ids must be in 0..{V - 1}, got values {ids.min()}..{ids.max()}")
+        b, n = ids.shape
+        mask = np.ones((b, n), np.float32) if attention_mask is None else np.asarray(attention_mask, np.float32).reshape(b, n)
+        types = np.zeros((b, n), np.int32) if token_type_ids is None else np.asarray(token_type_ids).reshape(b, n)
+        bucket = self._bucket(n)
+        pad = bucket - n
+        pid = self.config.get("pad_token_id", 0) or 0
+        ids_p = np.pad(ids.astype(np.int32), ((0, 0), (0, pad)), constant_values=pid)
+        out = self.compile_for(b, n)(ids_p, np.pad(mask, ((0, 0), (0, pad))), np.pad(types.astype(np.int32), ((0, 0), (0, pad))))
+        out["last_hidden_state"] = out["last_hidden_state"][:, :n]
+        return out
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None) -> np.ndarray:
+        out = self.run(input_ids, attention_mask, token_type_ids)
+        return out.get("sentence_embedding", out["last_hidden_state"])
+
+    def encode(self, sentences, batch_size: int = 32, normalize: bool | None = None) -> np.ndarray:
+        """Sentence embeddings (len(sentences), hidden): tokenized, run in batches of similar
+        length, pooled as the model's configuration says (mean pooling without one);
+        ``normalize`` overrides the configuration's Normalize."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        if self.tokenizer is None:
+            raise FileNotFoundError(f"{self.path} has no tokenizer.json: call the encoder with token ids instead")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        enc = self.tokenizer.encode_batch(list(sentences))
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))
+        dim = self.config["hidden_size"]
+        out = np.zeros((len(enc), dim), np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            n = max(len(enc[i].ids) for i in idx)
+            b = 1 << (len(idx) - 1).bit_length()  # batch sizes in powers of two: fewer programs
+            ids = np.zeros((b, n), np.int32)
+            mask = np.zeros((b, n), np.float32)
+            types = np.zeros((b, n), np.int32)
+            for r, i in enumerate(idx):
+                e = enc[i]
+                ids[r, :len(e.ids)], mask[r, :len(e.ids)], types[r, :len(e.ids)] = e.ids, e.attention_mask, e.type_ids
+            mask[len(idx):, 0] = 1  # filler rows: one token, never read
+            res = self.run(ids, mask, types)
+            if "sentence_embedding" in res:
+                vec = res["sentence_embedding"]
+            else:  # no pooling configured: mean over the tokens
+                m = mask[:, :, None]
+                vec = (res["last_hidden_state"] * m).sum(1) / np.maximum(m.sum(1), 1)
+            out[idx] = vec[:len(idx)]
+        want = self.normalize if normalize is None else normalize
+        if want and not (self.normalize and "sentence_embedding" in res):
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        if normalize is False and self.normalize:
+            raise ValueError("normalize=False: this model's configuration normalizes inside the program")
+        return out
+
+    def summary(self, file=None) -> str:
+        lines = [f"TextEncoder {os.path.basename(self.path.rstrip('/'))}: {self.config['num_hidden_layers']} layers, "
+                 f"hidden {self.config['hidden_size']}, pooling {self.pooling or 'none'}"
+                 f"{', normalized' if self.normalize else ''}, max_seq_length {self.max_seq_length}",
+                 f"  length buckets: {', '.join(map(str, self.buckets))}",
+                 f"  compiled (batch, bucket): {', '.join(map(str, self._cache)) or 'none yet'}"]
+        text = "\n".join(lines) + "\n"
+        print(text, end="", file=file)
+        return text
