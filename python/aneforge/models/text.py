@@ -37,6 +37,9 @@ class TextEncoder:
         self._read_sentence_transformers_config()
         self.buckets = tuple(b for b in BUCKETS if b < self.max_seq_length) + (self.max_seq_length,)
         self.tokenizer = self._tokenizer()
+        # Every tensor present with its shape: the graph is built once now (not compiled), so a
+        # broken checkpoint fails at af.load, naming the tensor.
+        bert.build(self._w, cfg, 1, min(8, cfg["max_position_embeddings"]), self.pooling, self.normalize)
 
     def _read_sentence_transformers_config(self):
         modules = os.path.join(self.path, "modules.json")
