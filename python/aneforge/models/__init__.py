@@ -6,8 +6,9 @@ import os
 
 from ._files import load_weights, read_json
 from .text import TextEncoder
+from .vision import ImageModel, resnet18, resnet34, resnet50, vit_b_16
 
-SUPPORTED = ("bert",)
+SUPPORTED = ("bert", "resnet", "vit")
 
 
 def load(path, *, target=None, compress=None, precision="fp16", backend="sim", max_programs=8):
@@ -23,7 +24,13 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
         raise ValueError(f"af.load: {path}: model_type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
     options = dict(target=target, compress=compress, precision=precision, backend=backend)
     tensors = load_weights(path)
+    if kind == "resnet":
+        from .vision import load_hf_resnet
+        return load_hf_resnet(path, tensors, cfg, dict(options, max_programs=max_programs))
+    if kind == "vit":
+        from .vision import load_hf_vit
+        return load_hf_vit(path, tensors, cfg, dict(options, max_programs=max_programs))
     return TextEncoder(path, tensors, cfg, options, max_programs)
 
 
-__all__ = ["load", "TextEncoder"]
+__all__ = ["load", "TextEncoder", "ImageModel", "resnet18", "resnet34", "resnet50", "vit_b_16"]
