@@ -107,3 +107,18 @@ def test_hf_vit_directory_in_the_transformers_4_layout(tmp_path, rng):
     with torch.no_grad():
         ref = m(pixel_values=torch.from_numpy(x)).logits.numpy()
     assert _cos(af.load(d)(x), ref) >= 0.9999
+
+
+def test_vision_programs_are_equivalent_on_the_mil_backend(tmp_path, rng):
+    m = R.resnet(18)
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    sim = af.models.resnet18(m.state_dict(), image_size=64)(x)
+    mil = af.models.resnet18(m.state_dict(), image_size=64, backend="mil")(x)
+    assert np.abs(sim - mil).max() <= 2e-3 and _cos(sim, mil) >= 0.99999
+    cfg = transformers.ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                 image_size=32, patch_size=8)
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(cfg).save_pretrained(tmp_path / "vit")
+    xv = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    a, b = af.load(tmp_path / "vit")(xv), af.load(tmp_path / "vit", backend="mil")(xv)
+    assert np.abs(a - b).max() <= 2e-3 and _cos(a, b) >= 0.99999
