@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "ops/lower_util.h"
 #include "ops/mil_util.h"
@@ -73,14 +75,27 @@ void infer_embedding(InferContext& c) {
   c.outputs = {{s, c.in(1).dtype()}};
 }
 
+// The one-hot matmul's result, without the matmul: row x of weight, except that a non-finite
+// weight in a row not selected still reaches the sum as 0 * inf = NaN (as on the engine).
 void embedding_kernel(const KernelArgs& k) {
   const Shape& ws = k.in_type(1).shape;
   const int64_t V = ws[0], D = ws[1], n = numel(k.in_type(0).shape);
+  const float* w = k.in[1];
+  std::vector<int32_t> bad(static_cast<size_t>(D), 0);  // non-finite weights per column
+  bool any_bad = false;
+  for (int64_t r = 0; r < V; ++r)
+    for (int64_t d = 0; d < D; ++d)
+      if (!std::isfinite(w[r * D + d])) ++bad[d], any_bad = true;
   for (int64_t t = 0; t < n; ++t) {
     float fi = k.in[0][t];
+    bool in_range = fi >= 0 && fi < static_cast<float>(V);
+    const float* row = in_range ? w + static_cast<int64_t>(fi) * D : nullptr;
     float* dst = k.out[0] + t * D;
-    if (fi >= 0 && fi < static_cast<float>(V)) std::memcpy(dst, k.in[1] + static_cast<int64_t>(fi) * D, D * sizeof(float));
-    else std::memset(dst, 0, D * sizeof(float));  // as the one-hot selection: no column matches
+    if (row) std::memcpy(dst, row, D * sizeof(float));
+    else std::memset(dst, 0, D * sizeof(float));  // no column of the one-hot matches
+    if (any_bad)
+      for (int64_t d = 0; d < D; ++d)
+        if (bad[d] - (row && !std::isfinite(row[d]) ? 1 : 0) > 0) dst[d] = std::numeric_limits<float>::quiet_NaN();
   }
 }
 
