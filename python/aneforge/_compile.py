@@ -8,7 +8,6 @@ import numpy as np
 from . import _core
 from ._tensor import Tensor
 
-_COMPRESS = (None, "int8")
 
 
 _BACKENDS = ("sim", "mil", "engine", "auto")
@@ -46,7 +45,7 @@ def _resolve_backend(backend, target):
 
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
             inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18",
-            max_programs=8) -> "Net":
+            max_programs=8, calibration=None, min_cosine=None, max_weight_error=None) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -57,7 +56,14 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         the same structure (a tuple stays a tuple) of NumPy arrays.
     precision: "fp16" (the engine's storage, default) or "fp32" (same program in float32,
         for comparison).
-    compress: None or "int8" (weight-only, per output channel).
+    compress: weight compression of conv and linear layers (docs/compression.md): None,
+        "int8" (per output channel), "int8:<block>" (a scale per <block> inputs), a dict
+        {layer: format} or a callable layer -> format. The weights stay compressed in the
+        program, its files and its MIL.
+    calibration, min_cosine: the accuracy gate: input batches, and the output cosine the
+        compressed program must reach on them against the uncompressed one; layers fall
+        back to fp16, most sensitive first. Without calibration, layers whose stored weight
+        is off by more than max_weight_error (relative L2, default 0.02) stay fp16.
     inputs: optional list fixing the order of positional inputs (default: creation order).
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
         rounding="target" takes the tie rounding the reference reports for the target.
@@ -100,8 +106,6 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     for i, t in enumerate(outs):
         if not isinstance(t, Tensor):
             raise TypeError(f"compile: output {i} is a {type(t).__name__}, not a Tensor")
-    if compress not in _COMPRESS:
-        raise ValueError(f"compile: compress must be one of {_COMPRESS}, got {compress!r}")
     ins = []
     if inputs is not None:
         for t in inputs:
@@ -112,13 +116,25 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     if _flex.is_flexible(outs):
         structure = ["single", "list", "dict", "tuple"][mode]
         options = dict(target=target, compress=compress, precision=precision, backend=backend,
-                       rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset)
+                       rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset,
+                       calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error)
         return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
-    prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
-                         target or "", compress or "", dump == "passes")
+
+    def build(layers: dict) -> "Net":
+        prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
+                             target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()})
+        return Net(prog, backend, mode, opset=opset)
+
+    if compress is None and calibration is None:
+        net = build({})
+    else:
+        from ._compress import MAX_WEIGHT_ERROR, compile_compressed
+        net, report = compile_compressed(build, compress, calibration, min_cosine,
+                                         MAX_WEIGHT_ERROR if max_weight_error is None else float(max_weight_error))
+        net._compression = report
     if dump == "passes":
-        print(prog.pass_log, end="")
-    return Net(prog, backend, mode, opset=opset)
+        print(net.pass_log, end="")
+    return net
 
 
 class Net:
@@ -151,8 +167,18 @@ class Net:
 
     @property
     def compress(self):
-        """The weight compression the program was compiled with (None or "int8")."""
-        return self._program.compress or None
+        """The weight compression per layer ({layer: format}), None when there is none."""
+        return dict(self._program.compress_layers) or None
+
+    def compression_report(self) -> dict:
+        """Per layer with a weight: format, bytes held, fp16 bytes, the stored weight's relative
+        error, and the gate's measurements (cosine with only that layer compressed, and why a
+        layer fell back); with the program's min cosine on the calibration data."""
+        rep = getattr(self, "_compression", None)
+        if rep is None:
+            from ._compress import _report
+            rep = _report(self, {}, None)
+        return rep
 
     @property
     def precision(self) -> str:

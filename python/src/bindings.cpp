@@ -1,4 +1,5 @@
 // The Python extension module aneforge._core: graph building, the op table, compile.
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -234,6 +235,24 @@ NB_MODULE(_core, m) {
       .def_prop_ro("weight_bytes", &af::Program::weight_bytes)
       .def_prop_ro("target", [](const af::Program& p) { return p.options.target; })
       .def_prop_ro("compress", [](const af::Program& p) { return p.options.compress; })
+      .def_prop_ro("compress_layers", [](const af::Program& p) { return p.options.compress_layers; })
+      // conv/linear layers with a constant weight: (layer, op, weight shape, encoding, bytes held,
+      // fp16 bytes, relative L2 error of the stored weight or -1 when unknown)
+      .def_prop_ro("weight_layers", [](const af::Program& p) {
+        nb::list l;
+        for (const auto& s : p.steps) {
+          const std::string& op = s.node->op->name;
+          if ((op != "conv" && op != "linear") || s.in.size() < 2) continue;
+          const af::Value& w = p.values[s.in[1]];
+          if (!w.data) continue;
+          int64_t n = af::numel(w.type.shape);
+          int64_t held = w.data->packed ? w.data->packed->stored_bytes() : 2 * n;
+          double err = w.data->packed ? w.data->packed->rel_error : 0.0;
+          l.append(nb::make_tuple(s.node->name, op, shape_tuple(w.type.shape), w.encoding.empty() ? std::string("fp16") : w.encoding,
+                                  held, 2 * n, err));
+        }
+        return l;
+      })
       .def_prop_ro("precision", [](const af::Program& p) {
         return std::string(p.options.numerics.precision == af::Precision::fp32 ? "fp32" : "fp16");
       })
@@ -267,9 +286,10 @@ NB_MODULE(_core, m) {
   m.def("compile", [](const std::vector<af::Tensor>& outputs, const std::vector<std::string>& names,
                       const std::vector<af::Tensor>& inputs, const std::string& precision,
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
-                      const std::string& compress, bool dump) {
+                      const std::string& compress, bool dump, const std::map<std::string, std::string>& layers) {
     af::CompileOptions o;
     o.compress = compress;
+    o.compress_layers = layers;
     o.dump_passes = dump;
     o.output_names = names;
     o.inputs = inputs;
@@ -281,7 +301,8 @@ NB_MODULE(_core, m) {
       throw af::ValueError("compile: rounding must be 'nearest_even' or 'nearest_away', got '" + rounding + "'");
     o.numerics.fp16.flush_subnormals = flush_subnormals;
     return std::shared_ptr<af::Program>(af::compile(outputs, o));
-  }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false);
+  }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false,
+     "compress_layers"_a = std::map<std::string, std::string>{});
 
   auto target_dict = [](const af::Target& t) {
     nb::dict d;

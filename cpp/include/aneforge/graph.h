@@ -20,10 +20,29 @@ struct TensorType {
   bool operator==(const TensorType& o) const { return shape == o.shape && dtype == o.dtype; }
 };
 
+// A weight stored compressed (docs/compression.md): what the program holds, writes to program
+// files and emits as MIL constexpr ops; dequantize() gives the dense values.
+struct PackedWeights {
+  std::string format;            // "int8": symmetric, a scale per output row or per block
+  Shape shape;                   // the dense shape; axis 0 is the output channel
+  int64_t block = 0;             // int8: input elements per scale (0: one scale per output row)
+  std::vector<int8_t> q8;        // int8: one per element
+  std::vector<uint16_t> scales;  // fp16 bits, [rows][blocks]
+  double rel_error = -1;         // ||dequantized - original|| / ||original|| when known (not stored in files)
+  int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
+  int64_t cols() const;          // elements per output row
+  int64_t blocks() const { return block > 0 ? cols() / block : 1; }
+  void dequantize(float* out) const;   // numel(shape) floats
+  int64_t stored_bytes() const;        // what the program holds and writes
+  std::string check() const;           // "" when every size agrees, else what does not
+};
+
 // Constant payload. Values are held as float32 (every supported dtype fits exactly
-// except int32 beyond 2^24, which constants do not use) so the simulator reads them directly.
+// except int32 beyond 2^24, which constants do not use) so the simulator reads them directly;
+// a compressed weight holds `packed` instead, and `values` stays empty.
 struct ConstData {
   std::vector<float> values;
+  std::shared_ptr<const PackedWeights> packed;
 };
 
 // A handle to one output of a node.

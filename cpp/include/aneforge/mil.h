@@ -35,6 +35,7 @@ struct Op {
   std::vector<std::pair<std::string, std::vector<std::string>>> inputs;  // param -> vars (several for tuples)
   std::vector<std::pair<std::string, Type>> outputs;
   Literal value;                                           // const ops only
+  std::vector<std::pair<std::string, Literal>> attrs;      // parameters given as attributes (iOS17 constexpr ops)
 };
 
 struct Function {
@@ -76,6 +77,12 @@ class Builder {
   bool is_const(const std::string& var) const { return consts_.count(var) > 0; }
   // The same constant as fp32 (for op parameters typed apart from x, "U" in the iOS17 ops).
   std::string as_fp32(const std::string& var);
+  // An op whose parameters are attributes (the iOS16/17 constexpr_* forms); blob-bound
+  // literals are written with the other weights.
+  std::string attr_op(const std::string& type, std::vector<std::pair<std::string, Literal>> attrs, const Type& out,
+                      const std::string& hint);
+  // A literal for attr_op: numbers of a tensor (to the blob from 10 elements) or a scalar.
+  static Literal literal_of(const std::vector<double>& v, const Shape& shape, DType t);
   // Drops constants no op uses, then writes the weight blob from the rest, in order.
   void finish();
   std::string float_scalar(double v, DType t, const std::string& hint = "p");

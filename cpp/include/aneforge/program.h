@@ -23,7 +23,8 @@ struct CompileOptions {
   Numerics numerics;
   std::vector<std::string> output_names;
   std::vector<Tensor> inputs;  // fixes input order; empty: creation order
-  std::string compress;        // "" or "int8" (weight-only, per output channel)
+  std::string compress;        // conv/linear weights: "" (fp16), "int8" (per output channel) or "int8:<block>"
+  std::map<std::string, std::string> compress_layers;  // per layer (node name): a format, or "fp16"
   bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
 };
 
@@ -74,7 +75,8 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
 
 // Program files (docs/program-file.md): versioned, checksummed, written atomically
 // (temp file, then rename). Loading a truncated, corrupt or newer file throws IOError.
-inline constexpr uint32_t kProgramFormatVersion = 1;
+// 2: compressed weights are stored packed (int8 values and fp16 scales).
+inline constexpr uint32_t kProgramFormatVersion = 2;
 // Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
 // program file or `overwrite` is set.
 void save_program(const Program& p, const std::string& path, bool overwrite = false);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "aneforge/error.h"
+#include "aneforge/fp16.h"
 #include "aneforge/op.h"
 
 namespace af::mil {
@@ -184,6 +185,27 @@ std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DTy
   return add_const(std::move(l), hint);
 }
 
+Literal Builder::literal_of(const std::vector<double>& v, const Shape& shape, DType t) {
+  Literal l;
+  l.type = {t, shape, shape.empty(), false};
+  l.numbers = v;
+  l.to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8);
+  l.blob_dtype = t;
+  return l;
+}
+
+std::string Builder::attr_op(const std::string& type, std::vector<std::pair<std::string, Literal>> attrs, const Type& out,
+                             const std::string& hint) {
+  Op op;
+  op.type = type;
+  op.name = fresh(hint);
+  op.outputs = {{op.name, out}};
+  op.attrs = std::move(attrs);
+  types_[op.name] = out;
+  m_.main.ops.push_back(std::move(op));
+  return m_.main.ops.back().name;
+}
+
 std::string Builder::as_fp32(const std::string& var) {
   if (!consts_.count(var) || types_.at(var).dtype == DType::fp32) return var;
   for (const auto& o : m_.main.ops)
@@ -205,6 +227,8 @@ void Builder::finish() {
     if (o.type == "const" && !used.count(o.name)) continue;
     if (o.type == "const" && o.value.to_blob)
       o.value.blob_offset = blob_append(m_.weights, pack(o.value.numbers, o.value.blob_dtype), blob_dtype_code(o.value.blob_dtype));
+    for (auto& [_, lit] : o.attrs)
+      if (lit.to_blob) lit.blob_offset = blob_append(m_.weights, pack(lit.numbers, lit.blob_dtype), blob_dtype_code(lit.blob_dtype));
     kept.push_back(std::move(o));
   }
   m_.main.ops = std::move(kept);
@@ -247,6 +271,37 @@ void default_emit(Builder& b, const StepView& s) {
 
 }  // namespace
 
+// A compressed weight as the op that dequantizes it when the program loads: iOS17
+// constexpr_affine_dequantize (per-channel int8, attributes), iOS18
+// constexpr_blockwise_shift_scale (per channel or per block, inputs).
+std::string packed_weight(Builder& b, const PackedWeights& pk, const Type& out, int opset) {
+  std::vector<double> q(pk.q8.begin(), pk.q8.end()), s;
+  for (uint16_t h : pk.scales) s.push_back(half_to_float(h));
+  const Shape& ws = pk.shape;
+  if (opset < 18) {
+    if (pk.block > 0)
+      throw UnsupportedError("MIL: blockwise int8 weights need the ios18 opset (constexpr_blockwise_shift_scale)");
+    return b.attr_op("constexpr_affine_dequantize",
+                     {{"axis", Builder::literal_of({0}, {}, DType::int32)},
+                      {"quantized_data", Builder::literal_of(q, ws, DType::int8)},
+                      {"scale", Builder::literal_of(s, {pk.rows()}, DType::fp16)},
+                      {"zero_point", Builder::literal_of({0}, {}, DType::int8)}},
+                     out, "w");
+  }
+  // Scale shape: one entry per (row, block); a block spans whole kernels of a conv weight.
+  Shape ss(ws.size(), 1);
+  ss[0] = pk.rows();
+  if (pk.block > 0) {
+    int64_t spatial = 1;
+    for (size_t i = 2; i < ws.size(); ++i) spatial *= ws[i];
+    if (pk.block % spatial) throw UnsupportedError("MIL: an int8 block must cover whole conv kernels");
+    ss[1] = ws[1] / (pk.block / spatial);
+  }
+  std::string data = b.tensor(std::vector<float>(pk.q8.begin(), pk.q8.end()), ws, DType::int8, "w_q");
+  std::string scale = b.tensor(std::vector<float>(s.begin(), s.end()), ss, DType::fp16, "w_scale");
+  return b.op("constexpr_blockwise_shift_scale", {{"data", {data}}, {"scale", {scale}}}, out, "");
+}
+
 Program build(const af::Program& p, int opset) {
   if (opset != 17 && opset != 18) throw ValueError("MIL: opset must be 17 (iOS17) or 18 (iOS18), got " + std::to_string(opset));
   Program m;
@@ -265,7 +320,8 @@ Program build(const af::Program& p, int opset) {
     if (var[v].empty()) {
       const Value& val = p.values[v];
       if (!val.data) throw Error(Status::internal, "MIL: value " + val.name + " used before it is produced");
-      var[v] = b.tensor(val.data->values, val.type.shape, val.type.dtype, "const");
+      var[v] = val.data->packed ? packed_weight(b, *val.data->packed, type_of(val.type), m.opset)
+                                : b.tensor(val.data->values, val.type.shape, val.type.dtype, "const");
     }
     return var[v];
   };
@@ -392,7 +448,8 @@ std::string to_text(const Program& m) {
       r += "        " + lhs + " = const()[name = " + w.str(op.name) + ", val = " + w.literal(op.value) + "];\n";
       continue;
     }
-    std::string args;
+    std::string args, attrs;
+    for (const auto& [k, lit] : op.attrs) attrs += k + " = " + w.literal(lit) + ", ";
     for (const auto& [k, vs] : op.inputs) {
       args += (args.empty() ? "" : ", ") + k + " = ";
       if (vs.size() == 1 && op.type != "concat") args += vs[0];
@@ -402,7 +459,7 @@ std::string to_text(const Program& m) {
         args += ")";
       }
     }
-    r += "        " + lhs + " = " + op.type + "(" + args + ")[name = " + w.str(op.name) + "];\n";
+    r += "        " + lhs + " = " + op.type + "(" + args + ")[" + attrs + "name = " + w.str(op.name) + "];\n";
   }
   r += "    } -> (";
   for (size_t i = 0; i < m.main.outputs.size(); ++i) r += (i ? ", " : "") + m.main.outputs[i];

@@ -195,8 +195,15 @@ std::string body_of(const Program& p) {
   w.u32(static_cast<uint32_t>(o.numerics.fp16.round));
   w.u32(o.numerics.fp16.flush_subnormals);
   w.str(o.compress);
-  w.u32(static_cast<uint32_t>(p.metadata.size()));
-  for (const auto& [k, v] : p.metadata) {
+  // Per-layer formats travel as one metadata entry, "layer=format" lines.
+  auto meta = p.metadata;
+  if (!o.compress_layers.empty()) {
+    std::string lines;
+    for (const auto& [k, v] : o.compress_layers) lines += k + "=" + v + "\n";
+    meta["compress_layers"] = lines;
+  }
+  w.u32(static_cast<uint32_t>(meta.size()));
+  for (const auto& [k, v] : meta) {
     w.str(k);
     w.str(v);
   }
@@ -210,8 +217,16 @@ std::string body_of(const Program& p) {
     w.str(v.encoding);
     w.str(v.layout);
     w.i64(v.engine_bytes);
-    w.u32(v.data ? 1 : 0);
-    if (v.data) {
+    w.u32(!v.data ? 0 : v.data->packed ? 2 : 1);
+    if (v.data && v.data->packed) {  // int8 values and fp16 scales, as the program holds them
+      const PackedWeights& pk = *v.data->packed;
+      w.str(pk.format);
+      w.i64(pk.block);
+      w.i64(static_cast<int64_t>(pk.q8.size()));
+      w.buf.append(reinterpret_cast<const char*>(pk.q8.data()), pk.q8.size());
+      w.i64(static_cast<int64_t>(pk.scales.size()));
+      w.buf.append(reinterpret_cast<const char*>(pk.scales.data()), pk.scales.size() * 2);
+    } else if (v.data) {
       w.i64(static_cast<int64_t>(v.data->values.size()));
       w.buf.append(reinterpret_cast<const char*>(v.data->values.data()), v.data->values.size() * sizeof(float));
     }
@@ -253,6 +268,16 @@ void read_body(Reader& r, Program& p) {
     std::string k = r.str();
     p.metadata[k] = r.str();
   }
+  if (auto it = p.metadata.find("compress_layers"); it != p.metadata.end()) {
+    std::string rest = it->second;
+    for (size_t at = 0; at < rest.size();) {
+      size_t nl = rest.find('\n', at), eq = rest.find('=', at);
+      if (nl == std::string::npos || eq == std::string::npos || eq > nl || eq == at) r.corrupt("compress_layers");
+      o.compress_layers[rest.substr(at, eq - at)] = rest.substr(eq + 1, nl - eq - 1);
+      at = nl + 1;
+    }
+    p.metadata.erase(it);
+  }
   uint32_t nv = r.count(40);
   for (uint32_t i = 0; i < nv; ++i) {
     Value v;
@@ -267,8 +292,32 @@ void read_body(Reader& r, Program& p) {
     v.layout = r.str();
     v.engine_bytes = r.i64();
     uint32_t has_data = r.u32();
-    if (has_data > 1) r.corrupt("value '" + v.name + "'");
-    if (has_data) {
+    if (has_data > 2) r.corrupt("value '" + v.name + "'");
+    if (has_data == 2) {  // packed: every size checked against the shape before use
+      auto pk = std::make_shared<PackedWeights>();
+      pk->format = r.str();
+      pk->shape = v.type.shape;
+      pk->block = r.i64();
+      if (v.type.shape.empty() || v.type.shape[0] < 1 || checked_numel(v.type.shape) < 0)
+        r.corrupt("packed constant '" + v.name + "' shape");
+      int64_t nq = r.i64();
+      if (nq != numel(v.type.shape)) r.corrupt("packed constant '" + v.name + "' size");
+      r.need(static_cast<size_t>(nq));
+      pk->q8.resize(static_cast<size_t>(nq));
+      std::memcpy(pk->q8.data(), r.buf.data() + r.pos, static_cast<size_t>(nq));
+      r.pos += static_cast<size_t>(nq);
+      int64_t ns = r.i64();
+      if (ns < 1 || ns > nq) r.corrupt("packed constant '" + v.name + "' scales");
+      r.need(static_cast<size_t>(ns) * 2);
+      pk->scales.resize(static_cast<size_t>(ns));
+      std::memcpy(pk->scales.data(), r.buf.data() + r.pos, static_cast<size_t>(ns) * 2);
+      r.pos += static_cast<size_t>(ns) * 2;
+      std::string bad = pk->check();
+      if (!bad.empty()) r.corrupt("packed constant '" + v.name + "': " + bad);
+      auto d = std::make_shared<ConstData>();
+      d->packed = std::move(pk);
+      v.data = std::move(d);
+    } else if (has_data) {
       int64_t n = r.i64();
       if (n != numel(v.type.shape)) r.corrupt("constant '" + v.name + "' size");
       r.need(static_cast<size_t>(n) * sizeof(float));
@@ -324,7 +373,9 @@ void validate(Program& p, Reader& r) {
   }
   int nsteps = static_cast<int>(p.steps.size());
   for (const Value& v : p.values) {
-    if (v.encoding != "" && v.encoding != "int8") r.corrupt("value '" + v.name + "' encoding");
+    bool packed_encoding = v.encoding == "int8" || v.encoding.rfind("int8:", 0) == 0;
+    if (v.encoding != "" && !packed_encoding) r.corrupt("value '" + v.name + "' encoding");
+    if (v.data && v.data->packed && !packed_encoding) r.corrupt("value '" + v.name + "' is packed without an encoding");
     if (v.data) {
       if (v.producer != -1 || v.slot != -1) r.corrupt("constant '" + v.name + "'");
       bool is_int = !is_float(v.type.dtype);

@@ -190,6 +190,7 @@ Msg operation(const Op& op) {
   for (const auto& [n, t] : op.outputs) m.msg(3, named_value_type(n, t));
   map_entry(m, 5, "name", string_value(op.name));
   if (op.type == "const") map_entry(m, 5, "val", value(op.value));
+  for (const auto& [k, lit] : op.attrs) map_entry(m, 5, k, value(lit));
   return m;
 }
 

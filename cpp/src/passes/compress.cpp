@@ -1,41 +1,106 @@
-#include "passes/passes.h"
-
+// Weight compression: the weights of conv and linear layers stored as int8 with fp16 scales
+// (per output channel, or per block of inputs), and kept so through the program, its files
+// and its MIL. Which layer gets which format comes from the compile options; a format the
+// target does not stream natively is a TargetError naming layer, format and target.
 #include <cmath>
 
 #include "aneforge/error.h"
+#include "aneforge/fp16.h"
 #include "aneforge/op.h"
+#include "aneforge/target.h"
+#include "passes/passes.h"
 
 namespace af {
 
-std::vector<float> int8_roundtrip(const std::vector<float>& w, int64_t rows) {
-  std::vector<float> out(w.size());
-  int64_t cols = rows ? static_cast<int64_t>(w.size()) / rows : 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = w.data() + r * cols;
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(src[c]));
-    float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
-    for (int64_t c = 0; c < cols; ++c) {
-      float q = std::nearbyint(src[c] / scale);
-      q = std::min(127.0f, std::max(-127.0f, q));
-      out[r * cols + c] = q * scale;
+namespace {
+
+std::shared_ptr<PackedWeights> quantize_int8(const std::vector<float>& w, const Shape& shape, int64_t block) {
+  auto p = std::make_shared<PackedWeights>();
+  p->format = "int8";
+  p->shape = shape;
+  p->block = block;
+  const int64_t R = p->rows(), C = p->cols(), B = p->blocks(), per = block > 0 ? block : C;
+  p->q8.resize(w.size());
+  p->scales.resize(static_cast<size_t>(R * B));
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t b = 0; b < B; ++b) {
+      const float* src = w.data() + r * C + b * per;
+      float amax = 0.0f;
+      for (int64_t c = 0; c < per; ++c) amax = std::max(amax, std::fabs(src[c]));
+      // The scale is stored in fp16: quantize against the stored value.
+      uint16_t sh = float_to_half(amax > 0.0f ? amax / 127.0f : 1.0f);
+      float s = half_to_float(sh);
+      if (s == 0.0f || !std::isfinite(s)) {  // below fp16's range: the smallest normal scale
+        sh = float_to_half(6.103515625e-05f);
+        s = half_to_float(sh);
+      }
+      p->scales[static_cast<size_t>(r * B + b)] = sh;
+      for (int64_t c = 0; c < per; ++c) {
+        float q = std::nearbyint(src[c] / s);
+        p->q8[static_cast<size_t>(r * C + b * per + c)] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, q)));
+      }
     }
-  }
-  return out;
+  return p;
 }
 
-void compress_weights(Program& p, const std::string& mode) {
-  if (mode.empty()) return;
-  if (mode != "int8") throw ValueError("compile: compress must be None or 'int8', got '" + mode + "'");
+// "int8" or "int8:<block>" -> block (0: per channel); "" or "fp16" -> -1.
+int64_t parse_format(const std::string& f, const std::string& layer) {
+  if (f.empty() || f == "fp16") return -1;
+  if (f == "int8") return 0;
+  if (f.rfind("int8:", 0) == 0) {
+    try {
+      int64_t b = std::stoll(f.substr(5));
+      if (b >= 1) return b;
+    } catch (...) {
+    }
+  }
+  throw ValueError("compile: layer '" + layer + "': compression format '" + f + "' is not supported (fp16, int8, int8:<block>)");
+}
+
+}  // namespace
+
+void compress_weights(Program& p, const CompileOptions& o) {
+  if (o.compress.empty() && o.compress_layers.empty()) return;
+  parse_format(o.compress, "(default)");
+  const Target& t = find_target(o.target.empty() ? "h16g" : o.target);
+  auto streams = [&](const std::string& what) { return std::find(t.streams.begin(), t.streams.end(), what) != t.streams.end(); };
+  for (const auto& [name, f] : o.compress_layers) parse_format(f, name);
   for (const auto& s : p.steps) {
     const std::string& op = s.node->op->name;
     if ((op != "conv" && op != "linear") || s.in.size() < 2) continue;
     Value& w = p.values[s.in[1]];
-    if (!w.data || !w.encoding.empty() || numel(w.type.shape) < 16) continue;
+    if (!w.data || w.data->packed || numel(w.type.shape) < 16) continue;
+    auto it = o.compress_layers.find(s.node->name);
+    const std::string& f = it != o.compress_layers.end() ? it->second : o.compress;
+    int64_t block = parse_format(f, s.node->name);
+    if (block < 0) continue;
+    const char* needs = block > 0 ? "blockwise" : "int8";
+    if (!streams("int8") || (block > 0 && !streams("blockwise")))
+      throw TargetError("compile: layer '" + s.node->name + "' (" + op + " " + shape_str(w.type.shape) + "): format " + f +
+                        " needs the target to stream " + needs + " weights; " + t.name + " streams " +
+                        (t.streams.empty() ? std::string("none") : [&] {
+                          std::string r;
+                          for (const auto& x : t.streams) r += (r.empty() ? "" : ", ") + x;
+                          return r;
+                        }()) + " (docs/compression.md)");
+    int64_t cols = numel(w.type.shape) / w.type.shape[0];
+    if (block > 0 && cols % block)
+      throw ValueError("compile: layer '" + s.node->name + "': block " + std::to_string(block) + " does not divide its " +
+                       std::to_string(cols) + " inputs per output channel");
     auto d = std::make_shared<ConstData>();
-    d->values = int8_roundtrip(w.data->values, w.type.shape[0]);
+    auto pk = quantize_int8(w.data->values, w.type.shape, block);
+    std::vector<float> back(w.data->values.size());
+    pk->dequantize(back.data());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < back.size(); ++i) {
+      double o = w.data->values[i], dlt = back[i] - o;
+      num += dlt * dlt;
+      den += o * o;
+    }
+    pk->rel_error = den > 0 ? std::sqrt(num / den) : 0.0;
+    d->packed = std::move(pk);
     w.data = std::move(d);
-    w.encoding = "int8";
+    w.encoding = block > 0 ? "int8:" + std::to_string(block) : "int8";
   }
 }
 

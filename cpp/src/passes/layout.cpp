@@ -35,7 +35,7 @@ void assign_layout(Program& p) {
 void cast_constants(Program& p) {
   SimContext ctx{p.options.numerics};
   for (auto& v : p.values) {
-    if (!v.data) continue;
+    if (!v.data || v.data->packed) continue;  // packed weights dequantize to fp16 values
     DType dt = v.type.dtype;
     bool round16 = dt == DType::fp16 && p.options.numerics.precision == Precision::fp16;
     if (!round16 && dt != DType::boolean && !is_integer(dt)) continue;

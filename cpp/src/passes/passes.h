@@ -32,8 +32,7 @@ void eliminate_dead_code(Program& p);     // unused steps and values
 void plan_memory(Program& p);             // buffer slots reused by liveness
 
 // Weight compression (compress.cpp).
-void compress_weights(Program& p, const std::string& mode);
-std::vector<float> int8_roundtrip(const std::vector<float>& w, int64_t rows);
+void compress_weights(Program& p, const CompileOptions& o);
 
 // The engine's 4-D view of a shape and its fp16 bytes with 64-byte rows (layout.cpp);
 // also used by the targets layer for limits and costs.

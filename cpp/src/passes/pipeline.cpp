@@ -115,7 +115,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
     pass.run(*prog);
     if (opts.dump_passes) log += "== " + std::string(pass.name) + " ==\n" + prog->text();
   }
-  compress_weights(*prog, opts.compress);
+  compress_weights(*prog, opts);
   if (opts.dump_passes && !opts.compress.empty()) log += "== compress_weights(" + opts.compress + ") ==\n" + prog->text();
   for (const PassInfo& pass : {PassInfo{"cast_constants", cast_constants}, PassInfo{"assign_layout", assign_layout},
                                PassInfo{"plan_memory", plan_memory}}) {

@@ -55,7 +55,7 @@ int64_t Program::weight_bytes() const {
     const auto& v = values[i];
     if (!v.data || !used[i]) continue;
     int64_t n = numel(v.type.shape);
-    if (v.encoding == "int8") b += n + v.type.shape[0] * 2;  // int8 values + fp16 scales
+    if (v.data->packed) b += v.data->packed->stored_bytes();
     else b += (n * std::max(16, dtype_bits(v.type.dtype)) + 7) / 8;
   }
   return b;
@@ -99,11 +99,19 @@ std::string Program::summary() const {
   for (size_t i = 0; i < steps.size(); ++i) {
     const auto& n = *steps[i].node;
     const auto& v = values[steps[i].out[0]];
+    std::string attrs = n.attrs.str();
+    for (int in : steps[i].in)  // a compressed weight: its format and the bytes it takes
+      if (values[in].data && values[in].data->packed)
+        attrs = "weight=" + values[in].encoding + " " + human_bytes(values[in].data->packed->stored_bytes()) +
+                (attrs.empty() ? "" : ", ") + attrs;
     std::snprintf(line, sizeof line, "  %-4zu %-22s %-18s %-22s %-6s %s\n", i, n.name.c_str(), layer_label(steps[i]).c_str(),
-                  shape_str(v.type.shape).c_str(), std::string(dtype_name(v.type.dtype)).c_str(), n.attrs.str().c_str());
+                  shape_str(v.type.shape).c_str(), std::string(dtype_name(v.type.dtype)).c_str(), attrs.c_str());
     r += line;
   }
-  r += "  weights: " + human_bytes(weight_bytes()) + (options.compress.empty() ? " (fp16)" : " (" + options.compress + ")") +
+  int packed = 0;
+  for (const auto& v : values) packed += v.data && v.data->packed;
+  r += "  weights: " + human_bytes(weight_bytes()) +
+       (packed ? " (" + std::to_string(packed) + " compressed as marked, the rest fp16)" : " (fp16)") +
        ", peak activations: " + human_bytes(peak_activation_bytes()) + " (fp16, 64-byte rows, " +
        std::to_string(slot_elems.size()) + " buffers)\n";
   r += std::string("  precision: ") + (options.numerics.precision == Precision::fp16 ? "fp16" : "fp32") +

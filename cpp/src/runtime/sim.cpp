@@ -58,7 +58,8 @@ class SimExecutable final : public Executable {
     ptr_.resize(prog_->values.size(), nullptr);
     for (size_t v = 0; v < prog_->values.size(); ++v) {
       const auto& val = prog_->values[v];
-      if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
+      if (val.data && val.data->packed) scratch_elems_ = std::max(scratch_elems_, numel(val.type.shape));
+      else if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
       else if (val.slot >= 0) ptr_[v] = slots_[val.slot].data();
     }
     for (const auto& s : prog_->steps) {
@@ -98,6 +99,7 @@ class SimExecutable final : public Executable {
     }
     for (size_t s = 0; s < p.steps.size(); ++s) {
       const Node& node = *p.steps[s].node;
+      unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size()};
       node.op->kernel(args);
@@ -123,6 +125,21 @@ class SimExecutable final : public Executable {
   }
 
  private:
+  // A compressed weight is dequantized into a scratch buffer just before its layer runs: the
+  // program holds only the packed bytes, and the values are the fp16 ones the engine's
+  // constexpr op produces.
+  void unpack_weights(size_t s) {
+    const Program& p = *prog_;
+    for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
+      const Value& v = p.values[p.steps[s].in[i]];
+      if (!v.data || !v.data->packed) continue;
+      if (scratch_.size() < static_cast<size_t>(scratch_elems_)) scratch_.resize(static_cast<size_t>(scratch_elems_));
+      v.data->packed->dequantize(scratch_.data());
+      ctx_.store(scratch_.data(), static_cast<size_t>(numel(v.type.shape)), v.type.dtype);
+      steps_[s].in[i] = scratch_.data();
+    }
+  }
+
   struct StepPtrs {
     std::vector<const float*> in;
     std::vector<float*> out;
@@ -133,6 +150,8 @@ class SimExecutable final : public Executable {
   std::vector<std::vector<float>> slots_;
   std::vector<float*> ptr_;
   std::vector<StepPtrs> steps_;
+  int64_t scratch_elems_ = 0;
+  std::vector<float> scratch_;                // the weight of the running layer, dequantized
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
   std::mutex mu_;

@@ -37,7 +37,7 @@ double layer_flops(const Program& p, const Step& st) {
 double value_bytes(const Value& v) {
   if (!v.data) return static_cast<double>(v.engine_bytes ? v.engine_bytes : engine_bytes(v.type.shape));
   double n = static_cast<double>(numel(v.type.shape));
-  return v.encoding == "int8" ? n + 2.0 * v.type.shape[0] : 2.0 * n;
+  return v.data->packed ? static_cast<double>(v.data->packed->stored_bytes()) : 2.0 * n;
 }
 
 // Effective fraction of the MAC peak by layer kind:
