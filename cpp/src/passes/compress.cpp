@@ -83,7 +83,11 @@ void compress_weights(Program& p, const CompileOptions& o) {
                           for (const auto& x : t.streams) r += (r.empty() ? "" : ", ") + x;
                           return r;
                         }()) + " (docs/compression.md)");
-    int64_t cols = numel(w.type.shape) / w.type.shape[0];
+    int64_t cols = numel(w.type.shape) / w.type.shape[0], kernel = 1;
+    for (size_t i = 2; i < w.type.shape.size(); ++i) kernel *= w.type.shape[i];
+    if (block > 0 && block % kernel)
+      throw ValueError("compile: layer '" + s.node->name + "': block " + std::to_string(block) + " must be a multiple of its " +
+                       std::to_string(kernel) + "-element kernel (a block spans whole kernels)");
     if (block > 0 && cols % block)
       throw ValueError("compile: layer '" + s.node->name + "': block " + std::to_string(block) + " does not divide its " +
                        std::to_string(cols) + " inputs per output channel");

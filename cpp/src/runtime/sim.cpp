@@ -122,6 +122,7 @@ class SimExecutable final : public Executable {
       const float* src = ptr_[p.outputs[out]];
       state_[in].assign(src, src + numel(p.values[p.outputs[out]].type.shape));
     }
+    scratch_.reset();  // between runs the program holds only the packed weights
   }
 
  private:
@@ -133,10 +134,10 @@ class SimExecutable final : public Executable {
     for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
       const Value& v = p.values[p.steps[s].in[i]];
       if (!v.data || !v.data->packed) continue;
-      if (scratch_.size() < static_cast<size_t>(scratch_elems_)) scratch_.resize(static_cast<size_t>(scratch_elems_));
-      v.data->packed->dequantize(scratch_.data());
-      ctx_.store(scratch_.data(), static_cast<size_t>(numel(v.type.shape)), v.type.dtype);
-      steps_[s].in[i] = scratch_.data();
+      if (!scratch_) scratch_.reset(new float[static_cast<size_t>(scratch_elems_)]);  // not zero-filled
+      v.data->packed->dequantize(scratch_.get());
+      ctx_.store(scratch_.get(), static_cast<size_t>(numel(v.type.shape)), v.type.dtype);
+      steps_[s].in[i] = scratch_.get();
     }
   }
 
@@ -151,7 +152,7 @@ class SimExecutable final : public Executable {
   std::vector<float*> ptr_;
   std::vector<StepPtrs> steps_;
   int64_t scratch_elems_ = 0;
-  std::vector<float> scratch_;                // the weight of the running layer, dequantized
+  std::unique_ptr<float[]> scratch_;          // the running layer's weight, dequantized; freed after each run
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
   std::mutex mu_;

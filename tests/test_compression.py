@@ -1,0 +1,160 @@
+"""Weight compression: what the user sees (program, file, blob and package sizes, process
+memory, results), the MIL it emits (run on the mil backend, type-checked by coremltools),
+target gating, per-layer formats and the accuracy gate."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aneforge as af
+
+
+def _mlp(rng, outlier=False):
+    W1 = rng.standard_normal((256, 128)).astype(np.float32)
+    W2 = rng.standard_normal((32, 256)).astype(np.float32) / 16
+    if outlier:  # one huge weight per row (on an input that stays 0): int8 rounds the rest to 0
+        W1[:, 0] = 2000.0
+    x = af.input((8, 128), name="x")
+    return x, af.linear(af.linear(x, W1).relu(), W2)
+
+
+def _conv(rng):
+    x = af.input((1, 32, 8, 8), name="x")
+    W = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    return x, af.conv2d(x, W, padding=1).relu()
+
+
+def test_int8_is_smaller_everywhere_the_user_looks(rng, tmp_path):
+    _, y = _mlp(rng)
+    dense, small = af.compile(y), af.compile(y, compress="int8")
+    assert small.weight_bytes <= 0.51 * dense.weight_bytes
+    dense.save(tmp_path / "dense.afp")
+    small.save(tmp_path / "small.afp")
+    assert os.path.getsize(tmp_path / "small.afp") <= 0.3 * os.path.getsize(tmp_path / "dense.afp")
+    for opset in ("ios17", "ios18"):
+        assert len(small.weight_blob(opset)) <= 0.52 * len(dense.weight_blob(opset))
+        dense.export_mlpackage(tmp_path / f"d{opset}.mlpackage", opset=opset)
+        small.export_mlpackage(tmp_path / f"s{opset}.mlpackage", opset=opset)
+        blob = "Data/com.apple.CoreML/weights/weight.bin"
+        assert os.path.getsize(tmp_path / f"s{opset}.mlpackage" / blob) <= 0.52 * os.path.getsize(tmp_path / f"d{opset}.mlpackage" / blob)
+    xs = rng.standard_normal((8, 128)).astype(np.float32)
+    assert af.testing.cosine(small(xs), dense(xs)) >= 0.9995
+    back = af.load_program(tmp_path / "small.afp")
+    np.testing.assert_array_equal(back(xs), small(xs))  # the file holds the int8 weights as they are
+
+
+MEMORY = r"""
+import gc, sys, numpy as np, aneforge as af
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+x = af.input((1, 4096), name="x")
+y = af.linear(x, np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32))
+net = af.compile(y, compress=sys.argv[1] if sys.argv[1] != "none" else None)
+net(np.zeros((1, 4096), np.float32))
+del x, y
+gc.collect()
+print(rss())
+"""
+
+
+def test_the_process_holds_fewer_bytes(tmp_path):
+    """RSS of a process holding a compiled 4096x4096 linear once its graph is gone."""
+    if not os.path.exists("/proc/self/statm"):
+        pytest.skip("needs /proc")
+    script = tmp_path / "mem.py"
+    script.write_text(MEMORY)
+    rss = {m: int(subprocess.run([sys.executable, str(script), m], capture_output=True, text=True, check=True).stdout)
+           for m in ("none", "int8")}
+    saved = rss["none"] - rss["int8"]
+    assert saved >= 40e6, rss  # 64 MiB of float32 weights become 16 MiB of int8
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int8:32"])
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_compressed_programs_are_equivalent_on_the_mil_backend(fmt, opset, rng):
+    if fmt == "int8:32" and opset == "ios17":
+        _, y = _mlp(rng)
+        with pytest.raises(NotImplementedError, match="blockwise int8 weights need the ios18 opset"):
+            af.compile(y, compress=fmt).mil_text(opset)
+        return
+    for build, shape, block in ((_mlp, (8, 128), "int8:32"), (_conv, (1, 32, 8, 8), "int8:72")):
+        _, y = build(rng)
+        f = fmt if fmt == "int8" else block  # a conv block spans whole 3x3 kernels
+        xs = rng.standard_normal(shape).astype(np.float32)
+        sim = af.compile(y, compress=f)(xs)
+        mil = af.compile(y, compress=f, backend="mil", opset=opset)(xs)
+        af.testing.assert_equivalent(mil, sim, ulps=2, floor_ulps=2)
+        text = af.compile(y, compress=f).mil_text(opset)
+        assert ("constexpr_affine_dequantize" if opset == "ios17" else "constexpr_blockwise_shift_scale") in text
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_coremltools_accepts_the_compressed_package(opset, rng, tmp_path):
+    ct = pytest.importorskip("coremltools")  # noqa: F841
+    from test_mil import load_with_coremltools
+    _, y = _conv(rng)
+    _, prog = load_with_coremltools(af.compile(y, compress="int8" if opset == "ios17" else "int8:288"), tmp_path, opset)
+    ops = [op.op_type for op in prog.functions["main"].operations]
+    assert any(o.startswith("constexpr_") for o in ops), ops
+
+
+def test_targets_gate_formats(rng):
+    _, y = _mlp(rng)
+    with pytest.raises(af.TargetError, match=r"layer 'linear_\d+'.*int8.*h13 streams int4-lut, sparse"):
+        af.compile(y, compress="int8", target="M1")
+    with pytest.raises(af.TargetError, match="blockwise"):
+        af.compile(y, compress="int8:32", target="M2")  # h14 streams int8 per channel, not blockwise
+    assert af.compile(y, compress="int8", target="M2").compress
+    with pytest.raises(ValueError, match="block 48 does not divide"):
+        af.compile(y, compress="int8:48")
+    _, c = _conv(rng)
+    with pytest.raises(ValueError, match="multiple of its 9-element kernel"):
+        af.compile(c, compress="int8:32")
+
+
+def test_per_layer_formats_by_dict_or_callable(rng):
+    _, y = _mlp(rng)
+    layers = [r["layer"] for r in af.compile(y).compression_report()["layers"]]
+    assert len(layers) == 2
+    net = af.compile(y, compress={layers[1]: "int8"})
+    assert net.compress == {layers[1]: "int8"}
+    net = af.compile(y, compress=lambda name: "int8:64" if name == layers[0] else None)
+    assert net.compress == {layers[0]: "int8:64"}
+    with pytest.raises(ValueError, match="does not have"):
+        af.compile(y, compress={"conv_999": "int8"})
+
+
+def test_the_gate_falls_back_the_layer_that_breaks_it(rng):
+    x, y = _mlp(rng, outlier=True)
+    cal = [rng.standard_normal((8, 128)).astype(np.float32) for _ in range(3)]
+    for c in cal:
+        c[:, 0] = 0.0
+    plain = af.compile(y, compress="int8")
+    with np.errstate(invalid="ignore"):  # int8 everywhere breaks it (here: the output is all zeros)
+        assert not af.testing.cosine(plain(cal[0]), af.compile(y)(cal[0])) >= 0.99
+    gated = af.compile(y, compress="int8", calibration=cal, min_cosine=0.999)
+    rep = gated.compression_report()
+    first, second = rep["layers"]
+    assert first["format"] == "fp16" and "fallback" in first and first["cosine_alone"] < 0.99
+    assert second["format"] == "int8" and second["cosine_alone"] > 0.999
+    assert rep["min_cosine"] >= 0.999 and rep["bytes"] < rep["fp16_bytes"]
+    with pytest.raises(ValueError, match="needs min_cosine"):
+        af.compile(y, compress="int8", calibration=cal)
+
+
+def test_without_calibration_the_weight_error_gates(rng):
+    _, y = _mlp(rng)
+    rep = af.compile(y, compress="int8").compression_report()  # int8 of Gaussian weights: ~0.7% error
+    assert [r["format"] for r in rep["layers"]] == ["int8", "int8"]
+    assert all(0.003 < r["weight_error"] < 0.01 for r in rep["layers"])
+    strict = af.compile(y, compress="int8", max_weight_error=0.003).compression_report()
+    assert [r["format"] for r in strict["layers"]] == ["fp16", "fp16"]
+    assert all("weight error" in r["fallback"] for r in strict["layers"])
+
+
+def test_summary_shows_the_format_and_bytes_per_layer(rng):
+    _, y = _mlp(rng)
+    text = af.compile(y, compress="int8").summary(file=open(os.devnull, "w"))
+    assert "weight=int8 32.5 KiB" in text and "weight=int8 8.1 KiB" in text and "2 compressed as marked" in text
