@@ -158,3 +158,18 @@ def test_summary_shows_the_format_and_bytes_per_layer(rng):
     _, y = _mlp(rng)
     text = af.compile(y, compress="int8").summary(file=open(os.devnull, "w"))
     assert "weight=int8 32.5 KiB" in text and "weight=int8 8.1 KiB" in text and "2 compressed as marked" in text
+
+
+def test_an_embedding_table_is_compressed_only_when_named(rng):
+    E = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = af.input((2, 5), dtype="int32", name="ids")
+    y = af.embedding(ids, E)
+    assert af.compile(y, compress="int8").compress is None  # a format string leaves tables in fp16
+    name = af.compile(y).compression_report()["layers"][0]["layer"]
+    net = af.compile(y, compress={name: "int8"})
+    assert net.weight_bytes == 300 * (16 + 2)  # int8 rows and an fp16 scale per row: 0.56x of fp16 here
+    xs = rng.integers(0, 300, (2, 5)).astype(np.int32)
+    got = net(xs)
+    assert af.testing.cosine(got, E[xs]) >= 0.9995
+    for opset in ("ios17", "ios18"):  # the one-hot matmul over the dequantized table, in MIL
+        np.testing.assert_array_equal(af.compile(y, compress={name: "int8"}, backend="mil", opset=opset)(xs), got)

@@ -19,8 +19,8 @@ MAX_WEIGHT_ERROR = 0.02  # relative L2: about 1/3 of a worst-case int8 channel's
 def _formats(compress, layers) -> dict:
     if compress is None:
         return {}
-    if isinstance(compress, str):
-        return {name: compress for name in layers}
+    if isinstance(compress, str):  # conv and linear layers; embeddings only when named
+        return {name: compress for name, (op, _) in layers.items() if op != "embedding"}
     if isinstance(compress, dict):
         unknown = sorted(set(compress) - set(layers))
         if unknown:

@@ -242,7 +242,7 @@ NB_MODULE(_core, m) {
         nb::list l;
         for (const auto& s : p.steps) {
           const std::string& op = s.node->op->name;
-          if ((op != "conv" && op != "linear") || s.in.size() < 2) continue;
+          if ((op != "conv" && op != "linear" && op != "embedding") || s.in.size() < 2) continue;
           const af::Value& w = p.values[s.in[1]];
           if (!w.data) continue;
           int64_t n = af::numel(w.type.shape);

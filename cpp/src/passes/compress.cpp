@@ -1,4 +1,5 @@
-// Weight compression: the weights of conv and linear layers stored as int8 with fp16 scales
+// Weight compression: the weights of conv and linear layers (and embedding tables when named)
+// stored as int8 with fp16 scales
 // (per output channel, or per block of inputs), and kept so through the program, its files
 // and its MIL. Which layer gets which format comes from the compile options; a format the
 // target does not stream natively is a TargetError naming layer, format and target.
@@ -67,10 +68,14 @@ void compress_weights(Program& p, const CompileOptions& o) {
   for (const auto& [name, f] : o.compress_layers) parse_format(f, name);
   for (const auto& s : p.steps) {
     const std::string& op = s.node->op->name;
-    if ((op != "conv" && op != "linear") || s.in.size() < 2) continue;
+    // conv and linear weights take the default format; an embedding table only when named
+    // (its rows are looked up exactly, and it is often the most sensitive weight).
+    bool named_only = op == "embedding";
+    if ((op != "conv" && op != "linear" && !named_only) || s.in.size() < 2) continue;
     Value& w = p.values[s.in[1]];
     if (!w.data || w.data->packed || numel(w.type.shape) < 16) continue;
     auto it = o.compress_layers.find(s.node->name);
+    if (named_only && it == o.compress_layers.end()) continue;
     const std::string& f = it != o.compress_layers.end() ? it->second : o.compress;
     int64_t block = parse_format(f, s.node->name);
     if (block < 0) continue;
