@@ -34,7 +34,9 @@ def minilm_rows():
     rows = []
     dense = af.load(path).compile_for(8, 16).weight_bytes
     with_table = lambda name: "int8" if name.startswith("embedding") else "int8:32"  # noqa: E731
-    for label, fmt in (("fp16", None), ("int8", "int8"), ("int8:32", "int8:32"), ("int8:32+emb", with_table)):
+    int4_rows = lambda name: "int8" if name.startswith("embedding") else "int4:1"  # noqa: E731
+    for label, fmt in (("fp16", None), ("int8", "int8"), ("int8:32", "int8:32"), ("int8:32+emb", with_table),
+                       ("int4", "int4"), ("int4:1", "int4:1"), ("int4:1+emb", int4_rows)):
         enc = af.load(path, compress=fmt)
         got = enc.encode(SENTENCES)
         net = enc.compile_for(8, 16)

@@ -173,3 +173,43 @@ def test_an_embedding_table_is_compressed_only_when_named(rng):
     assert af.testing.cosine(got, E[xs]) >= 0.9995
     for opset in ("ios17", "ios18"):  # the one-hot matmul over the dequantized table, in MIL
         np.testing.assert_array_equal(af.compile(y, compress={name: "int8"}, backend="mil", opset=opset)(xs), got)
+
+
+@pytest.mark.parametrize("fmt", ["int4", "int4:16"])
+def test_int4_lut_end_to_end(fmt, rng, tmp_path):
+    _, y = _mlp(rng)
+    dense, small = af.compile(y), af.compile(y, compress=fmt)
+    assert small.weight_bytes <= 0.26 * dense.weight_bytes  # 4-bit indices + 16 fp16 entries per LUT
+    xs = rng.standard_normal((8, 128)).astype(np.float32)
+    assert af.testing.cosine(small(xs), dense(xs)) >= 0.98
+    rep = small.compression_report()
+    assert all(0.05 < r["weight_error"] < 0.12 for r in rep["layers"])  # k-means on Gaussian weights
+    small.save(tmp_path / "p.afp")
+    dense.save(tmp_path / "d.afp")
+    assert os.path.getsize(tmp_path / "p.afp") <= 0.15 * os.path.getsize(tmp_path / "d.afp")
+    np.testing.assert_array_equal(af.load_program(tmp_path / "p.afp")(xs), small(xs))
+    opsets = ["ios18"] if ":" in fmt else ["ios17", "ios18"]
+    for opset in opsets:
+        mil = af.compile(y, compress=fmt, backend="mil", opset=opset)(xs)
+        af.testing.assert_equivalent(mil, small(xs), ulps=2, floor_ulps=2)
+        assert len(small.weight_blob(opset)) <= 0.27 * len(dense.weight_blob(opset))
+    if ":" in fmt:
+        with pytest.raises(NotImplementedError, match="grouped LUTs need the ios18 opset"):
+            small.mil_text("ios17")
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_coremltools_accepts_int4_luts(opset, rng, tmp_path):
+    pytest.importorskip("coremltools")
+    from test_mil import load_with_coremltools
+    _, y = _conv(rng)
+    _, prog = load_with_coremltools(af.compile(y, compress="int4"), tmp_path, opset)
+    assert "constexpr_lut_to_dense" in [op.op_type for op in prog.functions["main"].operations]
+
+
+def test_m1_streams_int4_luts(rng):
+    _, y = _mlp(rng)
+    net = af.compile(y, compress="int4", target="M1")
+    assert set(net.compress.values()) == {"int4"}
+    with pytest.raises(ValueError, match="16 rows per LUT do not divide|rows per LUT do not divide"):
+        af.compile(y, compress="int4:100")

@@ -63,7 +63,8 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     calibration, min_cosine: the accuracy gate: input batches, and the output cosine the
         compressed program must reach on them against the uncompressed one; layers fall
         back to fp16, most sensitive first. Without calibration, layers whose stored weight
-        is off by more than max_weight_error (relative L2, default 0.02) stay fp16.
+        is off by more than max_weight_error (relative L2; default 0.02 for int8, 0.12 for
+        int4) stay fp16.
     inputs: optional list fixing the order of positional inputs (default: creation order).
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
         rounding="target" takes the tie rounding the reference reports for the target.
@@ -128,9 +129,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     if compress is None and calibration is None:
         net = build({})
     else:
-        from ._compress import MAX_WEIGHT_ERROR, compile_compressed
+        from ._compress import compile_compressed
         net, report = compile_compressed(build, compress, calibration, min_cosine,
-                                         MAX_WEIGHT_ERROR if max_weight_error is None else float(max_weight_error))
+                                         None if max_weight_error is None else float(max_weight_error))
         net._compression = report
     if dump == "passes":
         print(net.pass_log, end="")

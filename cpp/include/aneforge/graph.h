@@ -23,11 +23,16 @@ struct TensorType {
 // A weight stored compressed (docs/compression.md): what the program holds, writes to program
 // files and emits as MIL constexpr ops; dequantize() gives the dense values.
 struct PackedWeights {
-  std::string format;            // "int8": symmetric, a scale per output row or per block
+  std::string format;            // "int8": symmetric, a scale per output row or per block;
+                                 // "int4": 4-bit indices into 16-entry fp16 LUTs
   Shape shape;                   // the dense shape; axis 0 is the output channel
   int64_t block = 0;             // int8: input elements per scale (0: one scale per output row)
+  int64_t group_rows = 0;        // int4: output rows per LUT (0: one LUT for the tensor)
   std::vector<int8_t> q8;        // int8: one per element
-  std::vector<uint16_t> scales;  // fp16 bits, [rows][blocks]
+  std::vector<uint16_t> scales;  // int8: fp16 bits, [rows][blocks]
+  std::vector<uint8_t> q4;       // int4: two indices per byte, the first in the low nibble
+  std::vector<uint16_t> lut;     // int4: fp16 bits, [groups][16]
+  int64_t groups() const { return group_rows > 0 ? rows() / group_rows : 1; }
   double rel_error = -1;         // ||dequantized - original|| / ||original|| when known (not stored in files)
   int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   int64_t cols() const;          // elements per output row

@@ -69,6 +69,7 @@ uint32_t blob_dtype_code(DType t) {
     case DType::uint8: return 3;
     case DType::int8: return 4;
     case DType::int32: return 14;
+    case DType::uint4: return 11;
     default: throw UnsupportedError("weight blob: no storage for dtype " + type_name(t));
   }
 }
@@ -85,6 +86,13 @@ namespace {
 
 std::string pack(const std::vector<double>& v, DType t) {
   std::string out;
+  if (t == DType::uint4) {  // two per byte, the first in the low nibble (MILBlob's sub-byte order)
+    out.assign((v.size() + 1) / 2, '\0');
+    for (size_t i = 0; i < v.size(); ++i)
+      out[i / 2] = static_cast<char>(static_cast<unsigned char>(out[i / 2]) |
+                                     ((static_cast<unsigned>(int_value(v[i], DType::uint4)) & 0xFu) << (i % 2 ? 4 : 0)));
+    return out;
+  }
   for (double x : v) {
     switch (t) {
       case DType::fp16: {
@@ -180,7 +188,8 @@ std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DTy
   Literal l;
   l.type = {t, shape, shape.empty(), false};
   l.numbers.assign(v.begin(), v.end());
-  l.to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8);
+  l.to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8 ||
+                                  t == DType::uint4);
   l.blob_dtype = t;
   return add_const(std::move(l), hint);
 }
@@ -274,7 +283,34 @@ void default_emit(Builder& b, const StepView& s) {
 // A compressed weight as the op that dequantizes it when the program loads: iOS17
 // constexpr_affine_dequantize (per-channel int8, attributes), iOS18
 // constexpr_blockwise_shift_scale (per channel or per block, inputs).
+std::string lut_weight(Builder& b, const PackedWeights& pk, const Type& out, int opset) {
+  std::vector<double> lut;
+  for (uint16_t h : pk.lut) lut.push_back(half_to_float(h));
+  const Shape& ws = pk.shape;
+  if (opset < 18) {  // iOS17: one LUT, the indices as packed bytes, the shape as an attribute
+    if (pk.group_rows > 0) throw UnsupportedError("MIL: grouped LUTs need the ios18 opset (constexpr_lut_to_dense)");
+    std::vector<double> bytes(pk.q4.begin(), pk.q4.end()), shape(ws.begin(), ws.end());
+    Literal sl = Builder::literal_of(shape, {static_cast<int64_t>(ws.size())}, DType::int32);
+    sl.type.is_uint32 = true;
+    return b.attr_op("constexpr_lut_to_dense",
+                     {{"indices", Builder::literal_of(bytes, {static_cast<int64_t>(bytes.size())}, DType::uint8)},
+                      {"lut", Builder::literal_of(lut, {16}, DType::fp16)}, {"shape", sl}},
+                     out, "w");
+  }
+  // iOS18: uint4 indices of the weight's shape; lut [groups, 1, ..., 16, 1].
+  std::vector<float> idx(static_cast<size_t>(numel(ws)));
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<float>((pk.q4[i / 2] >> (i % 2 ? 4 : 0)) & 0xF);
+  Shape ls(ws.size(), 1);
+  ls[0] = pk.groups();
+  ls.push_back(16);
+  ls.push_back(1);
+  std::string indices = b.tensor(idx, ws, DType::uint4, "w_idx");
+  std::string table = b.tensor(std::vector<float>(lut.begin(), lut.end()), ls, DType::fp16, "w_lut");
+  return b.op("constexpr_lut_to_dense", {{"indices", {indices}}, {"lut", {table}}}, out, "");
+}
+
 std::string packed_weight(Builder& b, const PackedWeights& pk, const Type& out, int opset) {
+  if (pk.format == "int4") return lut_weight(b, pk, out, opset);
   std::vector<double> q(pk.q8.begin(), pk.q8.end()), s;
   for (uint16_t h : pk.scales) s.push_back(half_to_float(h));
   const Shape& ws = pk.shape;

@@ -218,14 +218,19 @@ std::string body_of(const Program& p) {
     w.str(v.layout);
     w.i64(v.engine_bytes);
     w.u32(!v.data ? 0 : v.data->packed ? 2 : 1);
-    if (v.data && v.data->packed) {  // int8 values and fp16 scales, as the program holds them
+    if (v.data && v.data->packed) {  // the packed arrays, as the program holds them
       const PackedWeights& pk = *v.data->packed;
       w.str(pk.format);
       w.i64(pk.block);
-      w.i64(static_cast<int64_t>(pk.q8.size()));
-      w.buf.append(reinterpret_cast<const char*>(pk.q8.data()), pk.q8.size());
-      w.i64(static_cast<int64_t>(pk.scales.size()));
-      w.buf.append(reinterpret_cast<const char*>(pk.scales.data()), pk.scales.size() * 2);
+      w.i64(pk.group_rows);
+      auto arr = [&](const void* data, size_t n, size_t elem) {
+        w.i64(static_cast<int64_t>(n));
+        w.buf.append(static_cast<const char*>(data), n * elem);
+      };
+      arr(pk.q8.data(), pk.q8.size(), 1);
+      arr(pk.scales.data(), pk.scales.size(), 2);
+      arr(pk.q4.data(), pk.q4.size(), 1);
+      arr(pk.lut.data(), pk.lut.size(), 2);
     } else if (v.data) {
       w.i64(static_cast<int64_t>(v.data->values.size()));
       w.buf.append(reinterpret_cast<const char*>(v.data->values.data()), v.data->values.size() * sizeof(float));
@@ -298,20 +303,22 @@ void read_body(Reader& r, Program& p) {
       pk->format = r.str();
       pk->shape = v.type.shape;
       pk->block = r.i64();
+      pk->group_rows = r.i64();
       if (v.type.shape.empty() || v.type.shape[0] < 1 || checked_numel(v.type.shape) < 0)
         r.corrupt("packed constant '" + v.name + "' shape");
-      int64_t nq = r.i64();
-      if (nq != numel(v.type.shape)) r.corrupt("packed constant '" + v.name + "' size");
-      r.need(static_cast<size_t>(nq));
-      pk->q8.resize(static_cast<size_t>(nq));
-      std::memcpy(pk->q8.data(), r.buf.data() + r.pos, static_cast<size_t>(nq));
-      r.pos += static_cast<size_t>(nq);
-      int64_t ns = r.i64();
-      if (ns < 1 || ns > nq) r.corrupt("packed constant '" + v.name + "' scales");
-      r.need(static_cast<size_t>(ns) * 2);
-      pk->scales.resize(static_cast<size_t>(ns));
-      std::memcpy(pk->scales.data(), r.buf.data() + r.pos, static_cast<size_t>(ns) * 2);
-      r.pos += static_cast<size_t>(ns) * 2;
+      const int64_t limit = numel(v.type.shape);  // no packed array is longer than the dense count
+      auto arr = [&](auto& out, size_t elem, const char* what) {
+        int64_t n = r.i64();
+        if (n < 0 || n > limit) r.corrupt("packed constant '" + v.name + "' " + what);
+        r.need(static_cast<size_t>(n) * elem);
+        out.resize(static_cast<size_t>(n));
+        if (n) std::memcpy(out.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * elem);
+        r.pos += static_cast<size_t>(n) * elem;
+      };
+      arr(pk->q8, 1, "values");
+      arr(pk->scales, 2, "scales");
+      arr(pk->q4, 1, "indices");
+      arr(pk->lut, 2, "LUT");
       std::string bad = pk->check();
       if (!bad.empty()) r.corrupt("packed constant '" + v.name + "': " + bad);
       auto d = std::make_shared<ConstData>();
@@ -373,7 +380,8 @@ void validate(Program& p, Reader& r) {
   }
   int nsteps = static_cast<int>(p.steps.size());
   for (const Value& v : p.values) {
-    bool packed_encoding = v.encoding == "int8" || v.encoding.rfind("int8:", 0) == 0;
+    bool packed_encoding = v.encoding == "int8" || v.encoding.rfind("int8:", 0) == 0 || v.encoding == "int4" ||
+                           v.encoding.rfind("int4:", 0) == 0;
     if (v.encoding != "" && !packed_encoding) r.corrupt("value '" + v.name + "' encoding");
     if (v.data && v.data->packed && !packed_encoding) r.corrupt("value '" + v.name + "' is packed without an encoding");
     if (v.data) {

@@ -13,6 +13,17 @@ int64_t PackedWeights::cols() const {
 }
 
 void PackedWeights::dequantize(float* out) const {
+  if (format == "int4") {
+    const int64_t C = cols(), per_group = (group_rows > 0 ? group_rows : rows()) * C, n = numel(shape);
+    float table[16];
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % per_group == 0)
+        for (int k = 0; k < 16; ++k) table[k] = half_to_float(lut[static_cast<size_t>((i / per_group) * 16 + k)]);
+      uint8_t byte = q4[static_cast<size_t>(i / 2)];
+      out[i] = table[i % 2 ? byte >> 4 : byte & 0xF];
+    }
+    return;
+  }
   const int64_t R = rows(), C = cols(), B = blocks(), per = block > 0 ? block : C;
   for (int64_t r = 0; r < R; ++r)
     for (int64_t b = 0; b < B; ++b) {
@@ -24,12 +35,22 @@ void PackedWeights::dequantize(float* out) const {
 }
 
 int64_t PackedWeights::stored_bytes() const {
-  return static_cast<int64_t>(q8.size() + 2 * scales.size());
+  return static_cast<int64_t>(q8.size() + 2 * scales.size() + q4.size() + 2 * lut.size());
 }
 
 std::string PackedWeights::check() const {
-  if (format != "int8") return "unknown format '" + format + "'";
+  if (format != "int8" && format != "int4") return "unknown format '" + format + "'";
   if (shape.empty() || checked_numel(shape) < 0) return "bad shape";
+  if (format == "int4") {
+    if (group_rows < 0 || (group_rows > 0 && rows() % group_rows)) return "group rows do not divide the rows";
+    if (static_cast<int64_t>(q4.size()) != (numel(shape) + 1) / 2) return "index data size";
+    if (static_cast<int64_t>(lut.size()) != groups() * 16) return "LUT size";
+    if (!q8.empty() || !scales.empty()) return "int8 data in an int4 weight";
+    for (uint16_t v : lut)
+      if (!std::isfinite(half_to_float(v))) return "a LUT entry is not finite";
+    return "";
+  }
+  if (!q4.empty() || !lut.empty()) return "int4 data in an int8 weight";
   if (block < 0 || (block > 0 && cols() % block)) return "block " + std::to_string(block) + " does not divide the rows";
   if (static_cast<int64_t>(q8.size()) != numel(shape)) return "quantized data size";
   if (static_cast<int64_t>(scales.size()) != rows() * blocks()) return "scale count";
