@@ -58,48 +58,11 @@ def check_quickstart(quick: bool) -> dict:
             "passed": _cos(out, ref_sim) > 0.9999 and _cos(out, ref) > 0.999}
 
 
-def _torch_resnet18(torch):
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                               if stride != 1 or cin != cout else None)
-
-        def forward(self, x):
-            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
-            return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-    class ResNet18(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            cin, layers = 64, []
-            for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                layers.append(nn.Sequential(Block(cin, cout, stride), Block(cout, cout, 1)))
-                cin = cout
-            self.layer1, self.layer2, self.layer3, self.layer4 = layers
-            self.fc = nn.Linear(512, 1000)
-
-        def forward(self, x):
-            x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 3, 2, 1)
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(x.mean(dim=(2, 3)))
-
-    torch.manual_seed(0)
-    m = ResNet18().eval()
-    with torch.no_grad():  # non-trivial batch-norm statistics
-        for mod in m.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-    return m
+def _torch_resnet18():
+    """ResNet-18 in plain PyTorch with torchvision's names (tests/torch_vision_refs.py)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import torch_vision_refs
+    return torch_vision_refs.resnet(18)
 
 
 def check_resnet18(quick: bool) -> dict:
@@ -108,11 +71,10 @@ def check_resnet18(quick: bool) -> dict:
     except ImportError:
         return {"skipped": "PyTorch is not installed (pip install torch) for the float32 reference"}
     size = 64 if quick else 224
-    model = _torch_resnet18(torch)
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    x, y = af.nets.resnet18_from_state_dict(sd, size=size)
+    model = _torch_resnet18()
+    eng = af.models.resnet18(model.state_dict(), image_size=size, backend="engine")
+    sim = af.models.resnet18(model.state_dict(), image_size=size)
     image = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
-    eng, sim = af.compile(y, backend="engine"), af.compile(y)
     out, ref_sim = eng(image), sim(image)
     with torch.no_grad():
         ref = model(torch.from_numpy(image)).numpy()

@@ -36,32 +36,6 @@ def resnet18(batch=1, size=224, classes=1000, seed=0):
     return x, af.linear(h.mean((2, 3)), fc, np.zeros(classes, np.float32))
 
 
-def resnet18_from_state_dict(sd: dict, batch=1, size=224, name="image"):
-    """ResNet-18 (torchvision's topology and state-dict names: conv1, bn1, layer1.0.conv1, ...,
-    fc) from a dict of NumPy arrays; eval-mode batch norm. Returns (input, logits)."""
-    def w(k):
-        return np.asarray(sd[k], dtype=np.float32)
-
-    def conv_bn(h, prefix_conv, prefix_bn, stride, relu=True):
-        weight = w(prefix_conv + ".weight")
-        y = af.conv(h, weight, stride=stride, pad=weight.shape[2] // 2)
-        y = af.batch_norm(y, w(prefix_bn + ".running_mean"), w(prefix_bn + ".running_var"),
-                          w(prefix_bn + ".weight"), w(prefix_bn + ".bias"))
-        return y.relu() if relu else y
-
-    x = af.input((batch, 3, size, size), name=name)
-    h = af.max_pool(conv_bn(x, "conv1", "bn1", 2), 3, 2, 1)
-    for layer, stride in zip(range(1, 5), (1, 2, 2, 2)):
-        for block in range(2):
-            p = f"layer{layer}.{block}"
-            s = stride if block == 0 else 1
-            y = conv_bn(h, p + ".conv1", p + ".bn1", s)
-            y = conv_bn(y, p + ".conv2", p + ".bn2", 1, relu=False)
-            sc = conv_bn(h, p + ".downsample.0", p + ".downsample.1", s, relu=False) if p + ".downsample.0.weight" in sd else h
-            h = (y + sc).relu()
-    return x, af.linear(h.mean((2, 3)), w("fc.weight"), w("fc.bias"))
-
-
 def conv_stack(layers=16, channels=256, size=32, seed=0):
     rng = np.random.default_rng(seed)
     x = af.input((1, channels, size, size), name="x")
