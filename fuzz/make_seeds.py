@@ -19,6 +19,9 @@ def nets():
     yield "softmax_topk", af.compile([af.softmax(a, -1), af.topk(a, 3)[1], a > 0])
     yield "linear_ln", af.compile(af.layer_norm(af.linear(a, rng.standard_normal((12, 16)).astype(np.float32)), (12,)))
     yield "pool_upsample", af.compile(af.upsample_bilinear(af.max_pool(x, 2, 2), 1.5))
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    yield "linear_int8", af.compile(af.linear(a, w), compress="int8")
+    yield "linear_int4", af.compile(af.linear(a, w), compress="int4")
 
 
 def main() -> int:
