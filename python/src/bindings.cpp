@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "aneforge/durable.h"
+#include "aneforge/autodiff.h"
 #include "aneforge/engine.h"
 #include "aneforge/mil.h"
 #include "aneforge/target.h"
@@ -188,6 +189,9 @@ NB_MODULE(_core, m) {
     nb::gil_scoped_acquire gil;
     if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) PyErr_Clear();  // warnings as errors: still a warning
   });
+
+  m.def("grad", [](const af::Tensor& loss, const std::vector<af::Tensor>& wrt) { return af::grad(loss, wrt); },
+        "loss"_a, "wrt"_a);
 
   m.def("op_table", [] {
     nb::list out;

@@ -465,3 +465,51 @@ void attach_elementwise_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+void attach_elementwise_grad() {
+  using namespace gr;
+  auto set = [](const char* name, GradFn f) { mutable_op(name).grad = std::move(f); };
+  set("add", [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{unbroadcast(g[0], n.inputs[0].shape()), unbroadcast(g[0], n.inputs[1].shape())};
+  });
+  set("sub", [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{unbroadcast(g[0], n.inputs[0].shape()), unbroadcast(op("neg", {g[0]}), n.inputs[1].shape())};
+  });
+  set("mul", [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &x = n.inputs[0], &y = n.inputs[1];
+    return std::vector<Tensor>{unbroadcast(mul(g[0], y), x.shape()), unbroadcast(mul(g[0], x), y.shape())};
+  });
+  set("div", [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &x = n.inputs[0], &y = n.inputs[1];
+    Tensor gx = div(g[0], y);
+    return std::vector<Tensor>{unbroadcast(gx, x.shape()), unbroadcast(op("neg", {mul(gx, div(x, y))}), y.shape())};
+  });
+  set("neg", [](const Node&, const std::vector<Tensor>& g) { return std::vector<Tensor>{op("neg", {g[0]})}; });
+  set("relu", [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor& x = n.inputs[0];
+    return std::vector<Tensor>{mul(g[0], cast(op("greater", {x, like(x, 0.0)}), x.dtype()))};
+  });
+  set("sigmoid", [](const Node& n, const std::vector<Tensor>& g) {
+    Tensor s = op("sigmoid", {n.inputs[0]});
+    return std::vector<Tensor>{mul(g[0], mul(s, sub(like(s, 1.0), s)))};
+  });
+  set("tanh", [](const Node& n, const std::vector<Tensor>& g) {
+    Tensor t = op("tanh", {n.inputs[0]});
+    return std::vector<Tensor>{mul(g[0], sub(like(t, 1.0), mul(t, t)))};
+  });
+  set("exp", [](const Node& n, const std::vector<Tensor>& g) { return std::vector<Tensor>{mul(g[0], op("exp", {n.inputs[0]}))}; });
+  set("log", [](const Node& n, const std::vector<Tensor>& g) { return std::vector<Tensor>{div(g[0], n.inputs[0])}; });
+  set("square", [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{mul(g[0], mul(n.inputs[0], like(n.inputs[0], 2.0)))};
+  });
+  set("sqrt", [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{div(g[0], mul(op("sqrt", {n.inputs[0]}), like(n.inputs[0], 2.0)))};
+  });
+}
+
+}  // namespace af

@@ -210,3 +210,38 @@ void attach_linalg_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+namespace {
+Tensor swap_last(const Tensor& t) {
+  std::vector<int64_t> p(static_cast<size_t>(t.rank()));
+  for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int64_t>(i);
+  std::swap(p[p.size() - 1], p[p.size() - 2]);
+  return lw::permute(t, p);
+}
+}  // namespace
+
+void attach_linalg_grad() {
+  using namespace gr;
+  mutable_op("matmul").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &x = n.inputs[0], &y = n.inputs[1];
+    if (x.rank() < 2 || y.rank() < 2) throw ValueError("grad: matmul with a 1-D operand has no gradient yet");
+    return std::vector<Tensor>{unbroadcast(op("matmul", {g[0], swap_last(y)}), x.shape()),
+                               unbroadcast(op("matmul", {swap_last(x), g[0]}), y.shape())};
+  };
+  mutable_op("linear").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &x = n.inputs[0], &w = n.inputs[1];
+    int64_t out = w.shape()[0], in = w.shape()[1], rows = numel(x.shape()) / in;
+    std::vector<Tensor> r{op("matmul", {g[0], w})};
+    Tensor g2 = reshape(g[0], {rows, out}), x2 = reshape(x, {rows, in});
+    r.push_back(op("matmul", {permute(g2, {1, 0}), x2}));
+    if (n.attrs.b("has_bias")) r.push_back(reduce("sum", g2, {0}, false));
+    return r;
+  };
+}
+
+}  // namespace af

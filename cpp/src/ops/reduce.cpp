@@ -206,3 +206,39 @@ void attach_reduction_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+void attach_reduction_grad() {
+  using namespace gr;
+  for (const char* name : {"sum", "mean"}) {
+    bool mean = std::string(name) == "mean";
+    mutable_op(name).grad = [mean](const Node& n, const std::vector<Tensor>& g) {
+      const Shape& s = n.inputs[0].shape();
+      auto axes = n.attrs.ints("axis");
+      Tensor r = spread(g[0], s, axes, n.attrs.b("keepdims"));
+      if (mean) {
+        int64_t count = 1;
+        for (auto a : axes) count *= s[static_cast<size_t>(a)];
+        r = mul(r, like(r, 1.0 / static_cast<double>(count)));
+      }
+      return std::vector<Tensor>{r};
+    };
+  }
+  mutable_op("softmax").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    int64_t axis = n.attrs.i("axis");
+    Tensor y = op("softmax", {n.inputs[0]}, {{"axis", axis}});
+    Tensor dot = reduce("sum", mul(g[0], y), {axis}, true);
+    return std::vector<Tensor>{mul(y, sub(g[0], dot))};
+  };
+  mutable_op("log_softmax").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    int64_t axis = n.attrs.i("axis");
+    Tensor p = op("softmax", {n.inputs[0]}, {{"axis", axis}});
+    return std::vector<Tensor>{sub(g[0], mul(p, reduce("sum", g[0], {axis}, true)))};
+  };
+}
+
+}  // namespace af

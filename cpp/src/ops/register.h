@@ -19,6 +19,11 @@ void attach_reduction_mil();
 void attach_norm_mil();
 void attach_shape_mil();
 void attach_pool_mil();
+// Each family's gradients (OpDef::grad), written in other ops, beside its ops.
+void attach_elementwise_grad();
+void attach_linalg_grad();
+void attach_reduction_grad();
+void attach_shape_grad();
 OpDef& mutable_op(const std::string& name);
 
 // An int-or-pair attribute (stride, dilation, kernel_size, ...), each entry >= lo.

@@ -35,6 +35,10 @@ void register_builtin_ops() {
   attach_norm_mil();
   attach_shape_mil();
   attach_pool_mil();
+  attach_elementwise_grad();
+  attach_linalg_grad();
+  attach_reduction_grad();
+  attach_shape_grad();
 }
 
 Registry& registry() {

@@ -393,3 +393,23 @@ void attach_shape_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+void attach_shape_grad() {
+  using namespace gr;
+  mutable_op("reshape").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{reshape(g[0], n.inputs[0].shape())};
+  };
+  mutable_op("permute").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    auto dims = n.attrs.ints("dims");
+    std::vector<int64_t> inv(dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) inv[static_cast<size_t>(dims[i])] = static_cast<int64_t>(i);
+    return std::vector<Tensor>{permute(g[0], inv)};
+  };
+}
+
+}  // namespace af

@@ -1,0 +1,14 @@
+// Reverse-mode differentiation over the lazy graph: gradients are graphs of other ops
+// (each op's OpDef::grad), compiled like any other graph.
+#pragma once
+#include <vector>
+
+#include "aneforge/graph.h"
+
+namespace af {
+
+// d loss / d wrt[i], for a loss of one element. A wrt the loss does not depend on gets
+// zeros; an op on the way without a gradient is a ValueError naming it.
+std::vector<Tensor> grad(const Tensor& loss, const std::vector<Tensor>& wrt);
+
+}  // namespace af
