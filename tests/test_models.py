@@ -175,3 +175,10 @@ def test_the_minilm_program_is_equivalent_on_the_mil_backend(minilm):
     # two fp16 computations of the same emitted program: they differ by roundings only
     assert np.abs(sim - mil).max() <= 1e-3
     assert min(_cos(a, b) for a, b in zip(sim, mil)) >= 0.99999
+
+
+def test_encode_of_no_sentences_and_a_normalize_conflict(minilm):
+    enc = af.load(minilm)
+    assert enc.encode([]).shape == (0, 384)
+    with pytest.raises(ValueError, match="normalizes inside the program"):
+        enc.encode(["hi"], normalize=False)

@@ -61,3 +61,9 @@ def test_table_is_large_and_docs_are_current():
 def test_most_calls_are_the_torch_call_with_af_for_torch():
     same = sum(1 for r in ROWS if r[1] is None)
     assert same >= 0.9 * len(ROWS)
+
+
+def test_the_readme_states_the_table_size():
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"lists {len(ROWS)} such calls" in readme and f"({len(ROWS)} calls checked against torch)" in readme

@@ -15,14 +15,7 @@ using namespace lw;
 namespace {
 
 OpDef bridge(const char* name, const char* cat, const char* doc, const char* lowered, std::vector<Param> params) {
-  OpDef d;
-  d.name = name;
-  d.category = cat;
-  d.doc = doc;
-  d.bridge = true;
-  d.mil_op = std::string("(bridge) ") + lowered;
-  d.params = std::move(params);
-  return d;
+  return bridge_def(name, cat, doc, lowered, std::move(params));
 }
 
 void check_index_range(InferContext& c, int64_t n, const char* what) {

@@ -27,20 +27,12 @@ constexpr auto T = ParamKind::tensor;
 constexpr int64_t kChunk = 4096;
 
 OpDef indexing_op(const char* name, const char* doc, const char* lowered, std::vector<Param> params) {
-  OpDef d;
-  d.name = name;
-  d.category = "indexing";
-  d.doc = doc;
-  d.bridge = true;
-  d.mil_op = std::string("(bridge) ") + lowered;
-  d.params = std::move(params);
-  return d;
+  return bridge_def(name, "indexing", doc, lowered, std::move(params));
 }
 
+// The canonical (non-negative) dim, stored back in the attributes.
 int norm_dim(InferContext& c, int64_t dim, int rank) {
-  if (dim < -rank || dim >= rank)
-    c.fail("dim " + std::to_string(dim) + " is out of range for a tensor of rank " + std::to_string(rank));
-  int d = static_cast<int>(dim < 0 ? dim + rank : dim);
+  int d = normalize_axis(dim, rank, c.op.name);
   c.attrs.set("dim", int64_t{d});
   return d;
 }

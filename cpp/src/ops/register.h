@@ -30,6 +30,17 @@ OpDef& mutable_op(const std::string& name);
 std::vector<int64_t> int_pair(InferContext& c, const char* key, std::vector<int64_t> dflt, int64_t lo);
 
 // Shorthands for op definitions.
+// A bridge op: lowered by the compiler into native ops of the same program.
+inline OpDef bridge_def(const char* name, const char* cat, const char* doc, const char* lowered, std::vector<Param> params) {
+  OpDef d;
+  d.name = name;
+  d.category = cat;
+  d.doc = doc;
+  d.bridge = true;
+  d.mil_op = std::string("(bridge) ") + lowered;
+  d.params = std::move(params);
+  return d;
+}
 inline OpDef aliased(OpDef d, std::vector<std::string> names) {
   d.aliases = std::move(names);
   return d;

@@ -136,10 +136,15 @@ class TextEncoder:
             raise FileNotFoundError(f"{self.path} has no tokenizer.json: call the encoder with token ids instead")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if normalize is False and self.normalize:
+            raise ValueError("normalize=False: this model's configuration normalizes inside the program")
+        dim = self.config["hidden_size"]
+        if not sentences:
+            return np.zeros((0, dim), np.float32)
         enc = self.tokenizer.encode_batch(list(sentences))
         order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))
-        dim = self.config["hidden_size"]
         out = np.zeros((len(enc), dim), np.float32)
+        pooled_in_program = False
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             n = max(len(enc[i].ids) for i in idx)
@@ -154,15 +159,14 @@ class TextEncoder:
             res = self.run(ids, mask, types)
             if "sentence_embedding" in res:
                 vec = res["sentence_embedding"]
+                pooled_in_program = True
             else:  # no pooling configured: mean over the tokens
                 m = mask[:, :, None]
                 vec = (res["last_hidden_state"] * m).sum(1) / np.maximum(m.sum(1), 1)
             out[idx] = vec[:len(idx)]
         want = self.normalize if normalize is None else normalize
-        if want and not (self.normalize and "sentence_embedding" in res):
+        if want and not (self.normalize and pooled_in_program):  # not already normalized in the program
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        if normalize is False and self.normalize:
-            raise ValueError("normalize=False: this model's configuration normalizes inside the program")
         return out
 
     def summary(self, file=None) -> str:
