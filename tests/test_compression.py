@@ -134,12 +134,19 @@ def test_the_gate_falls_back_the_layer_that_breaks_it(rng):
     plain = af.compile(y, compress="int8")
     with np.errstate(invalid="ignore"):  # int8 everywhere breaks it (here: the output is all zeros)
         assert not af.testing.cosine(plain(cal[0]), af.compile(y)(cal[0])) >= 0.99
-    gated = af.compile(y, compress="int8", calibration=cal, min_cosine=0.999)
+    # h14 streams per-channel int8 but not blockwise: the layer's ladder is int8 -> fp16.
+    gated = af.compile(y, target="h14", compress="int8", calibration=cal, min_cosine=0.999)
     rep = gated.compression_report()
     first, second = rep["layers"]
     assert first["format"] == "fp16" and "fallback" in first and first["cosine_alone"] < 0.99
+    assert first["tried"] == ["int8", "fp16"]
     assert second["format"] == "int8" and second["cosine_alone"] > 0.999
     assert rep["min_cosine"] >= 0.999 and rep["bytes"] < rep["fp16_bytes"]
+    # h16 streams a scale per 32 inputs, which isolates the outlier: the layer stops there.
+    rep = af.compile(y, compress="int8", calibration=cal, min_cosine=0.999).compression_report()
+    first, second = rep["layers"]
+    assert first["tried"] == ["int8", "int8:32"] and first["format"] == "int8:32" and second["format"] == "int8"
+    assert rep["min_cosine"] >= 0.999
     with pytest.raises(ValueError, match="needs min_cosine"):
         af.compile(y, compress="int8", calibration=cal)
 
@@ -151,7 +158,7 @@ def test_without_calibration_the_weight_error_gates(rng):
     assert all(0.003 < r["weight_error"] < 0.01 for r in rep["layers"])
     strict = af.compile(y, compress="int8", max_weight_error=0.003).compression_report()
     assert [r["format"] for r in strict["layers"]] == ["fp16", "fp16"]
-    assert all("weight error" in r["fallback"] for r in strict["layers"])
+    assert all("weight error" in r["fallback"] and r["tried"] == ["int8", "int8:32", "fp16"] for r in strict["layers"])
 
 
 def test_summary_shows_the_format_and_bytes_per_layer(rng):

@@ -11,7 +11,7 @@ backend, ``sim``, runs the program on the CPU with the engine's fp16 numerics.
 """
 from . import _loader  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
-from ._core import EngineError, TargetError
+from ._core import EngineError, PackedWeights, TargetError
 from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
 from ._ops import OPS as _OPS, OpInfo, ops
 from ._compile import Net, compile, devices, load_program  # noqa: A004
@@ -64,5 +64,5 @@ from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackedWeights", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

@@ -45,7 +45,8 @@ def _resolve_backend(backend, target):
 
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
             inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18",
-            max_programs=8, calibration=None, min_cosine=None, max_weight_error=None) -> "Net":
+            max_programs=8, calibration=None, min_cosine=None, max_weight_error=None,
+            weight_rounding=None) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -57,14 +58,19 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
     precision: "fp16" (the engine's storage, default) or "fp32" (same program in float32,
         for comparison).
     compress: weight compression of conv and linear layers (docs/compression.md): None,
-        "int8" (per output channel), "int8:<block>" (a scale per <block> inputs), a dict
-        {layer: format} or a callable layer -> format. The weights stay compressed in the
-        program, its files and its MIL.
+        "int8" (per output channel), "int8:<block>" (a scale per <block> inputs), "int4"
+        (a 16-entry LUT), "int4:<rows>" (a LUT per <rows> output channels), "sparse"
+        (bitmask and non-zeros), "sparse:<fraction>" (magnitude pruning),
+        "sparse+int8" / "sparse+int4" (combined), "auto" (per layer the smallest format
+        the target streams that passes the gate), a dict {layer: format} or a callable
+        layer -> format. The weights stay compressed in the program, its files and its MIL.
     calibration, min_cosine: the accuracy gate: input batches, and the output cosine the
-        compressed program must reach on them against the uncompressed one; layers fall
-        back to fp16, most sensitive first. Without calibration, layers whose stored weight
-        is off by more than max_weight_error (relative L2; default 0.02 for int8, 0.12 for
-        int4) stay fp16.
+        compressed program must reach on them against the uncompressed one; layers step
+        down to safer formats (int4 -> int8 -> fp16), most sensitive first. Without
+        calibration, layers whose stored weight is off by more than max_weight_error
+        (relative L2; default 0.02 for int8, 0.12 for int4) step down.
+    weight_rounding: "gptq" (default with calibration: data-aware rounding that compensates
+        each weight's rounding error using the layer's calibration inputs) or "nearest".
     inputs: optional list fixing the order of positional inputs (default: creation order).
     rounding, flush_subnormals: the simulator's fp16 numerics (see docs/numerics.md);
         rounding="target" takes the tie rounding the reference reports for the target.
@@ -118,20 +124,29 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         structure = ["single", "list", "dict", "tuple"][mode]
         options = dict(target=target, compress=compress, precision=precision, backend=backend,
                        rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset,
-                       calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error)
+                       calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
+                       weight_rounding=weight_rounding)
         return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
 
-    def build(layers: dict) -> "Net":
+    def build(layers: dict, packed=None) -> "Net":
         prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
-                             target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()})
+                             target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {})
         return Net(prog, backend, mode, opset=opset)
 
     if compress is None and calibration is None:
+        if weight_rounding is not None:
+            raise ValueError("compile: weight_rounding= applies to compressed weights; give compress=")
         net = build({})
     else:
         from ._compress import compile_compressed
+        from ._gptq import layer_inputs
+
+        def capture(layer_names, batches):
+            from ._compress import _feeds
+            return layer_inputs([t._t for t in outs], ins, layer_names, batches, _feeds)
         net, report = compile_compressed(build, compress, calibration, min_cosine,
-                                         None if max_weight_error is None else float(max_weight_error))
+                                         None if max_weight_error is None else float(max_weight_error), target,
+                                         capture, weight_rounding)
         net._compression = report
     if dump == "passes":
         print(net.pass_log, end="")
@@ -170,6 +185,14 @@ class Net:
     def compress(self):
         """The weight compression per layer ({layer: format}), None when there is none."""
         return dict(self._program.compress_layers) or None
+
+    def packed_weights(self) -> dict:
+        """{layer: af.PackedWeights} of the compressed layers, as this program holds them
+        (arrays: q8, scales, q4, lut, mask, nz16; dequantize()). Pass the dict as
+        ``compress=`` to compile another graph with the same layer names (another batch or
+        sequence length) with exactly these weights, gate and data-aware rounding included."""
+        return {name: _core.packed_weight(self._program, name) for name, _, _, enc, *_ in self._program.weight_layers
+                if enc != "fp16"}
 
     def compression_report(self) -> dict:
         """Per layer with a weight: format, bytes held, fp16 bytes, the stored weight's relative

@@ -1,20 +1,105 @@
-"""Weight compression in af.compile: formats per layer, and the accuracy gate.
+"""Weight compression in af.compile: formats per layer, the accuracy gate, data-aware rounding.
 
-compress: None, a format ("int8": per output channel; "int8:<block>": a scale per <block>
-inputs), a dict {layer: format} (layers not named stay fp16), or a callable layer -> format
-or None. Layers are the conv and linear layers with a constant weight, named as in
-net.summary(). With ``calibration`` and ``min_cosine`` the compressed program's outputs on
-the calibration inputs must reach that cosine against the uncompressed program's; layers
-fall back to fp16, most sensitive first, until they do. Without calibration, a weight-space
-gate: a layer whose stored weight differs from the original by more than
-``max_weight_error`` (relative L2; by default 0.02 for int8 and 0.12 for int4, about 3x and
-1.3x what they give on Gaussian weights) stays fp16.
+compress: None, a format, "auto", a dict {layer: format} (layers not named stay fp16), or a
+callable layer -> format or None. Formats (docs/compression.md): "int8", "int8:<block>",
+"int4", "int4:<rows per LUT>", "sparse", "sparse:<fraction pruned>", and
+"sparse[:<fraction>]+int8[:<block>]" or "+int4[:<rows>]". Layers are the conv and linear
+layers with a constant weight (and embedding tables when named), named as in net.summary().
+
+Each layer has a ladder: its format, then safer ones (int4 -> int8 with a scale per 32
+inputs where the target streams it, else per channel; sparse+X -> sparse -> fp16), fp16
+last; with "auto", every format the target streams natively, smallest first. With
+``calibration`` and ``min_cosine`` the compressed program's outputs on the calibration
+inputs must reach that cosine against the uncompressed program's; the layers whose
+compression alone hurts most step down their ladder first, until the gate holds.
+Calibration also turns on data-aware rounding (GPTQ, _gptq.py). Without calibration, a
+weight-space gate: a layer whose stored weight differs from the (pruned) original by more
+than ``max_weight_error`` (relative L2; by default 0.02 for int8 and fp16 values and 0.12
+for int4, about 3x and 1.3x what they give on Gaussian weights) steps down its ladder.
 """
 from __future__ import annotations
 
 import numpy as np
 
-MAX_WEIGHT_ERROR = {"int8": 0.02, "int4": 0.12}  # relative L2, per format family
+from . import _core
+
+MAX_WEIGHT_ERROR = {"fp16": 0.02, "int8": 0.02, "int4": 0.12}  # relative L2, by how values are stored
+
+
+def value_kind(fmt: str) -> str:
+    """How a format stores its values: "fp16" (dense or sparse), "int8" or "int4"."""
+    last = fmt.split("+")[-1]
+    return "fp16" if last.startswith("sparse") or last == "fp16" else last.split(":")[0]
+
+
+def _int8_safe(streams, shape):
+    """The most accurate int8 format the target streams for this weight."""
+    if "int8" not in streams:
+        return None
+    kernel = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    block = 32 * kernel
+    return f"int8:{block}" if "blockwise" in streams and cols % block == 0 and cols > block else "int8"
+
+
+def ladder(fmt, streams, shape):
+    """``fmt`` and the safer formats a layer steps down through, "fp16" last."""
+    sparse, values = "", fmt
+    if fmt.startswith("sparse"):
+        sparse, _, values = fmt.partition("+")
+    rungs = [values] if values else []
+    safe8 = _int8_safe(streams, shape)
+    if values.startswith("int4") and safe8:
+        rungs.append(safe8)
+    if values == "int8" and safe8 and safe8 != "int8":
+        rungs.append(safe8)
+    out = [f"{sparse}+{v}" if sparse else v for v in rungs]
+    if sparse:
+        out.append(sparse)
+    out.append("fp16")
+    return list(dict.fromkeys(out))
+
+
+def auto_ladder(streams, shape, stored):
+    """Every format the target streams for this weight, smallest first, while smaller than fp16
+    (sparse ones only when the weight has exact zeros: ``stored`` < its size)."""
+    n, rows = int(np.prod(shape)), shape[0]
+    cand = {}
+    if "int4-lut" in streams:
+        cand["int4"] = n / 2 + 32
+        cand["int4:1"] = n / 2 + 32 * rows
+    safe8 = _int8_safe(streams, shape)
+    if safe8:
+        cand["int8"] = n + 2 * rows
+        cand[safe8] = n + 2 * n / 32 if safe8 != "int8" else cand["int8"]
+    if "sparse" in streams and stored < n:
+        mask = (n + 7) // 8
+        cand["sparse"] = mask + 2 * stored
+        if "int4-lut" in streams:
+            cand["sparse+int4"] = mask + (stored + 1) // 2 + 32
+            cand["sparse+int4:1"] = mask + (stored + 1) // 2 + 32 * rows
+        if safe8:
+            cand["sparse+int8"] = mask + stored + 2 * rows
+    return [f for f, b in sorted(cand.items(), key=lambda kv: kv[1]) if b < 2 * n] + ["fp16"]
+
+
+def format_of(pk) -> str:
+    """The format string of a packed weight ("sparse+int8:32", "int4:1", ...)."""
+    kind = pk.format.split("+")[-1]
+    n = pk.block if kind == "int8" else pk.group_rows if kind == "int4" else 0
+    values = "" if kind == "sparse" else f"{kind}:{n}" if n else kind
+    if pk.format.startswith("sparse"):
+        return f"sparse+{values}" if values else "sparse"
+    return values
+
+
+def split_packed(compress):
+    """A compress dict's PackedWeights values (weights packed already, e.g. by
+    net.packed_weights() of a gated net) apart from its format strings."""
+    if not isinstance(compress, dict):
+        return compress, {}
+    fixed = {k: v for k, v in compress.items() if isinstance(v, _core.PackedWeights)}
+    return {k: v for k, v in compress.items() if k not in fixed}, fixed
 
 
 def _formats(compress, layers) -> dict:
@@ -35,7 +120,7 @@ def _formats(compress, layers) -> dict:
             if f not in (None, "fp16"):
                 out[name] = f
         return out
-    raise TypeError(f"compile: compress must be None, a format, a dict or a callable, got {type(compress).__name__}")
+    raise TypeError(f"compile: compress must be None, a format, 'auto', a dict or a callable, got {type(compress).__name__}")
 
 
 def _feeds(batch):
@@ -65,53 +150,146 @@ def min_cosine_of(net, ref_net, calibration) -> float:
     return worst
 
 
-def compile_compressed(build, compress, calibration, min_cosine, max_weight_error):
-    """``build(layers_dict)`` compiles with those per-layer formats and returns a Net.
-    Returns (net, report)."""
-    base = build({})
+class _Rounding:
+    """Packed weights by data-aware rounding, per (layer, format), computed once."""
+
+    def __init__(self, build, base, gram):
+        self.build, self.base, self.gram, self.cache = build, base, gram, {}
+
+    def packed(self, formats):
+        todo = {n: f for n, f in formats.items() if n in self.gram and (n, f) not in self.cache}
+        if todo:
+            plain = self.build(todo)
+            for n, f in todo.items():
+                pk = _core.packed_weight(plain._program, n)
+                w = _core.dense_weight(self.base._program, n)
+                self.cache[(n, f)] = None if pk is None else _repack(pk, w, self.gram[n])
+        return {n: self.cache[(n, f)] for n, f in formats.items() if self.cache.get((n, f)) is not None}
+
+
+def _repack(pk, w, H):
+    from ._gptq import gptq, repack
+    return repack(pk, gptq(w.reshape(pk.shape), pk, H))
+
+
+def compile_compressed(build, compress, calibration, min_cosine, max_weight_error, target, capture=None,
+                       weight_rounding=None):
+    """``build(formats, packed=None)`` compiles with those per-layer formats and returns a Net;
+    ``capture(names, calibration)`` gives each layer's input Gram matrix. Returns (net, report)."""
+    compress, fixed = split_packed(compress)
+    fixed_formats = {k: format_of(v) for k, v in fixed.items()}
+    plain_build = build
+
+    def build(formats, packed=None):  # noqa: F811 - the layers packed already ride along
+        return plain_build({**formats, **fixed_formats}, {**(packed or {}), **fixed})
+    base = plain_build({})
     layers = {name: (op, shape) for name, op, shape, *_ in base._program.weight_layers}
-    formats = _formats(compress, layers)
-    report = {}
+    unknown = sorted(set(fixed) - set(layers))
+    if unknown:
+        raise ValueError(f"compile: compress names layers the program does not have: {unknown}; "
+                         f"its layers with weights: {sorted(layers)}")
+    layers = {k: v for k, v in layers.items() if k not in fixed}
+    streams = _core.find_target(target or "h16g")["streams"]
+    if compress == "auto":
+        sparse_all = build({n: "sparse" for n, (op, _) in layers.items() if op != "embedding"}) \
+            if "sparse" in streams else base
+        stored = {r[0]: r[4] for r in sparse_all._program.weight_layers}  # sparse: 2 bytes a value + mask
+        ladders = {}
+        for n, (op, shape) in layers.items():
+            if op == "embedding":
+                continue
+            count = int(np.prod(shape))
+            nnz = (stored[n] - (count + 7) // 8) // 2 if "sparse" in streams else count
+            ladders[n] = auto_ladder(streams, tuple(shape), nnz)
+    else:
+        ladders = {n: ladder(f, streams, tuple(layers[n][1])) for n, f in _formats(compress, layers).items()}
+    ladders = {n: lad for n, lad in ladders.items() if lad[0] != "fp16"}
+    if weight_rounding not in (None, "nearest", "gptq"):
+        raise ValueError(f"compile: weight_rounding must be 'nearest' or 'gptq', got {weight_rounding!r}")
+    if calibration is not None:
+        calibration = list(calibration)
+        if not calibration:
+            raise ValueError("compile: calibration holds no batches")
+        if min_cosine is None:
+            raise ValueError("compile: calibration= needs min_cosine= (the output cosine the gate must hold)")
+    elif weight_rounding == "gptq":
+        raise ValueError("compile: weight_rounding='gptq' needs calibration= (the inputs whose layer activations it uses)")
+    rounding = None
+    if calibration is not None and weight_rounding != "nearest" and capture is not None:
+        rounding = _Rounding(build, base, capture(set(ladders), calibration))
+
+    def make(formats):
+        return build(formats, rounding.packed(formats) if rounding else None)
+
+    pos = {n: 0 for n in ladders}
+
+    def formats_at(p):
+        return {n: ladders[n][i] for n, i in p.items() if ladders[n][i] != "fp16"}
+
+    report = {n: {"tried": [ladders[n][0]]} for n in ladders}
     if calibration is None:
-        trial = build(formats)
-        for name, _, _, enc, held, fp16, err in trial._program.weight_layers:
-            limit = max_weight_error if max_weight_error is not None else MAX_WEIGHT_ERROR.get(enc.split(":")[0], 0.02)
-            if enc != "fp16" and err > limit:
-                formats.pop(name, None)
-                report[name] = {"fallback": f"weight error {err:.4f} > {limit}"}
-        net = build(formats) if report else trial
-        return net, _report(net, report, None)
-    if min_cosine is None:
-        raise ValueError("compile: calibration= needs min_cosine= (the output cosine the gate must hold)")
-    calibration = list(calibration)
-    if not calibration:
-        raise ValueError("compile: calibration holds no batches")
-    net = build(formats)
+        net = make(formats_at(pos))
+        while True:  # the weight-space gate: failing layers step down until none fails
+            failing = []
+            for name, _, _, enc, _, _, err, _ in net._program.weight_layers:
+                if name not in pos or enc == "fp16":
+                    continue
+                limit = max_weight_error if max_weight_error is not None else MAX_WEIGHT_ERROR[value_kind(enc)]
+                if err > limit:
+                    failing.append(name)
+                    report[name]["fallback"] = f"weight error {err:.4f} > {limit}"
+            if not failing:
+                return net, _report(net, report, None)
+            for n in failing:
+                pos[n] += 1
+                report[n]["tried"].append(ladders[n][pos[n]])
+            net = make(formats_at(pos))
+    net = make(formats_at(pos))
     cos = min_cosine_of(net, base, calibration)
-    if cos < min_cosine and formats:
-        # Each layer alone: its effect on the output cosine, the most damaging first.
-        alone = {name: min_cosine_of(build({name: f}), base, calibration) for name, f in formats.items()}
-        for name in sorted(alone, key=alone.get):
-            formats.pop(name)
-            report[name] = {"fallback": f"alone it gives cosine {alone[name]:.6f}"}
-            net = build(formats)
-            cos = min_cosine_of(net, base, calibration)
-            if cos >= min_cosine:
+    if cos < min_cosine and ladders:
+        # Each layer alone: its effect on the output cosine; the most damaging step down first.
+        alone = {n: min_cosine_of(make({n: lad[0]}), base, calibration) for n, lad in ladders.items()}
+        for n, c in alone.items():
+            report[n]["cosine_alone"] = c
+        order = sorted(alone, key=alone.get)
+        while cos < min_cosine:
+            movable = [n for n in order if ladders[n][pos[n]] != "fp16"]
+            if not movable:
                 break
-        for name, c in alone.items():
-            report.setdefault(name, {})["cosine_alone"] = c
+
+            def trial(k):
+                p = dict(pos)
+                for n in movable[:k]:
+                    p[n] += 1
+                t = make(formats_at(p))
+                return p, t, min_cosine_of(t, base, calibration)
+            best = trial(len(movable))
+            if best[2] >= min_cosine:  # the fewest layers to step down for the gate to hold
+                lo, hi = 1, len(movable)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    t = trial(mid)
+                    if t[2] >= min_cosine:
+                        hi, best = mid, t
+                    else:
+                        lo = mid + 1
+            for n in ladders:
+                if best[0][n] != pos[n]:
+                    report[n]["tried"].append(ladders[n][best[0][n]])
+                    report[n]["fallback"] = f"alone it gives cosine {alone[n]:.6f}"
+            pos, net, cos = best
     if cos < min_cosine:
         raise ValueError(f"compile: the compressed program reaches cosine {cos:.6f} on the calibration data, "
                          f"below min_cosine={min_cosine}, even with every layer in fp16")
-    return net, _report(net, report, cos)
+    return net, _report(net, report, cos, rounding is not None)
 
 
-def _report(net, extra, cos):
+def _report(net, extra, cos, data_aware=False):
     rows = []
-    for name, op, shape, enc, held, fp16, err in net._program.weight_layers:
+    for name, op, shape, enc, held, fp16, err, prune in net._program.weight_layers:
         r = {"layer": name, "op": op, "weight_shape": tuple(shape), "format": enc, "bytes": held, "fp16_bytes": fp16,
-             "weight_error": err if enc != "fp16" else 0.0}
-        r.update(extra.get(name, {}))
+             "weight_error": err if enc != "fp16" else 0.0, "pruned_error": prune}
+        r.update({k: v for k, v in extra.get(name, {}).items() if k != "tried" or len(v) > 1})
         rows.append(r)
     return {"layers": rows, "min_cosine": cos, "bytes": sum(r["bytes"] for r in rows),
-            "fp16_bytes": sum(r["fp16_bytes"] for r in rows)}
+            "fp16_bytes": sum(r["fp16_bytes"] for r in rows), "weight_rounding": "gptq" if data_aware else "nearest"}

@@ -147,6 +147,8 @@ NB_MODULE(_core, m) {
         for (const auto& [k, v] : t.node()->attrs.items()) d[k.c_str()] = from_attr(v);
         return d;
       })
+      // Names the node (model loaders give layers their checkpoint names: "layer1.0.conv1").
+      .def("set_name", [](af::Tensor& t, const std::string& n) { t.node()->name = n; })
       .def("same_node", [](const af::Tensor& a, const af::Tensor& b) { return a.node() == b.node() && a.index() == b.index(); })
       .def("__repr__", &af::Tensor::str);
 
@@ -241,7 +243,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("compress", [](const af::Program& p) { return p.options.compress; })
       .def_prop_ro("compress_layers", [](const af::Program& p) { return p.options.compress_layers; })
       // conv/linear layers with a constant weight: (layer, op, weight shape, encoding, bytes held,
-      // fp16 bytes, relative L2 error of the stored weight or -1 when unknown)
+      // fp16 bytes, relative L2 error of the stored weight against the pruned one or -1 when
+      // unknown, and the relative L2 norm of what pruning removed)
       .def_prop_ro("weight_layers", [](const af::Program& p) {
         nb::list l;
         for (const auto& s : p.steps) {
@@ -252,8 +255,9 @@ NB_MODULE(_core, m) {
           int64_t n = af::numel(w.type.shape);
           int64_t held = w.data->packed ? w.data->packed->stored_bytes() : 2 * n;
           double err = w.data->packed ? w.data->packed->rel_error : 0.0;
+          double pruned = w.data->packed ? w.data->packed->prune_error : 0.0;
           l.append(nb::make_tuple(s.node->name, op, shape_tuple(w.type.shape), w.encoding.empty() ? std::string("fp16") : w.encoding,
-                                  held, 2 * n, err));
+                                  held, 2 * n, err, pruned));
         }
         return l;
       })
@@ -290,8 +294,10 @@ NB_MODULE(_core, m) {
   m.def("compile", [](const std::vector<af::Tensor>& outputs, const std::vector<std::string>& names,
                       const std::vector<af::Tensor>& inputs, const std::string& precision,
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
-                      const std::string& compress, bool dump, const std::map<std::string, std::string>& layers) {
+                      const std::string& compress, bool dump, const std::map<std::string, std::string>& layers,
+                      const std::map<std::string, std::shared_ptr<af::PackedWeights>>& packed) {
     af::CompileOptions o;
+    for (const auto& [k, v] : packed) o.packed_layers[k] = v;
     o.compress = compress;
     o.compress_layers = layers;
     o.dump_passes = dump;
@@ -306,7 +312,8 @@ NB_MODULE(_core, m) {
     o.numerics.fp16.flush_subnormals = flush_subnormals;
     return std::shared_ptr<af::Program>(af::compile(outputs, o));
   }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false,
-     "compress_layers"_a = std::map<std::string, std::string>{});
+     "compress_layers"_a = std::map<std::string, std::string>{},
+     "packed_layers"_a = std::map<std::string, std::shared_ptr<af::PackedWeights>>{});
 
   auto target_dict = [](const af::Target& t) {
     nb::dict d;
@@ -380,4 +387,5 @@ NB_MODULE(_core, m) {
         "program"_a, "target"_a);
 
   bind_run(m);
+  bind_packed(m);
 }

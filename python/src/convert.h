@@ -14,5 +14,6 @@ nb::object from_attr(const af::AttrValue& v);
 af::Shape to_shape(nb::handle v, const char* what);
 nb::tuple shape_tuple(const af::Shape& s);
 void bind_run(nb::module_& m);
+void bind_packed(nb::module_& m);
 
 }  // namespace afpy

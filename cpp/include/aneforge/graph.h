@@ -22,18 +22,29 @@ struct TensorType {
 
 // A weight stored compressed (docs/compression.md): what the program holds, writes to program
 // files and emits as MIL constexpr ops; dequantize() gives the dense values.
+// format: "int8" (symmetric, a scale per output row or per block), "int4" (4-bit indices
+// into 16-entry fp16 LUTs), "sparse" (a bitmask and the fp16 non-zeros), "sparse+int8" and
+// "sparse+int4" (the non-zeros stored as int8 or int4 the same way).
 struct PackedWeights {
-  std::string format;            // "int8": symmetric, a scale per output row or per block;
-                                 // "int4": 4-bit indices into 16-entry fp16 LUTs
+  std::string format;
   Shape shape;                   // the dense shape; axis 0 is the output channel
   int64_t block = 0;             // int8: input elements per scale (0: one scale per output row)
   int64_t group_rows = 0;        // int4: output rows per LUT (0: one LUT for the tensor)
-  std::vector<int8_t> q8;        // int8: one per element
+  std::vector<int8_t> q8;        // int8: one per stored value
   std::vector<uint16_t> scales;  // int8: fp16 bits, [rows][blocks]
   std::vector<uint8_t> q4;       // int4: two indices per byte, the first in the low nibble
   std::vector<uint16_t> lut;     // int4: fp16 bits, [groups][16]
+  std::vector<uint8_t> mask;     // sparse: a bit per element (LSB first), set where stored
+  std::vector<uint16_t> nz16;    // "sparse": the stored values in fp16, in element order
   int64_t groups() const { return group_rows > 0 ? rows() / group_rows : 1; }
-  double rel_error = -1;         // ||dequantized - original|| / ||original|| when known (not stored in files)
+  // When known (not stored in files): ||dequantized - original|| / ||original||, with
+  // `original` the weight after pruning (what rounding alone costs), and what pruning costs.
+  double rel_error = -1;
+  double prune_error = 0;        // ||pruned weights|| / ||original||
+  bool sparse() const { return format.rfind("sparse", 0) == 0; }
+  std::string value_format() const;  // how the stored values are held: "fp16", "int8" or "int4"
+  int64_t stored_count() const;      // values held: every element, or the mask's set bits
+  bool stored_at(int64_t i) const { return !sparse() || (mask[static_cast<size_t>(i >> 3)] >> (i & 7)) & 1; }
   int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   int64_t cols() const;          // elements per output row
   int64_t blocks() const { return block > 0 ? cols() / block : 1; }

@@ -25,6 +25,9 @@ struct CompileOptions {
   std::vector<Tensor> inputs;  // fixes input order; empty: creation order
   std::string compress;        // conv/linear weights: "" (fp16), "int8" (per output channel) or "int8:<block>"
   std::map<std::string, std::string> compress_layers;  // per layer (node name): a format, or "fp16"
+  // Weights already packed (data-aware rounding), per layer: used instead of packing the
+  // layer's weight; must match its shape and its format in compress_layers.
+  std::map<std::string, std::shared_ptr<const PackedWeights>> packed_layers;
   bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
 };
 
@@ -35,7 +38,7 @@ struct Value {
   int producer = -1;        // index into steps, -1 for inputs and constants
   int slot = -1;            // buffer slot (memory plan); -1 for constants
   std::shared_ptr<const ConstData> data;  // constants (already rounded to fp16 if fp16)
-  std::string encoding;     // constants: "" (dense) or "int8"
+  std::string encoding;     // constants: "" (dense) or the compression format ("int8:32", "sparse+int4", ...)
   std::string layout;       // engine layout from the layout pass: "BCHW", "BC1S" or "" (constants)
   int64_t engine_bytes = 0;  // fp16 bytes with the engine's 64-byte row alignment
 };
@@ -75,8 +78,9 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
 
 // Program files (docs/program-file.md): versioned, checksummed, written atomically
 // (temp file, then rename). Loading a truncated, corrupt or newer file throws IOError.
-// 2: compressed weights are stored packed (int8 values and fp16 scales).
-inline constexpr uint32_t kProgramFormatVersion = 2;
+// 2: compressed weights are stored packed (int8 values and fp16 scales, int4 LUTs);
+// 3: and sparse weights (a bitmask and the stored values).
+inline constexpr uint32_t kProgramFormatVersion = 3;
 // Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
 // program file or `overwrite` is set.
 void save_program(const Program& p, const std::string& path, bool overwrite = false);

@@ -23,6 +23,7 @@ std::string type_name(DType t) {
     case DType::boolean: return "bool";
     case DType::int4: return "int4";
     case DType::uint4: return "uint4";
+    case DType::uint1: return "uint1";
   }
   return "fp16";
 }
@@ -70,6 +71,7 @@ uint32_t blob_dtype_code(DType t) {
     case DType::int8: return 4;
     case DType::int32: return 14;
     case DType::uint4: return 11;
+    case DType::uint1: return 9;
     default: throw UnsupportedError("weight blob: no storage for dtype " + type_name(t));
   }
 }
@@ -86,6 +88,12 @@ namespace {
 
 std::string pack(const std::vector<double>& v, DType t) {
   std::string out;
+  if (t == DType::uint1) {  // eight per byte, the first in the lowest bit
+    out.assign((v.size() + 7) / 8, '\0');
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] != 0) out[i / 8] = static_cast<char>(static_cast<unsigned char>(out[i / 8]) | (1u << (i % 8)));
+    return out;
+  }
   if (t == DType::uint4) {  // two per byte, the first in the low nibble (MILBlob's sub-byte order)
     out.assign((v.size() + 1) / 2, '\0');
     for (size_t i = 0; i < v.size(); ++i)
@@ -189,7 +197,7 @@ std::string Builder::tensor(const std::vector<float>& v, const Shape& shape, DTy
   l.type = {t, shape, shape.empty(), false};
   l.numbers.assign(v.begin(), v.end());
   l.to_blob = v.size() >= 10 && (t == DType::fp16 || t == DType::fp32 || t == DType::int8 || t == DType::uint8 ||
-                                  t == DType::uint4);
+                                  t == DType::uint4 || t == DType::uint1);
   l.blob_dtype = t;
   return add_const(std::move(l), hint);
 }
@@ -309,7 +317,73 @@ std::string lut_weight(Builder& b, const PackedWeights& pk, const Type& out, int
   return b.op("constexpr_lut_to_dense", {{"indices", {indices}}, {"lut", {table}}}, out, "");
 }
 
+// Sparse weights: iOS17 constexpr_sparse_to_dense (fp16 non-zeros, a byte mask and the
+// shape as attributes); iOS18 a uint1 mask of the weight's shape, the non-zeros dequantized by
+// constexpr_sparse_blockwise_shift_scale or constexpr_lut_to_sparse, then
+// constexpr_sparse_to_dense.
+std::string sparse_weight(Builder& b, const PackedWeights& pk, const Type& out, int opset) {
+  const Shape& ws = pk.shape;
+  const int64_t count = pk.stored_count();
+  const std::string vf = pk.value_format();
+  if (opset < 18) {
+    if (vf != "fp16")
+      throw UnsupportedError("MIL: sparse weights with " + vf + " values need the ios18 opset (constexpr_sparse_to_dense)");
+    std::vector<double> nz, bytes(pk.mask.begin(), pk.mask.end()), shape(ws.begin(), ws.end());
+    for (uint16_t h : pk.nz16) nz.push_back(half_to_float(h));
+    Literal sl = Builder::literal_of(shape, {static_cast<int64_t>(ws.size())}, DType::int32);
+    sl.type.is_uint32 = true;
+    return b.attr_op("constexpr_sparse_to_dense",
+                     {{"mask", Builder::literal_of(bytes, {static_cast<int64_t>(bytes.size())}, DType::uint8)},
+                      {"nonzero_data", Builder::literal_of(nz, {count}, DType::fp16)}, {"shape", sl}},
+                     out, "w");
+  }
+  std::vector<float> bits(static_cast<size_t>(numel(ws)));
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = pk.stored_at(static_cast<int64_t>(i)) ? 1.0f : 0.0f;
+  std::string mask = b.tensor(bits, ws, DType::uint1, "w_mask");
+  const Type mask_type{DType::uint1, ws, false, false};
+  const Type values_type{DType::fp16, {count}, false, false};
+  std::string values;
+  if (vf == "fp16") {
+    std::vector<float> nz;
+    for (uint16_t h : pk.nz16) nz.push_back(half_to_float(h));
+    values = b.tensor(nz, {count}, DType::fp16, "w_nz");
+  } else if (vf == "int8") {
+    std::vector<float> sc;
+    for (uint16_t h : pk.scales) sc.push_back(half_to_float(h));
+    Shape ss(ws.size(), 1);
+    ss[0] = pk.rows();
+    if (pk.block > 0) {
+      int64_t spatial = 1;
+      for (size_t i = 2; i < ws.size(); ++i) spatial *= ws[i];
+      if (pk.block % spatial) throw UnsupportedError("MIL: an int8 block must cover whole conv kernels");
+      ss[1] = ws[1] / (pk.block / spatial);
+    }
+    std::string q = b.tensor(std::vector<float>(pk.q8.begin(), pk.q8.end()), {count}, DType::int8, "w_q");
+    std::string scale = b.tensor(sc, ss, DType::fp16, "w_scale");
+    auto r = b.op_multi("constexpr_sparse_blockwise_shift_scale", {{"data_mask", {mask}}, {"nonzero_data", {q}}, {"scale", {scale}}},
+                        {mask_type, values_type}, {});
+    mask = r[0];
+    values = r[1];
+  } else {
+    std::vector<float> idx(static_cast<size_t>(count)), lut;
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<float>((pk.q4[i / 2] >> (i % 2 ? 4 : 0)) & 0xF);
+    for (uint16_t h : pk.lut) lut.push_back(half_to_float(h));
+    Shape ls(ws.size(), 1);
+    ls[0] = pk.groups();
+    ls.push_back(16);
+    ls.push_back(1);
+    std::string indices = b.tensor(idx, {count}, DType::uint4, "w_idx");
+    std::string table = b.tensor(lut, ls, DType::fp16, "w_lut");
+    auto r = b.op_multi("constexpr_lut_to_sparse", {{"indices_mask", {mask}}, {"indices_nonzero_data", {indices}}, {"lut", {table}}},
+                        {mask_type, values_type}, {});
+    mask = r[0];
+    values = r[1];
+  }
+  return b.op("constexpr_sparse_to_dense", {{"mask", {mask}}, {"nonzero_data", {values}}}, out, "");
+}
+
 std::string packed_weight(Builder& b, const PackedWeights& pk, const Type& out, int opset) {
+  if (pk.sparse()) return sparse_weight(b, pk, out, opset);
   if (pk.format == "int4") return lut_weight(b, pk, out, opset);
   std::vector<double> q(pk.q8.begin(), pk.q8.end()), s;
   for (uint16_t h : pk.scales) s.push_back(half_to_float(h));

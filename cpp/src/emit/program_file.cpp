@@ -12,6 +12,7 @@
 
 #include "aneforge/durable.h"
 #include "aneforge/error.h"
+#include "passes/passes.h"
 #include "aneforge/op.h"
 #include "aneforge/program.h"
 #include "aneforge/target.h"
@@ -101,6 +102,7 @@ struct Reader {
   const std::string& buf;
   size_t pos = 0;
   const std::string& path;
+  uint32_t version = 0;
   void need(size_t n) {
     if (pos + n > buf.size()) throw IOError("program file '" + path + "' is truncated or corrupt");
   }
@@ -231,6 +233,8 @@ std::string body_of(const Program& p) {
       arr(pk.scales.data(), pk.scales.size(), 2);
       arr(pk.q4.data(), pk.q4.size(), 1);
       arr(pk.lut.data(), pk.lut.size(), 2);
+      arr(pk.mask.data(), pk.mask.size(), 1);  // since version 3
+      arr(pk.nz16.data(), pk.nz16.size(), 2);
     } else if (v.data) {
       w.i64(static_cast<int64_t>(v.data->values.size()));
       w.buf.append(reinterpret_cast<const char*>(v.data->values.data()), v.data->values.size() * sizeof(float));
@@ -319,6 +323,10 @@ void read_body(Reader& r, Program& p) {
       arr(pk->scales, 2, "scales");
       arr(pk->q4, 1, "indices");
       arr(pk->lut, 2, "LUT");
+      if (r.version >= 3) {
+        arr(pk->mask, 1, "mask");
+        arr(pk->nz16, 2, "stored values");
+      }
       std::string bad = pk->check();
       if (!bad.empty()) r.corrupt("packed constant '" + v.name + "': " + bad);
       auto d = std::make_shared<ConstData>();
@@ -380,8 +388,11 @@ void validate(Program& p, Reader& r) {
   }
   int nsteps = static_cast<int>(p.steps.size());
   for (const Value& v : p.values) {
-    bool packed_encoding = v.encoding == "int8" || v.encoding.rfind("int8:", 0) == 0 || v.encoding == "int4" ||
-                           v.encoding.rfind("int4:", 0) == 0;
+    bool packed_encoding = false;
+    try {
+      packed_encoding = !parse_compress_format(v.encoding, v.name).none();
+    } catch (const ValueError&) {
+    }
     if (v.encoding != "" && !packed_encoding) r.corrupt("value '" + v.name + "' encoding");
     if (v.data && v.data->packed && !packed_encoding) r.corrupt("value '" + v.name + "' is packed without an encoding");
     if (v.data) {
@@ -479,6 +490,7 @@ std::shared_ptr<Program> parse_program(const std::string& buf, const std::string
     throw IOError("'" + path + "' is not an ANEForge program file (bad magic)");
   Reader r{buf, 8, path};
   uint32_t version = r.u32();
+  r.version = version;
   if (version > kProgramFormatVersion)
     throw IOError("program file '" + path + "' has format version " + std::to_string(version) +
                   ", newer than this ANEForge reads (" + std::to_string(kProgramFormatVersion) + "); upgrade aneforge");

@@ -50,6 +50,7 @@ int data_type(const Type& t) {
     case DType::uint8: return 31;
     case DType::int4: return 25;
     case DType::uint4: return 35;
+    case DType::uint1: return 37;
   }
   return 10;
 }

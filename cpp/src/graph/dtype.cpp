@@ -6,8 +6,8 @@
 
 namespace af {
 namespace {
-constexpr std::array<std::string_view, 8> kNames = {"fp16", "fp32", "int8", "uint8",
-                                                    "int32", "bool", "int4", "uint4"};
+constexpr std::array<std::string_view, 9> kNames = {"fp16", "fp32", "int8", "uint8", "int32",
+                                                    "bool", "int4", "uint4", "uint1"};
 }
 
 std::string_view dtype_name(DType t) { return kNames[static_cast<size_t>(t)]; }
@@ -33,6 +33,7 @@ int dtype_bits(DType t) {
     case DType::int8: case DType::uint8: case DType::boolean: return 8;
     case DType::int32: return 32;
     case DType::int4: case DType::uint4: return 4;
+    case DType::uint1: return 1;
   }
   return 32;
 }
@@ -40,7 +41,7 @@ int dtype_bits(DType t) {
 double dtype_min(DType t) {
   switch (t) {
     case DType::int8: return -128;
-    case DType::uint8: case DType::uint4: case DType::boolean: return 0;
+    case DType::uint8: case DType::uint4: case DType::uint1: case DType::boolean: return 0;
     case DType::int32: return -2147483648.0;
     case DType::int4: return -8;
     default: return -3.4028234663852886e38;
@@ -51,7 +52,7 @@ double dtype_max(DType t) {
   switch (t) {
     case DType::int8: return 127;
     case DType::uint8: return 255;
-    case DType::boolean: return 1;
+    case DType::boolean: case DType::uint1: return 1;
     case DType::int32: return 2147483647.0;
     case DType::int4: return 7;
     case DType::uint4: return 15;

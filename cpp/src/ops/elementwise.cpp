@@ -220,7 +220,7 @@ void register_unary() {
   }, false);
   cast.infer = [](InferContext& c) {
     DType t = dtype_from_name(c.attrs.s("dtype"));
-    if (t == DType::int4 || t == DType::uint4) c.fail("int4/uint4 are weight storage formats, not tensor dtypes");
+    if (t == DType::int4 || t == DType::uint4 || t == DType::uint1) c.fail("int4/uint4/uint1 are weight storage formats, not tensor dtypes");
     c.attrs.set("dtype", std::string(dtype_name(t)));
     c.outputs = {{c.in(0).shape(), t}};
   };

@@ -33,6 +33,17 @@ void plan_memory(Program& p);             // buffer slots reused by liveness
 
 // Weight compression (compress.cpp).
 void compress_weights(Program& p, const CompileOptions& o);
+// A compression format, parsed: "int8[:block]", "int4[:rows]", "sparse[:fraction]" and
+// "sparse[:fraction]+int8[:block]" / "+int4[:rows]". Empty kind: fp16.
+struct CompressFormat {
+  bool sparse = false;
+  double prune = 0;   // sparse: the fraction of weights set to zero by magnitude (0: exact zeros only)
+  std::string kind;   // the stored values: "", "int8", "int4"
+  int64_t n = 0;      // int8: block (0 per channel); int4: rows per LUT (0 per tensor)
+  bool none() const { return !sparse && kind.empty(); }
+  std::string packed_format() const;  // PackedWeights::format: "int8", "sparse+int4", ...
+};
+CompressFormat parse_compress_format(const std::string& f, const std::string& layer);  // ValueError if invalid
 
 // The engine's 4-D view of a shape and its fp16 bytes with 64-byte rows (layout.cpp);
 // also used by the targets layer for limits and costs.

@@ -11,10 +11,13 @@ from .vision import ImageModel, resnet18, resnet34, resnet50, vit_b_16
 SUPPORTED = ("bert", "resnet", "vit")
 
 
-def load(path, *, target=None, compress=None, precision="fp16", backend="sim", max_programs=8):
+def load(path, *, target=None, compress=None, precision="fp16", backend="sim", max_programs=8, calibration=None,
+         min_cosine=None, max_weight_error=None, weight_rounding=None):
     """A compiled model from a Hugging Face model directory (config.json; model.safetensors or
     pytorch_model.bin; tokenizer.json; for sentence-transformers modules.json and the pooling
-    config). Nothing is downloaded. Compile options pass through to af.compile."""
+    config). Nothing is downloaded. Compile options pass through to af.compile; for a text
+    encoder, ``calibration`` is a list of sentences (the accuracy gate and data-aware
+    rounding run once on them, docs/compression.md)."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"af.load: {path} is not a model directory")
@@ -23,6 +26,12 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
     if kind not in SUPPORTED:
         raise ValueError(f"af.load: {path}: model_type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
     options = dict(target=target, compress=compress, precision=precision, backend=backend)
+    gate = dict(calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
+                weight_rounding=weight_rounding)
+    options.update({k: v for k, v in gate.items() if v is not None})
+    if calibration is not None and kind in ("resnet", "vit"):
+        raise ValueError("af.load: calibration= is supported for text encoders; for an image model, build it "
+                         "(af.models.resnet18(...)) and pass calibration images to af.compile of its graph")
     tensors = load_weights(path)
     if kind == "resnet":
         from .vision import load_hf_resnet

@@ -84,3 +84,9 @@ def state_dict_arrays(state_dict) -> dict:
             v = v.detach().cpu().float().numpy()
         out[k] = np.asarray(v)
     return out
+
+
+def named(t, name):
+    """``t``, its layer named as in the checkpoint (compress dicts and reports use it)."""
+    t._t.set_name(name)
+    return t

@@ -6,7 +6,7 @@ import numpy as np
 
 import aneforge as af
 
-from ._files import Weights
+from ._files import Weights, named as _named
 
 _ACTIVATIONS = {"gelu": lambda x: af.gelu(x), "gelu_new": lambda x: af.gelu(x, approximate="tanh"),
                 "gelu_pytorch_tanh": lambda x: af.gelu(x, approximate="tanh"), "relu": lambda x: af.relu(x)}
@@ -42,17 +42,17 @@ def build(w: Weights, cfg: dict, batch: int, seq: int, pooling: str | None = Non
     mask = af.input((batch, seq), name="attention_mask")
     types = af.input((batch, seq), dtype="int32", name="token_type_ids")
     e = "embeddings."
-    h = af.embedding(ids, w(e + "word_embeddings.weight", (V, H)))
+    h = _named(af.embedding(ids, w(e + "word_embeddings.weight", (V, H))), e + "word_embeddings")
     h = h + w(e + "position_embeddings.weight", (P, H))[:seq]
     tv = cfg.get("type_vocab_size", 2)
-    h = h + af.embedding(types, w(e + "token_type_embeddings.weight", (tv, H)))
+    h = h + _named(af.embedding(types, w(e + "token_type_embeddings.weight", (tv, H))), e + "token_type_embeddings")
     h = af.layer_norm(h, (H,), w(e + "LayerNorm.weight", (H,)), w(e + "LayerNorm.bias", (H,)), eps)
     bias = ((1.0 - mask) * MASK_FILL).reshape(batch, 1, 1, seq)
     for i in range(L):
         p = f"encoder.layer.{i}."
 
         def lin(name, n_out, n_in, x):
-            return af.linear(x, w(p + name + ".weight", (n_out, n_in)), w(p + name + ".bias", (n_out,)))
+            return _named(af.linear(x, w(p + name + ".weight", (n_out, n_in)), w(p + name + ".bias", (n_out,))), p + name)
 
         def heads(x):
             return x.reshape(batch, seq, nh, hd).transpose(1, 2)

@@ -40,6 +40,30 @@ class TextEncoder:
         # Every tensor present with its shape: the graph is built once now (not compiled), so a
         # broken checkpoint fails at af.load, naming the tensor.
         bert.build(self._w, cfg, 1, min(8, cfg["max_position_embeddings"]), self.pooling, self.normalize)
+        if self._options.get("calibration") is not None:
+            self._calibrate()
+
+    def _calibrate(self):
+        """compress= with calibration= sentences: the gate and data-aware rounding run once, on
+        one program holding every calibration sentence; every (batch, bucket) program then
+        holds exactly the weights they chose (compress=net.packed_weights())."""
+        sentences = self._options.pop("calibration")
+        if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences) or not sentences:
+            raise ValueError("calibration: a TextEncoder calibrates on a list of sentences (strings)")
+        if self.tokenizer is None:
+            raise FileNotFoundError(f"{self.path} has no tokenizer.json: calibration needs one")
+        enc = self.tokenizer.encode_batch(list(sentences))
+        n = self._bucket(min(self.max_seq_length, max(len(e.ids) for e in enc)))
+        ids, mask, types = (np.zeros((len(enc), n), t) for t in (np.int32, np.float32, np.int32))
+        for r, e in enumerate(enc):
+            k = min(len(e.ids), n)
+            ids[r, :k], mask[r, :k], types[r, :k] = e.ids[:k], e.attention_mask[:k], e.type_ids[:k]
+        _, outs = bert.build(self._w, self.config, len(enc), n, pooling=self.pooling, normalize=self.normalize)
+        net = af.compile(outs, **self._options, calibration=[(ids, mask, types)])
+        self.calibration_report = net.compression_report()
+        self._options["compress"] = net.packed_weights()
+        for k in ("min_cosine", "max_weight_error", "weight_rounding"):
+            self._options.pop(k, None)
 
     def _read_sentence_transformers_config(self):
         modules = os.path.join(self.path, "modules.json")

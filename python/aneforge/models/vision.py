@@ -7,7 +7,7 @@ import numpy as np
 
 import aneforge as af
 
-from ._files import Weights, state_dict_arrays
+from ._files import Weights, named, state_dict_arrays
 
 RESNETS = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True)}
 
@@ -74,7 +74,7 @@ def build_resnet(w: Weights, blocks, bottleneck: bool, x: af.Tensor, head: bool 
     """The torchvision ResNet topology on x (N, 3, H, W), weights by torchvision's names."""
     def conv_bn(h, conv, bn, stride, relu=True):
         weight = w(conv + ".weight")
-        y = af.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2)
+        y = named(af.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2), conv)
         y = af.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
                           eps=1e-5)
         return y.relu() if relu else y
@@ -94,7 +94,7 @@ def build_resnet(w: Weights, blocks, bottleneck: bool, x: af.Tensor, head: bool 
             sc = conv_bn(h, p + ".downsample.0", p + ".downsample.1", stride, relu=False) if w.has(p + ".downsample.0.weight") else h
             h = (y + sc).relu()
     pooled = h.mean(dim=(2, 3))
-    return af.linear(pooled, w("fc.weight"), w("fc.bias")) if head else pooled
+    return named(af.linear(pooled, w("fc.weight"), w("fc.bias")), "fc") if head else pooled
 
 
 def _resnet(depth, state_dict, image_size, num_classes, seed, options):
@@ -195,7 +195,7 @@ def build_vit(w: Weights, x: af.Tensor, heads: int, layers: int, patch: int, eps
     dim = pw.shape[0]
     # The patch projection as pixel_unshuffle + a 1x1 conv: the engine's kernels are at most
     # 15 wide, and (c, i, j) is the order of both the unshuffled channels and the weight.
-    t = af.conv2d(af.pixel_unshuffle(x, patch), pw.reshape(dim, -1, 1, 1), w("conv_proj.bias"))  # (N, D, H/p, W/p)
+    t = named(af.conv2d(af.pixel_unshuffle(x, patch), pw.reshape(dim, -1, 1, 1), w("conv_proj.bias")), "conv_proj")  # (N, D, H/p, W/p)
     n_patches = t.shape[2] * t.shape[3]
     t = t.flatten(2).transpose(1, 2)                               # (N, P, D)
     cls = t[:, :1] * 0.0 + w("class_token").reshape(1, 1, dim)   # the class token, once per image
@@ -208,16 +208,19 @@ def build_vit(w: Weights, x: af.Tensor, heads: int, layers: int, patch: int, eps
         wqkv, bqkv = w(p + "self_attention.in_proj_weight"), w(p + "self_attention.in_proj_bias")
 
         def proj(j, h=h, wqkv=wqkv, bqkv=bqkv):
-            y = af.linear(h, wqkv[j * dim:(j + 1) * dim], bqkv[j * dim:(j + 1) * dim])
+            y = named(af.linear(h, wqkv[j * dim:(j + 1) * dim], bqkv[j * dim:(j + 1) * dim]),
+                      p + "self_attention.in_proj." + "qkv"[j])
             return y.reshape(-1, n_patches + 1, heads, hd).transpose(1, 2)
 
         a = af.scaled_dot_product_attention(proj(0), proj(1), proj(2)).transpose(1, 2).reshape(-1, n_patches + 1, dim)
-        t = t + af.linear(a, w(p + "self_attention.out_proj.weight"), w(p + "self_attention.out_proj.bias"))
+        t = t + named(af.linear(a, w(p + "self_attention.out_proj.weight"), w(p + "self_attention.out_proj.bias")),
+                      p + "self_attention.out_proj")
         h = af.layer_norm(t, (dim,), w(p + "ln_2.weight"), w(p + "ln_2.bias"), eps)
-        h = af.linear(af.gelu(af.linear(h, w(p + "mlp.0.weight"), w(p + "mlp.0.bias"))), w(p + "mlp.3.weight"), w(p + "mlp.3.bias"))
+        h = named(af.linear(h, w(p + "mlp.0.weight"), w(p + "mlp.0.bias")), p + "mlp.0")
+        h = named(af.linear(af.gelu(h), w(p + "mlp.3.weight"), w(p + "mlp.3.bias")), p + "mlp.3")
         t = t + h
     t = af.layer_norm(t, (dim,), w("encoder.ln.weight"), w("encoder.ln.bias"), eps)
-    return af.linear(t[:, 0], w("heads.head.weight"), w("heads.head.bias")) if head else t
+    return named(af.linear(t[:, 0], w("heads.head.weight"), w("heads.head.bias")), "heads.head") if head else t
 
 
 def vit_b_16(state_dict=None, *, image_size=224, num_classes=1000, seed=0, **compile_options):
