@@ -109,24 +109,25 @@ def test_random_mutations_with_valid_checksums(saved, tmp_path):
     assert outcomes["refused"] > 100 and outcomes["loaded"] > 10, outcomes
 
 
-@pytest.mark.parametrize("fmt", ["int8", "int8:9", "int4", "int4:2"])
+@pytest.mark.parametrize("fmt", ["int8", "int8:9", "int4", "int4:2", "sparse:0.5", "sparse:0.3+int8", "sparse:0.5+int4:2"])
 def test_packed_weights_with_valid_checksums(fmt, tmp_path, rng):
     """Compressed weights: every array length and value checked before use."""
     x = af.input((1, 3, 8, 8), name="x")
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    net = af.compile(af.conv(x, w, pad=1).relu().mean((2, 3)), compress=fmt)
+    net = af.compile(af.conv(x, w, pad=1).relu().mean((2, 3)), compress=fmt, max_weight_error=1.0)
     path = tmp_path / "packed.afprog"
     net.save(path)
     data = path.read_bytes()
     xs = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(af.load_program(path)(xs), net(xs))
-    fmt_at = data.rfind(fmt.split(":")[0].encode())  # the packed weight's format string
+    packed_format = fmt.split(":")[0] if "+" not in fmt else "sparse+" + fmt.split("+")[1].split(":")[0]
+    fmt_at = data.rfind(packed_format.encode())  # the packed weight's format string
     assert fmt_at > 0
     # The fields after the format (block, group rows, the first array's length) set hostile.
     for k in range(3):
         for hostile in (-1, 2**62, 10**6):
             d = bytearray(data)
-            at = fmt_at + len(fmt.split(":")[0]) + 8 * k
+            at = fmt_at + len(packed_format) + 8 * k
             d[at:at + 8] = struct.pack("<q", hostile)
             try:
                 _load(tmp_path, _fix_crc(bytes(d)))(xs)

@@ -131,19 +131,25 @@ def _feeds(batch):
     return (batch,), {}
 
 
-def _flat(out):
-    if isinstance(out, dict):
-        return [np.asarray(v, np.float64).ravel() for v in out.values()]
-    if isinstance(out, (list, tuple)):
-        return [np.asarray(v, np.float64).ravel() for v in out]
-    return [np.asarray(out, np.float64).ravel()]
+def _samples(out):
+    """Each output as rows, one per sample (axis 0 is the batch)."""
+    outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]
+    rows = []
+    for v in outs:
+        v = np.asarray(v, np.float64)
+        rows.extend(v.reshape(v.shape[0], -1) if v.ndim >= 2 else [v.ravel()])
+    return rows
 
 
 def min_cosine_of(net, ref_net, calibration) -> float:
+    """The worst cosine, over calibration samples and outputs, of net's against ref_net's
+    (ref_net's outputs computed once per net and kept)."""
+    if not hasattr(ref_net, "_calibration_outputs"):
+        ref_net._calibration_outputs = [_samples(ref_net(*_feeds(b)[0], **_feeds(b)[1])) for b in calibration]
     worst = 1.0
-    for batch in calibration:
+    for batch, ref in zip(calibration, ref_net._calibration_outputs):
         args, kwargs = _feeds(batch)
-        for a, b in zip(_flat(net(*args, **kwargs)), _flat(ref_net(*args, **kwargs))):
+        for a, b in zip(_samples(net(*args, **kwargs)), ref):
             na, nb = np.linalg.norm(a), np.linalg.norm(b)
             cos = 1.0 if na == 0 and nb == 0 else float(a @ b / (na * nb)) if na and nb else 0.0
             worst = min(worst, cos)
@@ -168,7 +174,8 @@ class _Rounding:
 
 
 def _repack(pk, w, H):
-    from ._gptq import gptq, repack
+    from ._gptq import gptq, refit_lut, repack
+    pk = refit_lut(pk, w, H)
     return repack(pk, gptq(w.reshape(pk.shape), pk, H))
 
 
@@ -202,7 +209,10 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
             nnz = (stored[n] - (count + 7) // 8) // 2 if "sparse" in streams else count
             ladders[n] = auto_ladder(streams, tuple(shape), nnz)
     else:
-        ladders = {n: ladder(f, streams, tuple(layers[n][1])) for n, f in _formats(compress, layers).items()}
+        formats = _formats(compress, layers)
+        for n, f in formats.items():
+            _core.check_compress_format(str(f), n)
+        ladders = {n: ladder(f, streams, tuple(layers[n][1])) for n, f in formats.items()}
     ladders = {n: lad for n, lad in ladders.items() if lad[0] != "fp16"}
     if weight_rounding not in (None, "nearest", "gptq"):
         raise ValueError(f"compile: weight_rounding must be 'nearest' or 'gptq', got {weight_rounding!r}")

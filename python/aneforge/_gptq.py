@@ -14,11 +14,15 @@ import numpy as np
 
 from . import _core
 
+MIN_ROWS_PER_INPUT = 2  # calibration rows per input column a layer needs for data-aware rounding
+
 
 def layer_inputs(outs, ins, names, calibration, feeds):
     """{layer: H (float64 [K, K])}: the Gram matrix of each named linear/conv layer's input
     on the calibration batches, from the uncompressed graph. Layers whose input cannot be
-    unfolded into rows of the weight's columns (grouped conv) are left out."""
+    unfolded into rows of the weight's columns (grouped conv) are left out, and so are layers
+    with fewer than MIN_ROWS_PER_INPUT calibration rows per input: with fewer, H is nearly
+    singular and the compensation fits the calibration data instead of the layer."""
     wanted, seen, stack = {}, set(), list(outs)
     while stack:
         t = stack.pop()
@@ -35,13 +39,14 @@ def layer_inputs(outs, ins, names, calibration, feeds):
     prog = _core.compile([wanted[n].inputs[0] for n in order], [f"in{i}" for i in range(len(order))], ins, "fp32",
                          "nearest_even", True, "", "", False, {})
     exe = _core.Executable(prog, "sim", 1)
-    gram = {}
+    gram, count = {}, {}
     for batch in calibration:
         args, kwargs = feeds(batch)
         for name, x in zip(order, exe(*args, **kwargs)):
             rows = _rows(np.asarray(x, np.float64), wanted[name])
             gram[name] = gram.get(name, 0) + rows.T @ rows
-    return gram
+            count[name] = count.get(name, 0) + len(rows)
+    return {n: h for n, h in gram.items() if count[n] >= MIN_ROWS_PER_INPUT * len(h)}
 
 
 def _rows(x, layer):
@@ -91,12 +96,44 @@ def _grid(pk):
     return keep, lambda w, j: w.astype(np.float16).astype(np.float64)
 
 
-def gptq(weight, pk, H, damp=0.01, block=128):
+def refit_lut(pk, weight, H, iters=25):
+    """``pk`` with its int4 LUTs refitted by k-means weighted by each input's energy diag(H)
+    (the sensitivity-weighted clustering of SqueezeLLM, arXiv:2306.07629): entries move to
+    where the inputs that matter need them. Other formats are returned as they are."""
+    if pk.format.split("+")[-1] != "int4":
+        return pk
+    keep, _ = _grid(pk)
+    r, c = keep.shape
+    g = pk.group_rows or r
+    vals = np.asarray(weight, np.float64).reshape(r // g, g * c)
+    wts = (np.tile(np.maximum(np.diag(H), 0), (r, 1)) * keep).reshape(r // g, g * c) + 1e-12 * keep.reshape(r // g, -1)
+    lut = pk.lut.view(np.float16).astype(np.float64).reshape(-1, 16)
+    for _ in range(iters):
+        idx = np.abs(vals[:, :, None] - lut[:, None, :]).argmin(axis=2)
+        onehot = np.zeros(idx.shape + (16,))
+        np.put_along_axis(onehot, idx[..., None], 1.0, axis=2)
+        mass = np.einsum("gm,gmk->gk", wts, onehot)
+        fitted = np.einsum("gm,gm,gmk->gk", wts, vals, onehot) / np.maximum(mass, 1e-30)
+        lut = np.where(mass > 0, fitted, lut)
+    lut16 = lut.astype(np.float16)
+    lut16 = np.where(np.isfinite(lut16), lut16, 0).astype(np.float16)
+    return _core.PackedWeights(pk.format, pk.shape, pk.block, pk.group_rows, pk.q8, pk.scales, pk.q4,
+                               lut16.ravel().view(np.uint16), pk.mask, pk.nz16)
+
+
+def gptq(weight, pk, H, damp=0.01, block=128, act_order=True):
     """Rounds ``weight`` ([R, ...], float) onto ``pk``'s grid with error compensation; returns
-    the dense rounded weight [R, C]."""
+    the dense rounded weight [R, C]. With act_order, columns go in order of decreasing input
+    energy (the GPTQ repository's --act-order), so the error of the rest lands on those that
+    matter least."""
     keep, quant = _grid(pk)
     W = np.asarray(weight, np.float64).reshape(keep.shape).copy()
     H = np.array(H, np.float64)
+    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(len(H))
+    if act_order:
+        W, keep, H = W[:, perm], keep[:, perm], H[np.ix_(perm, perm)]
+        plain = quant
+        quant = lambda w, j: plain(w, perm[j])  # noqa: E731 - the grid is indexed by the original column
     dead = np.diag(H) == 0
     H[dead, dead] = 1
     H += damp * np.mean(np.diag(H)) * np.eye(len(H))
@@ -114,7 +151,9 @@ def gptq(weight, pk, H, damp=0.01, block=128):
             W1[:, j + 1:] -= np.outer(err, U[i1 + j, i1 + j + 1:i2])
             E1[:, j] = err
         W[:, i2:] -= E1 @ U[i1:i2, i2:]
-    return Q
+    out = np.empty_like(Q)
+    out[:, perm] = Q
+    return out
 
 
 def repack(pk, Q):

@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "aneforge/fp16.h"
 #include "aneforge/program.h"
+#include "passes/passes.h"
 
 using namespace nb::literals;
 
@@ -74,6 +75,11 @@ void bind_packed(nb::module_& m) {
         p.dequantize(out.data());
         return to_numpy(out);
       });
+
+  // ValueError naming the layer when `format` is not a compression format.
+  m.def("check_compress_format", [](const std::string& format, const std::string& layer) {
+    af::parse_compress_format(format, layer);
+  }, "format"_a, "layer"_a);
 
   // The packed weight a layer of a compiled program holds (None when it is dense).
   m.def("packed_weight", [](const af::Program& p, const std::string& layer) -> std::shared_ptr<af::PackedWeights> {
