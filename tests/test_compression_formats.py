@@ -217,3 +217,54 @@ def test_packed_weights_carry_a_gated_result_to_other_shapes(rng):
         af.PackedWeights("int4", (64, 96), 0, 0, np.zeros(0, np.int8), np.zeros(0, np.uint16),
                          np.zeros(64 * 48, np.uint8), np.zeros(15, np.uint16), np.zeros(0, np.uint8), np.zeros(0, np.uint16))
 
+
+
+def _q(x, s):
+    """int8 fake quantization as MIL's quantize/dequantize define it (round half to even)."""
+    return np.clip(np.rint(x / s), -128, 127) * s
+
+
+def test_w8a8_quantizes_activations_with_calibrated_scales(rng, tmp_path):
+    W1 = rng.standard_normal((128, 96)).astype(np.float32)
+    W2 = (rng.standard_normal((32, 128)) / 8).astype(np.float32)
+    x = af.input((16, 96), name="x")
+    y = af.linear(af.linear(x, W1).relu(), W2)
+    cal = [rng.standard_normal((16, 96)).astype(np.float32) for _ in range(8)]
+    net = af.compile(y, compress="w8a8", calibration=cal, min_cosine=0.999, weight_rounding="nearest")
+    rep = net.compression_report()
+    assert [r["format"] for r in rep["layers"]] == ["w8a8", "w8a8"] and rep["bytes"] <= 0.52 * rep["fp16_bytes"]
+    # The first layer's scale: the largest calibration input magnitude / 127, in fp16.
+    s1 = float(rep["layers"][0]["activations"].split("scale ")[1])
+    assert s1 == pytest.approx(float(np.float16(max(np.abs(c).max() for c in cal) / 127)), rel=1e-4)
+    s2 = float(rep["layers"][1]["activations"].split("scale ")[1])
+    w1, w2 = (pk.dequantize().reshape(pk.shape) for pk in net.packed_weights().values())
+    t = rng.standard_normal((16, 96)).astype(np.float32)
+    f16 = lambda a: a.astype(np.float16).astype(np.float32)  # noqa: E731 - fp16 storage between layers
+    fake = f16(f16(_q(f16(np.maximum(f16(f16(_q(f16(t), s1)) @ w1.T), 0)), s2)) @ w2.T)  # int8 activations, NumPy
+    weights_only = np.maximum(t @ w1.T, 0) @ w2.T
+    got = net(t)
+    assert np.abs(got - fake).max() < 0.25 * np.abs(got - weights_only).max()
+    np.testing.assert_allclose(got, fake, rtol=0.02, atol=0.05)
+    np.testing.assert_array_equal(af.compile(y, compress="w8a8", calibration=cal, min_cosine=0.999,
+                                             weight_rounding="nearest", backend="mil")(t), got)
+    text = net.mil_text("ios17")
+    assert text.count(" = quantize(") == 2 and text.count(" = dequantize(") == 2
+    net.save(tmp_path / "w8a8.afp")
+    np.testing.assert_array_equal(af.load_program(tmp_path / "w8a8.afp")(t), got)
+    with pytest.raises(af.TargetError, match=r"h16 \(M4\) and later; h15g is h15"):
+        af.compile(y, compress="w8a8", calibration=cal, min_cosine=0.99, target="M3")
+    with pytest.raises(ValueError, match="w8a8 needs calibration"):
+        af.compile(y, compress="w8a8")
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_coremltools_accepts_int8_activations(opset, rng, tmp_path):
+    pytest.importorskip("coremltools")
+    from test_mil import load_with_coremltools
+    x = af.input((1, 32, 8, 8), name="x")
+    y = af.conv2d(x, rng.standard_normal((64, 32, 3, 3)).astype(np.float32), padding=1).relu()
+    cal = [rng.standard_normal((1, 32, 8, 8)).astype(np.float32) for _ in range(2)]
+    net = af.compile(y, compress="w8a8", calibration=cal, min_cosine=0.99)
+    _, prog = load_with_coremltools(net, tmp_path, opset)
+    ops = [op.op_type for op in prog.functions["main"].operations]
+    assert "quantize" in ops and "dequantize" in ops, ops

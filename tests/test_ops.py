@@ -246,7 +246,15 @@ INDEXING = [
     Case("one_hot", lambda i: af.one_hot(i, num_classes=5), lambda i: F.one_hot(i.long(), 5), [((4, 3), "index:5")], 1),
 ]
 
-ALL = UNARY + BINARY + LINALG + POOL + REDUCE + NORM + SHAPE + INDEXING
+# int8 activations (w8a8): against PyTorch's quantization ops, scale 1/32 (|x| beyond 4 saturates).
+QUANT = [
+    Case("quantize", lambda x: af.quantize(x, 0.03125),
+         lambda x: torch.quantize_per_tensor(x, 0.03125, 0, torch.qint8).int_repr(), [((3, 40), "normal")], 0),
+    Case("dequantize", lambda x: af.dequantize(af.quantize(x, 0.03125), 0.03125),
+         lambda x: torch.fake_quantize_per_tensor_affine(x, 0.03125, 0, -128, 127), [((3, 40), "normal")], 1),
+]
+
+ALL = UNARY + BINARY + LINALG + POOL + REDUCE + NORM + SHAPE + INDEXING + QUANT
 
 
 @pytest.mark.parametrize("case", ALL, ids=repr)

@@ -124,3 +124,33 @@ TEST(Sim, Int8CompressionKeepsAccuracy) {
   EXPECT_LT(std::sqrt(num / den), 0.02);
   EXPECT_GT(std::sqrt(num / den), 0.0);  // it did quantise
 }
+
+// A C++ user compresses without Python: sparse weights keep exact zeros out of storage and
+// compute what the dense program computes; a hostile packed weight is refused by check().
+TEST(Sim, SparseWeightsAreLosslessAndChecked) {
+  std::vector<float> wv(32 * 64), xv(4 * 64);
+  for (size_t i = 0; i < wv.size(); ++i) wv[i] = (i % 3 == 0) ? 0.0f : std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = std::cos(0.11f * static_cast<float>(i));
+  Tensor x = input({4, 64});
+  Tensor y = call1("linear", {x, constant(wv, {32, 64})});
+  CompileOptions o;
+  o.compress = "sparse";
+  auto p = compile({y}, o);
+  EXPECT_EQ(p->weight_bytes(), 32 * 64 / 8 + 2 * (32 * 64 - (32 * 64 + 2) / 3));
+  EXPECT_EQ(run_sim(p, {{x.shape(), xv}})[0].data, run_sim(compile({y}), {{x.shape(), xv}})[0].data);
+
+  PackedWeights pk;
+  pk.format = "sparse";
+  pk.shape = {4, 4};
+  pk.mask = {0xFF, 0x01};  // 9 stored values
+  pk.nz16.assign(8, 0);
+  EXPECT_EQ(pk.check(), "stored value count");
+  pk.nz16.assign(9, 0);
+  EXPECT_EQ(pk.check(), "");
+  pk.mask = {0xFF};
+  EXPECT_EQ(pk.check(), "mask size");
+  pk.shape = {3, 3};
+  pk.mask = {0xFF, 0x03};  // a bit past the 9th element
+  pk.nz16.assign(10, 0);
+  EXPECT_EQ(pk.check(), "mask bits set past the last element");
+}

@@ -128,9 +128,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
                        weight_rounding=weight_rounding)
         return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
 
-    def build(layers: dict, packed=None) -> "Net":
+    def build(layers: dict, packed=None, act_scales=None) -> "Net":
         prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
-                             target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {})
+                             target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {},
+                             act_scales or {})
         return Net(prog, backend, mode, opset=opset)
 
     if compress is None and calibration is None:
@@ -141,9 +142,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         from ._compress import compile_compressed
         from ._gptq import layer_inputs
 
-        def capture(layer_names, batches):
+        def capture(layer_names, batches, what="gram"):
             from ._compress import _feeds
-            return layer_inputs([t._t for t in outs], ins, layer_names, batches, _feeds)
+            return layer_inputs([t._t for t in outs], ins, layer_names, batches, _feeds, what)
         net, report = compile_compressed(build, compress, calibration, min_cosine,
                                          None if max_weight_error is None else float(max_weight_error), target,
                                          capture, weight_rounding)

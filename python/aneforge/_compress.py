@@ -44,6 +44,8 @@ def _int8_safe(streams, shape):
 
 def ladder(fmt, streams, shape):
     """``fmt`` and the safer formats a layer steps down through, "fp16" last."""
+    if fmt == "w8a8":  # int8 activations first go back to fp16, then the weights step down
+        return ["w8a8"] + ladder("int8", streams, shape)
     sparse, values = "", fmt
     if fmt.startswith("sparse"):
         sparse, _, values = fmt.partition("+")
@@ -100,6 +102,22 @@ def split_packed(compress):
         return compress, {}
     fixed = {k: v for k, v in compress.items() if isinstance(v, _core.PackedWeights)}
     return {k: v for k, v in compress.items() if k not in fixed}, fixed
+
+
+def estimate_bytes(fmt, shape) -> float:
+    """Bytes a dense weight of ``shape`` takes in ``fmt`` (sparse formats as if nothing were zero)."""
+    n, rows = float(np.prod(shape)), shape[0]
+    if fmt == "fp16":
+        return 2 * n
+    mask = n / 8 if fmt.startswith("sparse") else 0
+    values = fmt.split("+")[-1] if "+" in fmt or not fmt.startswith("sparse") else "fp16"
+    kind, _, k = values.partition(":")
+    k = int(k) if k else 0
+    if kind == "int4":
+        return mask + n / 2 + 32 * (rows / k if k else 1)
+    if kind in ("int8", "w8a8"):
+        return mask + n + 2 * (n / k if k else rows)
+    return mask + 2 * n
 
 
 def _formats(compress, layers) -> dict:
@@ -187,8 +205,8 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
     fixed_formats = {k: format_of(v) for k, v in fixed.items()}
     plain_build = build
 
-    def build(formats, packed=None):  # noqa: F811 - the layers packed already ride along
-        return plain_build({**formats, **fixed_formats}, {**(packed or {}), **fixed})
+    def build(formats, packed=None, act_scales=None):  # noqa: F811 - the layers packed already ride along
+        return plain_build({**formats, **fixed_formats}, {**(packed or {}), **fixed}, act_scales)
     base = plain_build({})
     layers = {name: (op, shape) for name, op, shape, *_ in base._program.weight_layers}
     unknown = sorted(set(fixed) - set(layers))
@@ -211,7 +229,8 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
     else:
         formats = _formats(compress, layers)
         for n, f in formats.items():
-            _core.check_compress_format(str(f), n)
+            if f != "w8a8":
+                _core.check_compress_format(str(f), n)
         ladders = {n: ladder(f, streams, tuple(layers[n][1])) for n, f in formats.items()}
     ladders = {n: lad for n, lad in ladders.items() if lad[0] != "fp16"}
     if weight_rounding not in (None, "nearest", "gptq"):
@@ -224,12 +243,31 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
             raise ValueError("compile: calibration= needs min_cosine= (the output cosine the gate must hold)")
     elif weight_rounding == "gptq":
         raise ValueError("compile: weight_rounding='gptq' needs calibration= (the inputs whose layer activations it uses)")
+    act_scales = {}
+    w8a8 = sorted(n for n, lad in ladders.items() if "w8a8" in lad)
+    if w8a8:
+        info = _core.find_target(target or "h16g")
+        if int(info["family"][1:3]) < 16:
+            raise _core.TargetError(f"compile: w8a8 (int8 activations) needs a target that computes int8 natively: "
+                                    f"h16 (M4) and later; {info['name']} is {info['family']}. Use int8 (weights only).")
+        if calibration is None:
+            raise ValueError("compile: w8a8 needs calibration= (the inputs its activation scales are fitted on) "
+                             "and min_cosine=")
+        amax = capture(set(w8a8), calibration, "amax") if capture else {}
+        for n in w8a8:  # symmetric: the largest calibration magnitude maps to 127, scale held in fp16
+            s = float(np.float16(max(amax.get(n, 0.0), 1e-30) / 127))
+            act_scales[n] = max(s, 2.0 ** -14) if np.isfinite(s) else 65504.0 / 127
+        for n in w8a8:
+            if n not in amax:  # no capturable input (grouped conv): weights only
+                ladders[n] = ladders[n][1:]
     rounding = None
     if calibration is not None and weight_rounding != "nearest" and capture is not None:
         rounding = _Rounding(build, base, capture(set(ladders), calibration))
 
     def make(formats):
-        return build(formats, rounding.packed(formats) if rounding else None)
+        weights = {n: "int8" if f == "w8a8" else f for n, f in formats.items()}
+        scales = {n: act_scales[n] for n, f in formats.items() if f == "w8a8"}
+        return build(weights, rounding.packed(weights) if rounding else None, scales)
 
     pos = {n: 0 for n in ladders}
 
@@ -261,7 +299,12 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
         alone = {n: min_cosine_of(make({n: lad[0]}), base, calibration) for n, lad in ladders.items()}
         for n, c in alone.items():
             report[n]["cosine_alone"] = c
-        order = sorted(alone, key=alone.get)
+        # Most damage undone per byte added first: stepping down a big embedding table costs
+        # far more bytes than a small linear that hurts as much.
+        def damage_per_byte(n):
+            extra = estimate_bytes(ladders[n][1], layers[n][1]) - estimate_bytes(ladders[n][0], layers[n][1])
+            return (1.0 - alone[n]) / max(extra, 1.0)
+        order = sorted(alone, key=damage_per_byte, reverse=True)
         while cos < min_cosine:
             movable = [n for n in order if ladders[n][pos[n]] != "fp16"]
             if not movable:
@@ -291,6 +334,10 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
     if cos < min_cosine:
         raise ValueError(f"compile: the compressed program reaches cosine {cos:.6f} on the calibration data, "
                          f"below min_cosine={min_cosine}, even with every layer in fp16")
+    for n in ladders:
+        if ladders[n][pos[n]] == "w8a8":
+            report[n]["activations"] = f"int8, scale {act_scales[n]:.6g}"
+            report[n]["format"] = "w8a8"
     return net, _report(net, report, cos, rounding is not None)
 
 
@@ -300,6 +347,8 @@ def _report(net, extra, cos, data_aware=False):
         r = {"layer": name, "op": op, "weight_shape": tuple(shape), "format": enc, "bytes": held, "fp16_bytes": fp16,
              "weight_error": err if enc != "fp16" else 0.0, "pruned_error": prune}
         r.update({k: v for k, v in extra.get(name, {}).items() if k != "tried" or len(v) > 1})
+        if r["format"] == "w8a8":
+            r["weight_error"] = err
         rows.append(r)
     return {"layers": rows, "min_cosine": cos, "bytes": sum(r["bytes"] for r in rows),
             "fp16_bytes": sum(r["fp16_bytes"] for r in rows), "weight_rounding": "gptq" if data_aware else "nearest"}

@@ -17,7 +17,7 @@ from . import _core
 MIN_ROWS_PER_INPUT = 2  # calibration rows per input column a layer needs for data-aware rounding
 
 
-def layer_inputs(outs, ins, names, calibration, feeds):
+def layer_inputs(outs, ins, names, calibration, feeds, what="gram"):
     """{layer: H (float64 [K, K])}: the Gram matrix of each named linear/conv layer's input
     on the calibration batches, from the uncompressed graph. Layers whose input cannot be
     unfolded into rows of the weight's columns (grouped conv) are left out, and so are layers
@@ -40,6 +40,13 @@ def layer_inputs(outs, ins, names, calibration, feeds):
                          "nearest_even", True, "", "", False, {})
     exe = _core.Executable(prog, "sim", 1)
     gram, count = {}, {}
+    if what == "amax":  # the largest input magnitude of each layer (int8 activation scales)
+        amax = {}
+        for batch in calibration:
+            args, kwargs = feeds(batch)
+            for name, x in zip(order, exe(*args, **kwargs)):
+                amax[name] = max(amax.get(name, 0.0), float(np.max(np.abs(x))) if np.size(x) else 0.0)
+        return amax
     for batch in calibration:
         args, kwargs = feeds(batch)
         for name, x in zip(order, exe(*args, **kwargs)):

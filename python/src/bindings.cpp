@@ -295,8 +295,10 @@ NB_MODULE(_core, m) {
                       const std::vector<af::Tensor>& inputs, const std::string& precision,
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
                       const std::string& compress, bool dump, const std::map<std::string, std::string>& layers,
-                      const std::map<std::string, std::shared_ptr<af::PackedWeights>>& packed) {
+                      const std::map<std::string, std::shared_ptr<af::PackedWeights>>& packed,
+                      const std::map<std::string, double>& act_scales) {
     af::CompileOptions o;
+    o.act_scales = act_scales;
     for (const auto& [k, v] : packed) o.packed_layers[k] = v;
     o.compress = compress;
     o.compress_layers = layers;
@@ -313,7 +315,8 @@ NB_MODULE(_core, m) {
     return std::shared_ptr<af::Program>(af::compile(outputs, o));
   }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false,
      "compress_layers"_a = std::map<std::string, std::string>{},
-     "packed_layers"_a = std::map<std::string, std::shared_ptr<af::PackedWeights>>{});
+     "packed_layers"_a = std::map<std::string, std::shared_ptr<af::PackedWeights>>{},
+     "act_scales"_a = std::map<std::string, double>{});
 
   auto target_dict = [](const af::Target& t) {
     nb::dict d;

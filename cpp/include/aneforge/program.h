@@ -28,6 +28,8 @@ struct CompileOptions {
   // Weights already packed (data-aware rounding), per layer: used instead of packing the
   // layer's weight; must match its shape and its format in compress_layers.
   std::map<std::string, std::shared_ptr<const PackedWeights>> packed_layers;
+  // int8 activations (w8a8): per conv/linear layer, the scale of its int8 input (h16+).
+  std::map<std::string, double> act_scales;
   bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
 };
 

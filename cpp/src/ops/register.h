@@ -12,6 +12,7 @@ void register_pool_ops();
 void register_norm_ops();
 void register_bridge_ops();
 void register_indexing_ops();
+void register_quant_ops();
 // Each family's MIL emitters, defined beside its ops.
 void attach_elementwise_mil();
 void attach_linalg_mil();

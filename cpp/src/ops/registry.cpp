@@ -29,6 +29,7 @@ void register_builtin_ops() {
   register_norm_ops();
   register_bridge_ops();
   register_indexing_ops();
+  register_quant_ops();
   attach_elementwise_mil();
   attach_linalg_mil();
   attach_reduction_mil();

@@ -17,6 +17,8 @@ struct PassInfo {
 // Bridge ops become their native lowering; ops native only above `family` (13..16) become
 // their decomposition.
 std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family = 16);
+// int8 activations: layers named in `scales` read their input through quantize/dequantize.
+std::vector<Tensor> quantize_activations(const std::vector<Tensor>& outputs, const std::map<std::string, double>& scales);
 
 // Program level, in pipeline order.
 void fold_constants(Program& p);          // steps whose inputs are all constants run now

@@ -98,7 +98,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
   std::string log;
   if (opts.dump_passes) log += "== graph ==\n" + build_program(user_outputs, o, true)->text();
   // Bridge ops become native sequences; ops the target family lacks are decomposed.
-  auto prog = build_program(lower_bridges(user_outputs, std::min(16, static_cast<int>(target.family))), o);
+  auto prog = build_program(lower_bridges(quantize_activations(user_outputs, opts.act_scales), std::min(16, static_cast<int>(target.family))), o);
   prog->output_names = names;
   if (opts.dump_passes) log += "== lower_bridges ==\n" + prog->text();
   static const PassInfo pipeline[] = {

@@ -59,6 +59,8 @@ class TextEncoder:
             k = min(len(e.ids), n)
             ids[r, :k], mask[r, :k], types[r, :k] = e.ids[:k], e.attention_mask[:k], e.type_ids[:k]
         _, outs = bert.build(self._w, self.config, len(enc), n, pooling=self.pooling, normalize=self.normalize)
+        if "sentence_embedding" in outs:  # what encode() returns is what the gate measures
+            outs = {"sentence_embedding": outs["sentence_embedding"]}
         net = af.compile(outs, **self._options, calibration=[(ids, mask, types)])
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
