@@ -182,3 +182,23 @@ def test_encode_of_no_sentences_and_a_normalize_conflict(minilm):
     assert enc.encode([]).shape == (0, 384)
     with pytest.raises(ValueError, match="normalizes inside the program"):
         enc.encode(["hi"], normalize=False)
+
+
+def test_a_text_encoder_calibrates_once_on_sentences(minilm):
+    """compress + calibration sentences: the gate runs once, every bucket holds its result,
+    and layers are named as in the checkpoint."""
+    cal = ["A farmer sold the final score.", "Where can I buy fresh bread?", "ok", "The river measured the price."]
+    enc = af.load(minilm, compress={"encoder.layer.0.intermediate.dense": "int4:1"}, calibration=cal, min_cosine=0.99)
+    rep = enc.calibration_report
+    (row,) = [r for r in rep["layers"] if r["layer"] == "encoder.layer.0.intermediate.dense"]
+    assert row["format"] in ("int4:1", "int8", "int8:32") and rep["min_cosine"] >= 0.99
+    assert rep["weight_rounding"] == "nearest"  # 4 short sentences: too few rows for GPTQ's 384 inputs
+    short, long = enc.compile_for(1, 8), enc.compile_for(2, 32)
+    a, b = (n.packed_weights()["encoder.layer.0.intermediate.dense"] for n in (short, long))
+    assert a.format == b.format and a.stored_bytes == b.stored_bytes
+    np.testing.assert_array_equal(a.dequantize(), b.dequantize())
+    got = enc.encode(["The cat sits on the mat.", "hi"])
+    ref = af.load(minilm).encode(["The cat sits on the mat.", "hi"])
+    assert min(_cos(x, y) for x, y in zip(got, ref)) >= 0.99
+    with pytest.raises(ValueError, match="list of sentences"):
+        af.load(minilm, compress="int8", calibration=[np.zeros((1, 8))], min_cosine=0.99)

@@ -6,8 +6,8 @@ callable layer -> format or None. Formats (docs/compression.md): "int8", "int8:<
 "sparse[:<fraction>]+int8[:<block>]" or "+int4[:<rows>]". Layers are the conv and linear
 layers with a constant weight (and embedding tables when named), named as in net.summary().
 
-Each layer has a ladder: its format, then safer ones (int4 -> int8 with a scale per 32
-inputs where the target streams it, else per channel; sparse+X -> sparse -> fp16), fp16
+Each layer has a ladder: its format, then safer ones (int4 -> int8 per channel -> int8
+with a scale per 32 inputs where the target streams it; sparse+X -> sparse -> fp16), fp16
 last; with "auto", every format the target streams natively, smallest first. With
 ``calibration`` and ``min_cosine`` the compressed program's outputs on the calibration
 inputs must reach that cosine against the uncompressed program's; the layers whose
@@ -51,9 +51,9 @@ def ladder(fmt, streams, shape):
         sparse, _, values = fmt.partition("+")
     rungs = [values] if values else []
     safe8 = _int8_safe(streams, shape)
-    if values.startswith("int4") and safe8:
-        rungs.append(safe8)
-    if values == "int8" and safe8 and safe8 != "int8":
+    if values.startswith("int4") and safe8:  # per channel first: fewer bytes than blocks
+        rungs.append("int8")
+    if values.startswith(("int4", "int8")) and values != safe8 and safe8 and safe8 != "int8":
         rungs.append(safe8)
     out = [f"{sparse}+{v}" if sparse else v for v in rungs]
     if sparse:
@@ -338,10 +338,11 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
         if ladders[n][pos[n]] == "w8a8":
             report[n]["activations"] = f"int8, scale {act_scales[n]:.6g}"
             report[n]["format"] = "w8a8"
-    return net, _report(net, report, cos, rounding is not None)
+    return net, _report(net, report, cos, set(rounding.gram) if rounding else set())
 
 
-def _report(net, extra, cos, data_aware=False):
+def _report(net, extra, cos, data_aware=frozenset()):
+    """data_aware: the layers whose weights GPTQ rounded (when compressed)."""
     rows = []
     for name, op, shape, enc, held, fp16, err, prune in net._program.weight_layers:
         r = {"layer": name, "op": op, "weight_shape": tuple(shape), "format": enc, "bytes": held, "fp16_bytes": fp16,
@@ -349,6 +350,9 @@ def _report(net, extra, cos, data_aware=False):
         r.update({k: v for k, v in extra.get(name, {}).items() if k != "tried" or len(v) > 1})
         if r["format"] == "w8a8":
             r["weight_error"] = err
+        if enc != "fp16":
+            r["rounding"] = "gptq" if name in data_aware else "nearest"
         rows.append(r)
     return {"layers": rows, "min_cosine": cos, "bytes": sum(r["bytes"] for r in rows),
-            "fp16_bytes": sum(r["fp16_bytes"] for r in rows), "weight_rounding": "gptq" if data_aware else "nearest"}
+            "fp16_bytes": sum(r["fp16_bytes"] for r in rows),
+            "weight_rounding": "gptq" if any(r.get("rounding") == "gptq" for r in rows) else "nearest"}
