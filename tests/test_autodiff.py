@@ -22,6 +22,13 @@ CASES = {
     "log": (lambda a: a.log(), torch.log, [(4, 5)], "positive"),
     "sqrt": (lambda a: a.sqrt(), torch.sqrt, [(4, 5)], "positive"),
     "square": (lambda a: a.square(), torch.square, [(4, 5)], "normal"),
+    "abs": (lambda a: af.abs(a), torch.abs, [(4, 5)], "normal"),
+    "maximum_broadcast": (lambda a, b: af.maximum(a, b), torch.maximum, [(3, 4), (4,)], "normal"),
+    "minimum": (lambda a, b: af.minimum(a, b), torch.minimum, [(3, 4), (3, 4)], "normal"),
+    "silu": (lambda a: af.silu(a), torch.nn.functional.silu, [(4, 5)], "normal"),
+    "softplus": (lambda a: af.softplus(a, beta=2.0, threshold=1.0), lambda a: torch.nn.functional.softplus(a, 2.0, 1.0),
+                 [(4, 5)], "normal"),
+    "leaky_relu": (lambda a: af.leaky_relu(a, 0.2), lambda a: torch.nn.functional.leaky_relu(a, 0.2), [(4, 5)], "normal"),
     "sum_dim": (lambda a: a.sum(dim=1), lambda a: a.sum(dim=1), [(3, 4, 2)], "normal"),
     "mean_keepdim": (lambda a: a.mean(dim=(0, 2), keepdim=True), lambda a: a.mean(dim=(0, 2), keepdim=True), [(3, 4, 2)], "normal"),
     "softmax": (lambda a: a.softmax(dim=-1), lambda a: a.softmax(dim=-1), [(3, 6)], "normal"),
@@ -60,7 +67,8 @@ def test_gradients_match_torch_autograd(name, rng):
         assert_fp32_close(g, t.grad.numpy(), rtol=1e-4, atol=1e-5, what=f"{name} d/d input {i}")
 
 
-@pytest.mark.parametrize("name", ["mul", "div", "sigmoid", "softmax", "log_softmax", "linear_bias", "matmul_batched"])
+@pytest.mark.parametrize("name", ["mul", "div", "sigmoid", "softmax", "log_softmax", "linear_bias", "matmul_batched",
+                                  "silu", "softplus"])
 def test_gradients_match_finite_differences(name, rng):
     fn, _, shapes, kind = CASES[name]
     xs = [x.astype(np.float32) for x in _inputs(shapes, kind, rng)]

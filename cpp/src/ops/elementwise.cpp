@@ -510,6 +510,38 @@ void attach_elementwise_grad() {
   set("sqrt", [](const Node& n, const std::vector<Tensor>& g) {
     return std::vector<Tensor>{div(g[0], mul(op("sqrt", {n.inputs[0]}), like(n.inputs[0], 2.0)))};
   });
+  set("abs", [](const Node& n, const std::vector<Tensor>& g) {  // sign(x): 0 at 0, as torch
+    return std::vector<Tensor>{mul(g[0], op("sign", {n.inputs[0]}))};
+  });
+  // maximum/minimum: the gradient goes to the larger (smaller) input; ties split it in half, as torch.
+  for (const char* m : {"maximum", "minimum"}) {
+    const std::string cmp = m == std::string("maximum") ? "greater" : "less";
+    set(m, [cmp](const Node& n, const std::vector<Tensor>& g) {
+      const Tensor &x = n.inputs[0], &y = n.inputs[1];
+      Tensor wins = cast(op(cmp, {x, y}), g[0].dtype()), tie = cast(op("equal", {x, y}), g[0].dtype());
+      Tensor wx = op("add", {wins, mul(tie, like(g[0], 0.5))});
+      return std::vector<Tensor>{unbroadcast(mul(g[0], wx), x.shape()), unbroadcast(sub(g[0], mul(g[0], wx)), y.shape())};
+    });
+  }
+  set("silu", [](const Node& n, const std::vector<Tensor>& g) {  // s (1 + x (1 - s))
+    const Tensor& x = n.inputs[0];
+    Tensor s = op("sigmoid", {x});
+    return std::vector<Tensor>{mul(g[0], mul(s, op("add", {like(x, 1.0), mul(x, sub(like(x, 1.0), s))})))};
+  });
+  set("softplus", [](const Node& n, const std::vector<Tensor>& g) {  // sigmoid(beta x), 1 past the threshold
+    const Tensor& x = n.inputs[0];
+    double b = n.attrs.f("beta"), t = n.attrs.f("threshold");
+    Tensor bx = mul(x, like(x, b));
+    Tensor past = cast(op("greater", {bx, like(x, t)}), x.dtype());
+    Tensor s = op("sigmoid", {bx});
+    return std::vector<Tensor>{mul(g[0], op("add", {s, mul(past, sub(like(x, 1.0), s))}))};
+  });
+  set("leaky_relu", [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor& x = n.inputs[0];
+    double a = n.attrs.f("negative_slope");
+    Tensor pos = cast(op("greater_equal", {x, like(x, 0.0)}), x.dtype());
+    return std::vector<Tensor>{mul(g[0], op("add", {pos, mul(sub(like(x, 1.0), pos), like(x, a))}))};
+  });
 }
 
 }  // namespace af
