@@ -17,6 +17,7 @@ from ._ops import OPS as _OPS, OpInfo, ops
 from ._compile import Net, compile, devices, load_program  # noqa: A004
 from ._milnet import PackageNet, load_mlpackage
 from ._autodiff import grad
+from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 from . import data, testing
 
 def _version() -> str:
@@ -64,5 +65,5 @@ from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "PackedWeights", "data", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]
