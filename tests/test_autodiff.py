@@ -23,6 +23,7 @@ CASES = {
     "sqrt": (lambda a: a.sqrt(), torch.sqrt, [(4, 5)], "positive"),
     "square": (lambda a: a.square(), torch.square, [(4, 5)], "normal"),
     "abs": (lambda a: af.abs(a), torch.abs, [(4, 5)], "normal"),
+    "cast_fp32": (lambda a: a.cast("fp32").square(), lambda a: a.square(), [(4, 5)], "normal"),
     "maximum_broadcast": (lambda a, b: af.maximum(a, b), torch.maximum, [(3, 4), (4,)], "normal"),
     "minimum": (lambda a, b: af.minimum(a, b), torch.minimum, [(3, 4), (3, 4)], "normal"),
     "silu": (lambda a: af.silu(a), torch.nn.functional.silu, [(4, 5)], "normal"),

@@ -510,6 +510,11 @@ void attach_elementwise_grad() {
   set("sqrt", [](const Node& n, const std::vector<Tensor>& g) {
     return std::vector<Tensor>{div(g[0], mul(op("sqrt", {n.inputs[0]}), like(n.inputs[0], 2.0)))};
   });
+  set("cast", [](const Node& n, const std::vector<Tensor>& g) {  // back to the input's dtype; none into integers
+    const Tensor& x = n.inputs[0];
+    Tensor back = is_float(x.dtype()) ? g[0] : mul(g[0], like(g[0], 0.0));
+    return std::vector<Tensor>{cast(back, x.dtype())};
+  });
   set("abs", [](const Node& n, const std::vector<Tensor>& g) {  // sign(x): 0 at 0, as torch
     return std::vector<Tensor>{mul(g[0], op("sign", {n.inputs[0]}))};
   });
