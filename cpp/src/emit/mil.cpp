@@ -317,6 +317,21 @@ std::string lut_weight(Builder& b, const PackedWeights& pk, const Type& out, int
   return b.op("constexpr_lut_to_dense", {{"indices", {indices}}, {"lut", {table}}}, out, "");
 }
 
+// The iOS18 scale shape of an int8 weight: one entry per (row, block); a block spans whole
+// kernels of a conv weight.
+Shape scale_shape(const PackedWeights& pk) {
+  const Shape& ws = pk.shape;
+  Shape ss(ws.size(), 1);
+  ss[0] = pk.rows();
+  if (pk.block > 0) {
+    int64_t spatial = 1;
+    for (size_t i = 2; i < ws.size(); ++i) spatial *= ws[i];
+    if (pk.block % spatial) throw UnsupportedError("MIL: an int8 block must cover whole conv kernels");
+    ss[1] = ws[1] / (pk.block / spatial);
+  }
+  return ss;
+}
+
 // Sparse weights: iOS17 constexpr_sparse_to_dense (fp16 non-zeros, a byte mask and the
 // shape as attributes); iOS18 a uint1 mask of the weight's shape, the non-zeros dequantized by
 // constexpr_sparse_blockwise_shift_scale or constexpr_lut_to_sparse, then
@@ -350,14 +365,7 @@ std::string sparse_weight(Builder& b, const PackedWeights& pk, const Type& out, 
   } else if (vf == "int8") {
     std::vector<float> sc;
     for (uint16_t h : pk.scales) sc.push_back(half_to_float(h));
-    Shape ss(ws.size(), 1);
-    ss[0] = pk.rows();
-    if (pk.block > 0) {
-      int64_t spatial = 1;
-      for (size_t i = 2; i < ws.size(); ++i) spatial *= ws[i];
-      if (pk.block % spatial) throw UnsupportedError("MIL: an int8 block must cover whole conv kernels");
-      ss[1] = ws[1] / (pk.block / spatial);
-    }
+    const Shape ss = scale_shape(pk);
     std::string q = b.tensor(std::vector<float>(pk.q8.begin(), pk.q8.end()), {count}, DType::int8, "w_q");
     std::string scale = b.tensor(sc, ss, DType::fp16, "w_scale");
     auto r = b.op_multi("constexpr_sparse_blockwise_shift_scale", {{"data_mask", {mask}}, {"nonzero_data", {q}}, {"scale", {scale}}},
@@ -398,15 +406,7 @@ std::string packed_weight(Builder& b, const PackedWeights& pk, const Type& out, 
                       {"zero_point", Builder::literal_of({0}, {}, DType::int8)}},
                      out, "w");
   }
-  // Scale shape: one entry per (row, block); a block spans whole kernels of a conv weight.
-  Shape ss(ws.size(), 1);
-  ss[0] = pk.rows();
-  if (pk.block > 0) {
-    int64_t spatial = 1;
-    for (size_t i = 2; i < ws.size(); ++i) spatial *= ws[i];
-    if (pk.block % spatial) throw UnsupportedError("MIL: an int8 block must cover whole conv kernels");
-    ss[1] = ws[1] / (pk.block / spatial);
-  }
+  const Shape ss = scale_shape(pk);
   std::string data = b.tensor(std::vector<float>(pk.q8.begin(), pk.q8.end()), ws, DType::int8, "w_q");
   std::string scale = b.tensor(std::vector<float>(s.begin(), s.end()), ss, DType::fp16, "w_scale");
   return b.op("constexpr_blockwise_shift_scale", {{"data", {data}}, {"scale", {scale}}}, out, "");
