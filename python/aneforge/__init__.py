@@ -18,8 +18,10 @@ from ._compile import Net, compile, devices, load_program  # noqa: A004
 from ._milnet import PackageNet, load_mlpackage
 from ._autodiff import grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
-from ._train import TrainStep, compile_train_step, parameter
+from ._train import LossScale, TrainStep, buffer, compile_train_step, noise, parameter
 from . import optim
+from . import nn
+from . import schedules
 from . import data, testing
 
 def _version() -> str:
@@ -67,5 +69,5 @@ from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

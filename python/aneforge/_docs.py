@@ -12,7 +12,10 @@ Generated from the C++ op table by `python scripts/gen_docs.py`; do not edit by 
   ops inside the same program; `composite` is API sugar that builds other ops.
 - **targets**: the first engine family that runs the op (`h13+` = every target that
   compiles MIL); per-target limits are checked by the compiler.
-- **grad**: whether the op has a gradient (training).
+- **grad**: `yes`: the op has a gradient (training), checked against PyTorch autograd and
+  finite differences (`tests/test_gradients.py`); `none`: integer-valued or constant almost
+  everywhere (comparisons, `floor`, `argmax`), so no gradient flows through it, as in PyTorch;
+  `built ops`: a composite, differentiated through the ops it builds; `not yet`: no gradient.
 - **signature**: the Python function `af.<op>`, with PyTorch's parameter names; the table's
   own names (`axis`, `keepdims`, conv's `pad`; what C++ `af::call` takes) stay accepted.
   **Also** lists other names of the op (PyTorch's, such as `cat` for `concat`).
@@ -45,7 +48,7 @@ def ops_markdown() -> str:
                    "|---|---|---|---|---|---|---|\n")
         for s in sorted(cats[cat], key=lambda s: s["name"]):
             kind = "bridge" if s["bridge"] else "composite" if s["composite"] else "native"
-            out.append(f"| `{s['name']}` | {kind} | {s['min_family']}+ | {'yes' if s['differentiable'] else 'no'} "
+            out.append(f"| `{s['name']}` | {kind} | {s['min_family']}+ | {s['gradient']} "
                        f"| `{s['mil_op']}` | `{_signature(s)}` | {s['doc']}{_aliases(s)} |\n")
     return "".join(out)
 

@@ -163,6 +163,9 @@ class OpInfo:
     mil_op: str
     method: bool            # also a Tensor method
     num_outputs: int
+    # "yes"; "none": integer-valued or constant almost everywhere (comparisons, floor,
+    # argmax), so no gradient flows through it; "built ops" (composites); "not yet".
+    gradient: str = "yes"
 
     @property
     def native(self) -> bool:
@@ -177,7 +180,7 @@ def _info(spec) -> OpInfo:
     kind = "bridge" if spec["bridge"] else "composite" if spec["composite"] else "native"
     return OpInfo(spec["name"], spec["category"], f"{spec['name']}{inspect.signature(OPS[spec['name']])}",
                   spec["doc"], kind, spec["differentiable"], spec["min_family"], tuple(spec["aliases"]),
-                  spec["mil_op"], spec["method"], spec["num_outputs"])
+                  spec["mil_op"], spec["method"], spec["num_outputs"], spec["gradient"])
 
 
 def ops(name: str | None = None, category: str | None = None) -> list[OpInfo]:

@@ -1,15 +1,24 @@
 """Parameters and the fused train step: forward, backward (af.grad) and the optimizer update
-compiled into ONE program whose weights, optimizer moments and step count are resident
-state (outputs aliased to inputs between calls), so a step moves the minibatch in and the
-loss out.
+compiled into ONE program whose weights, optimizer moments, buffers (BatchNorm running
+statistics), step count and loss scale are resident state (outputs aliased to inputs between
+calls), so a step moves the minibatch in and the loss out.
+
+fp16 programs scale the loss dynamically (as torch.cuda.amp.GradScaler): the gradients of
+loss * scale are unscaled in fp32; a step whose gradients are not all finite is skipped
+(weights, moments and step count unchanged) and the scale halves; after `growth_interval`
+good steps in a row it doubles. All of it runs in the program.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._tensor import Tensor
 
-_INITIAL: dict = {}  # node id of a parameter -> (its initial value, its name)
+_PARAMS: dict = {}   # node id of a parameter's fp16 view -> (initial value, name, fp32 master input)
+_BUFFERS: dict = {}  # node id of a buffer input -> [initial value, name, input, new value or None]
+_NOISE: dict = {}    # node id of a noise input -> its shape
 
 
 def parameter(array, name=None) -> Tensor:
@@ -20,99 +29,213 @@ def parameter(array, name=None) -> Tensor:
     a = np.array(array, dtype=np.float32)
     if a.ndim == 0 or not np.isfinite(a).all():
         raise ValueError(f"parameter: needs a finite array with at least one dimension, got shape {a.shape}")
-    name = name or f"param_{len(_INITIAL)}"
+    name = name or f"param_{len(_PARAMS)}"
     master = af.input(a.shape, dtype="fp32", name=name)
     t = master.cast("fp16")
-    _INITIAL[t._t.node_id] = (a, name, master)
+    _PARAMS[t._t.node_id] = (a, name, master)
     return t
+
+
+class _Buffer:
+    """``af.buffer(value, name)``: non-trainable state (fp32) the train step keeps resident;
+    ``af.buffer.update(buf, new)`` says what the step writes back (BatchNorm's running stats)."""
+
+    def __call__(self, array, name) -> Tensor:
+        import aneforge as af
+        a = np.array(array, dtype=np.float32)
+        t = af.input(a.shape, dtype="fp32", name=name)
+        _BUFFERS[t._t.node_id] = [a, name, t, None]
+        return t
+
+    @staticmethod
+    def update(buf: Tensor, new: Tensor) -> None:
+        entry = _BUFFERS.get(buf._t.node_id)
+        if entry is None:
+            raise ValueError("buffer.update: the first argument must be an af.buffer")
+        if tuple(new.shape) != tuple(buf.shape):
+            raise ValueError(f"buffer.update: new value {tuple(new.shape)} does not match the buffer {tuple(buf.shape)}")
+        entry[3] = new.cast("fp32")
+
+
+buffer = _Buffer()
+
+
+def noise(shape, name) -> Tensor:
+    """Uniform [0, 1) noise (fp16) the train step draws afresh for each call (Dropout's masks:
+    the engine has no random numbers, so the host sends them with the batch)."""
+    import aneforge as af
+    t = af.input(tuple(shape), dtype="fp16", name=name)
+    _NOISE[t._t.node_id] = tuple(shape)
+    return t
+
+
+@dataclass
+class LossScale:
+    """Dynamic loss scaling for fp16 programs (torch GradScaler's rule; the initial scale is
+    lower than torch's 65536 because the gradients themselves are fp16 here)."""
+    init_scale: float = 1024.0
+    growth_factor: float = 2.0
+    backoff_factor: float = 0.5
+    growth_interval: int = 200
 
 
 class TrainStep:
     """``step(*batch, lr=None)`` runs one training step and returns the loss (a float);
-    ``step.parameters()`` gives {name: array} of the current weights."""
+    ``step.parameters()`` gives {name: array} of the current weights, ``step.buffers()`` the
+    buffers; ``step.loss_scale`` and ``step.skipped`` report the loss scaling."""
 
-    def __init__(self, net, params, n_batch, n_state, initial, optimizer):
-        self.net, self._names, self.optimizer = net, [_INITIAL[p._t.node_id][1] for p in params], optimizer
-        self._n_batch, self._n_state = n_batch, n_state
-        self._state = list(initial)  # values of params, states and t, in program input order
+    def __init__(self, net, names, buffer_names, n_batch, noise_shapes, initial, optimizer, seed=0):
+        self.net, self._names, self._buffer_names, self.optimizer = net, names, buffer_names, optimizer
+        self._n_batch, self._noise = n_batch, noise_shapes
+        self._state = list(initial)  # values of the resident state, in program input order
         self._resident = hasattr(net._exe, "alias")
-        # outputs: loss, then the new params, states and t; inputs: the batch, lr, then the
-        # params, states and t: output 1 + k is input n_batch + 1 + k on the next step.
+        first_state = n_batch + len(noise_shapes) + 1
         if self._resident:
             for k in range(len(initial)):
-                net.make_resident(1 + k, n_batch + 1 + k)
+                net.make_resident(1 + k, first_state + k)
+        self._rng = np.random.default_rng(seed)
         self._started = False
         self._last = None
         self.steps = 0
+        self.skipped = 0
 
     def __call__(self, *batch, lr=None):
         if len(batch) != self._n_batch:
             raise ValueError(f"train step expects {self._n_batch} batch input(s), got {len(batch)}")
         rate = np.array([self.optimizer.lr if lr is None else lr], np.float32)
+        noise_in = [self._rng.random(s, dtype=np.float32) for s in self._noise]
         if self._resident and self._started:
-            out = self.net(*batch, rate)
+            out = self.net(*batch, *noise_in, rate)
         else:
-            out = self.net(*batch, rate, *self._state)
+            out = self.net(*batch, *noise_in, rate, *self._state)
         if not self._resident:
-            self._state = list(out[1:])
+            self._state = list(out[1:1 + len(self._state)])
         self._started = True
         self._last = out
         self.steps += 1
+        if float(np.asarray(out[-1]).reshape(-1)[0]) == 0.0:
+            self.skipped += 1
         return float(np.asarray(out[0]).reshape(-1)[0])
 
+    def _values(self):
+        return self._state if self._last is None else self._last[1:1 + len(self._state)]
+
     def parameters(self) -> dict:
-        vals = self._state if self._last is None else self._last[1:]
-        return {n: np.asarray(v) for n, v in zip(self._names, vals)}
+        return {n: np.asarray(v) for n, v in zip(self._names, self._values())}
+
+    def buffers(self) -> dict:
+        vals = self._values()[len(self._names) + self._n_opt_state:]
+        return {n: np.asarray(v) for n, v in zip(self._buffer_names, vals)}
+
+    @property
+    def loss_scale(self):
+        """The current loss scale (None without loss scaling)."""
+        if not self._scaled:
+            return None
+        return float(np.asarray(self._values()[-2]).reshape(-1)[0])
 
 
-def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", backend="sim", target=None):
+def _graph_inputs(outputs):
+    seen, stack, found = set(), [t._t for t in outputs], []
+    while stack:
+        t = stack.pop()
+        if t.node_id in seen:
+            continue
+        seen.add(t.node_id)
+        if t.op == "input":
+            found.append(t)
+        stack.extend(t.inputs)
+    return found
+
+
+def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", backend="sim", target=None,
+                       loss_scale="auto"):
     """One program: ``loss`` and its gradients (af.grad) w.r.t. ``params`` (af.parameter
-    tensors), then ``optimizer``'s update of each. ``inputs``: the batch inputs in call order
-    (default: the graph inputs that are not parameters, in creation order)."""
+    tensors), then ``optimizer``'s update of each, and the update of every af.buffer the loss
+    graph uses. ``inputs``: the batch inputs in call order (default: the graph inputs that are
+    not parameters, buffers or noise, in creation order). ``loss_scale``: "auto" (dynamic for
+    fp16, none for fp32), None, or an af.LossScale."""
     import aneforge as af
     if not isinstance(loss, Tensor) or int(np.prod(loss.shape)) != 1:
         raise ValueError("compile_train_step: loss must be a Tensor with one element")
     params = list(params)
     for p in params:
-        if p._t.node_id not in _INITIAL:
+        if p._t.node_id not in _PARAMS:
             raise ValueError(f"compile_train_step: {p.name} is not an af.parameter")
+    if loss_scale == "auto":
+        loss_scale = LossScale() if precision == "fp16" else None
+    if loss_scale is not None and not isinstance(loss_scale, LossScale):
+        raise ValueError(f"compile_train_step: loss_scale must be 'auto', None or an af.LossScale, got {loss_scale!r}")
+    used = _graph_inputs([loss])
+    masters_ids = {_PARAMS[p._t.node_id][2]._t.node_id for p in params}
+    bufs = [_BUFFERS[t.node_id] for t in used if t.node_id in _BUFFERS and _BUFFERS[t.node_id][3] is not None]
+    # Buffers updated from this graph (BatchNorm's running stats feed no loss, so look at the updates too).
+    used_ids = {t.node_id for t in used}
+    for entry in _BUFFERS.values():
+        if entry[3] is not None and all(entry is not b for b in bufs):
+            ins = {t.node_id for t in _graph_inputs([entry[3]])} - {entry[2]._t.node_id}
+            if ins and ins <= used_ids:
+                bufs.append(entry)
+    noise_ts = [Tensor(t) for t in sorted({t.node_id: t for t in _graph_inputs([loss] + [b[3] for b in bufs])
+                                           if t.node_id in _NOISE}.values(), key=lambda t: t.node_id)]
     if inputs is None:
-        ids = {p._t.node_id for p in params}
-        seen, stack, found = set(), [loss._t], []
-        while stack:
-            t = stack.pop()
-            if t.node_id in seen:
-                continue
-            seen.add(t.node_id)
-            if t.op == "input" and t.node_id not in ids:
-                found.append(t)
-            stack.extend(t.inputs)
-        inputs = [Tensor(t) for t in sorted(found, key=lambda t: t.node_id)]
+        skip = masters_ids | set(_BUFFERS) | set(_NOISE)
+        inputs = [Tensor(t) for t in sorted(used, key=lambda t: t.node_id) if t.node_id not in skip]
     inputs = list(inputs)
-    fp16 = precision == "fp16"
-    grads = af.grad(loss, params)
+    fp32 = "fp32"
+    lr = af.input((1,), dtype=fp32, name="lr")
+    t = af.input((1,), dtype=fp32, name="step_t")
+    if loss_scale is not None:
+        scale = af.input((1,), dtype=fp32, name="loss_scale")
+        good = af.input((1,), dtype=fp32, name="good_steps")
+        grads = [g.cast(fp32) / scale for g in af.grad(loss.cast(fp32) * scale, params)]
+        bad = None  # sum of g * 0: NaN when any gradient is inf or NaN
+        for g in grads:
+            z = af.sum(g * 0.0).reshape((1,))
+            bad = z if bad is None else bad + z
+        ok = af.equal(bad, 0.0)
+    else:
+        grads = [g.cast(fp32) for g in af.grad(loss, params)]
+        ok = None
+    okf = ok.cast(fp32) if ok is not None else None
+    t_next = t + (okf if okf is not None else 1.0)
+
+    def keep_if_ok(new, old):
+        return new if ok is None else af.where(ok, new, old)
+
     # The update runs in fp32: fp32 masters, moments and step count (fp16 moments underflow:
     # Adam's v = (1 - beta2) g^2 flushes to zero for |g| < 0.008).
-    lr = af.input((1,), dtype="fp32", name="lr")
-    t = af.input((1,), dtype="fp32", name="step_t")
-    t_next = t + 1.0
     new_params, states, new_states, initial, masters = [], [], [], [], []
     for p, g in zip(params, grads):
-        _, name, master = _INITIAL[p._t.node_id]
+        _, name, master = _PARAMS[p._t.node_id]
         masters.append(master)
         init = optimizer.state(p.shape)
-        st = [af.input(p.shape, dtype="fp32", name=f"{name}_state{k}") for k in range(len(init))]
-        np_, ns = optimizer.update(master, g.cast("fp32"), st, t_next, lr, False)
-        new_params.append(np_)
+        st = [af.input(p.shape, dtype=fp32, name=f"{name}_state{k}") for k in range(len(init))]
+        np_, ns = optimizer.update(master, g, st, t_next, lr, False)
+        new_params.append(keep_if_ok(np_, master))
         states += st
-        new_states += ns
+        new_states += [keep_if_ok(n, o) for n, o in zip(ns, st)]
         initial.append(init)
-    init_values = [_INITIAL[p._t.node_id][0] for p in params] + [s for st in initial for s in st] + \
-                  [np.zeros(1, np.float32)]
-    order = inputs + [lr] + masters + states + [t]
-    net = af.compile([loss] + new_params + new_states + [t_next], inputs=order, precision=precision,
-                     backend=backend, target=target)
-    return TrainStep(net, params, len(inputs), len(states), init_values, optimizer)
+    buf_in, buf_new = [b[2] for b in bufs], [keep_if_ok(b[3], b[2]) for b in bufs]
+    init_values = [_PARAMS[p._t.node_id][0] for p in params] + [s for st in initial for s in st] + \
+                  [b[0] for b in bufs] + [np.zeros(1, np.float32)]
+    order = inputs + noise_ts + [lr] + masters + states + buf_in + [t]
+    outs = [loss] + new_params + new_states + buf_new + [t_next]
+    if loss_scale is not None:
+        ls = loss_scale
+        good_next = af.where(ok, good + 1.0, good * 0.0)
+        grow = af.greater_equal(good_next, float(ls.growth_interval))
+        scale_next = af.where(ok, af.where(grow, scale * ls.growth_factor, scale), scale * ls.backoff_factor)
+        order += [scale, good]
+        outs += [scale_next, af.where(grow, good * 0.0, good_next)]
+        init_values += [np.array([ls.init_scale], np.float32), np.zeros(1, np.float32)]
+    outs.append(okf if okf is not None else t_next * 0.0 + 1.0)  # 1: the update was applied
+    net = af.compile(outs, inputs=order, precision=precision, backend=backend, target=target)
+    step = TrainStep(net, [_PARAMS[p._t.node_id][1] for p in params], [b[1] for b in bufs], len(inputs),
+                     [tuple(x.shape) for x in noise_ts], init_values, optimizer)
+    step._n_opt_state = len(states)
+    step._scaled = loss_scale is not None
+    return step
 
 
-__all__ = ["parameter", "compile_train_step", "TrainStep"]
+__all__ = ["parameter", "buffer", "noise", "compile_train_step", "TrainStep", "LossScale"]

@@ -209,7 +209,8 @@ NB_MODULE(_core, m) {
       e["min_family"] = d->min_family;
       e["has_kernel"] = static_cast<bool>(d->kernel);
       e["num_outputs"] = d->num_outputs;
-      e["differentiable"] = static_cast<bool>(d->grad);
+      e["differentiable"] = static_cast<bool>(d->grad) || d->is_composite();
+      e["gradient"] = d->no_grad ? "none" : d->grad ? "yes" : d->is_composite() ? "built ops" : "not yet";
       e["aliases"] = d->aliases;
       nb::list ps;
       for (const auto& p : d->params) ps.append(nb::make_tuple(p.name, kind_name(p.kind), p.dflt));

@@ -94,6 +94,9 @@ struct OpDef {
   SimKernel kernel = nullptr;
   BuildFn build;
   GradFn grad;
+  // The output is integer-valued or constant almost everywhere in its inputs (comparisons,
+  // floor, argmax): no gradient flows through it, by definition rather than by omission.
+  bool no_grad = false;
   LowerFn lower;
   std::string mil_op;     // the MIL op it becomes
   MilEmitFn emit_mil;     // when the default (mil_op with x, y) is not enough

@@ -544,6 +544,7 @@ void register_bridge_ops() {
     d.method = true;
     d.infer = infer_arg;
     d.lower = [mx](const std::vector<Tensor>& in, const Attrs& a) { return lower_arg(in, a, mx); };
+    d.no_grad = true;  // an index
     register_op(std::move(d));
   }
   {
@@ -595,6 +596,7 @@ void register_bridge_ops() {
                      "unrolled: one-hot matmul, sub, square-sum, minimum, argmax", {P("points", T), P("k", ParamKind::int_)});
     f.infer = infer_fps;
     f.lower = lower_fps;
+    f.no_grad = true;  // indices
     register_op(std::move(f));
     OpDef r = bridge("radius_search", "geometry",
                      "For each query, the first max_neighbors point indices (in index order) within radius; -1 pads (ball query).",
@@ -602,6 +604,7 @@ void register_bridge_ops() {
                                                                          P("max_neighbors", ParamKind::int_)});
     r.infer = infer_radius;
     r.lower = lower_radius;
+    r.no_grad = true;  // indices
     register_op(std::move(r));
   }
   {

@@ -331,3 +331,96 @@ void register_conv_ops() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+namespace {
+
+using namespace gr;
+
+// 1-D tensors (N, C, L) as 2-D (N, C, 1, L).
+Tensor as4(const Tensor& t) {
+  if (t.rank() == 4) return t;
+  const Shape& s = t.shape();
+  return reshape(t, {s[0], s[1], 1, s[2]});
+}
+
+struct Window {
+  int64_t sh, sw, dh, dw;
+  std::vector<int64_t> pad;  // top, bottom, left, right
+};
+
+// d loss / d weight of a conv from X (N, C, H, W) to the output gradient G (N, O, Ho, Wo):
+// per kernel tap, the strided window of X against G, one (grouped) matmul each.
+Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw, const Window& w, int64_t groups) {
+  Tensor xp = pad_axis(pad_axis(X, 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
+  int64_t N = X.shape()[0], C = X.shape()[1], O = G.shape()[1], Ho = G.shape()[2], Wo = G.shape()[3];
+  int64_t P = Ho * Wo, Cg = C / groups, Og = O / groups;
+  Tensor g2 = reshape(permute(reshape(G, {N, groups, Og, P}), {1, 2, 0, 3}), {groups, Og, N * P});
+  std::vector<Tensor> taps;
+  for (int64_t ky = 0; ky < kh; ++ky)
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      Tensor xs = take_strided(take_strided(xp, 2, ky * w.dh, w.sh, Ho), 3, kx * w.dw, w.sw, Wo);
+      Tensor x2 = reshape(permute(reshape(xs, {N, groups, Cg, P}), {1, 0, 3, 2}), {groups, N * P, Cg});
+      taps.push_back(reshape(op("matmul", {g2, x2}), {O, Cg, 1}));
+    }
+  return reshape(concat(taps, 2), {O, Cg, kh, kw});
+}
+
+// d loss / d x of that conv: the transposed conv of G, unpadded, cut (or zero-extended) to x's size.
+Tensor conv_input_grad(const Tensor& G, const Tensor& W, const Shape& xs, const Window& w, int64_t groups) {
+  Tensor full = op("conv_transpose", {G, W},
+                   {{"stride", std::vector<int64_t>{w.sh, w.sw}}, {"pad", std::vector<int64_t>{0, 0}},
+                    {"dilation", std::vector<int64_t>{w.dh, w.dw}}, {"groups", groups}});
+  for (int axis : {2, 3}) {
+    int64_t before = w.pad[axis == 2 ? 0 : 2], want = xs[axis], have = full.shape()[axis];
+    if (have < before + want) full = pad_axis(full, axis, 0, before + want - have);
+    full = narrow(full, axis, before, want);
+  }
+  return full;
+}
+
+std::vector<Tensor> conv_grad(const Node& n, const std::vector<Tensor>& g) {
+  const Tensor &x = n.inputs[0], &wt = n.inputs[1];
+  bool one_d = x.rank() == 3;
+  auto st = n.attrs.ints("stride"), dl = n.attrs.ints("dilation"), pd = n.attrs.ints("pad");
+  Window w = one_d ? Window{1, st[0], 1, dl[0], {0, 0, pd[0], pd[1]}} : Window{st[0], st[1], dl[0], dl[1], pd};
+  int64_t groups = n.attrs.i("groups");
+  Tensor X = as4(x), W = as4(wt), G = as4(g[0]);
+  std::vector<Tensor> r{reshape(conv_input_grad(G, W, X.shape(), w, groups), x.shape()),
+                        reshape(conv_weight_grad(X, G, W.shape()[2], W.shape()[3], w, groups), wt.shape())};
+  if (n.attrs.b("has_bias")) r.push_back(reduce("sum", G, {0, 2, 3}, false));
+  return r;
+}
+
+// conv_transpose is the adjoint of conv: its input gradient is a conv, its weight gradient
+// the conv weight gradient with the roles of input and output swapped.
+std::vector<Tensor> conv_transpose_grad(const Node& n, const std::vector<Tensor>& g) {
+  const Tensor &x = n.inputs[0], &wt = n.inputs[1];
+  bool one_d = x.rank() == 3;
+  auto st = n.attrs.ints("stride"), dl = n.attrs.ints("dilation"), pd = n.attrs.ints("pad");
+  Window w = one_d ? Window{1, st[0], 1, dl[0], {0, 0, pd[0], pd[0]}}
+                   : Window{st[0], st[1], dl[0], dl[1], {pd[0], pd[0], pd[1], pd[1]}};
+  int64_t groups = n.attrs.i("groups");
+  Tensor X = as4(x), W = as4(wt), G = as4(g[0]);
+  Tensor gx = op("conv", {G, W}, {{"stride", std::vector<int64_t>{w.sh, w.sw}}, {"pad", w.pad},
+                                  {"dilation", std::vector<int64_t>{w.dh, w.dw}}, {"groups", groups}});
+  for (int axis : {2, 3}) gx = narrow(gx, axis, 0, X.shape()[axis]);
+  std::vector<Tensor> r{reshape(gx, x.shape()),
+                        reshape(conv_weight_grad(G, X, W.shape()[2], W.shape()[3], w, groups), wt.shape())};
+  if (n.attrs.b("has_bias")) r.push_back(reduce("sum", G, {0, 2, 3}, false));
+  return r;
+}
+
+}  // namespace
+
+void attach_conv_grad() {
+  mutable_op("conv").grad = conv_grad;
+  mutable_op("dynamic_conv").grad = conv_grad;
+  mutable_op("conv_transpose").grad = conv_transpose_grad;
+}
+
+}  // namespace af

@@ -1,6 +1,7 @@
 // Elementwise ops: activations, unary math, binary arithmetic and comparisons (broadcast),
 // where, logical_not, cast.
 #include <algorithm>
+#include <functional>
 #include <cmath>
 
 #include "ops/kernel_util.h"
@@ -541,6 +542,103 @@ void attach_elementwise_grad() {
     Tensor s = op("sigmoid", {bx});
     return std::vector<Tensor>{mul(g[0], op("add", {s, mul(past, sub(like(x, 1.0), s))}))};
   });
+  // d/dx as a function of x alone: gradient = g * d(x).
+  auto unary_grad = [&set](const char* name, std::function<Tensor(const Node&, const Tensor&)> d) {
+    set(name, [d](const Node& n, const std::vector<Tensor>& g) { return std::vector<Tensor>{mul(g[0], d(n, n.inputs[0]))}; });
+  };
+  auto is = [](const char* cmp, const Tensor& x, double v) { return cast(op(cmp, {x, like(x, v)}), x.dtype()); };
+  unary_grad("relu6", [is](const Node&, const Tensor& x) { return mul(is("greater", x, 0.0), is("less", x, 6.0)); });
+  unary_grad("elu", [is](const Node& n, const Tensor& x) {  // 1, or alpha * exp(x) for x <= 0
+    Tensor pos = is("greater", x, 0.0);
+    return op("add", {pos, mul(sub(like(x, 1.0), pos), mul(op("exp", {x}), like(x, n.attrs.f("alpha"))))});
+  });
+  unary_grad("gelu", [](const Node& n, const Tensor& x) {
+    const double k = 0.7978845608028654;  // sqrt(2 / pi)
+    if (n.attrs.s("approximate") == "tanh") {  // 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2)
+      Tensor x2 = mul(x, x);
+      Tensor t = op("tanh", {mul(mul(x, op("add", {like(x, 1.0), mul(x2, like(x, 0.044715))})), like(x, k))});
+      Tensor dt = mul(sub(like(x, 1.0), mul(t, t)), mul(op("add", {like(x, 1.0), mul(x2, like(x, 3 * 0.044715))}), like(x, k)));
+      return mul(op("add", {op("add", {like(x, 1.0), t}), mul(x, dt)}), like(x, 0.5));
+    }  // Phi(x) + x phi(x)
+    Tensor cdf = mul(op("add", {like(x, 1.0), op("erf", {mul(x, like(x, 0.7071067811865476))})}), like(x, 0.5));
+    Tensor pdf = mul(op("exp", {mul(mul(x, x), like(x, -0.5))}), like(x, 0.3989422804014327));
+    return op("add", {cdf, mul(x, pdf)});
+  });
+  unary_grad("hard_sigmoid", [is](const Node&, const Tensor& x) {
+    return mul(mul(is("greater", x, -3.0), is("less", x, 3.0)), like(x, 1.0 / 6.0));
+  });
+  unary_grad("hard_swish", [is](const Node&, const Tensor& x) {  // 0 below -3, x/3 + 1/2 up to 3, then 1 (torch)
+    Tensor mid = mul(is("greater_equal", x, -3.0), is("less_equal", x, 3.0));
+    Tensor slope = op("add", {mul(x, like(x, 1.0 / 3.0)), like(x, 0.5)});
+    return op("add", {mul(mid, slope), is("greater", x, 3.0)});
+  });
+  unary_grad("scaled_tanh", [](const Node& n, const Tensor& x) {
+    double a = n.attrs.f("alpha"), b = n.attrs.f("beta");
+    Tensor t = op("tanh", {mul(x, like(x, b))});
+    return mul(sub(like(x, 1.0), mul(t, t)), like(x, a * b));
+  });
+  unary_grad("softsign", [](const Node&, const Tensor& x) {
+    Tensor d = op("add", {like(x, 1.0), op("abs", {x})});
+    return op("reciprocal", {mul(d, d)});
+  });
+  unary_grad("clamped_relu", [is](const Node& n, const Tensor& x) {  // slope below 0, 0 where clamped at beta
+    double a = n.attrs.f("alpha"), b = n.attrs.f("beta");
+    Tensor pos = is("greater_equal", x, 0.0);
+    Tensor pre = where(op("greater_equal", {x, like(x, 0.0)}), x, mul(x, like(x, a)));
+    Tensor slope = op("add", {pos, mul(sub(like(x, 1.0), pos), like(x, a))});
+    return mul(slope, is("less", pre, b));
+  });
+  unary_grad("threshold", [is](const Node& n, const Tensor& x) { return is("greater", x, n.attrs.f("threshold")); });
+  unary_grad("thresholded_relu", [is](const Node& n, const Tensor& x) { return is("greater", x, n.attrs.f("alpha")); });
+  unary_grad("linear_activation", [](const Node& n, const Tensor& x) {
+    return op("add", {mul(x, like(x, 0.0)), like(x, n.attrs.f("alpha"))});
+  });
+  unary_grad("clip", [is](const Node& n, const Tensor& x) {  // 1 inside [min, max], bounds included (torch clamp)
+    double lo = n.attrs.f("min"), hi = n.attrs.f("max");
+    Tensor m = op("add", {mul(x, like(x, 0.0)), like(x, 1.0)});
+    if (std::isfinite(lo)) m = mul(m, is("greater_equal", x, lo));
+    if (std::isfinite(hi)) m = mul(m, is("less_equal", x, hi));
+    return m;
+  });
+  unary_grad("sin", [](const Node&, const Tensor& x) { return op("cos", {x}); });
+  unary_grad("cos", [](const Node&, const Tensor& x) { return op("neg", {op("sin", {x})}); });
+  unary_grad("atan", [](const Node&, const Tensor& x) { return op("reciprocal", {op("add", {like(x, 1.0), mul(x, x)})}); });
+  unary_grad("erf", [](const Node&, const Tensor& x) {
+    return mul(op("exp", {op("neg", {mul(x, x)})}), like(x, 1.1283791670955126));
+  });
+  unary_grad("exp2", [](const Node&, const Tensor& x) { return mul(op("exp2", {x}), like(x, 0.6931471805599453)); });
+  unary_grad("reciprocal", [](const Node&, const Tensor& x) {
+    Tensor r = op("reciprocal", {x});
+    return op("neg", {mul(r, r)});
+  });
+  unary_grad("rsqrt", [](const Node&, const Tensor& x) {  // -1/2 x^(-3/2)
+    return mul(div(op("rsqrt", {x}), x), like(x, -0.5));
+  });
+  set("pow", [](const Node& n, const std::vector<Tensor>& g) {  // y x^(y-1); x^y log x
+    const Tensor &x = n.inputs[0], &y = n.inputs[1];
+    Tensor gx = mul(g[0], mul(y, op("pow", {x, sub(y, like(y, 1.0))})));
+    Tensor gy = mul(g[0], mul(op("pow", {x, y}), op("log", {x})));
+    return std::vector<Tensor>{unbroadcast(gx, x.shape()), unbroadcast(gy, y.shape())};
+  });
+  set("where", [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &c = n.inputs[0], &x = n.inputs[1], &y = n.inputs[2];
+    Tensor zero = mul(g[0], like(g[0], 0.0));
+    return std::vector<Tensor>{Tensor(), unbroadcast(where(c, g[0], zero), x.shape()), unbroadcast(where(c, zero, g[0]), y.shape())};
+  });
+  set("prelu", [](const Node& n, const std::vector<Tensor>& g) {  // weight per channel (axis 1) or one value
+    const Tensor &x = n.inputs[0], &w = n.inputs[1];
+    Shape ws(static_cast<size_t>(x.rank()), 1);
+    if (numel(w.shape()) > 1) ws[1] = numel(w.shape());
+    Tensor wb = reshape(w, ws);
+    Tensor neg = cast(op("less", {x, like(x, 0.0)}), x.dtype());
+    Tensor gx = mul(g[0], op("add", {sub(like(x, 1.0), neg), mul(neg, wb)}));
+    Tensor gw = unbroadcast(mul(g[0], mul(x, neg)), ws);
+    return std::vector<Tensor>{gx, reshape(gw, w.shape())};
+  });
+  // No gradient flows through these (integer-valued or constant almost everywhere).
+  for (const char* name : {"ceil", "floor", "round", "sign", "equal", "not_equal", "greater", "greater_equal", "less",
+                           "less_equal", "logical_not"})
+    mutable_op(name).no_grad = true;
   set("leaky_relu", [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor& x = n.inputs[0];
     double a = n.attrs.f("negative_slope");

@@ -31,4 +31,38 @@ inline Tensor spread(const Tensor& g, const Shape& shape, const std::vector<int6
 
 inline Tensor like(const Tensor& x, double v) { return scalar(v, x.dtype()); }
 
+// Zero padding of one axis (F.pad pairs run from the last axis backwards).
+inline Tensor pad_axis(const Tensor& x, int axis, int64_t before, int64_t after) {
+  if (before == 0 && after == 0) return x;
+  std::vector<int64_t> p(2 * static_cast<size_t>(x.rank() - axis), 0);
+  p[p.size() - 2] = before;
+  p[p.size() - 1] = after;
+  return op("pad", {x}, {{"pad", p}, {"mode", std::string("constant")}, {"value", 0.0}});
+}
+
+// The adjoint of taking every step-th entry from begin along axis: t placed back into a
+// zero tensor of size `full` there (zeros interleaved between entries, then padded).
+inline Tensor scatter_strided(const Tensor& t, int axis, int64_t begin, int64_t step, int64_t full) {
+  int64_t n = t.shape()[axis];
+  Tensor r = t;
+  if (step > 1 && n > 1) {
+    Shape s = t.shape(), wide = t.shape();
+    s.insert(s.begin() + axis + 1, 1);
+    wide[axis] = n * step;
+    r = reshape(pad_axis(reshape(t, s), axis + 1, 0, step - 1), wide);
+    r = narrow(r, axis, 0, (n - 1) * step + 1);
+  }
+  int64_t span = (n - 1) * step + 1;
+  return pad_axis(r, axis, begin, full - begin - span);
+}
+
+// x[begin::step] along one axis, `count` entries.
+inline Tensor take_strided(const Tensor& x, int axis, int64_t begin, int64_t step, int64_t count) {
+  std::vector<int64_t> b(x.rank(), 0), e(x.shape().begin(), x.shape().end()), st(x.rank(), 1);
+  b[axis] = begin;
+  e[axis] = begin + (count - 1) * step + 1;
+  st[axis] = step;
+  return op("slice", {x}, {{"begin", b}, {"end", e}, {"step", st}});
+}
+
 }  // namespace af::gr

@@ -254,7 +254,26 @@ void register_indexing_ops() {
                          "equal, cast", {P("x", T), P("num_classes", ParamKind::int_, "-1")});
   oh.infer = infer_one_hot;
   oh.lower = lower_one_hot;
+  oh.no_grad = true;  // integer output
   register_op(std::move(oh));
+}
+
+}  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+void attach_indexing_grad() {
+  using namespace gr;
+  // embedding: the rows read get g added back: one_hot(x)^T @ g (no gradient into the indices).
+  mutable_op("embedding").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Tensor &x = n.inputs[0], &w = n.inputs[1];
+    int64_t V = w.shape()[0], D = w.shape()[1], M = numel(x.shape());
+    Tensor hot = cast(op("equal", {reshape(x, {M, 1}), range_i32(0, V, 2)}), g[0].dtype());  // (M, V)
+    return std::vector<Tensor>{Tensor(), op("matmul", {permute(hot, {1, 0}), reshape(g[0], {M, D})})};
+  };
 }
 
 }  // namespace af

@@ -1,6 +1,8 @@
 // Rearrangements between space and channels: pixel_shuffle / pixel_unshuffle (PyTorch,
 // CRD order) and depth_to_space / space_to_depth (MIL and TensorFlow, DCR order).
 #include "ops/kernel_util.h"
+#include <tuple>
+
 #include "ops/register.h"
 
 namespace af {
@@ -72,6 +74,27 @@ void register_layout_ops() {
                 "block_size", true, {0, 3, 4, 1, 5, 2}, true});
   register_one({"space_to_depth", "space_to_depth", "(N, C, H*r, W*r) -> (N, r*r*C, H, W), DCR order (MIL, TF).",
                 "block_size", false, {0, 3, 5, 1, 2, 4}, true});
+}
+
+}  // namespace af
+
+// ---- gradients (in other ops) ----
+
+namespace af {
+
+void attach_layout_grad() {  // each rearrangement's gradient is its inverse
+  for (auto [op_name, inv, factor] : {std::tuple{"pixel_shuffle", "pixel_unshuffle", "upscale_factor"},
+                                      std::tuple{"pixel_unshuffle", "pixel_shuffle", "downscale_factor"},
+                                      std::tuple{"depth_to_space", "space_to_depth", "block_size"},
+                                      std::tuple{"space_to_depth", "depth_to_space", "block_size"}}) {
+    std::string inv_name = inv, inv_factor = std::string(inv) == "pixel_unshuffle" ? "downscale_factor"
+                                            : std::string(inv) == "pixel_shuffle"  ? "upscale_factor"
+                                                                                     : "block_size";
+    std::string f = factor;
+    mutable_op(op_name).grad = [inv_name, inv_factor, f](const Node& n, const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{call1(inv_name, {g[0]}, {{inv_factor, n.attrs.i(f)}})};
+    };
+  }
 }
 
 }  // namespace af

@@ -369,3 +369,86 @@ void attach_norm_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+// Each norm is differentiated through its definition written in differentiable ops (mean,
+// sub, mul, rsqrt, ...): a vector-Jacobian product over that small graph. The forward
+// pass still runs the fused kernel; only the backward pass sees the decomposition.
+#include "aneforge/autodiff.h"
+#include "ops/grad_util.h"
+
+namespace af {
+
+namespace {
+
+using namespace gr;
+
+// (x - mean) / sqrt(var + eps) over axes (rms: x / sqrt(mean(x^2) + eps)).
+Tensor standardize(const Tensor& x, const std::vector<int64_t>& axes, double eps, bool rms) {
+  Tensor d = rms ? x : sub(x, reduce("mean", x, axes, true));
+  Tensor var = reduce("mean", mul(d, d), axes, true);
+  return mul(d, op("rsqrt", {op("add", {var, like(x, eps)})}));
+}
+
+// weight and bias (present per has_weight/has_bias, from input `first`) applied with shape `as`.
+Tensor affine(Tensor y, const std::vector<Tensor>& in, size_t first, const Attrs& a, const Shape& as) {
+  size_t i = first;
+  if (a.b("has_weight")) y = mul(y, reshape(in[i++], as));
+  if (a.b("has_bias")) y = op("add", {y, reshape(in[i++], as)});
+  return y;
+}
+
+Shape channel_shape(const Tensor& x) {
+  Shape s(static_cast<size_t>(x.rank()), 1);
+  s[1] = x.shape()[1];
+  return s;
+}
+
+using Decomp = std::function<Tensor(const std::vector<Tensor>&, const Attrs&)>;
+
+void by_decomposition(const char* name, Decomp f) {
+  mutable_op(name).grad = [f](const Node& n, const std::vector<Tensor>& g) {
+    return vjp({f(n.inputs, n.attrs)}, g, n.inputs);
+  };
+}
+
+}  // namespace
+
+void attach_norm_grad() {
+  for (const char* name : {"layer_norm", "rms_norm"}) {
+    bool rms = std::string(name) == "rms_norm";
+    by_decomposition(name, [rms](const std::vector<Tensor>& in, const Attrs& a) {
+      auto ns = a.ints("normalized_shape");
+      int r = in[0].rank();
+      std::vector<int64_t> axes;
+      for (int i = r - static_cast<int>(ns.size()); i < r; ++i) axes.push_back(i);
+      return affine(standardize(in[0], axes, a.f("eps"), rms), in, 1, a, Shape(ns.begin(), ns.end()));
+    });
+  }
+  for (const char* name : {"group_norm", "instance_norm"})
+    by_decomposition(name, [](const std::vector<Tensor>& in, const Attrs& a) {
+      const Tensor& x = in[0];
+      int64_t G = a.i("num_groups");
+      Tensor y = reshape(standardize(reshape(x, {x.shape()[0], G, numel(x.shape()) / (x.shape()[0] * G)}), {2},
+                                     a.f("eps"), false), x.shape());
+      return affine(y, in, 1, a, channel_shape(x));
+    });
+  by_decomposition("channel_layer_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
+    return affine(standardize(in[0], {1}, a.f("eps"), false), in, 1, a, channel_shape(in[0]));
+  });
+  by_decomposition("batch_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
+    Shape cs = channel_shape(in[0]);
+    Tensor inv = op("rsqrt", {op("add", {reshape(in[2], cs), like(in[0], a.f("eps"))})});
+    return affine(mul(sub(in[0], reshape(in[1], cs)), inv), in, 3, a, cs);
+  });
+  by_decomposition("l2_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
+    const Tensor& x = in[0];
+    Tensor norm = op("sqrt", {reduce("sum", mul(x, x), {a.i("axis")}, true)});
+    return div(x, op("maximum", {norm, like(x, a.f("eps"))}));
+  });
+  by_decomposition("local_response_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
+    return op_def("lrn").lower(in, a)[0];
+  });
+}
+
+}  // namespace af

@@ -364,3 +364,91 @@ void attach_pool_mil() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+namespace {
+
+using namespace gr;
+
+// Pooling's gradient, one kernel tap at a time: the window entry each output read (max: the
+// first maximum, as torch; avg: all, divided as the forward divided) gets g back, placed by
+// the adjoint of the strided read; the padding is cut off at the end.
+std::vector<Tensor> pool_grad(const Node& n, const std::vector<Tensor>& g, bool is_max) {
+  const Tensor& x = n.inputs[0];
+  auto k = n.attrs.ints("kernel_size"), st = n.attrs.ints("stride"), p = n.attrs.ints("padding");
+  int64_t H = x.shape()[2], W = x.shape()[3], Ho = n.outputs[0].shape[2], Wo = n.outputs[0].shape[3];
+  int64_t Hp = std::max(H + 2 * p[0], (Ho - 1) * st[0] + k[0]), Wp = std::max(W + 2 * p[1], (Wo - 1) * st[1] + k[1]);
+  Tensor gs = g[0], xp, y;
+  if (is_max) {
+    xp = op("pad", {x}, {{"pad", std::vector<int64_t>{p[1], Wp - W - p[1], p[0], Hp - H - p[0]}},
+                         {"mode", std::string("constant")}, {"value", -65504.0}});
+    y = op("max_pool", {x}, n.attrs);
+  } else {  // divide by what each output divided by (torch avg_pool2d's rule)
+    bool include_pad = n.attrs.b("count_include_pad");
+    std::vector<float> div(static_cast<size_t>(Ho * Wo));
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        int64_t hs = oh * st[0] - p[0], ws = ow * st[1] - p[1];
+        int64_t he = std::min(hs + k[0], H + p[0]), we = std::min(ws + k[1], W + p[1]);
+        int64_t size = (he - hs) * (we - ws);
+        if (!include_pad)
+          size = (std::min(he, H) - std::max<int64_t>(hs, 0)) * (std::min(we, W) - std::max<int64_t>(ws, 0));
+        div[static_cast<size_t>(oh * Wo + ow)] = 1.0f / static_cast<float>(size);
+      }
+    gs = mul(g[0], constant(std::move(div), {1, 1, Ho, Wo}, g[0].dtype()));
+  }
+  Tensor acc, taken;
+  for (int64_t ky = 0; ky < k[0]; ++ky)
+    for (int64_t kx = 0; kx < k[1]; ++kx) {
+      Tensor part = gs;
+      if (is_max) {
+        Tensor xs = take_strided(take_strided(xp, 2, ky, st[0], Ho), 3, kx, st[1], Wo);
+        Tensor hit = cast(op("equal", {xs, y}), g[0].dtype());
+        if (taken.valid()) hit = mul(hit, sub(like(hit, 1.0), taken));
+        taken = taken.valid() ? op("add", {taken, hit}) : hit;
+        part = mul(gs, hit);
+      }
+      Tensor placed = scatter_strided(scatter_strided(part, 2, ky, st[0], Hp), 3, kx, st[1], Wp);
+      acc = acc.valid() ? op("add", {acc, placed}) : placed;
+    }
+  return {narrow(narrow(acc, 2, p[0], H), 3, p[1], W)};
+}
+
+// Resizes are separable and linear: y = A_h x A_w^T per plane, so dx = A_h^T g A_w.
+Tensor resize_matrix(int64_t in, int64_t out, double scale, bool align, bool linear, DType t) {
+  std::vector<float> a(static_cast<size_t>(out * in), 0.0f);
+  for (int64_t o = 0; o < out; ++o) {
+    float f = src_coord(o, in, out, scale, align, linear);
+    int64_t i0 = static_cast<int64_t>(f), i1 = std::min(i0 + 1, in - 1);
+    float l = linear ? f - static_cast<float>(i0) : 0.0f;
+    a[static_cast<size_t>(o * in + i0)] += 1.0f - l;
+    a[static_cast<size_t>(o * in + i1)] += l;
+  }
+  return constant(std::move(a), {out, in}, t);
+}
+
+std::vector<Tensor> resize_grad(const Node& n, const std::vector<Tensor>& g) {
+  const Shape& s = n.inputs[0].shape();
+  const Shape& os = n.outputs[0].shape;
+  bool linear = n.attrs.s("mode") == "bilinear", align = n.attrs.b("align_corners");
+  auto sc = n.attrs.floats("scale");
+  DType t = g[0].dtype();
+  Tensor ah = resize_matrix(s[2], os[2], sc[0], align, linear, t), aw = resize_matrix(s[3], os[3], sc[1], align, linear, t);
+  Tensor gw = op("matmul", {g[0], aw});                                     // (N, C, Ho, W)
+  return {op("matmul", {permute(ah, {1, 0}), gw})};                         // (N, C, H, W)
+}
+
+}  // namespace
+
+void attach_pool_grad() {
+  mutable_op("max_pool").grad = [](const Node& n, const std::vector<Tensor>& g) { return pool_grad(n, g, true); };
+  mutable_op("avg_pool").grad = [](const Node& n, const std::vector<Tensor>& g) { return pool_grad(n, g, false); };
+  for (const char* name : {"upsample_nearest", "upsample_bilinear", "resize_nearest", "resize_bilinear"})
+    mutable_op(name).grad = resize_grad;
+}
+
+}  // namespace af

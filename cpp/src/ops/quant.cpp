@@ -32,6 +32,7 @@ void register_quant_ops() {
   q.params = {P("x", ParamKind::tensor), P("scale", ParamKind::float_)};
   q.mil_op = "quantize";
   q.min_family = "h16";
+  q.no_grad = true;  // integer output
   q.infer = [](InferContext& c) {
     c.expect_float(0);
     checked_scale(c);
@@ -55,6 +56,7 @@ void register_quant_ops() {
 
   OpDef d;
   d.name = "dequantize";
+  d.no_grad = true;  // integer input
   d.category = "quantization";
   d.doc = "q * scale for int8 q, in fp16 (MIL dequantize).";
   d.params = {P("x", ParamKind::tensor), P("scale", ParamKind::float_)};

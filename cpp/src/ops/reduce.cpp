@@ -208,6 +208,8 @@ void attach_reduction_mil() {
 }  // namespace af
 
 // ---- gradients (in other ops) ----
+#include <functional>
+
 #include "ops/grad_util.h"
 
 namespace af {
@@ -228,6 +230,27 @@ void attach_reduction_grad() {
       return std::vector<Tensor>{r};
     };
   }
+  // Reductions whose gradient is g (spread back over the reduced axes) times d(x, result).
+  auto red = [](const char* name, std::function<Tensor(const Tensor&, const Tensor&, const std::vector<int64_t>&)> d) {
+    mutable_op(name).grad = [d](const Node& n, const std::vector<Tensor>& g) {
+      const Tensor& x = n.inputs[0];
+      auto axes = n.attrs.ints("axis");
+      Tensor y = reduce(n.op->name.c_str(), x, axes, true);
+      Tensor gs = spread(g[0], x.shape(), axes, n.attrs.b("keepdims"));
+      return std::vector<Tensor>{mul(gs, d(x, y, axes))};
+    };
+  };
+  for (const char* m : {"max", "min"})  // shared evenly between tied extremes, as torch amax/amin
+    red(m, [](const Tensor& x, const Tensor& y, const std::vector<int64_t>& axes) {
+      Tensor hit = cast(op("equal", {x, y}), x.dtype());
+      return div(hit, reduce("sum", hit, axes, true));
+    });
+  red("l1_norm", [](const Tensor& x, const Tensor&, const std::vector<int64_t>&) { return op("sign", {x}); });
+  red("sum_square", [](const Tensor& x, const Tensor&, const std::vector<int64_t>&) { return mul(x, like(x, 2.0)); });
+  red("log_sum", [](const Tensor& x, const Tensor&, const std::vector<int64_t>& axes) {
+    return op("reciprocal", {op("add", {mul(x, like(x, 0.0)), reduce("sum", x, axes, true)})});
+  });
+  red("logsumexp", [](const Tensor& x, const Tensor& y, const std::vector<int64_t>&) { return op("exp", {sub(x, y)}); });
   mutable_op("softmax").grad = [](const Node& n, const std::vector<Tensor>& g) {
     int64_t axis = n.attrs.i("axis");
     Tensor y = op("softmax", {n.inputs[0]}, {{"axis", axis}});

@@ -25,6 +25,12 @@ void attach_elementwise_grad();
 void attach_linalg_grad();
 void attach_reduction_grad();
 void attach_shape_grad();
+void attach_layout_grad();
+void attach_slicing_grad();
+void attach_conv_grad();
+void attach_pool_grad();
+void attach_norm_grad();
+void attach_indexing_grad();
 OpDef& mutable_op(const std::string& name);
 
 // An int-or-pair attribute (stride, dilation, kernel_size, ...), each entry >= lo.

@@ -3,6 +3,7 @@
 #include <memory>
 #include <mutex>
 
+#include "aneforge/autodiff.h"
 #include "aneforge/op.h"
 #include "ops/register.h"
 
@@ -17,6 +18,18 @@ struct Registry {
 Registry& registry_storage() {
   static Registry r;
   return r;
+}
+
+// A bridge op without a gradient of its own is differentiated through its lowering: the
+// native ops it becomes, built on the node's inputs, then a vector-Jacobian product.
+void attach_lowered_grads() {
+  for (auto& [name, def] : registry_storage().ops) {
+    if (!def->lower || def->grad || def->no_grad) continue;
+    LowerFn lower = def->lower;
+    def->grad = [lower](const Node& n, const std::vector<Tensor>& g) {
+      return vjp(lower(n.inputs, n.attrs), g, n.inputs);
+    };
+  }
 }
 
 void register_builtin_ops() {
@@ -40,6 +53,13 @@ void register_builtin_ops() {
   attach_linalg_grad();
   attach_reduction_grad();
   attach_shape_grad();
+  attach_layout_grad();
+  attach_slicing_grad();
+  attach_conv_grad();
+  attach_pool_grad();
+  attach_norm_grad();
+  attach_indexing_grad();
+  attach_lowered_grads();
 }
 
 Registry& registry() {

@@ -410,6 +410,37 @@ void attach_shape_grad() {
     for (size_t i = 0; i < dims.size(); ++i) inv[static_cast<size_t>(dims[i])] = static_cast<int64_t>(i);
     return std::vector<Tensor>{permute(g[0], inv)};
   };
+  for (const char* name : {"squeeze", "expand_dims"})
+    mutable_op(name).grad = [](const Node& n, const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{reshape(g[0], n.inputs[0].shape())};
+    };
+  mutable_op("concat").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    int axis = static_cast<int>(n.attrs.i("axis"));
+    std::vector<Tensor> r;
+    int64_t at = 0;
+    for (const auto& in : n.inputs) {
+      r.push_back(narrow(g[0], axis, at, in.shape()[axis]));
+      at += in.shape()[axis];
+    }
+    return r;
+  };
+  mutable_op("split").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{concat(g, n.attrs.i("dim"))};
+  };
+  mutable_op("tile").grad = [](const Node& n, const std::vector<Tensor>& g) {  // sum over the copies
+    const Shape& s = n.inputs[0].shape();
+    auto reps = n.attrs.ints("dims");
+    int lead = static_cast<int>(reps.size()) - static_cast<int>(s.size());
+    Shape view;
+    std::vector<int64_t> axes;
+    for (size_t i = 0; i < reps.size(); ++i) {
+      int d = static_cast<int>(i) - lead;
+      axes.push_back(static_cast<int64_t>(view.size()));
+      view.push_back(reps[i]);
+      view.push_back(d >= 0 ? s[d] : 1);
+    }
+    return std::vector<Tensor>{reshape(reduce("sum", reshape(g[0], view), axes, false), s)};
+  };
 }
 
 }  // namespace af

@@ -226,3 +226,61 @@ void register_slicing_ops() {
 }
 
 }  // namespace af
+
+// ---- gradients (in other ops) ----
+#include "ops/grad_util.h"
+
+namespace af {
+
+void attach_slicing_grad() {
+  using namespace gr;
+  // A slice's gradient puts g back where the slice came from, zeros elsewhere.
+  mutable_op("slice").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Shape& s = n.inputs[0].shape();
+    auto begin = n.attrs.ints("begin"), step = n.attrs.ints("step");
+    Tensor r = g[0];
+    for (int d = 0; d < static_cast<int>(s.size()); ++d) r = scatter_strided(r, d, begin[d], step[d], s[d]);
+    return std::vector<Tensor>{r};
+  };
+  mutable_op("slice_by_size").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Shape& s = n.inputs[0].shape();
+    auto begin = n.attrs.ints("begin");
+    Tensor r = g[0];
+    for (int d = 0; d < static_cast<int>(s.size()); ++d) r = scatter_strided(r, d, begin[d], 1, s[d]);
+    return std::vector<Tensor>{r};
+  };
+  mutable_op("crop").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Shape& s = n.inputs[0].shape();
+    int r = static_cast<int>(s.size());
+    Tensor t = scatter_strided(g[0], r - 2, n.attrs.i("top"), 1, s[r - 2]);
+    return std::vector<Tensor>{scatter_strided(t, r - 1, n.attrs.i("left"), 1, s[r - 1])};
+  };
+  // pad: the centre, plus (reflect, replicate) what each padded entry copied, added back to its source.
+  mutable_op("pad").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    const Shape& s = n.inputs[0].shape();
+    int r = static_cast<int>(s.size());
+    auto p = n.attrs.ints("pad");
+    std::string mode = n.attrs.s("mode");
+    Tensor t = g[0];
+    for (int i = 0; i < r; ++i) {
+      int d = r - 1 - i;
+      int64_t before = p[2 * i], after = p[2 * i + 1], S = s[d];
+      if (before == 0 && after == 0) continue;
+      Tensor c = narrow(t, d, before, S);
+      auto add_at = [&](const Tensor& piece, int64_t at) {  // piece (size 1 on d) added at index `at`
+        c = op("add", {c, pad_axis(piece, d, at, S - 1 - at)});
+      };
+      if (mode == "replicate") {
+        if (before) add_at(reduce("sum", narrow(t, d, 0, before), {d}, true), 0);
+        if (after) add_at(reduce("sum", narrow(t, d, before + S, after), {d}, true), S - 1);
+      } else if (mode == "reflect") {  // padded entry k before the start copies index k, after the end S-1-k
+        for (int64_t k = 1; k <= before; ++k) add_at(narrow(t, d, before - k, 1), k);
+        for (int64_t k = 1; k <= after; ++k) add_at(narrow(t, d, before + S - 1 + k, 1), S - 1 - k);
+      }
+      t = c;
+    }
+    return std::vector<Tensor>{t};
+  };
+}
+
+}  // namespace af
