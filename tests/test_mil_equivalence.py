@@ -138,3 +138,28 @@ def test_whole_graphs_sim_equals_mil(opset, rng):
     check([res], [rng.standard_normal((1, 3, 64, 64)).astype(np.float32)], opset, "resnet18", 2, 4)
     blk = _transformer_block(rng)
     check([blk], [rng.standard_normal((1, 16, 32)).astype(np.float32)], opset, "transformer block", 2, 4)
+
+
+def test_train_step_programs_sim_equals_mil(rng):
+    """The fused train step of a CNN (conv, GroupNorm, max pool, dropout, linear, cross-entropy,
+    backward, SGD with momentum, dynamic loss scaling) as MIL: the mil backend runs the
+    emitted program and gets the sim's loss and updated weights."""
+    def build():
+        af.nn.manual_seed(1)
+        return af.nn.Sequential(af.nn.Conv2d(2, 4, 3, padding=1, stride=2), af.nn.GroupNorm(2, 4), af.nn.GELU(),
+                                af.nn.MaxPool2d(2), af.nn.Flatten(), af.nn.Dropout(0.2), af.nn.Linear(16, 3))
+    X = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)
+    Y = np.array([0, 2, 1, 2], np.int32)
+    steps = {}
+    for backend in ("sim", "mil"):
+        model = build()
+        x, y = af.input(X.shape, name="x"), af.input((4,), dtype="int32", name="y")
+        steps[backend] = af.compile_train_step(af.cross_entropy(model(x), y), model.parameters(),
+                                               af.optim.SGD(lr=0.1, momentum=0.9), inputs=[x, y], backend=backend)
+    for _ in range(3):
+        ls, lm = steps["sim"](X, Y), steps["mil"](X, Y)
+        assert lm == pytest.approx(ls, rel=2e-3)
+    ps, pm = steps["sim"].parameters(), steps["mil"].parameters()
+    for k in ps:
+        np.testing.assert_allclose(pm[k], ps[k], rtol=2e-3, atol=2e-4, err_msg=k)
+    assert steps["sim"].loss_scale == steps["mil"].loss_scale

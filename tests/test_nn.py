@@ -52,7 +52,7 @@ def test_layer_matches_torch_with_torch_weights(name, rng):
 
 
 def _param_feeds(layer):
-    return {k: v for k, v in layer.feeds().items() if "running" not in k}
+    return layer.feeds()
 
 
 def test_state_dict_round_trips_into_torch_and_refuses_mismatches():

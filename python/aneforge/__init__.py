@@ -22,6 +22,7 @@ from ._train import LossScale, TrainStep, buffer, compile_train_step, noise, par
 from . import optim
 from . import nn
 from . import schedules
+from .trainer import Trainer
 from . import data, testing
 
 def _version() -> str:
@@ -69,5 +70,5 @@ from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]

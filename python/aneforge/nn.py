@@ -234,8 +234,10 @@ class BatchNorm2d(Module):
         shape = (1, c) + (1,) * (len(x.shape) - 2)
         w = self.p("weight").reshape(shape) if self.affine else None
         b = self.p("bias").reshape(shape) if self.affine else None
-        if not self.training:
-            y = af.batch_norm(x, self._buffers["running_mean"], self._buffers["running_var"], eps=self.eps)
+        if not self.training:  # the running stats as inputs (Module.feeds() gives their values)
+            rm, rv = (buffer(self._buffers[k], name=(self._prefix + k).replace(".", "_")).cast(x.dtype)
+                      for k in ("running_mean", "running_var"))
+            y = af.batch_norm(x, rm, rv, eps=self.eps)
             return y * w + b if self.affine else y
         axes = (0,) + tuple(range(2, len(x.shape)))
         xf = x.cast("fp32")
