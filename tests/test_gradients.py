@@ -181,8 +181,18 @@ EXTRA = {
     "input_view": (lambda x: af.input_view(x, (2, 5), offset=3), lambda x: x.reshape(-1)[3:13].reshape(2, 5), [(4, 4)]),
     "dynamic_slice": (lambda x, s: af.dynamic_slice(x, s, 3, dim=1), None, [(2, 6), "i:4"]),
     "cost_volume": (lambda l, r: af.cost_volume(l, r, 3), None, [(1, 4, 3, 6), (1, 4, 3, 6)]),
+    "affine": (lambda x, t: af.affine(x, t * 0.3 + _EYE, size=(4, 5)),
+               lambda x, t: F.grid_sample(x, F.affine_grid(t * 0.3 + torch.from_numpy(_EYE), (2, 3, 4, 5), align_corners=False),
+                                          align_corners=False), [(2, 3, 5, 6), (2, 2, 3)]),
+    "affine_align_corners": (lambda x, t: af.affine(x, t * 0.3 + _EYE, align_corners=True),
+                             lambda x, t: F.grid_sample(x, F.affine_grid(t * 0.3 + torch.from_numpy(_EYE), (1, 2, 4, 4),
+                                                                         align_corners=True), align_corners=True),
+                             [(1, 2, 4, 4), (1, 2, 3)]),
     "cross_correlation": (lambda x, y: af.cross_correlation(x, y, 1), None, [(1, 3, 4, 4), (1, 3, 4, 4)]),
 }
+
+
+_EYE = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 
 
 def _extra_inputs(shapes, rng):
@@ -246,6 +256,7 @@ def test_every_op_with_a_gradient_is_checked_here_or_named():
         used, _, _ = _torch_case(row, make_arrays(np.random.default_rng(7)))
         covered |= _ops_in(_af_graph(row, used)[2])
     elsewhere = set(EXTRA) | {"cast"}  # cast: tests/test_autodiff.py
+    assert not [i.name for i in af.ops() if i.gradient == "not yet"]
     with_grad = {i.name for i in af.ops() if i.gradient == "yes"}
     missing = with_grad - covered - elsewhere
     assert not missing, f"ops with a gradient checked nowhere: {sorted(missing)}"

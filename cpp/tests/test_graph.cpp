@@ -98,3 +98,26 @@ TEST(OpTable, EveryOpCanRun) {
     EXPECT_TRUE(static_cast<bool>(d->infer)) << d->name;
   }
 }
+
+TEST(Autodiff, EveryOpHasAGradientOrIsMarkedWithout) {
+  for (const OpDef* d : all_ops()) {
+    if (d->category == "graph" || d->is_composite()) continue;
+    EXPECT_TRUE(static_cast<bool>(d->grad) || d->no_grad) << d->name;
+  }
+}
+
+TEST(Autodiff, AnOpWithoutAGradientIsAValueErrorNamingIt) {
+  OpDef d;
+  d.name = "test_opaque";
+  d.category = "test";
+  d.params = {Param{"x", ParamKind::tensor, ""}};
+  d.infer = [](InferContext& c) { c.outputs = {c.in(0).type()}; };
+  d.mil_op = "identity";
+  register_op(std::move(d));
+  Tensor x = input({3});
+  Tensor loss = call1("sum", {call1("test_opaque", {call1("square", {x})})});
+  EXPECT_NE(error_of([&] { grad(loss, {x}); }).find("op 'test_opaque'"), std::string::npos);
+  // comparisons pass nothing back: zeros, not an error
+  Tensor cmp = call1("sum", {call1("cast", {call1("greater", {x, x})}, {{"dtype", std::string("fp16")}})});
+  EXPECT_EQ(grad(cmp, {x})[0].shape(), (Shape{3}));
+}

@@ -1,6 +1,7 @@
 // ANEForge C++ API: build a lazy graph, compile it into one program, run it.
 #pragma once
 #include "aneforge/attrs.h"
+#include "aneforge/autodiff.h"
 #include "aneforge/dtype.h"
 #include "aneforge/error.h"
 #include "aneforge/fp16.h"

@@ -370,6 +370,8 @@ void attach_pool_mil() {
 
 namespace af {
 
+void attach_affine_grad();
+
 namespace {
 
 using namespace gr;
@@ -449,6 +451,71 @@ void attach_pool_grad() {
   mutable_op("avg_pool").grad = [](const Node& n, const std::vector<Tensor>& g) { return pool_grad(n, g, false); };
   for (const char* name : {"upsample_nearest", "upsample_bilinear", "resize_nearest", "resize_bilinear"})
     mutable_op(name).grad = resize_grad;
+  attach_affine_grad();
+}
+
+}  // namespace af
+
+// ---- affine's gradient: through its definition (sampling grid, floor, four gathers) ----
+#include "aneforge/autodiff.h"
+
+namespace af {
+
+namespace {
+
+Tensor affine_decomposed(const std::vector<Tensor>& in, const Attrs& a) {
+  using namespace gr;
+  const Tensor &x = in[0], &theta = in[1];
+  bool align = a.b("align_corners");
+  int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  auto size = a.ints("size");
+  int64_t Ho = size[0], Wo = size[1], P = Ho * Wo;
+  DType t = x.dtype();
+  auto base = [align](int64_t i, int64_t n) {
+    return align ? (n > 1 ? -1.0f + 2.0f * static_cast<float>(i) / static_cast<float>(n - 1) : 0.0f)
+                 : (2.0f * static_cast<float>(i) + 1.0f) / static_cast<float>(n) - 1.0f;
+  };
+  std::vector<float> grid(static_cast<size_t>(P * 3));
+  for (int64_t i = 0; i < Ho; ++i)
+    for (int64_t j = 0; j < Wo; ++j) {
+      float* r = &grid[static_cast<size_t>((i * Wo + j) * 3)];
+      r[0] = base(j, Wo), r[1] = base(i, Ho), r[2] = 1.0f;
+    }
+  Tensor g = op("matmul", {constant(std::move(grid), {1, P, 3}, t), permute(theta, {0, 2, 1})});  // (N, P, 2)
+  auto coord = [&](int k, int64_t n) {  // pixel coordinate from the normalised one
+    Tensor c = reshape(narrow(g, 2, k, 1), {N, 1, P});
+    double s = align ? (n - 1) / 2.0 : n / 2.0, o = align ? (n - 1) / 2.0 : (n - 1) / 2.0;
+    return op("add", {mul(c, like(c, s)), like(c, o)});
+  };
+  Tensor fx = coord(0, W), fy = coord(1, H);
+  Tensor x0 = op("floor", {fx}), y0 = op("floor", {fy});
+  Tensor lx = sub(fx, x0), ly = sub(fy, y0);
+  Tensor flat = reshape(x, {N, C, H * W});
+  Tensor acc;
+  for (int dy = 0; dy < 2; ++dy)
+    for (int dx = 0; dx < 2; ++dx) {
+      Tensor xi = op("add", {x0, like(x0, dx)}), yi = op("add", {y0, like(y0, dy)});
+      auto inside = [&](const Tensor& v, int64_t n) {
+        return mul(cast(op("greater_equal", {v, like(v, 0.0)}), t), cast(op("less_equal", {v, like(v, n - 1.0)}), t));
+      };
+      Tensor valid = mul(inside(xi, W), inside(yi, H));
+      Tensor cx = op("clip", {xi}, {{"min", 0.0}, {"max", W - 1.0}}), cy = op("clip", {yi}, {{"min", 0.0}, {"max", H - 1.0}});
+      Tensor idx = cast(op("add", {mul(cy, like(cy, static_cast<double>(W))), cx}), DType::int32);  // (N, 1, P)
+      idx = op("tile", {idx}, {{"dims", std::vector<int64_t>{1, C, 1}}});
+      Tensor v = op("gather", {flat, idx}, {{"dim", int64_t{2}}});
+      Tensor wx = dx ? lx : sub(like(lx, 1.0), lx), wy = dy ? ly : sub(like(ly, 1.0), ly);
+      Tensor term = mul(v, mul(mul(wx, wy), valid));
+      acc = acc.valid() ? op("add", {acc, term}) : term;
+    }
+  return reshape(acc, {N, C, Ho, Wo});
+}
+
+}  // namespace
+
+void attach_affine_grad() {
+  mutable_op("affine").grad = [](const Node& n, const std::vector<Tensor>& g) {
+    return vjp({affine_decomposed(n.inputs, n.attrs)}, g, n.inputs);
+  };
 }
 
 }  // namespace af
