@@ -157,3 +157,25 @@ def test_schedules_match_torch_lr_schedulers():
     assert [warm(i) for i in range(6)] == pytest.approx([0.0, 0.025, 0.05, 0.075, 0.1, 0.1])
     with pytest.raises(ValueError, match="total must be"):
         af.schedules.cosine(0.1, total=0)
+
+
+def test_embedding_matches_torch_and_trains_its_rows(rng):
+    emb, ref = af.nn.Embedding(10, 4), tnn.Embedding(10, 4)
+    ref.load_state_dict(_to_torch(emb.state_dict()))
+    ids = np.array([[1, 3, 3], [9, 0, 1]], np.int32)
+    x = af.input(ids.shape, dtype="int32", name="ids")
+    out = af.compile(emb(x), precision="fp32")(ids=ids, **emb.feeds())
+    np.testing.assert_allclose(out, ref(torch.from_numpy(ids).long()).detach().numpy(), rtol=1e-6)
+    target = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    step = af.compile_train_step(af.mse_loss(emb(x), target), emb.parameters(), af.optim.SGD(lr=0.5), inputs=[x],
+                                 precision="fp32")
+    opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    for _ in range(3):
+        got = step(ids)
+        opt.zero_grad()
+        tl = torch.nn.functional.mse_loss(ref(torch.from_numpy(ids).long()), torch.from_numpy(target))
+        tl.backward()
+        opt.step()
+        assert got == pytest.approx(tl.item(), rel=1e-5)
+    emb.update_from(step)
+    np.testing.assert_allclose(emb.state_dict()["weight"], ref.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
