@@ -356,18 +356,22 @@ struct Window {
 // d loss / d weight of a conv from X (N, C, H, W) to the output gradient G (N, O, Ho, Wo):
 // per kernel tap, the strided window of X against G, one (grouped) matmul each.
 Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw, const Window& w, int64_t groups) {
-  Tensor xp = pad_axis(pad_axis(X, 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
   int64_t N = X.shape()[0], C = X.shape()[1], O = G.shape()[1], Ho = G.shape()[2], Wo = G.shape()[3];
   int64_t P = Ho * Wo, Cg = C / groups, Og = O / groups;
-  Tensor g2 = reshape(permute(reshape(G, {N, groups, Og, P}), {1, 2, 0, 3}), {groups, Og, N * P});
+  // X as (C, N, H, W), padded: each tap's strided window is then (groups, Cg, N*P) as it lies.
+  Tensor xc = pad_axis(pad_axis(permute(X, {1, 0, 2, 3}), 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
+  Tensor gt = reshape(permute(reshape(G, {N, groups, Og, P}), {1, 0, 3, 2}), {groups, N * P, Og});
   std::vector<Tensor> taps;
   for (int64_t ky = 0; ky < kh; ++ky)
     for (int64_t kx = 0; kx < kw; ++kx) {
-      Tensor xs = take_strided(take_strided(xp, 2, ky * w.dh, w.sh, Ho), 3, kx * w.dw, w.sw, Wo);
-      Tensor x2 = reshape(permute(reshape(xs, {N, groups, Cg, P}), {1, 0, 3, 2}), {groups, N * P, Cg});
-      taps.push_back(reshape(op("matmul", {g2, x2}), {O, Cg, 1}));
+      int64_t y0 = ky * w.dh, x0 = kx * w.dw;
+      Tensor win = op("slice", {xc}, {{"begin", std::vector<int64_t>{0, 0, y0, x0}},
+                                      {"end", std::vector<int64_t>{C, N, y0 + (Ho - 1) * w.sh + 1, x0 + (Wo - 1) * w.sw + 1}},
+                                      {"step", std::vector<int64_t>{1, 1, w.sh, w.sw}}});
+      taps.push_back(reshape(op("matmul", {reshape(win, {groups, Cg, N * P}), gt}), {groups, Cg, Og, 1}));
     }
-  return reshape(concat(taps, 2), {O, Cg, kh, kw});
+  Tensor all = permute(concat(taps, 3), {0, 2, 1, 3});  // (groups, Og, Cg, kh*kw)
+  return reshape(all, {O, Cg, kh, kw});
 }
 
 // d loss / d x of that conv: the transposed conv of G, unpadded, cut (or zero-extended) to x's size.

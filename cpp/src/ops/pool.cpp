@@ -379,10 +379,35 @@ using namespace gr;
 // Pooling's gradient, one kernel tap at a time: the window entry each output read (max: the
 // first maximum, as torch; avg: all, divided as the forward divided) gets g back, placed by
 // the adjoint of the strided read; the padding is cut off at the end.
+// Windows that tile x exactly (stride = kernel, no padding): each window's entries laid along
+// a last axis, so max's routing is one comparison and a running count (first maximum wins).
+Tensor tiled_pool_grad(const Node& n, const Tensor& g, bool is_max) {
+  const Tensor& x = n.inputs[0];
+  auto k = n.attrs.ints("kernel_size");
+  int64_t N = x.shape()[0], C = x.shape()[1], Ho = g.shape()[2], Wo = g.shape()[3], kk = k[0] * k[1];
+  Tensor gw = reshape(g, {N * C, Ho, Wo, 1});
+  Tensor r;
+  if (is_max) {
+    Tensor xw = reshape(permute(reshape(x, {N * C, Ho, k[0], Wo, k[1]}), {0, 1, 3, 2, 4}), {N * C, Ho, Wo, kk});
+    Tensor y = reshape(op("max_pool", {x}, n.attrs), {N * C, Ho, Wo, 1});
+    Tensor hit = cast(op("equal", {xw, y}), g.dtype());
+    std::vector<float> tri(static_cast<size_t>(kk * kk), 0.0f);  // hits up to and including entry j
+    for (int64_t i = 0; i < kk; ++i)
+      for (int64_t j = i; j < kk; ++j) tri[static_cast<size_t>(i * kk + j)] = 1.0f;
+    Tensor upto = op("matmul", {hit, constant(std::move(tri), {kk, kk}, g.dtype())});
+    Tensor first = mul(hit, cast(op("equal", {upto, like(hit, 1.0)}), g.dtype()));
+    r = mul(first, gw);
+  } else {
+    r = mul(mul(gw, like(g, 1.0 / static_cast<double>(kk))), constant(std::vector<float>(kk, 1.0f), {1, 1, 1, kk}, g.dtype()));
+  }
+  return reshape(permute(reshape(r, {N * C, Ho, Wo, k[0], k[1]}), {0, 1, 3, 2, 4}), x.shape());
+}
+
 std::vector<Tensor> pool_grad(const Node& n, const std::vector<Tensor>& g, bool is_max) {
   const Tensor& x = n.inputs[0];
   auto k = n.attrs.ints("kernel_size"), st = n.attrs.ints("stride"), p = n.attrs.ints("padding");
   int64_t H = x.shape()[2], W = x.shape()[3], Ho = n.outputs[0].shape[2], Wo = n.outputs[0].shape[3];
+  if (st == k && p[0] == 0 && p[1] == 0 && Ho * k[0] == H && Wo * k[1] == W) return {tiled_pool_grad(n, g[0], is_max)};
   int64_t Hp = std::max(H + 2 * p[0], (Ho - 1) * st[0] + k[0]), Wp = std::max(W + 2 * p[1], (Wo - 1) * st[1] + k[1]);
   Tensor gs = g[0], xp, y;
   if (is_max) {
