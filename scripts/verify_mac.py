@@ -120,20 +120,22 @@ def check_minilm(quick: bool) -> dict:
 
 
 def check_train_step(quick: bool) -> dict:
-    """The fused train step (forward, backward, AdamW; weights and moments resident) on the
-    engine against the same program on the simulator, step by step."""
-    if not hasattr(af, "compile_train_step"):
-        return {"skipped": "training (af.compile_train_step) is not in this version"}
+    """The fused train step of a small CNN (conv, GroupNorm, max pool, linear; backward through
+    all of them, AdamW, dynamic loss scaling; weights and moments resident) on the engine
+    against the same program on the simulator, step by step."""
+    if not hasattr(af, "compile_train_step") or not hasattr(af, "nn"):
+        return {"skipped": "training (af.compile_train_step, af.nn) is not in this version"}
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((32, 16)).astype(np.float32)
-    Y = rng.integers(0, 4, 32).astype(np.int32)
-    W0 = (rng.standard_normal((4, 16)) * 0.1).astype(np.float32)
+    X = rng.standard_normal((16, 1, 8, 8)).astype(np.float32)
+    Y = rng.integers(0, 4, 16).astype(np.int32)
     steps = 5 if quick else 50
     losses = {}
     for backend in ("engine", "sim"):
-        w, b = af.parameter(W0, "w"), af.parameter(np.zeros(4, np.float32), "b")
+        af.nn.manual_seed(0)
+        model = af.nn.Sequential(af.nn.Conv2d(1, 8, 3, padding=1), af.nn.GroupNorm(2, 8), af.nn.ReLU(),
+                                 af.nn.MaxPool2d(2), af.nn.Flatten(), af.nn.Linear(8 * 4 * 4, 4))
         x, y = af.input(X.shape, name="x"), af.input(Y.shape, dtype="int32", name="y")
-        step = af.compile_train_step(af.cross_entropy(af.linear(x, w, b), y), [w, b], af.optim.AdamW(lr=1e-2),
+        step = af.compile_train_step(af.cross_entropy(model(x), y), model.parameters(), af.optim.AdamW(lr=1e-2),
                                      inputs=[x, y], backend=backend)
         losses[backend] = [step(X, Y) for _ in range(steps)]
     eng, sim = np.array(losses["engine"]), np.array(losses["sim"])
