@@ -179,3 +179,25 @@ def test_embedding_matches_torch_and_trains_its_rows(rng):
         assert got == pytest.approx(tl.item(), rel=1e-5)
     emb.update_from(step)
     np.testing.assert_allclose(emb.state_dict()["weight"], ref.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_multihead_attention_masks_and_weights_as_torch(rng):
+    mha, ref = af.nn.MultiheadAttention(8, 2, batch_first=True), tnn.MultiheadAttention(8, 2, batch_first=True)
+    ref.load_state_dict(_to_torch(mha.state_dict()))
+    Q = rng.standard_normal((2, 4, 8)).astype(np.float32)
+    K = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    pad = np.array([[False, False, False, True, True], [False, False, False, False, True]])  # True: ignore that key
+    blocked = np.zeros((4, 5), bool)
+    blocked[0, 1] = True  # query 0 may not see key 1
+    q, k = af.input(Q.shape, name="q"), af.input(K.shape, name="k")
+    out, weights = mha(q, k, k, key_padding_mask=pad, attn_mask=blocked)
+    got = af.compile([out, weights], precision="fp32")(q=Q, k=K, **mha.feeds())
+    with torch.no_grad():
+        want = ref(torch.from_numpy(Q), torch.from_numpy(K), torch.from_numpy(K), key_padding_mask=torch.from_numpy(pad),
+                   attn_mask=torch.from_numpy(blocked))
+    for g, w, what in zip(got, want, ("output", "weights")):
+        assert_fp32_close(g, w.numpy(), rtol=1e-4, atol=1e-5, what=what)
+    net = af.compile(mha(q, k, k, average_attn_weights=False)[1], precision="fp32")
+    used = {i[0] for i in net.inputs}
+    per_head = net(q=Q, k=K, **{n: v for n, v in mha.feeds().items() if n in used})
+    assert per_head.shape == (2, 2, 4, 5)

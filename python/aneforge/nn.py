@@ -331,9 +331,9 @@ class Dropout(Module):
 
 class MultiheadAttention(Module):
     """torch.nn.MultiheadAttention's parameters (in_proj_weight (3E, E), in_proj_bias,
-    out_proj.weight/bias) and call: ``attn(query, key, value, attn_mask=None,
-    is_causal=False)`` returning (output, None) (no attention weights: the fused sdpa does
-    not form them). ``batch_first`` as torch (default False: (L, N, E))."""
+    out_proj.weight/bias), call and masks; ``batch_first`` as torch (default False: (L, N, E)).
+    The attention runs as one fused sdpa; with need_weights=True (torch's default) the weights
+    are computed beside it, averaged over heads unless average_attn_weights=False."""
 
     def __init__(self, embed_dim, num_heads, bias=True, batch_first=False):
         super().__init__()
@@ -348,11 +348,12 @@ class MultiheadAttention(Module):
         if bias:
             self.out_proj._params["bias"] = np.zeros(embed_dim, np.float32)
 
-    def forward(self, query, key, value, attn_mask=None, is_causal=False, need_weights=False):
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        """torch's call and masks: a bool ``attn_mask`` or ``key_padding_mask`` marks positions
+        NOT attended (True = masked, as torch.nn.MultiheadAttention; the opposite of sdpa's
+        bool mask); a float one is added to the scores. Returns (output, weights or None)."""
         import aneforge as af
-        if need_weights:
-            raise ValueError("MultiheadAttention: need_weights=True is not supported (the fused attention "
-                             "does not form the weights); pass need_weights=False")
         E, H = self.embed_dim, self.num_heads
         if not self.batch_first:
             query, key, value = (t.permute(1, 0, 2) for t in (query, key, value))
@@ -365,10 +366,36 @@ class MultiheadAttention(Module):
             y = af.linear(t, wi, bi)  # (N, L, E)
             n, length = y.shape[0], y.shape[1]
             parts.append(y.reshape(n, length, H, E // H).permute(0, 2, 1, 3))
-        o = af.sdpa(*parts, attn_mask=attn_mask, is_causal=is_causal)  # (N, H, L, E/H)
-        n, length = o.shape[0], o.shape[2]
-        o = self.out_proj(o.permute(0, 2, 1, 3).reshape(n, length, E))
-        return (o if self.batch_first else o.permute(1, 0, 2)), None
+        n, L, S = parts[0].shape[0], parts[0].shape[2], parts[1].shape[2]
+        additive = None  # everything as one additive mask (N or 1, 1, L, S): 0 or -65504
+
+        def as_additive(m, shape):
+            m = af.as_tensor(m)
+            if m.dtype == "bool":
+                return m.cast(parts[0].dtype).reshape(shape) * -65504.0
+            return m.cast(parts[0].dtype).reshape(shape)
+        if attn_mask is not None:
+            am = af.as_tensor(attn_mask)
+            additive = as_additive(am, (1, 1, L, S) if len(am.shape) == 2 else (n, H, L, S))
+        if key_padding_mask is not None:
+            kp = as_additive(key_padding_mask, (n, 1, 1, S))
+            additive = kp if additive is None else additive + kp
+        if is_causal and additive is not None:
+            causal = np.triu(np.full((L, S), -65504.0, np.float32), 1)
+            additive = additive + causal
+            is_causal = False
+        o = af.sdpa(*parts, attn_mask=additive, is_causal=is_causal)  # (N, H, L, E/H)
+        o = self.out_proj(o.permute(0, 2, 1, 3).reshape(n, L, E))
+        o = o if self.batch_first else o.permute(1, 0, 2)
+        if not need_weights:
+            return o, None
+        scores = af.matmul(parts[0], parts[1].transpose(-2, -1)) * (1.0 / math.sqrt(E // H))
+        if additive is not None:
+            scores = scores + additive
+        elif is_causal:
+            scores = scores + np.triu(np.full((L, S), -65504.0, np.float32), 1)
+        weights = af.softmax(scores, dim=-1)  # (N, H, L, S)
+        return o, (af.mean(weights, dim=1) if average_attn_weights else weights)
 
 
 class ReLU(Module):
