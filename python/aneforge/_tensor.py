@@ -17,7 +17,7 @@ class Tensor:
     are known (and checked) as soon as they are built.
     """
 
-    __slots__ = ("_t", "_recipe")
+    __slots__ = ("_t", "_recipe", "_train_entry")  # _train_entry: an af.parameter's (see _train.py)
     __array_ufunc__ = None  # numpy defers to our reflected operators
 
     def __init__(self, handle: _core.Tensor):

@@ -10,13 +10,23 @@ good steps in a row it doubles. All of it runs in the program.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._tensor import Tensor
 
-_PARAMS: dict = {}   # node id of a parameter's fp16 view -> (initial value, name, fp32 master input)
+
+class _Entry(list):
+    """What the train step needs to know of a parameter: [initial value, name, fp32 master]."""
+
+
+# A parameter's entry is held by the tensor returned to the caller, who passes it to
+# compile_train_step; the registry points at it weakly, so a dropped model takes its weights
+# with it. Buffers and noise are found by walking the graph (their tensors may be gone by
+# then), so those entries, small ones, are kept.
+_PARAMS: "weakref.WeakValueDictionary[int, _Entry]" = weakref.WeakValueDictionary()
 _BUFFERS: dict = {}  # node id of a buffer input -> [initial value, name, input, new value or None]
 _NOISE: dict = {}    # node id of a noise input -> its shape
 
@@ -29,11 +39,17 @@ def parameter(array, name=None) -> Tensor:
     a = np.array(array, dtype=np.float32)
     if a.ndim == 0 or not np.isfinite(a).all():
         raise ValueError(f"parameter: needs a finite array with at least one dimension, got shape {a.shape}")
-    name = name or f"param_{len(_PARAMS)}"
+    global _COUNT
+    _COUNT += 1
+    name = name or f"param_{_COUNT}"
     master = af.input(a.shape, dtype="fp32", name=name)
     t = master.cast("fp16")
-    _PARAMS[t._t.node_id] = (a, name, master)
+    t._train_entry = entry = _Entry([a, name, master])
+    _PARAMS[t._t.node_id] = entry
     return t
+
+
+_COUNT = 0
 
 
 class _Buffer:
