@@ -113,7 +113,8 @@ class Trainer:
         return self.history
 
     def evaluate(self, x, y, batch_size=None):
-        """Mean cross-entropy and accuracy of the current weights on (x, y)."""
+        """Mean cross-entropy and accuracy of the current weights on (x, y): classification,
+        the model's outputs taken as logits and y as class indices (whatever ``loss`` trains)."""
         self.model.update_from(self.step)
         feeds = self.model.feeds()
         bs = batch_size or max(self.batch_size, 250)
