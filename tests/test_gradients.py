@@ -263,3 +263,25 @@ def test_every_op_with_a_gradient_is_checked_here_or_named():
     with_grad = {i.name for i in af.ops() if i.gradient == "yes"}
     missing = with_grad - covered - elsewhere
     assert not missing, f"ops with a gradient checked nowhere: {sorted(missing)}"
+
+
+def test_large_gradients_stay_within_the_engines_axis_limit(rng):
+    """Every axis of a program is at most 65536 long on the engine: the conv weight gradient
+    is summed over chunks of images and rows, GroupNorm's backward keeps x's own axes. Checked
+    against torch where the chunking is in force (one image of 260x260 output positions)."""
+    X = rng.standard_normal((2, 2, 262, 262)).astype(np.float32)
+    W = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    x, w = af.input(X.shape, name="x"), af.input(W.shape, name="w")
+    y = af.group_norm(af.conv2d(x, w), 3)
+    G = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    gx, gw = af.compile(af.grad(af.sum(y.cast("fp32") * G), [x, w]), precision="fp32")(x=X, w=W)  # default target
+    tx, tw = torch.tensor(X, requires_grad=True), torch.tensor(W, requires_grad=True)
+    (F.group_norm(F.conv2d(tx, tw), 3) * torch.from_numpy(G)).sum().backward()
+    for got, want, what in ((gx, tx.grad, "x"), (gw, tw.grad, "w")):
+        err = np.abs(got - want.numpy()).max() / np.abs(want.numpy()).max()
+        assert err <= 1e-4, f"d/d{what}: relative error {err:.2e}"
+    model = af.nn.Sequential(af.nn.Conv2d(1, 8, 3, padding=1), af.nn.ReLU(), af.nn.MaxPool2d(2), af.nn.Flatten(),
+                             af.nn.Linear(8 * 14 * 14, 10))
+    xb, yb = af.input((128, 1, 28, 28), name="xb"), af.input((128,), dtype="int32", name="yb")
+    step = af.compile_train_step(af.cross_entropy(model(xb), yb), model.parameters(), af.optim.Adam(), inputs=[xb, yb])
+    assert np.isfinite(step(rng.random((128, 1, 28, 28), dtype=np.float32), np.zeros(128, np.int32)))

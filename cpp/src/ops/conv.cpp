@@ -354,22 +354,36 @@ struct Window {
 };
 
 // d loss / d weight of a conv from X (N, C, H, W) to the output gradient G (N, O, Ho, Wo):
-// per kernel tap, the strided window of X against G, one (grouped) matmul each.
+// per kernel tap, the strided window of X against G, one (grouped) matmul each, over chunks
+// of images and output rows that keep every axis within the engine's 65536 limit.
 Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw, const Window& w, int64_t groups) {
+  constexpr int64_t kMaxPositions = 65536;
   int64_t N = X.shape()[0], C = X.shape()[1], O = G.shape()[1], Ho = G.shape()[2], Wo = G.shape()[3];
   int64_t P = Ho * Wo, Cg = C / groups, Og = O / groups;
-  // X as (C, N, H, W), padded: each tap's strided window is then (groups, Cg, N*P) as it lies.
+  int64_t rows = P <= kMaxPositions ? Ho : std::max<int64_t>(1, kMaxPositions / Wo);
+  int64_t images = P <= kMaxPositions ? std::max<int64_t>(1, kMaxPositions / P) : 1;
+  // X as (C, N, H, W), padded: each tap's strided window is then (groups, Cg, n*P) as it lies.
   Tensor xc = pad_axis(pad_axis(permute(X, {1, 0, 2, 3}), 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
-  Tensor gt = reshape(permute(reshape(G, {N, groups, Og, P}), {1, 0, 3, 2}), {groups, N * P, Og});
-  std::vector<Tensor> taps;
-  for (int64_t ky = 0; ky < kh; ++ky)
-    for (int64_t kx = 0; kx < kw; ++kx) {
-      int64_t y0 = ky * w.dh, x0 = kx * w.dw;
-      Tensor win = op("slice", {xc}, {{"begin", std::vector<int64_t>{0, 0, y0, x0}},
-                                      {"end", std::vector<int64_t>{C, N, y0 + (Ho - 1) * w.sh + 1, x0 + (Wo - 1) * w.sw + 1}},
-                                      {"step", std::vector<int64_t>{1, 1, w.sh, w.sw}}});
-      taps.push_back(reshape(op("matmul", {reshape(win, {groups, Cg, N * P}), gt}), {groups, Cg, Og, 1}));
+  std::vector<Tensor> taps(static_cast<size_t>(kh * kw));
+  for (int64_t n0 = 0; n0 < N; n0 += images)
+    for (int64_t h0 = 0; h0 < Ho; h0 += rows) {
+      int64_t nb = std::min(images, N - n0), hb = std::min(rows, Ho - h0), Pc = hb * Wo;
+      Tensor gc = op("slice_by_size", {G}, {{"begin", std::vector<int64_t>{n0, 0, h0, 0}},
+                                            {"size", std::vector<int64_t>{nb, O, hb, Wo}}});
+      Tensor gt = reshape(permute(reshape(gc, {nb, groups, Og, Pc}), {1, 0, 3, 2}), {groups, nb * Pc, Og});
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          int64_t y0 = ky * w.dh + h0 * w.sh, x0 = kx * w.dw;
+          Tensor win = op("slice", {xc}, {{"begin", std::vector<int64_t>{0, n0, y0, x0}},
+                                          {"end", std::vector<int64_t>{C, n0 + nb, y0 + (hb - 1) * w.sh + 1,
+                                                                       x0 + (Wo - 1) * w.sw + 1}},
+                                          {"step", std::vector<int64_t>{1, 1, w.sh, w.sw}}});
+          Tensor part = op("matmul", {reshape(win, {groups, Cg, nb * Pc}), gt});  // (groups, Cg, Og)
+          Tensor& t = taps[static_cast<size_t>(ky * kw + kx)];
+          t = t.valid() ? op("add", {t, part}) : part;
+        }
     }
+  for (auto& t : taps) t = reshape(t, {groups, Cg, Og, 1});
   Tensor all = permute(concat(taps, 3), {0, 2, 1, 3});  // (groups, Og, Cg, kh*kw)
   return reshape(all, {O, Cg, kh, kw});
 }

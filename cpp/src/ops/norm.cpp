@@ -429,8 +429,13 @@ void attach_norm_grad() {
     by_decomposition(name, [](const std::vector<Tensor>& in, const Attrs& a) {
       const Tensor& x = in[0];
       int64_t G = a.i("num_groups");
-      Tensor y = reshape(standardize(reshape(x, {x.shape()[0], G, numel(x.shape()) / (x.shape()[0] * G)}), {2},
-                                     a.f("eps"), false), x.shape());
+      // (N, G, C/G, spatial...): no axis longer than x's own (the engine limits each axis)
+      Shape view{x.shape()[0], G, x.shape()[1] / G};
+      if (x.rank() <= 4) view.insert(view.end(), x.shape().begin() + 2, x.shape().end());
+      else view.push_back(numel(x.shape()) / (x.shape()[0] * x.shape()[1]));
+      std::vector<int64_t> axes;
+      for (int i = 2; i < static_cast<int>(view.size()); ++i) axes.push_back(i);
+      Tensor y = reshape(standardize(reshape(x, view), axes, a.f("eps"), false), x.shape());
       return affine(y, in, 1, a, channel_shape(x));
     });
   by_decomposition("channel_layer_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
