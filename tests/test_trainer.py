@@ -66,16 +66,40 @@ def test_bad_checkpoints_and_inputs_are_clear_errors(tmp_path):
     junk = tmp_path / "junk.ckpt"
     with open(junk, "wb") as f:
         np.savez(f, a=np.zeros(3))
-    with pytest.raises(ValueError, match="not an ANEForge checkpoint"):
+    with pytest.raises(ValueError, match="no __meta__"):
         t.load_checkpoint(junk)
     junk.write_bytes(b"\x00" * 100)
-    with pytest.raises(ValueError, match="not an ANEForge checkpoint"):
+    with pytest.raises(ValueError, match="not a checkpoint of this train step"):
         t.load_checkpoint(junk)
+    # crafted records: wrong shapes, dtypes, counters; nothing is applied
+    import io
+    import json
+    good = np.load(tmp_path / "c.ckpt")
+    meta = json.loads(bytes(good["__meta__"]).decode())
+    arrays = {k: good[k] for k in good.files if k != "__meta__"}
+    before = {k: v.copy() for k, v in t.step.parameters().items()}
+    for change, match in ((lambda m, a: a.update(state_0=np.zeros((2, 2), np.float32)), "state_0 is float32"),
+                          (lambda m, a: a.update(state_1=np.zeros(a["state_1"].shape, np.int32)), "state_1 is int32"),
+                          (lambda m, a: a.pop("state_2"), "state_2 is missing"),
+                          (lambda m, a: m.update(steps=-1), "bad counters"),
+                          (lambda m, a: m.update(rng={"bit_generator": "nope"}), "not a checkpoint"),
+                          (lambda m, a: m.update(n_state=10**9), "holds 1000000000 state tensors")):
+        m, a = json.loads(json.dumps(meta)), dict(arrays)
+        change(m, a)
+        buf = io.BytesIO()
+        np.savez(buf, __meta__=np.frombuffer(json.dumps(m).encode(), np.uint8), **a)
+        junk.write_bytes(buf.getvalue())
+        with pytest.raises(ValueError, match=match):
+            t.load_checkpoint(junk)
+    for k, v in t.step.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
     other = af.Trainer(af.nn.Sequential(af.nn.Flatten(), af.nn.Linear(64, 10)), af.optim.SGD(lr=0.1), batch_size=50,
                        progress=False)
     other.fit(xtr[:100], ytr[:100], epochs=1)
     with pytest.raises(ValueError, match="state tensors"):
         other.load_checkpoint(tmp_path / "c.ckpt")
+    with pytest.raises(ValueError, match="built by fit"):
+        af.Trainer(_model(), af.optim.SGD(lr=0.1)).load_checkpoint(tmp_path / "c.ckpt")
     with pytest.raises(ValueError, match="fewer than one batch"):
         af.Trainer(_model(), af.optim.SGD(lr=0.1), batch_size=50).fit(xtr[:10], ytr[:10], epochs=1)
     with pytest.raises(ValueError, match="batch_size"):

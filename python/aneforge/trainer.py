@@ -143,28 +143,45 @@ class Trainer:
         _write(path, buf.getvalue())
 
     def load_checkpoint(self, path):
+        """Restores what save_checkpoint wrote. The file is untrusted: every field, count, shape
+        and dtype is checked before anything is applied, so a bad file changes nothing."""
         s = self.step
+        if s is None:
+            raise ValueError("load_checkpoint: the train step is built by fit(); use fit(..., resume=True)")
         try:
-            z = np.load(path, allow_pickle=False)
-            meta = json.loads(bytes(z["__meta__"]).decode()) if hasattr(z, "files") and "__meta__" in z.files else None
-        except (ValueError, KeyError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: not an ANEForge checkpoint ({e})") from None
-        if meta is None:
-            raise ValueError(f"{path}: not an ANEForge checkpoint")
-        with z:
-            if meta.get("version") != _CKPT_VERSION:
-                raise ValueError(f"{path}: checkpoint version {meta.get('version')}, this library reads {_CKPT_VERSION}")
-            n = int(meta["n_state"])
-            if n != len(s._state):
-                raise ValueError(f"{path}: holds {n} state tensors, this model's train step has {len(s._state)}")
-            state = [z[f"state_{i}"] for i in range(n)]
-        for i, (a, b) in enumerate(zip(state, s._state)):
-            if np.shape(a) != np.shape(b):
-                raise ValueError(f"{path}: state {i} has shape {np.shape(a)}, the train step expects {np.shape(b)}")
-        s._state, s._last, s._started = [np.array(a, np.float32) for a in state], None, False
-        s.steps, s.skipped = int(meta["steps"]), int(meta["skipped"])
-        s._rng.bit_generator.state = meta["rng"]
-        self.epoch, self.history = int(meta["epoch"]), list(meta["history"])
+            with np.load(path, allow_pickle=False) as z:
+                if "__meta__" not in z.files:
+                    raise ValueError("no __meta__ record")
+                meta = json.loads(bytes(z["__meta__"]).decode())
+                if not isinstance(meta, dict):
+                    raise ValueError("__meta__ is not a record")
+                if meta.get("version") != _CKPT_VERSION:
+                    raise ValueError(f"checkpoint version {meta.get('version')!r}, this library reads {_CKPT_VERSION}")
+                n = meta.get("n_state")
+                if n != len(s._state):
+                    raise ValueError(f"holds {n!r} state tensors, this model's train step has {len(s._state)}")
+                state = []
+                for i, want in enumerate(s._state):
+                    key = f"state_{i}"
+                    if key not in z.files:
+                        raise ValueError(f"{key} is missing")
+                    a = z[key]
+                    if a.shape != np.shape(want) or a.dtype.kind != "f":
+                        raise ValueError(f"{key} is {a.dtype} {a.shape}, the train step expects float "
+                                         f"{np.shape(want)}")
+                    state.append(np.array(a, np.float32))
+            fields = {k: meta.get(k) for k in ("epoch", "steps", "skipped")}
+            if not all(isinstance(v, int) and v >= 0 for v in fields.values()):
+                raise ValueError(f"bad counters {fields}")
+            if not isinstance(meta.get("history"), list) or not isinstance(meta.get("rng"), dict):
+                raise ValueError("bad history or generator state")
+            rng = np.random.default_rng()
+            rng.bit_generator.state = meta["rng"]  # validated by NumPy before we keep it
+        except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a checkpoint of this train step ({e})") from None
+        s._state, s._last, s._started = state, None, False
+        s.steps, s.skipped, s._rng = fields["steps"], fields["skipped"], rng
+        self.epoch, self.history = fields["epoch"], list(meta["history"])
 
     # -- plot -----------------------------------------------------------------------------
     def plot(self, path):
