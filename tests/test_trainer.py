@@ -104,6 +104,13 @@ def test_bad_checkpoints_and_inputs_are_clear_errors(tmp_path):
         af.Trainer(_model(), af.optim.SGD(lr=0.1), batch_size=50).fit(xtr[:10], ytr[:10], epochs=1)
     with pytest.raises(ValueError, match="batch_size"):
         af.Trainer(_model(), af.optim.SGD(lr=0.1), batch_size=0)
+    # a file the library did not write is never replaced by a checkpoint
+    precious = tmp_path / "notes.txt"
+    precious.write_text("mine")
+    keep = af.Trainer(_model(), af.optim.SGD(lr=0.1), batch_size=50, checkpoint=precious, progress=False)
+    with pytest.raises(FileExistsError, match="not an ANEForge checkpoint"):
+        keep.fit(xtr[:100], ytr[:100], epochs=1)
+    assert precious.read_text() == "mine"
     # a checkpoint into a missing directory fails without leaving anything behind
     bad = af.Trainer(_model(), af.optim.SGD(lr=0.1), batch_size=50, checkpoint=tmp_path / "no" / "c.ckpt", progress=False)
     with pytest.raises(OSError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._flex import _all_inputs
 from ._tensor import Tensor
 
 
@@ -100,8 +101,10 @@ class TrainStep:
     ``step.parameters()`` gives {name: array} of the current weights, ``step.buffers()`` the
     buffers; ``step.loss_scale`` and ``step.skipped`` report the loss scaling."""
 
-    def __init__(self, net, names, buffer_names, n_batch, noise_shapes, initial, optimizer, seed=0):
+    def __init__(self, net, names, n_opt_state, buffer_names, n_batch, noise_shapes, initial, optimizer, scaled,
+                 seed=0):
         self.net, self._names, self._buffer_names, self.optimizer = net, names, buffer_names, optimizer
+        self._n_opt_state, self._scaled = n_opt_state, scaled
         self._n_batch, self._noise = n_batch, noise_shapes
         self._state = list(initial)  # values of the resident state, in program input order
         self._resident = hasattr(net._exe, "alias")
@@ -151,17 +154,9 @@ class TrainStep:
         return float(np.asarray(self._values()[-2]).reshape(-1)[0])
 
 
-def _graph_inputs(outputs):
-    seen, stack, found = set(), [t._t for t in outputs], []
-    while stack:
-        t = stack.pop()
-        if t.node_id in seen:
-            continue
-        seen.add(t.node_id)
-        if t.op == "input":
-            found.append(t)
-        stack.extend(t.inputs)
-    return found
+def _input_ids(outputs) -> dict:
+    """{node id: input Tensor} of the graph inputs reachable from ``outputs``."""
+    return {t._t.node_id: t for t in _all_inputs(outputs)}
 
 
 def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", backend="sim", target=None,
@@ -182,21 +177,19 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
         loss_scale = LossScale() if precision == "fp16" else None
     if loss_scale is not None and not isinstance(loss_scale, LossScale):
         raise ValueError(f"compile_train_step: loss_scale must be 'auto', None or an af.LossScale, got {loss_scale!r}")
-    used = _graph_inputs([loss])
+    used = _input_ids([loss])
     masters_ids = {_PARAMS[p._t.node_id][2]._t.node_id for p in params}
-    bufs = [_BUFFERS[t.node_id] for t in used if t.node_id in _BUFFERS and _BUFFERS[t.node_id][3] is not None]
+    bufs = [_BUFFERS[i] for i in used if i in _BUFFERS and _BUFFERS[i][3] is not None]
     # Buffers updated from this graph (BatchNorm's running stats feed no loss, so look at the updates too).
-    used_ids = {t.node_id for t in used}
     for entry in _BUFFERS.values():
         if entry[3] is not None and all(entry is not b for b in bufs):
-            ins = {t.node_id for t in _graph_inputs([entry[3]])} - {entry[2]._t.node_id}
-            if ins and ins <= used_ids:
+            ins = set(_input_ids([entry[3]])) - {entry[2]._t.node_id}
+            if ins and ins <= set(used):
                 bufs.append(entry)
-    noise_ts = [Tensor(t) for t in sorted({t.node_id: t for t in _graph_inputs([loss] + [b[3] for b in bufs])
-                                           if t.node_id in _NOISE}.values(), key=lambda t: t.node_id)]
+    noise_ts = [t for i, t in sorted(_input_ids([loss] + [b[3] for b in bufs]).items()) if i in _NOISE]
     if inputs is None:
         skip = masters_ids | set(_BUFFERS) | set(_NOISE)
-        inputs = [Tensor(t) for t in sorted(used, key=lambda t: t.node_id) if t.node_id not in skip]
+        inputs = [t for i, t in sorted(used.items()) if i not in skip]
     inputs = list(inputs)
     fp32 = "fp32"
     lr = af.input((1,), dtype=fp32, name="lr")
@@ -247,11 +240,8 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
         init_values += [np.array([ls.init_scale], np.float32), np.zeros(1, np.float32)]
     outs.append(okf if okf is not None else t_next * 0.0 + 1.0)  # 1: the update was applied
     net = af.compile(outs, inputs=order, precision=precision, backend=backend, target=target)
-    step = TrainStep(net, [_PARAMS[p._t.node_id][1] for p in params], [b[1] for b in bufs], len(inputs),
-                     [tuple(x.shape) for x in noise_ts], init_values, optimizer)
-    step._n_opt_state = len(states)
-    step._scaled = loss_scale is not None
-    return step
+    return TrainStep(net, [_PARAMS[p._t.node_id][1] for p in params], len(states), [b[1] for b in bufs], len(inputs),
+                     [tuple(x.shape) for x in noise_ts], init_values, optimizer, loss_scale is not None)
 
 
 __all__ = ["parameter", "buffer", "noise", "compile_train_step", "TrainStep", "LossScale"]

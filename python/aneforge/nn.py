@@ -57,9 +57,8 @@ class Module:
         object.__setattr__(self, name, value)
 
     def _param(self, name, value):
-        """Declares the parameter ``name`` holding ``value``; returns its tensor."""
+        """Declares the parameter ``name`` holding ``value`` (its tensor is made on first use)."""
         self._params[name] = np.asarray(value, np.float32)
-        return None
 
     def _tensors(self):
         """The af.parameter tensors, made on first use under their full names."""
@@ -429,21 +428,21 @@ class Flatten(Module):
         return af.flatten(x, self.start_dim, self.end_dim)
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    _op = ""
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.k, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):
         import aneforge as af
-        return af.max_pool2d(x, self.k, self.stride, self.padding)
+        return getattr(af, self._op)(x, self.k, self.stride, self.padding)
 
 
-class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.k, self.stride, self.padding = kernel_size, stride, padding
+class MaxPool2d(_Pool2d):
+    _op = "max_pool2d"
 
-    def forward(self, x):
-        import aneforge as af
-        return af.avg_pool2d(x, self.k, self.stride, self.padding)
+
+class AvgPool2d(_Pool2d):
+    _op = "avg_pool2d"

@@ -43,7 +43,7 @@ def warmup(schedule, steps, start_factor=0.0):
     """Linear warmup over the first ``steps`` from start_factor x to the schedule's rate
     (torch LinearLR followed by the schedule, shifted by ``steps``)."""
     _check(0.0, steps=steps)
-    if callable(schedule) is False:
+    if not callable(schedule):
         schedule = constant(schedule)
 
     def rate(i):

@@ -133,7 +133,10 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, path):
         """Everything to continue exactly: weights, optimizer moments, buffers, step count,
-        loss scale, the noise generator and the history (one .npz, replaced atomically)."""
+        loss scale, the noise generator and the history (one .npz, replaced atomically). An
+        existing file is replaced only if it is an ANEForge checkpoint."""
+        if os.path.exists(path) and not _is_checkpoint(path):
+            raise FileExistsError(f"{path} exists and is not an ANEForge checkpoint; not replacing it")
         s = self.step
         arrays = {f"state_{i}": np.asarray(v) for i, v in enumerate(s._values())}
         meta = {"version": _CKPT_VERSION, "epoch": self.epoch, "steps": s.steps, "skipped": s.skipped,
@@ -210,6 +213,14 @@ class Trainer:
         fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
         _write(path, buf.getvalue())
+
+
+def _is_checkpoint(path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "__meta__" in z.files
+    except (ValueError, OSError, zipfile.BadZipFile):
+        return False
 
 
 def _names(net):

@@ -1,6 +1,5 @@
 #include "aneforge/autodiff.h"
 
-#include <functional>
 #include <map>
 #include <set>
 
@@ -111,12 +110,7 @@ std::vector<Tensor> vjp(const std::vector<Tensor>& outputs, const std::vector<Te
     auto f = seed.find(k);
     seed[k] = f == seed.end() ? cotangents[i] : call1("add", {f->second, cotangents[i]});
   }
-  std::vector<Tensor> float_wrt;
-  for (const auto& t : wrt) float_wrt.push_back(t);
-  auto res = backprop(outputs, std::move(seed), float_wrt, true);
-  for (size_t i = 0; i < res.size(); ++i)
-    if (!is_float(wrt[i].dtype())) res[i] = Tensor();
-  return res;
+  return backprop(outputs, std::move(seed), wrt, true);  // non-float inputs never receive a gradient
 }
 
 }  // namespace af

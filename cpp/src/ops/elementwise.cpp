@@ -583,19 +583,17 @@ void attach_elementwise_grad() {
   });
   unary_grad("clamped_relu", [is](const Node& n, const Tensor& x) {  // slope below 0, 0 where clamped at beta
     double a = n.attrs.f("alpha"), b = n.attrs.f("beta");
-    Tensor pos = is("greater_equal", x, 0.0);
-    Tensor pre = where(op("greater_equal", {x, like(x, 0.0)}), x, mul(x, like(x, a)));
+    Tensor ge = op("greater_equal", {x, like(x, 0.0)}), pos = cast(ge, x.dtype());
+    Tensor pre = where(ge, x, mul(x, like(x, a)));
     Tensor slope = op("add", {pos, mul(sub(like(x, 1.0), pos), like(x, a))});
     return mul(slope, is("less", pre, b));
   });
   unary_grad("threshold", [is](const Node& n, const Tensor& x) { return is("greater", x, n.attrs.f("threshold")); });
   unary_grad("thresholded_relu", [is](const Node& n, const Tensor& x) { return is("greater", x, n.attrs.f("alpha")); });
-  unary_grad("linear_activation", [](const Node& n, const Tensor& x) {
-    return op("add", {mul(x, like(x, 0.0)), like(x, n.attrs.f("alpha"))});
-  });
+  unary_grad("linear_activation", [](const Node& n, const Tensor& x) { return like(x, n.attrs.f("alpha")); });
   unary_grad("clip", [is](const Node& n, const Tensor& x) {  // 1 inside [min, max], bounds included (torch clamp)
     double lo = n.attrs.f("min"), hi = n.attrs.f("max");
-    Tensor m = op("add", {mul(x, like(x, 0.0)), like(x, 1.0)});
+    Tensor m = like(x, 1.0);  // a scalar; g * m has g's shape
     if (std::isfinite(lo)) m = mul(m, is("greater_equal", x, lo));
     if (std::isfinite(hi)) m = mul(m, is("less_equal", x, hi));
     return m;
@@ -622,7 +620,7 @@ void attach_elementwise_grad() {
   });
   set("where", [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor &c = n.inputs[0], &x = n.inputs[1], &y = n.inputs[2];
-    Tensor zero = mul(g[0], like(g[0], 0.0));
+    Tensor zero = like(g[0], 0.0);
     return std::vector<Tensor>{Tensor(), unbroadcast(where(c, g[0], zero), x.shape()), unbroadcast(where(c, zero, g[0]), y.shape())};
   });
   set("prelu", [](const Node& n, const std::vector<Tensor>& g) {  // weight per channel (axis 1) or one value

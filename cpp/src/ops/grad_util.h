@@ -2,6 +2,7 @@
 #pragma once
 #include <vector>
 
+#include "aneforge/autodiff.h"
 #include "ops/lower_util.h"
 
 namespace af::gr {
@@ -30,6 +31,14 @@ inline Tensor spread(const Tensor& g, const Shape& shape, const std::vector<int6
 }
 
 inline Tensor like(const Tensor& x, double v) { return scalar(v, x.dtype()); }
+
+// The gradient through an equivalent graph of differentiable ops built on the node's inputs
+// (a bridge's lowering, a fused op's definition): a vector-Jacobian product over that graph.
+inline GradFn through(LowerFn equivalent) {
+  return [equivalent](const Node& n, const std::vector<Tensor>& g) {
+    return vjp(equivalent(n.inputs, n.attrs), g, n.inputs);
+  };
+}
 
 // Zero padding of one axis (F.pad pairs run from the last axis backwards).
 inline Tensor pad_axis(const Tensor& x, int axis, int64_t before, int64_t after) {

@@ -271,7 +271,7 @@ void attach_indexing_grad() {
   mutable_op("embedding").grad = [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor &x = n.inputs[0], &w = n.inputs[1];
     int64_t V = w.shape()[0], D = w.shape()[1], M = numel(x.shape());
-    Tensor hot = cast(op("equal", {reshape(x, {M, 1}), range_i32(0, V, 2)}), g[0].dtype());  // (M, V)
+    Tensor hot = one_hot_rows(reshape(x, {M, 1}), 0, V, g[0].dtype());  // (M, V)
     return std::vector<Tensor>{Tensor(), op("matmul", {permute(hot, {1, 0}), reshape(g[0], {M, D})})};
   };
 }

@@ -1,7 +1,7 @@
 // Rearrangements between space and channels: pixel_shuffle / pixel_unshuffle (PyTorch,
 // CRD order) and depth_to_space / space_to_depth (MIL and TensorFlow, DCR order).
 #include "ops/kernel_util.h"
-#include <tuple>
+#include <utility>
 
 #include "ops/register.h"
 
@@ -82,17 +82,12 @@ void register_layout_ops() {
 
 namespace af {
 
-void attach_layout_grad() {  // each rearrangement's gradient is its inverse
-  for (auto [op_name, inv, factor] : {std::tuple{"pixel_shuffle", "pixel_unshuffle", "upscale_factor"},
-                                      std::tuple{"pixel_unshuffle", "pixel_shuffle", "downscale_factor"},
-                                      std::tuple{"depth_to_space", "space_to_depth", "block_size"},
-                                      std::tuple{"space_to_depth", "depth_to_space", "block_size"}}) {
-    std::string inv_name = inv, inv_factor = std::string(inv) == "pixel_unshuffle" ? "downscale_factor"
-                                            : std::string(inv) == "pixel_shuffle"  ? "upscale_factor"
-                                                                                     : "block_size";
-    std::string f = factor;
-    mutable_op(op_name).grad = [inv_name, inv_factor, f](const Node& n, const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{call1(inv_name, {g[0]}, {{inv_factor, n.attrs.i(f)}})};
+void attach_layout_grad() {  // each rearrangement's gradient is its inverse, by the same factor
+  for (auto [name, inverse] : {std::pair{"pixel_shuffle", "pixel_unshuffle"}, std::pair{"pixel_unshuffle", "pixel_shuffle"},
+                               std::pair{"depth_to_space", "space_to_depth"}, std::pair{"space_to_depth", "depth_to_space"}}) {
+    std::string inv = inverse, factor = mutable_op(name).params[1].name, inv_factor = mutable_op(inverse).params[1].name;
+    mutable_op(name).grad = [inv, factor, inv_factor](const Node& n, const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{call1(inv, {g[0]}, {{inv_factor, n.attrs.i(factor)}})};
     };
   }
 }

@@ -374,7 +374,6 @@ void attach_norm_mil() {
 // Each norm is differentiated through its definition written in differentiable ops (mean,
 // sub, mul, rsqrt, ...): a vector-Jacobian product over that small graph. The forward
 // pass still runs the fused kernel; only the backward pass sees the decomposition.
-#include "aneforge/autodiff.h"
 #include "ops/grad_util.h"
 
 namespace af {
@@ -404,12 +403,10 @@ Shape channel_shape(const Tensor& x) {
   return s;
 }
 
-using Decomp = std::function<Tensor(const std::vector<Tensor>&, const Attrs&)>;
+using Definition = std::function<Tensor(const std::vector<Tensor>&, const Attrs&)>;
 
-void by_decomposition(const char* name, Decomp f) {
-  mutable_op(name).grad = [f](const Node& n, const std::vector<Tensor>& g) {
-    return vjp({f(n.inputs, n.attrs)}, g, n.inputs);
-  };
+void by_decomposition(const char* name, Definition f) {
+  mutable_op(name).grad = through([f](const std::vector<Tensor>& in, const Attrs& a) { return std::vector<Tensor>{f(in, a)}; });
 }
 
 }  // namespace

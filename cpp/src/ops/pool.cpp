@@ -169,13 +169,16 @@ void infer_affine(InferContext& c) {
   c.outputs = {{{s[0], s[1], sz[0], sz[1]}, c.in(0).dtype()}};
 }
 
+// Normalised [-1, 1] coordinate of output index i of n (torch affine_grid).
+float affine_base(int64_t i, int64_t n, bool align) {
+  return align ? (n > 1 ? -1.0f + 2.0f * static_cast<float>(i) / static_cast<float>(n - 1) : 0.0f)
+               : (2.0f * static_cast<float>(i) + 1.0f) / static_cast<float>(n) - 1.0f;
+}
+
 void affine_kernel(const KernelArgs& k) {
   const Shape &s = k.in_type(0).shape, &os = k.out_type(0).shape;
   bool align = k.node.attrs.b("align_corners");
   int64_t H = s[2], W = s[3], Ho = os[2], Wo = os[3];
-  auto base = [align](int64_t i, int64_t n) {
-    return align ? (n > 1 ? -1.0f + 2.0f * i / (n - 1) : 0.0f) : (2.0f * i + 1.0f) / n - 1.0f;
-  };
   auto unnorm = [align](float g, int64_t n) { return align ? (g + 1) / 2 * (n - 1) : ((g + 1) * n - 1) / 2; };
   parallel_for(s[0] * s[1], 1, [&](size_t b, size_t e) {
     for (size_t p = b; p < e; ++p) {
@@ -185,7 +188,7 @@ void affine_kernel(const KernelArgs& k) {
       float* y = k.out[0] + p * Ho * Wo;
       for (int64_t i = 0; i < Ho; ++i)
         for (int64_t j = 0; j < Wo; ++j) {
-          float bx = base(j, Wo), by = base(i, Ho);
+          float bx = affine_base(j, Wo, align), by = affine_base(i, Ho, align);
           float gx = th[0] * bx + th[1] * by + th[2], gy = th[3] * bx + th[4] * by + th[5];
           float fx = unnorm(gx, W), fy = unnorm(gy, H);
           float x0f = std::floor(fx), y0f = std::floor(fy);
@@ -445,26 +448,15 @@ std::vector<Tensor> pool_grad(const Node& n, const std::vector<Tensor>& g, bool 
   return {narrow(narrow(acc, 2, p[0], H), 3, p[1], W)};
 }
 
-// Resizes are separable and linear: y = A_h x A_w^T per plane, so dx = A_h^T g A_w.
-Tensor resize_matrix(int64_t in, int64_t out, double scale, bool align, bool linear, DType t) {
-  std::vector<float> a(static_cast<size_t>(out * in), 0.0f);
-  for (int64_t o = 0; o < out; ++o) {
-    float f = src_coord(o, in, out, scale, align, linear);
-    int64_t i0 = static_cast<int64_t>(f), i1 = std::min(i0 + 1, in - 1);
-    float l = linear ? f - static_cast<float>(i0) : 0.0f;
-    a[static_cast<size_t>(o * in + i0)] += 1.0f - l;
-    a[static_cast<size_t>(o * in + i1)] += l;
-  }
-  return constant(std::move(a), {out, in}, t);
-}
-
 std::vector<Tensor> resize_grad(const Node& n, const std::vector<Tensor>& g) {
   const Shape& s = n.inputs[0].shape();
   const Shape& os = n.outputs[0].shape;
   bool linear = n.attrs.s("mode") == "bilinear", align = n.attrs.b("align_corners");
   auto sc = n.attrs.floats("scale");
   DType t = g[0].dtype();
-  Tensor ah = resize_matrix(s[2], os[2], sc[0], align, linear, t), aw = resize_matrix(s[3], os[3], sc[1], align, linear, t);
+  // Resizes are separable and linear: y = A_h x A_w^T per plane, so dx = A_h^T g A_w.
+  Tensor ah = constant(resize_matrix(s[2], os[2], sc[0], linear, align), {os[2], s[2]}, t);
+  Tensor aw = constant(resize_matrix(s[3], os[3], sc[1], linear, align), {os[3], s[3]}, t);
   Tensor gw = op("matmul", {g[0], aw});                                     // (N, C, Ho, W)
   return {op("matmul", {permute(ah, {1, 0}), gw})};                         // (N, C, H, W)
 }
@@ -482,7 +474,6 @@ void attach_pool_grad() {
 }  // namespace af
 
 // ---- affine's gradient: through its definition (sampling grid, floor, four gathers) ----
-#include "aneforge/autodiff.h"
 
 namespace af {
 
@@ -496,15 +487,11 @@ Tensor affine_decomposed(const std::vector<Tensor>& in, const Attrs& a) {
   auto size = a.ints("size");
   int64_t Ho = size[0], Wo = size[1], P = Ho * Wo;
   DType t = x.dtype();
-  auto base = [align](int64_t i, int64_t n) {
-    return align ? (n > 1 ? -1.0f + 2.0f * static_cast<float>(i) / static_cast<float>(n - 1) : 0.0f)
-                 : (2.0f * static_cast<float>(i) + 1.0f) / static_cast<float>(n) - 1.0f;
-  };
   std::vector<float> grid(static_cast<size_t>(P * 3));
   for (int64_t i = 0; i < Ho; ++i)
     for (int64_t j = 0; j < Wo; ++j) {
       float* r = &grid[static_cast<size_t>((i * Wo + j) * 3)];
-      r[0] = base(j, Wo), r[1] = base(i, Ho), r[2] = 1.0f;
+      r[0] = affine_base(j, Wo, align), r[1] = affine_base(i, Ho, align), r[2] = 1.0f;
     }
   Tensor g = op("matmul", {constant(std::move(grid), {1, P, 3}, t), permute(theta, {0, 2, 1})});  // (N, P, 2)
   auto coord = [&](int k, int64_t n) {  // pixel coordinate from the normalised one
@@ -538,9 +525,9 @@ Tensor affine_decomposed(const std::vector<Tensor>& in, const Attrs& a) {
 }  // namespace
 
 void attach_affine_grad() {
-  mutable_op("affine").grad = [](const Node& n, const std::vector<Tensor>& g) {
-    return vjp({affine_decomposed(n.inputs, n.attrs)}, g, n.inputs);
-  };
+  mutable_op("affine").grad = gr::through([](const std::vector<Tensor>& in, const Attrs& a) {
+    return std::vector<Tensor>{affine_decomposed(in, a)};
+  });
 }
 
 }  // namespace af

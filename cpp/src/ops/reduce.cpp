@@ -248,7 +248,7 @@ void attach_reduction_grad() {
   red("l1_norm", [](const Tensor& x, const Tensor&, const std::vector<int64_t>&) { return op("sign", {x}); });
   red("sum_square", [](const Tensor& x, const Tensor&, const std::vector<int64_t>&) { return mul(x, like(x, 2.0)); });
   red("log_sum", [](const Tensor& x, const Tensor&, const std::vector<int64_t>& axes) {
-    return op("reciprocal", {op("add", {mul(x, like(x, 0.0)), reduce("sum", x, axes, true)})});
+    return op("reciprocal", {reduce("sum", x, axes, true)});
   });
   red("logsumexp", [](const Tensor& x, const Tensor& y, const std::vector<int64_t>&) { return op("exp", {sub(x, y)}); });
   mutable_op("softmax").grad = [](const Node& n, const std::vector<Tensor>& g) {

@@ -3,8 +3,8 @@
 #include <memory>
 #include <mutex>
 
-#include "aneforge/autodiff.h"
 #include "aneforge/op.h"
+#include "ops/grad_util.h"
 #include "ops/register.h"
 
 namespace af {
@@ -25,10 +25,7 @@ Registry& registry_storage() {
 void attach_lowered_grads() {
   for (auto& [name, def] : registry_storage().ops) {
     if (!def->lower || def->grad || def->no_grad) continue;
-    LowerFn lower = def->lower;
-    def->grad = [lower](const Node& n, const std::vector<Tensor>& g) {
-      return vjp(lower(n.inputs, n.attrs), g, n.inputs);
-    };
+    def->grad = gr::through(def->lower);
   }
 }
 
