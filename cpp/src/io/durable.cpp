@@ -58,7 +58,7 @@ std::string parent_of(const std::string& path) {
 std::string base_of(const std::string& path) { return fs::path(path).filename().string(); }
 
 // Atomically exchanges two paths where the OS can (Linux renameat2, macOS renamex_np).
-bool exchange(const std::string& a, const std::string& b) {
+bool swap_paths_atomically(const std::string& a, const std::string& b) {
 #if defined(__linux__) && defined(SYS_renameat2)
   return ::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), 2 /* RENAME_EXCHANGE */) == 0;
 #elif defined(__APPLE__)
@@ -183,7 +183,7 @@ void write_directory(const std::string& path, const std::function<void(const std
     sync_dir(tmp);
     if (e == Existing::none) {
       if (::rename(tmp.c_str(), path.c_str()) != 0) throw IOError(err("cannot move the new package to", path));
-    } else if (exchange(tmp, path)) {
+    } else if (swap_paths_atomically(tmp, path)) {
       fs::remove_all(tmp, ec);  // tmp now holds the old package (or file)
     } else {
       // No atomic exchange here: move the old one aside, move the new one in, then drop the old.
