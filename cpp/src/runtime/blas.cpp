@@ -1,6 +1,10 @@
 #include "runtime/blas.h"
 
+#ifdef AF_BLAS_ACCELERATE
+#include <Accelerate/Accelerate.h>  // ACCELERATE_NEW_LAPACK is defined by the build
+#else
 #include <cblas.h>
+#endif
 
 #include "aneforge/error.h"
 
@@ -31,8 +35,10 @@ void set_threads(int n) {
 }
 
 const char* name() {
-#ifdef AF_BLAS_SCIPY
+#if defined(AF_BLAS_SCIPY)
   return "scipy-openblas32";
+#elif defined(AF_BLAS_ACCELERATE)
+  return "Accelerate";
 #else
   return "system cblas";
 #endif

@@ -1,5 +1,5 @@
-// The BLAS the simulator uses for GEMM (OpenBLAS from the scipy-openblas32 wheel, or a
-// system CBLAS when built with CMake alone).
+// The BLAS the simulator uses for GEMM: Accelerate on Apple, OpenBLAS from the
+// scipy-openblas32 wheel elsewhere, or a system CBLAS when built with CMake alone.
 #pragma once
 #include <cstdint>
 
