@@ -107,3 +107,95 @@ TEST(Fp16, VectorPathMatchesScalar) {
     }
   }
 }
+
+// Conversions recorded on x86-64 (F16C and the portable code agree there), so a build for
+// another CPU (arm64 with NEON, run under qemu in the test command) must reproduce them bit
+// for bit. tests/test_numerics.py checks the same digests against NumPy's conversions.
+namespace {
+
+// Sum of w[i] * P^(i+1) mod 2^64 with P odd: any single changed word changes the digest.
+uint64_t digest(const uint32_t* w, size_t n) {
+  constexpr uint64_t P = 0x9e3779b97f4a7c15ull;
+  uint64_t power = 1, sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += static_cast<uint64_t>(w[i]) * (power *= P);
+  return sum;
+}
+
+// Every float whose top 19 bits vary and whose low 13 bits sit on or beside fp16's rounding
+// boundaries (exact, just above, just below and on the tie): 3,145,728 floats.
+std::vector<float> boundary_sweep() {
+  std::vector<float> v;
+  v.reserve(3145728);
+  for (uint32_t top = 0; top < (1u << 19); ++top)
+    for (uint32_t low : {0x0u, 0x1u, 0xfffu, 0x1000u, 0x1001u, 0x1fffu}) {
+      uint32_t bits = (top << 13) | low;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      v.push_back(f);
+    }
+  return v;
+}
+
+constexpr uint64_t kEveryHalfAsFloat = 0xc3b5056353800000ull;
+constexpr uint64_t kSweepToHalf = 0x8b950e7437a2000ull;
+constexpr uint64_t kSweepToHalfFlushed = 0x7ceaf1bf4a143c00ull;
+
+}  // namespace
+
+TEST(Fp16, EveryHalfDecodesAsOnX86) {
+  std::vector<uint16_t> h(65536);
+  for (uint32_t i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
+  std::vector<float> f(65536);
+  halves_to_floats(h.data(), f.data(), f.size());  // the CPU's vector path
+  std::vector<uint32_t> bits(65536);
+  std::memcpy(bits.data(), f.data(), 4 * 65536);
+  for (uint32_t i = 0; i < 65536; ++i) {
+    float s = h2f(static_cast<uint16_t>(i));
+    ASSERT_EQ(std::memcmp(&s, &f[i], 4), 0) << std::hex << i;
+  }
+  EXPECT_EQ(digest(bits.data(), bits.size()), kEveryHalfAsFloat);
+}
+
+TEST(Fp16, BoundarySweepEncodesAsOnX86) {
+  std::vector<float> v = boundary_sweep();
+  for (bool ftz : {false, true}) {
+    Fp16Mode mode{RoundMode::nearest_even, ftz};
+    std::vector<uint16_t> h(v.size());
+    floats_to_halves(v.data(), h.data(), v.size(), mode);
+    std::vector<float> r = v;
+    round_to_fp16(r.data(), r.size(), mode);
+    std::vector<uint32_t> words(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      ASSERT_EQ(h[i], float_to_half(v[i], mode)) << i;
+      float back = half_to_float(h[i]);
+      ASSERT_EQ(std::memcmp(&back, &r[i], 4), 0) << i;
+      words[i] = h[i];
+    }
+    EXPECT_EQ(digest(words.data(), words.size()), ftz ? kSweepToHalfFlushed : kSweepToHalf) << "ftz=" << ftz;
+  }
+}
+
+#if defined(__aarch64__)
+// With FPCR set to flush fp16 subnormals and to default NaNs (as a host library may leave
+// it), the hardware would convert differently; the portable code must take over.
+TEST(Fp16, NonIeeeFpcrFallsBackToPortableCode) {
+  uint64_t saved;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(saved));
+  const uint64_t fz16_dn = (1ull << 19) | (1ull << 25);
+  __asm__ volatile("msr fpcr, %0" : : "r"(saved | fz16_dn));
+  std::vector<uint16_t> h(65536);
+  for (uint32_t i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
+  std::vector<float> f(65536);
+  halves_to_floats(h.data(), f.data(), f.size());  // one chunk: runs on this thread
+  std::vector<float> sweep = {std::ldexp(1.0f, -20), -std::ldexp(1.0f, -24), std::nanf("0x1234")};
+  sweep.resize(64, 1.5f);
+  std::vector<uint16_t> enc(sweep.size());
+  floats_to_halves(sweep.data(), enc.data(), sweep.size(), {RoundMode::nearest_even, false});
+  __asm__ volatile("msr fpcr, %0" : : "r"(saved));
+  for (uint32_t i = 0; i < 65536; ++i) {
+    float s = h2f(static_cast<uint16_t>(i));
+    ASSERT_EQ(std::memcmp(&s, &f[i], 4), 0) << std::hex << i;
+  }
+  for (size_t i = 0; i < sweep.size(); ++i) EXPECT_EQ(enc[i], f2h(sweep[i], false, false)) << i;
+}
+#endif

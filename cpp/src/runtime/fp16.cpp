@@ -8,6 +8,9 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define AF_X86 1
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#define AF_ARM64 1
 #endif
 
 namespace af {
@@ -54,7 +57,8 @@ uint16_t float_to_half(float f, Fp16Mode mode) {
 float half_to_float(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1f) return float_of(sign | 0x7f800000u | (m << 13));
+  // NaNs come out quiet (payload kept), as F16C's VCVTPH2PS and Arm's FCVT convert them.
+  if (e == 0x1f) return float_of(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
   if (e == 0) {
     if (m == 0) return float_of(sign);
     float v = static_cast<float>(m) * (1.0f / 16777216.0f);  // m * 2^-24
@@ -116,11 +120,82 @@ static bool has_f16c() {
 }
 #endif
 
+#ifdef AF_ARM64
+// FCVT rounds and flushes as FPCR says, and FPCR is per thread (a library may set flush to
+// zero or default NaN). The hardware matches the portable code only in IEEE mode: round to
+// nearest even (RMode 0), IEEE halves (AHP 0), NaN payloads kept (DN 0), fp16 subnormals kept
+// (FZ16 0; we flush afterwards as asked). FZ (bit 24) only touches float subnormals, which
+// are far below fp16's range either way. Read on the thread that converts.
+static bool fpcr_converts_as_ieee() {
+  uint64_t fpcr;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  constexpr uint64_t ahp = 1ull << 26, dn = 1ull << 25, rmode = 3ull << 22, fz16 = 1ull << 19;
+  return (fpcr & (ahp | dn | rmode | fz16)) == 0;
+}
+
+// Eight floats to eight halves, rounded to nearest even; fp16 subnormals become signed zero
+// when ftz (the same rule as float_to_half: decided on the rounded result).
+static inline uint16x8_t halves_of8(const float* s, bool ftz) {
+  float16x8_t h16 = vcombine_f16(vcvt_f16_f32(vld1q_f32(s)), vcvt_f16_f32(vld1q_f32(s + 4)));
+  uint16x8_t h = vreinterpretq_u16_f16(h16);
+  if (ftz) {
+    uint16x8_t denorm = vceqq_u16(vandq_u16(h, vdupq_n_u16(0x7c00)), vdupq_n_u16(0));
+    h = vbslq_u16(denorm, vandq_u16(h, vdupq_n_u16(0x8000)), h);
+  }
+  return h;
+}
+
+static inline void floats_of8(uint16x8_t h, float* d) {
+  float16x8_t h16 = vreinterpretq_f16_u16(h);
+  vst1q_f32(d, vcvt_f32_f16(vget_low_f16(h16)));
+  vst1q_f32(d + 4, vcvt_high_f32_f16(h16));
+}
+
+static void round_neon(float* p, size_t n, bool ftz) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) floats_of8(halves_of8(p + i, ftz), p + i);
+  for (; i < n; ++i) p[i] = half_to_float(float_to_half(p[i], {RoundMode::nearest_even, ftz}));
+}
+
+static void to_halves_neon(const float* s, uint16_t* d, size_t n, bool ftz) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) vst1q_u16(d + i, halves_of8(s + i, ftz));
+  for (; i < n; ++i) d[i] = float_to_half(s[i], {RoundMode::nearest_even, ftz});
+}
+
+static void to_floats_neon(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) floats_of8(vld1q_u16(s + i), d + i);
+  for (; i < n; ++i) d[i] = half_to_float(s[i]);
+}
+#endif
+
+// Each chunk picks the hardware path where it rounds as the portable code does.
 static void round_chunk(float* p, size_t n, Fp16Mode mode) {
-#ifdef AF_X86
+#if defined(AF_X86)
   if (mode.round == RoundMode::nearest_even && has_f16c()) return round_f16c(p, n, mode.flush_subnormals);
+#elif defined(AF_ARM64)
+  if (mode.round == RoundMode::nearest_even && fpcr_converts_as_ieee()) return round_neon(p, n, mode.flush_subnormals);
 #endif
   for (size_t i = 0; i < n; ++i) p[i] = half_to_float(float_to_half(p[i], mode));
+}
+
+static void to_halves_chunk(const float* s, uint16_t* d, size_t n, Fp16Mode mode) {
+#if defined(AF_X86)
+  if (mode.round == RoundMode::nearest_even && has_f16c()) return to_halves_f16c(s, d, n, mode.flush_subnormals);
+#elif defined(AF_ARM64)
+  if (mode.round == RoundMode::nearest_even && fpcr_converts_as_ieee()) return to_halves_neon(s, d, n, mode.flush_subnormals);
+#endif
+  for (size_t i = 0; i < n; ++i) d[i] = float_to_half(s[i], mode);
+}
+
+static void to_floats_chunk(const uint16_t* s, float* d, size_t n) {
+#if defined(AF_X86)
+  if (has_f16c()) return to_floats_f16c(s, d, n);
+#elif defined(AF_ARM64)
+  if (fpcr_converts_as_ieee()) return to_floats_neon(s, d, n);
+#endif
+  for (size_t i = 0; i < n; ++i) d[i] = half_to_float(s[i]);
 }
 
 void round_to_fp16(float* data, size_t n, Fp16Mode mode) {
@@ -128,21 +203,11 @@ void round_to_fp16(float* data, size_t n, Fp16Mode mode) {
 }
 
 void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode) {
-#ifdef AF_X86
-  if (mode.round == RoundMode::nearest_even && has_f16c())
-    return parallel_for(n, 1 << 16, [&](size_t b, size_t e) {
-      to_halves_f16c(src + b, dst + b, e - b, mode.flush_subnormals);
-    });
-#endif
-  for (size_t i = 0; i < n; ++i) dst[i] = float_to_half(src[i], mode);
+  parallel_for(n, 1 << 16, [&](size_t b, size_t e) { to_halves_chunk(src + b, dst + b, e - b, mode); });
 }
 
 void halves_to_floats(const uint16_t* src, float* dst, size_t n) {
-#ifdef AF_X86
-  if (has_f16c())
-    return parallel_for(n, 1 << 16, [&](size_t b, size_t e) { to_floats_f16c(src + b, dst + b, e - b); });
-#endif
-  for (size_t i = 0; i < n; ++i) dst[i] = half_to_float(src[i]);
+  parallel_for(n, 1 << 16, [&](size_t b, size_t e) { to_floats_chunk(src + b, dst + b, e - b); });
 }
 
 }  // namespace af
