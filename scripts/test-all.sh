@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up .venv with the test dependencies, then runs every test: the C++ tests (GoogleTest
-# via ctest), the C++ tests under ASan+UBSan and TSan with warnings as errors, a short fuzz
-# run of every file reader, and the Python tests (pytest, last). Compiler output goes to
+# via ctest), the same built with clang + libc++ and cross-built for aarch64 (run under
+# qemu), the C++ tests under ASan+UBSan and TSan with warnings as errors, a short fuzz run of
+# every file reader, and the Python tests (pytest, last). Compiler output goes to
 # build/logs/; ends with a summary of the steps; exits non-zero when anything fails.
 # FUZZ_SECONDS (default 60) per fuzz target; arguments go to pytest.
 set -euo pipefail
@@ -26,13 +27,8 @@ finish() {
   [ "$rc" = 0 ] && echo "all tests passed" || echo "FAILED"
 }
 trap finish EXIT
-need=()
-for pkg in libgtest-dev clang libclang-rt-14-dev; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
-if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-  step "Debian packages: ${need[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" > build/logs/apt.log
-fi
+step "Debian packages (scripts/debian-packages.sh)"
+bash scripts/debian-packages.sh
 step "Python environment and package with the test dependencies"
 source "$(dirname "$0")/env.sh" test
 step "C++ build (build/logs/cpp-build.log)"
@@ -41,6 +37,8 @@ step "C++ build (build/logs/cpp-build.log)"
 step "C++ tests (ctest)"
 ctest --test-dir build/cpp --output-on-failure > build/logs/ctest.log 2>&1 || { cat build/logs/ctest.log | tail -40; exit 1; }
 tail -3 build/logs/ctest.log
+step "clang + libc++ (Apple's toolchain) and aarch64 under qemu, warnings as errors"
+bash scripts/toolchains.sh
 step "C++ tests under ASan+UBSan and TSan, warnings as errors"
 bash scripts/sanitize.sh
 step "fuzzing, ${FUZZ_SECONDS:-60} s per target (build/fuzz-logs/)"
