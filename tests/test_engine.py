@@ -34,7 +34,8 @@ def engine(request, double_libs, tmp_path, monkeypatch):
     d = engine_doubles.Double(path, double_libs[path], tmp_path / "tmp")
     d.reset()
     yield d
-    gc.collect()
+    gc.collect()  # programs released, so teardown violations are recorded too
+    assert d.violations() == "", f"the {path} double recorded protocol violations:\n{d.violations()}"
 
 
 def _cnn(rng):

@@ -90,7 +90,10 @@ class EngineTest : public ::testing::TestWithParam<std::string> {
     ASSERT_NE(dbl_->h, nullptr);
     dbl_->reset();
   }
-  void TearDown() override { std::filesystem::remove_all(cache_); }
+  void TearDown() override {
+    EXPECT_EQ(dbl_->violations(), "") << "the double recorded protocol violations";
+    std::filesystem::remove_all(cache_);
+  }
 
   // conv + relu + a second output: a program with weights and two inputs.
   std::shared_ptr<const Program> program(unsigned seed = 1) {
@@ -283,15 +286,27 @@ TEST(EngineProtocol, E5rtCallOrderMaskAndTarget) {
   Tensor x = input({1, 8}, DType::fp16, "x");
   auto p = compile({call1("relu", {x})});
   programs()[mil::to_text(mil::build(*p, 18))] = p;
+  auto bundles = [&] {
+    std::vector<std::string> found;
+    for (auto& e : std::filesystem::recursive_directory_iterator(cache))
+      if (e.path().parent_path().filename() == "e5bundle") found.push_back(e.path().filename().string());
+    return found;
+  };
   {
     auto e = backend("engine").load(p);
     std::vector<float> in(8, 1.0f), out(8);
     const float* ip[] = {in.data()};
     float* op[] = {out.data()};
     for (int k = 0; k < 3; ++k) e->run(ip, op);
+    // The bundle folder is this process's own, created before the compile.
+    auto b = bundles();
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_EQ(b[0].rfind(std::to_string(getpid()) + "-", 0), 0u) << b[0];
   }
+  EXPECT_TRUE(bundles().empty()) << "the bundle folder goes with the program";
   EXPECT_EQ(d.fn<uint64_t (*)()>("af_double_last_mask")(), 0x4u);
-  EXPECT_EQ(std::string(d.fn<const char* (*)()>("af_double_last_custom_options")()), "TargetArchitecture=h16g");
+  // Compiled for the host: no TargetArchitecture (the target table only gates).
+  EXPECT_EQ(std::string(d.fn<const char* (*)()>("af_double_last_custom_options")()), "");
   EXPECT_EQ(d.calls("e5rt_execution_stream_encode_operation"), 1);
   EXPECT_EQ(d.calls("e5rt_execution_stream_execute_sync"), 3);
   std::string log = d.log();

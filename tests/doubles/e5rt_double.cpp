@@ -5,6 +5,8 @@
 // kind and alive, ports named by the MIL program, buffers large enough, every bind and the
 // completion event before encode, each object released once), injects failures, and computes
 // results through a callback the test sets. af_double_* is its control API.
+#include <sys/stat.h>
+
 #include <cstdarg>
 #include <cstdint>
 #include <cstring>
@@ -32,6 +34,9 @@ struct Obj {
   std::string mil_text, weights;
   dbl::MilSignature sig;
   uint64_t mask = 0;
+  int force = 0;            // options
+  std::string bundle_dir;   // config, compiler
+  std::string custom;       // options, library: custom ANE compiler options
   Obj* op = nullptr;        // port: its op; op: itself
   bool input = false;       // port
   std::string name;         // port
@@ -231,12 +236,16 @@ Rc e5rt_e5_compiler_config_options_set_cache_bundle_location(void* cfg, const ch
   CALL(__func__);
   GET(c, cfg, kConfig, __func__);
   if (!dir) violate("set_cache_bundle_location: null directory");
+  else c->bundle_dir = dir;
   return 0;
 }
 Rc e5rt_e5_compiler_create_with_config(void** out, void* cfg) {
   CALL(__func__);
   GET(c, cfg, kConfig, __func__);
-  return create(__func__, out, kCompiler);
+  Obj* compiler = nullptr;
+  Rc rc = create(__func__, out, kCompiler, &compiler);
+  if (compiler) compiler->bundle_dir = c->bundle_dir;
+  return rc;
 }
 Rc e5rt_e5_compiler_options_create(void** out) { CALL(__func__); return create(__func__, out, kOptions); }
 Rc e5rt_e5_compiler_options_set_compute_device_types_mask(void* opts, uint64_t mask) {
@@ -245,9 +254,10 @@ Rc e5rt_e5_compiler_options_set_compute_device_types_mask(void* opts, uint64_t m
   o->mask = mask;
   return 0;
 }
-Rc e5rt_e5_compiler_options_set_force_recompilation(void* opts, int) {
+Rc e5rt_e5_compiler_options_set_force_recompilation(void* opts, int force) {
   CALL(__func__);
   GET(o, opts, kOptions, __func__);
+  o->force = force;
   return 0;
 }
 Rc e5rt_e5_compiler_options_set_segmenter(void* opts, const char* s) {
@@ -260,6 +270,7 @@ Rc e5rt_e5_compiler_options_set_custom_ane_compiler_options(void* opts, const ch
   CALL(__func__);
   GET(o, opts, kOptions, __func__);
   st().last_custom = s ? s : "";
+  o->custom = st().last_custom;
   return 0;
 }
 Rc e5rt_e5_compiler_compile(void* compiler, const char* mil_path, void* opts, void** out_lib) {
@@ -270,6 +281,14 @@ Rc e5rt_e5_compiler_compile(void* compiler, const char* mil_path, void* opts, vo
     violate("compile: null out-pointer (compile takes it last)");
     return 1;
   }
+  // What public code that dispatches on Macs does (sbryngelson/ANEForge compile_and_build_op):
+  // a bundle folder that exists, and forced recompilation (a bundle another process compiled
+  // fails to load: "Must re-compile the E5 bundle").
+  struct stat sb;
+  if (c->bundle_dir.empty() || stat(c->bundle_dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
+    violate("compile with a cache bundle location that does not exist: '" + c->bundle_dir + "'");
+  if (o->force != 1)
+    violate("compile without force_recompilation(1): a cached bundle from another process would fail to load");
   bool ok;
   std::string text = read_all(mil_path ? mil_path : "", &ok);
   if (!ok) return fail(std::string("Invalid E5 path specified. @ GetE5PathFromCompositeBundle: ") + (mil_path ? mil_path : "(null)"));
@@ -285,6 +304,7 @@ Rc e5rt_e5_compiler_compile(void* compiler, const char* mil_path, void* opts, vo
   lib->mil_text = text;
   lib->weights = weights;
   lib->sig = sig;
+  lib->custom = o->custom;
   return 0;
 }
 Rc e5rt_program_library_retain_program_function(void* lib, const char* name, void** out) {
@@ -293,7 +313,7 @@ Rc e5rt_program_library_retain_program_function(void* lib, const char* name, voi
   if (!name || std::string(name) != "main") return fail("no function named " + std::string(name ? name : "(null)"));
   Obj* f;
   Rc rc = create(__func__, out, kFunction, &f);
-  if (f) f->mil_text = l->mil_text, f->weights = l->weights, f->sig = l->sig;
+  if (f) f->mil_text = l->mil_text, f->weights = l->weights, f->sig = l->sig, f->custom = l->custom;
   return rc;
 }
 Rc e5rt_precompiled_compute_op_create_options_create_with_program_function(void** out, void* fn) {
@@ -305,7 +325,7 @@ Rc e5rt_precompiled_compute_op_create_options_create_with_program_function(void*
   }
   Obj* o = make(kOpOpts);
   *out = o;
-  o->mil_text = f->mil_text, o->weights = f->weights, o->sig = f->sig;
+  o->mil_text = f->mil_text, o->weights = f->weights, o->sig = f->sig, o->custom = f->custom;
   return 0;
 }
 Rc e5rt_precompiled_compute_op_create_options_set_operation_name(void* oo, const char* n) {
@@ -323,6 +343,12 @@ Rc e5rt_execution_stream_operation_create_precompiled_compute_operation_with_opt
   CALL(__func__);
   GET(o, oo, kOpOpts, __func__);
   if (st().live_ops >= st().load_cap) return fail("E5RT: failed to load the program (13)", 13);
+  if (o->custom.find("TargetArchitecture") != std::string::npos) {
+    // A library compiled for a named target: ANEForge uses that only to check that a
+    // program compiles for another target; one for another target fails to load here.
+    violate("an operation created from a library compiled with '" + o->custom + "' (dispatch compiles for the host)");
+    return fail("E5RT: failed to load the program (13)", 13);
+  }
   if (!out) {
     violate("create operation: null out-pointer");
     return 1;

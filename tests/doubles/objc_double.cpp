@@ -42,6 +42,7 @@ struct Obj {
   std::vector<Obj*> arrays;         // request: inputs, in_idx, outputs, out_idx
   int locks = 0;                    // surface
   bool compiled = false, loaded = false;  // model
+  Obj* used_by = nullptr;           // request, IO object, surface: the model that evaluated it
   std::string mil_text, weights;    // descriptor, model
 };
 
@@ -91,6 +92,10 @@ void free_obj(Obj* o) {
   for (Obj* c : o->arrays) release(c, "contents");
   if (o->child) release(o->child, "contents");
   if (o->cls == &kModel && o->loaded) violate("a loaded _ANEInMemoryModel was released without unloadWithQoS:error:");
+  // Public code unloads before it releases the request and the surfaces (maderix/ANE
+  // training/ane_runtime.h, mechramc/Orion core/ane_runtime.m).
+  if (o->used_by && valid(o->used_by) && o->used_by->loaded)
+    violate(std::string("a ") + o->cls->name + " was released while the model that used it was still loaded");
   if (o->cls == &kIOSurface && o->locks) violate("a locked IOSurface was released");
 }
 void release(Obj* o, const char* who) {
@@ -212,8 +217,11 @@ signed char evaluate(Obj* model, Obj* req, void** err) {
     out_bytes.push_back(so[k].bytes());
   }
   for (Obj* arr : {ins, outs})
-    for (Obj* io : arr->items)
+    for (Obj* io : arr->items) {
       if (io->child->locks) violate("evaluate while a surface is locked");
+      io->used_by = io->child->used_by = model;
+    }
+  req->used_by = model;
   if (!st().compute) return fail_with(err, 8, "the double has no compute function");
   if (st().compute(model->mil_text.c_str(), model->weights.data(), model->weights.size(), static_cast<int>(si.size()),
                    in_names.data(), in_ptrs.data(), in_bytes.data(), static_cast<int>(so.size()), out_names.data(),

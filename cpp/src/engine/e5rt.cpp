@@ -2,7 +2,11 @@
 // (constructors take the out-pointer first, retain_/get_ and compile take it last), release
 // through a pointer to the handle, and return codes tested on their low 32 bits follow the
 // public reverse-engineering record (docs/engine.md cites it).
+#include <unistd.h>
+
+#include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,7 +31,6 @@ struct E5rt {
   Rc (*options_set_mask)(H, uint64_t) = nullptr;
   Rc (*options_set_force)(H, int) = nullptr;
   Rc (*options_set_segmenter)(H, const char*) = nullptr;
-  Rc (*options_set_custom)(H, const char*) = nullptr;  // optional
   Rc (*compile)(H, const char*, H, H*) = nullptr;
   Rc (*retain_function)(H, const char*, H*) = nullptr;
   Rc (*opopts_create)(H*, H) = nullptr;
@@ -93,7 +96,6 @@ std::shared_ptr<E5rt> open_api(std::string* why) {
   a->need(a->options_set_mask, "e5rt_e5_compiler_options_set_compute_device_types_mask");
   a->need(a->options_set_force, "e5rt_e5_compiler_options_set_force_recompilation");
   a->need(a->options_set_segmenter, "e5rt_e5_compiler_options_set_segmenter");
-  a->lib.bind(a->options_set_custom, "e5rt_e5_compiler_options_set_custom_ane_compiler_options");
   a->need(a->compile, "e5rt_e5_compiler_compile");
   a->need(a->retain_function, "e5rt_program_library_retain_program_function");
   a->need(a->opopts_create, "e5rt_precompiled_compute_op_create_options_create_with_program_function");
@@ -180,7 +182,11 @@ class E5rtProgram final : public Loaded {
   }
 
   void load() {
-    // Compile the MIL file for the gated target; the compiler objects go right after.
+    // Compile for the host engine, as sbryngelson/ANEForge's compile_and_build_op does
+    // (aneforge/_lib/ane_e5rt_dispatch.mm): no TargetArchitecture (a library compiled for
+    // another target fails to load here; the target table gates and cross-compiles only),
+    // force_recompilation 1 (a bundle compiled by another process fails to load: "Must
+    // re-compile the E5 bundle"), into a bundle folder this load creates and removes.
     H cfg = nullptr, compiler = nullptr, opts = nullptr;
     struct Guard {
       E5rt* a; H* cfg; H* compiler; H* opts;
@@ -190,28 +196,30 @@ class E5rtProgram final : public Loaded {
         if (*cfg) a->release_config(cfg);
       }
     } guard{a_.get(), &cfg, &compiler, &opts};
+    static std::atomic<uint64_t> loads{0};  // two loads of one program never share a folder
+    bundle_dir_ = f_.dir + "/e5bundle/" + std::to_string(::getpid()) + "-" + std::to_string(++loads);
+    std::error_code ec;
+    std::filesystem::create_directories(bundle_dir_, ec);
+    if (ec) throw EngineError("e5rt: cannot create the bundle folder " + bundle_dir_ + ": " + ec.message());
     check(a_->config_create(&cfg), "create the compiler configuration");
-    a_->config_set_cache(cfg, (f_.dir + "/e5bundle").c_str());  // a cache hint; its code is not fatal
+    a_->config_set_cache(cfg, bundle_dir_.c_str());  // a cache hint; its code is not fatal
     check(a_->compiler_create(&compiler, cfg), "create the compiler");
     check(a_->options_create(&opts), "create the compile options");
     check(a_->options_set_mask(opts, kAneMask), "select the Neural Engine");
-    check(a_->options_set_force(opts, 0), "set recompilation");
+    check(a_->options_set_force(opts, 1), "set recompilation");
     check(a_->options_set_segmenter(opts, "graph"), "set the segmenter");
-    if (a_->options_set_custom)
-      check(a_->options_set_custom(opts, ("TargetArchitecture=" + f_.target).c_str()), "set the target");
     Rc rc = a_->compile(compiler, f_.mil_path.c_str(), opts, &lib_);
     if (static_cast<int32_t>(rc) != 0 || !lib_) {
       const char* msg = a_->last_error ? a_->last_error() : nullptr;
       throw EngineError("the engine compiler refused the program (code " + std::to_string(static_cast<int32_t>(rc)) +
                         "): " + (msg && *msg ? std::string(msg) : "no message") + ". Compiled: " + f_.mil_path +
-                        " for target " + f_.target + "; that directory holds the MIL and weights for a bug report");
+                        " (gated for target " + f_.target + "); that directory holds the MIL and weights for a bug report");
     }
     check(a_->retain_function(lib_, "main", &fn_), "retain function 'main'");
     check(a_->opopts_create(&opopts_, fn_), "create the operation options");
     check(a_->opopts_set_name(opopts_, "main"), "name the operation");
     check(a_->opopts_set_alloc(opopts_, 1), "allocate intermediate buffers");
-    check(a_->op_create(&op_, opopts_), "create the operation (a library compiled for another target or "
-                                        "in another process cannot be loaded)");
+    check(a_->op_create(&op_, opopts_), "create the operation");
     auto bind_ports = [&](const std::vector<Port>& ports, bool input, std::vector<H>& port_h, std::vector<H>& buf,
                           std::vector<void*>& data) {
       port_h.assign(ports.size(), nullptr);
@@ -251,10 +259,13 @@ class E5rtProgram final : public Loaded {
     if (opopts_) a_->release_opopts(&opopts_);
     if (fn_) a_->release_function(&fn_);
     if (lib_) a_->release_library(&lib_);
+    std::error_code ec;
+    if (!bundle_dir_.empty()) std::filesystem::remove_all(bundle_dir_, ec);  // ours: created in load()
   }
 
   std::shared_ptr<E5rt> a_;
   ProgramFiles f_;
+  std::string bundle_dir_;  // <program dir>/e5bundle/<pid>-<load>
   H lib_ = nullptr, fn_ = nullptr, opopts_ = nullptr, op_ = nullptr, event_ = nullptr, stream_ = nullptr;
   std::vector<H> in_port_, out_port_, in_buf_, out_buf_;
   std::vector<void*> in_data_, out_data_;

@@ -305,8 +305,15 @@ class InMemoryProgram final : public Loaded {
     request_ = a_->retain(req);
   }
 
+  // Unload first, then the request and the surfaces, then the model: the order of maderix/ANE
+  // training/ane_runtime.h and mechramc/Orion core/ane_runtime.m.
   void release_all() {
     Pool pool(*a_);
+    if (model_ && loaded_) {
+      Id err = nullptr;
+      a_->call<Bool>(model_, "unloadWithQoS:error:", kQoS, &err);  // always, or resources leak
+      loaded_ = false;
+    }
     if (request_) a_->release(request_);
     request_ = nullptr;
     for (Id o : in_obj_) a_->release(o);
@@ -314,12 +321,8 @@ class InMemoryProgram final : public Loaded {
     for (Id s : in_surf_) a_->cf_release(s);
     for (Id s : out_surf_) a_->cf_release(s);
     in_obj_.clear(), out_obj_.clear(), in_surf_.clear(), out_surf_.clear();
-    if (model_) {
-      Id err = nullptr;
-      if (loaded_) a_->call<Bool>(model_, "unloadWithQoS:error:", kQoS, &err);  // always, or resources leak
-      a_->release(model_);
-      model_ = nullptr;
-    }
+    if (model_) a_->release(model_);
+    model_ = nullptr;
   }
 
   std::shared_ptr<ObjcApi> a_;
