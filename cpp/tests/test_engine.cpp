@@ -339,6 +339,9 @@ TEST(EngineProbe, TheTargetComesFromTheChipName) {
   EXPECT_EQ(engine::target_for_chip("Apple M1", &note), find_target("M1").name);
   EXPECT_EQ(engine::target_for_chip("Apple M4 Pro", &note), find_target("M4 Pro").name);
   EXPECT_EQ(engine::target_for_chip("Apple M4", &note), "h16g");
+  // sbryngelson/ANEForge's verified M5 Pro run reports h17s.
+  EXPECT_EQ(engine::target_for_chip("Apple M5 Pro", &note), "h17s");
+  EXPECT_EQ(engine::target_for_chip("Apple M5", &note), "h17s");
   EXPECT_EQ(engine::target_for_chip("Intel(R) Core(TM) i7", &note), "");
   EXPECT_EQ(engine::target_for_chip("Apple M99", &note), "");
   EXPECT_NE(note.find("ANEFORGE_TARGET"), std::string::npos);

@@ -103,6 +103,13 @@ def targets_markdown() -> str:
         out.append(f"| `{t['name']}` | {t['family']} | {'yes' if t['mil'] else 'no'} | {', '.join(t['chips']) or '-'} "
                    f"| {t['spatial_max']} | {t['channel_max']} | {t['kernel_width_max']} | {', '.join(t['streams']) or '-'} "
                    f"| {t['fp16_tflops']:g} | {t['bandwidth_gbs']:g} | {t['dispatch_us']:g} | {t['rounding']} |\n")
+    out.append("\nWhich chip is which target: a mapping is *measured* where someone read the target off "
+               "that chip (the compiled bundle's name or its dispatch), *inferred* where it follows from a rule. "
+               "Dispatch does not depend on it (the engine compiles for the chip it runs on); the table gates "
+               "programs and cross-compiles.\n\n")
+    for t in _core.targets():
+        if t["chips_evidence"]:
+            out.append(f"- `{t['name']}` ({', '.join(t['chips'])}): {t['chips_evidence']}\n")
     out.append("\nSources per row:\n\n")
     for t in _core.targets():
         out.append(f"- `{t['name']}`: {t['sources']}\n")

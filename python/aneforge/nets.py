@@ -55,15 +55,15 @@ def gemm(m=256, k=4096, n=4096, seed=0):
 
 # Published engine measurements (sbryngelson/ANEForge README and bench/results; ane-guide s9).
 PUBLISHED = [
-    ("ResNet-18 fp16, batch 1, 224x224", "h17g", "M5 Pro", lambda: resnet18(), 330.0,
+    ("ResNet-18 fp16, batch 1, 224x224", "h17s", "M5 Pro", lambda: resnet18(), 330.0,
      "ANEForge README, real_models_fp16_results.json"),
     ("16x conv3x3, 256 ch, 32x32", "h13g", "M1 Max", lambda: conv_stack(), 1920.0,
      "ANEForge device_compare_wattcomplete_results_M1.json"),
-    ("16x conv3x3, 256 ch, 32x32", "h17g", "M5 Pro", lambda: conv_stack(), 757.0,
+    ("16x conv3x3, 256 ch, 32x32", "h17s", "M5 Pro", lambda: conv_stack(), 757.0,
      "ANEForge device_compare_wattcomplete_results_M5.json"),
     ("GEMM 256x4096x4096", "h13g", "M1 Max", lambda: gemm(), 2.0 * 256 * 4096 * 4096 / 3.6e12 * 1e6,
      "ANEForge (3.6 TFLOP/s)"),
-    ("GEMM 256x4096x4096", "h17g", "M5 Pro", lambda: gemm(), 2.0 * 256 * 4096 * 4096 / 6.6e12 * 1e6,
+    ("GEMM 256x4096x4096", "h17s", "M5 Pro", lambda: gemm(), 2.0 * 256 * 4096 * 4096 / 6.6e12 * 1e6,
      "ANEForge (6.6 TFLOP/s)"),
 ]
 

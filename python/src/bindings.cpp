@@ -325,6 +325,7 @@ NB_MODULE(_core, m) {
     d["family"] = af::family_name(t.family);
     d["mil"] = t.mil;
     d["chips"] = t.chips;
+    d["chips_evidence"] = t.chips_evidence;
     d["spatial_max"] = t.spatial_max;
     d["channel_max"] = t.channel_max;
     d["kernel_width_max"] = t.kernel_w_max;

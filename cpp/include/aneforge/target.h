@@ -16,6 +16,7 @@ struct Target {
   Family family;
   bool mil;                   // MIL compiles for it (H13 and later)
   std::vector<std::string> chips;  // marketing names that map to it
+  std::string chips_evidence;      // which of those mappings someone measured, which are inferred
   int64_t spatial_max;        // W, H, matmul K
   int64_t channel_max;
   int64_t kernel_w_max;       // conv kernel width

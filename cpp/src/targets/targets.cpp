@@ -3,6 +3,7 @@
 // [?] disputed. See docs/targets.md for the table with explanations.
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include "aneforge/error.h"
 #include "aneforge/target.h"
@@ -74,8 +75,9 @@ std::vector<Target> make_table() {
       row("h16s", Family::h16, {}, 19.0, 64, 95, "nearest_away [?]", m4),
       row("h17", Family::h16, {"A18", "A18 Pro"}, 19.0, 60, 90, "nearest_away [?]", m5),
       row("h17a", Family::h16, {}, 19.0, 70, 90, "nearest_away [?]", m5),
-      row("h17g", Family::h16, {"M5 Pro", "M5 Max"}, 19.0, 145, 90, "nearest_away [?]", m5),
-      row("h17s", Family::h16, {"M5"}, 19.0, 70, 90, "nearest_away [?]", m5),
+      row("h17g", Family::h16, {}, 19.0, 145, 90, "nearest_away [?]", m5),
+      row("h17s", Family::h16, {"M5", "M5 Pro", "M5 Max"}, 19.0, 145, 90, "nearest_away [?]",
+          m5 + "; bandwidth: the M5 Pro's, where the cost anchors were measured (M5: 70 GB/s)"),
       row("h17c", Family::h16, {}, 19.0, 145, 90, "nearest_away [?]", m5),
       row("h17d", Family::h16, {}, 19.0, 145, 90, "nearest_away [?]", m5),
       row("h18", Family::h16, {"A19", "A19 Pro"}, 19.0, 68, 90, "nearest_away [?]", m5 + "; A19 = H18 unverified [?]"),
@@ -83,6 +85,28 @@ std::vector<Target> make_table() {
       row("u2", Family::reference, {}, 0, 0, 0, "?", ref),
       row("u3", Family::reference, {}, 0, 0, 0, "?", ref),
   };
+}
+
+// Which chip -> target mappings someone observed on the chip, and which follow from a rule.
+// sbryngelson/ANEForge aneforge/_targets.py: M1 == H13 and M5 == H17s were read from the
+// compiled bundle's folder name (H13C.bundle, H17S.bundle; the M5 run was an M5 Pro, whose
+// verified dispatch reports target h17s), M1 Max == h13g was live-validated, and M2..M4
+// follow the M-series == H(generation + 12) ladder. The A-series rows are inferred.
+void add_chip_evidence(std::vector<Target>& table) {
+  const std::map<std::string, std::string> evidence = {
+      {"h13", "M1: measured (H13C.bundle, sbryngelson/ANEForge) [R]; A14: inferred [I]"},
+      {"h13g", "M1 Max: measured (live-validated h13g, sbryngelson/ANEForge) [R]; M1 Pro, M1 Ultra: inferred [I]"},
+      {"h14g", "M2 family: inferred from the M-series = H(generation + 12) ladder (sbryngelson/ANEForge) [I]"},
+      {"h15g", "M3 family: inferred from the M-series ladder [I]"},
+      {"h16g", "M4 family: inferred from the M-series ladder; which suffix (g or s) is disputed [?]"},
+      {"h17s", "M5 Pro: measured (its dispatch and H17S.bundle report h17s, sbryngelson/ANEForge) [R]; "
+               "M5, M5 Max: inferred from the same generation [I]"},
+  };
+  for (Target& t : table) {
+    auto it = evidence.find(t.name);
+    if (it != evidence.end()) t.chips_evidence = it->second;
+    else if (!t.chips.empty()) t.chips_evidence = "inferred [I]";
+  }
 }
 
 std::string lower(std::string s) {
@@ -95,7 +119,11 @@ std::string lower(std::string s) {
 }  // namespace
 
 const std::vector<Target>& targets() {
-  static const std::vector<Target> t = make_table();
+  static const std::vector<Target> t = [] {
+    auto table = make_table();
+    add_chip_evidence(table);
+    return table;
+  }();
   return t;
 }
 
