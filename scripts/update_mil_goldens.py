@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate tests/golden/mil/ from the current emitter, but only after the MIL equivalence
-suite (tests/test_mil_equivalence.py: sim vs the interpreted MIL, both opsets) passes: a
-golden file records MIL that has been run, not only MIL that was written.
+suite (tests/test_mil_equivalence.py: sim vs the interpreted MIL, both opsets) and the
+coremltools load check (tests/test_mil.py) pass: a golden file records MIL that has been run
+and that Core ML's own reader accepts, not only MIL that was written.
 
     python scripts/update_mil_goldens.py
 """
@@ -14,10 +15,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> int:
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_mil_equivalence.py")],
-                       cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_mil_equivalence.py"),
+                        str(ROOT / "tests" / "test_mil.py")], cwd=ROOT)
     if r.returncode != 0:
-        print("update_mil_goldens: the equivalence suite fails; goldens left unchanged", file=sys.stderr)
+        print("update_mil_goldens: the equivalence suite or the coremltools load check fails; goldens left unchanged",
+              file=sys.stderr)
         return 1
     from milgolden import GOLDEN, OPSETS, emitted
     changed, shas = 0, {o: [] for o in OPSETS}

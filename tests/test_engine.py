@@ -86,6 +86,19 @@ def test_results_pass_end_to_end_through_the_dispatch_code(engine, rng):
     assert engine.violations() == ""
 
 
+def test_two_weight_sets_never_share_a_compiled_model(engine, rng):
+    """The engine's compile cache is keyed on the MIL text; the content key in buildInfo keeps
+    two programs that differ only in their weights apart (the double computes with the
+    weights compiled first, as a cache hit would)."""
+    x = af.input((1, 3, 8, 8), name="x")
+    xs = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    for scale in (1.0, -2.0):
+        W = (scale * np.arange(4 * 3 * 3 * 3).reshape(4, 3, 3, 3) / 100).astype(np.float32)
+        y = af.conv2d(x, W, padding=1).relu()
+        got = af.compile(y, backend="engine")(xs)
+        np.testing.assert_array_equal(got, af.compile(y, backend="mil")(xs))
+
+
 def test_every_object_is_released_once(engine, rng):
     outs, _ = _cnn(rng)
     net = af.compile(outs, backend="engine")

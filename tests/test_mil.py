@@ -199,3 +199,29 @@ def test_uint8_constants_are_stored_as_uint8():
     assert struct.unpack_from("<II", blob, 64)[1] == 3  # MILBlob dtype code: UInt8
     assert list(blob[128:140]) == list(range(200, 212))
     np.testing.assert_array_equal(af.compile(x + c, backend="mil")(np.arange(12)), net(np.arange(12)))
+
+
+def _small_net(scale=1.0):
+    x = af.input((1, 3, 8, 8))  # unnamed: its generated name carries a process-wide id
+    W = (scale * np.arange(4 * 3 * 3 * 3).reshape(4, 3, 3, 3) / 100).astype(np.float32)
+    return af.compile(af.conv(x, W, pad=1).relu().mean((2, 3)))
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_one_graph_gives_the_same_mil_whatever_was_built_before(opset):
+    first = _small_net().mil_text(opset)
+    for _ in range(3):  # other graphs advance the generated ids
+        af.compile(af.input((2, 2)).relu())
+    assert _small_net().mil_text(opset) == first
+    assert "input_0" in first  # generated names are positional in the MIL
+
+
+@pytest.mark.parametrize("opset", ["ios17", "ios18"])
+def test_build_info_carries_coremlc_keys_and_a_content_key(opset):
+    a, b = _small_net(1.0).mil_text(opset), _small_net(2.0).mil_text(opset)
+    header = a.splitlines()[1]
+    for key in ('"coremlc-component-MIL"', '"coremlc-version"', '"aneforge-version"', '"aneforge-program"'):
+        assert key in header
+    # The same text apart from the weights' values: only the content key tells them apart.
+    assert a.splitlines()[2:] == b.splitlines()[2:]
+    assert a.splitlines()[1] != b.splitlines()[1]

@@ -148,7 +148,7 @@ NB_MODULE(_core, m) {
         return d;
       })
       // Names the node (model loaders give layers their checkpoint names: "layer1.0.conv1").
-      .def("set_name", [](af::Tensor& t, const std::string& n) { t.node()->name = n; })
+      .def("set_name", [](af::Tensor& t, const std::string& n) { t.node()->name = n, t.node()->auto_name = false; })
       .def("same_node", [](const af::Tensor& a, const af::Tensor& b) { return a.node() == b.node() && a.index() == b.index(); })
       .def("__repr__", &af::Tensor::str);
 

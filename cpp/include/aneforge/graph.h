@@ -90,6 +90,7 @@ struct Node {
   Attrs attrs;
   std::vector<TensorType> outputs;
   std::string name;
+  bool auto_name = true;  // generated from the process-wide id, not given by the user
   std::shared_ptr<const ConstData> data;  // for "const" nodes only
 
   bool is_input() const;

@@ -37,6 +37,7 @@ struct CompileOptions {
 struct Value {
   TensorType type;
   std::string name;
+  bool auto_name = false;   // a generated name (process-dependent): emitted MIL names it by position
   int producer = -1;        // index into steps, -1 for inputs and constants
   int slot = -1;            // buffer slot (memory plan); -1 for constants
   std::shared_ptr<const ConstData> data;  // constants (already rounded to fp16 if fp16)

@@ -10,6 +10,8 @@
 #include "aneforge/error.h"
 #include "aneforge/fp16.h"
 #include "aneforge/op.h"
+#include "aneforge/aneforge.h"
+#include "io/content_hash.h"
 
 namespace af::mil {
 
@@ -419,8 +421,11 @@ Program build(const af::Program& p, int opset) {
   Builder b(m);
   std::vector<std::string> var(p.values.size());
   std::vector<std::string> reserved;
+  // Generated names carry a process-wide id; the MIL names those by position instead, so one
+  // graph gives the same MIL (and engine cache key) whatever the process built before.
   for (int v : p.inputs) {
-    std::string n = b.fresh(p.values[v].name);
+    const Value& val = p.values[v];
+    std::string n = b.fresh(val.auto_name ? "input_" + std::to_string(m.main.inputs.size()) : val.name);
     Type t = type_of(p.values[v].type);
     b.declare(n, t);
     m.main.inputs.push_back({n, t});
@@ -436,10 +441,18 @@ Program build(const af::Program& p, int opset) {
     return var[v];
   };
   // Layers that produce a graph output are named after it (no extra identity op).
+  // An output name the compile took from a generated node name counts as generated too.
+  auto given_name = [&](size_t j) -> std::string {
+    const Value& out = p.values[p.outputs[j]];
+    std::string n = j < p.output_names.size() ? p.output_names[j] : out.name;
+    return out.auto_name && n == out.name ? "" : n;
+  };
   std::map<int, std::string> output_name;
-  for (size_t j = 0; j < p.outputs.size(); ++j)
-    if (!output_name.count(p.outputs[j]) && p.values[p.outputs[j]].type.dtype != DType::boolean)
-      output_name[p.outputs[j]] = j < p.output_names.size() ? p.output_names[j] : p.values[p.outputs[j]].name;
+  for (size_t j = 0; j < p.outputs.size(); ++j) {
+    const Value& out = p.values[p.outputs[j]];
+    if (output_name.count(p.outputs[j]) || out.type.dtype == DType::boolean) continue;
+    if (std::string n = given_name(j); !n.empty()) output_name[p.outputs[j]] = n;
+  }
   for (const auto& st : p.steps) {
     StepView view{*st.node, {}, {}, {}, {}};
     for (int v : st.in) {
@@ -475,12 +488,15 @@ Program build(const af::Program& p, int opset) {
     int v = p.outputs[j];
     std::string src = var_of(v);
     bool produced = p.values[v].producer >= 0 && !p.values[v].data;
-    if (produced && output_name.count(v) && used_outputs.insert(src).second) {
+    // A layer already named for this output, or one whose generated name the output keeps.
+    bool as_is = output_name.count(v) || (given_name(j).empty() && p.values[v].type.dtype != DType::boolean);
+    if (produced && as_is && used_outputs.insert(src).second) {
       m.main.outputs.push_back(src);
       continue;
     }
     Type t = type_of(p.values[v].type);
-    std::string name = b.fresh(p.output_names.size() > j ? p.output_names[j] : p.values[v].name);
+    std::string given = given_name(j);
+    std::string name = b.fresh(given.empty() ? "output_" + std::to_string(j) : given);
     if (t.dtype == DType::boolean) {  // Core ML outputs are numeric: bool leaves as int32
       t.dtype = DType::int32;
       src = b.op("cast", {{"x", {src}}, {"dtype", {b.string_scalar("int32", "dtype")}}}, t, name);
@@ -542,12 +558,27 @@ struct TextWriter {
 
 }  // namespace
 
+// The header: buildInfo with the keys every working example carries (coremlc's, as in maderix/ANE
+// training/ane_mil_gen.h) and a key of the program's content, weights included: the engine's
+// compile cache is keyed on the MIL text (electricapp/ane-bridge-rs rust/ane-bridge-mil/src/
+// program.rs, mechramc/Orion docs/ane_constraints.md), so two programs with equal text and
+// other weights would otherwise share one compiled model.
+static std::string header(const TextWriter& w, const std::string& body, const std::string& weights) {
+  const std::pair<const char*, std::string> info[] = {
+      {"coremlc-component-MIL", "3510.2.1"},
+      {"coremlc-version", "3505.4.1"},
+      {"aneforge-version", kVersion},
+      {"aneforge-program", io::content_hash({body, weights})}};
+  std::string dict;
+  for (const auto& [k, v] : info) dict += std::string(dict.empty() ? "" : ", ") + "{\"" + k + "\", \"" + v + "\"}";
+  return std::string(w.v13 ? "program(1.3)\n[buildInfo = dict<string, string>({"
+                           : "program(1.0)\n[buildInfo = dict<tensor<string, []>, tensor<string, []>>({") +
+         dict + "})]\n";
+}
+
 std::string to_text(const Program& m) {
   TextWriter w{m.opset >= 18};
-  std::string r = w.v13 ? "program(1.3)\n" : "program(1.0)\n";
-  r += w.v13 ? "[buildInfo = dict<string, string>({{\"aneforge-version\", \"0.1.0\"}})]\n"
-             : "[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{\"aneforge-version\", \"0.1.0\"}})]\n";
-  r += "{\n    func main<ios" + std::to_string(m.opset) + ">(";
+  std::string r = "{\n    func main<ios" + std::to_string(m.opset) + ">(";
   for (size_t i = 0; i < m.main.inputs.size(); ++i)
     r += (i ? ", " : "") + w.type(m.main.inputs[i].second) + " " + m.main.inputs[i].first;
   r += ") {\n";
@@ -573,7 +604,8 @@ std::string to_text(const Program& m) {
   }
   r += "    } -> (";
   for (size_t i = 0; i < m.main.outputs.size(); ++i) r += (i ? ", " : "") + m.main.outputs[i];
-  return r + ");\n}\n";
+  r += ");\n}\n";
+  return header(w, r, m.weights.bytes) + r;
 }
 
 }  // namespace af::mil

@@ -174,6 +174,7 @@ struct Reader {
     n->op = find_op(op);
     if (!n->op) throw IOError("program file '" + path + "' uses op '" + op + "', unknown to this version of ANEForge");
     n->name = str();
+    n->auto_name = false;  // as stored
     n->id = next_node_id();
     for (uint32_t i = 0, e = count(8); i < e; ++i) {
       std::string k = str();
@@ -438,6 +439,7 @@ void validate(Program& p, Reader& r) {
     std::string name = st.node->name;
     st.node = outs[0].node();  // the rebuilt node: canonical attributes only
     st.node->name = name;
+    st.node->auto_name = false;
     if (!st.epilogue.empty() && st.out.size() != 1) r.corrupt("layer '" + name + "': a fused epilogue needs one output");
     for (auto& e : st.epilogue) {
       const OpDef& eop = *e->op;

@@ -31,6 +31,7 @@
 #include "aneforge/runtime.h"
 #include "aneforge/target.h"
 #include "engine/dylib.h"
+#include "io/content_hash.h"
 #include "engine/loaded.h"
 
 namespace af::engine {
@@ -128,25 +129,6 @@ std::string detect_target(const std::string& chip, std::string* note) {
   std::string forced = env("ANEFORGE_TARGET");
   if (!forced.empty()) return find_target(forced).name;  // throws for names outside the table
   return target_for_chip(chip, note);
-}
-
-std::string hex64(uint64_t v) {
-  char b[17];
-  std::snprintf(b, sizeof(b), "%016llx", static_cast<unsigned long long>(v));
-  return b;
-}
-
-// A content key (FNV-1a, two lanes): not a security boundary, a cache name.
-std::string content_key(const std::vector<std::string>& parts) {
-  uint64_t a = 1469598103934665603ull, b = 1099511628211ull * 7919;
-  for (const auto& p : parts) {
-    for (unsigned char c : p) {
-      a = (a ^ c) * 1099511628211ull;
-      b = (b ^ c) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
-    }
-    a = (a ^ 0xff) * 1099511628211ull;
-  }
-  return hex64(a) + hex64(b);
 }
 
 void make_dirs(const std::string& path) {
@@ -265,7 +247,7 @@ class EngineExecutable final : public Executable {
       const Value& v = prog_->values[prog_->outputs[j]];
       files_.outputs.push_back(make_port(m.main.outputs.at(j), v.type.dtype, v.type.shape));
     }
-    std::string key = content_key({files_.mil_text, files_.weights, dev_.target, kVersion, dev_.path});
+    std::string key = io::content_hash({files_.mil_text, files_.weights, dev_.target, kVersion, dev_.path});
     files_.dir = cache_dir() + "/programs/" + key;
     files_.mil_path = files_.dir + "/model.mil";
     make_dirs(files_.dir + "/weights");

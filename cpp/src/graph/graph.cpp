@@ -61,6 +61,7 @@ Tensor input(const Shape& shape, DType dtype, const std::string& name) {
   check_shape(shape, "input");
   auto n = make_leaf("input", {shape, dtype});
   n->name = name.empty() ? "input_" + std::to_string(n->id) : name;
+  n->auto_name = name.empty();
   return Tensor(n, 0);
 }
 

@@ -33,7 +33,7 @@ std::vector<Tensor> quantize_activations(const std::vector<Tensor>& outputs, con
     }
     if (changed) {
       outs = call(n->op->name, ins, n->attrs);
-      if (!outs.empty()) outs[0].node()->name = n->name;
+      if (!outs.empty()) outs[0].node()->name = n->name, outs[0].node()->auto_name = n->auto_name;
     } else {
       for (size_t i = 0; i < n->outputs.size(); ++i) outs.emplace_back(n, static_cast<int>(i));
     }

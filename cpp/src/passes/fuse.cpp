@@ -34,6 +34,7 @@ void fuse_activations(Program& p) {
     int tail_out = st.out[0];
     redirect(p, tail_out, src);
     p.values[src].name = p.values[tail_out].name;
+    p.values[src].auto_name = p.values[tail_out].auto_name;
     uses[src] = uses[tail_out];
     dead[s] = true;
   }

@@ -46,7 +46,7 @@ std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family
       outs = call(n->op->name, ins, n->attrs);
       // The rebuilt node keeps the user's layer name: compile options name layers (per-layer
       // compression) and must find them whatever was lowered upstream.
-      if (!outs.empty() && outs[0].node()->op == n->op) outs[0].node()->name = n->name;
+      if (!outs.empty() && outs[0].node()->op == n->op) outs[0].node()->name = n->name, outs[0].node()->auto_name = n->auto_name;
     } else {
       for (size_t i = 0; i < n->outputs.size(); ++i) outs.emplace_back(n, static_cast<int>(i));
     }

@@ -49,6 +49,7 @@ std::shared_ptr<Program> build_program(const std::vector<Tensor>& outputs, const
       Value v;
       v.type = n->outputs[i];
       v.name = i == 0 ? n->name : n->name + ":" + std::to_string(i);
+      v.auto_name = n->auto_name;
       v.producer = producer;
       prog->values.push_back(std::move(v));
     }
