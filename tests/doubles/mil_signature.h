@@ -2,6 +2,7 @@
 // see them (name, bytes per element, element count). Header-only, no ANEForge dependency.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,8 +13,55 @@ struct MilPort {
   std::string name;
   uint64_t elem_bytes = 2;
   uint64_t count = 1;
+  std::vector<uint64_t> shape;
   uint64_t bytes() const { return elem_bytes * count; }
 };
+
+// How the engine lays a port out in its surface, as a loaded model reports it: NCHW (NCDHW
+// for rank 5, leading ones for lower ranks), each row padded to 64 bytes (Apple, "Deploying
+// Transformers on the Apple Neural Engine": the last axis is padded to 64 bytes).
+struct Layout {
+  uint64_t n = 1, c = 1, d = 1, h = 1, w = 1, elem = 2;
+  uint64_t row = 0, depth = 0, plane = 0, batch = 0;
+  uint64_t bytes() const { return n * batch; }
+  size_t packed_offset(uint64_t in, uint64_t ic, uint64_t id, uint64_t ih) const {
+    return static_cast<size_t>((((in * c + ic) * d + id) * h + ih) * w * elem);
+  }
+  size_t offset(uint64_t in, uint64_t ic, uint64_t id, uint64_t ih) const {
+    return static_cast<size_t>(in * batch + ic * plane + id * depth + ih * row);
+  }
+};
+
+inline Layout engine_layout(const MilPort& p) {
+  std::vector<uint64_t> s = p.shape;
+  while (s.size() < 4) s.insert(s.begin(), 1);
+  Layout l;
+  l.elem = p.elem_bytes;
+  l.n = s[0], l.c = s[1];
+  if (s.size() == 5) l.d = s[2];
+  l.h = s[s.size() - 2], l.w = s[s.size() - 1];
+  l.row = (l.w * l.elem + 63) / 64 * 64;
+  l.depth = l.row * l.h;
+  l.plane = l.depth * l.d;
+  l.batch = l.plane * l.c;
+  return l;
+}
+
+// Packed <-> strided copies, one row at a time.
+inline void scatter(const Layout& l, const char* packed, char* strided) {
+  for (uint64_t n = 0; n < l.n; ++n)
+    for (uint64_t c = 0; c < l.c; ++c)
+      for (uint64_t d = 0; d < l.d; ++d)
+        for (uint64_t h = 0; h < l.h; ++h)
+          std::memcpy(strided + l.offset(n, c, d, h), packed + l.packed_offset(n, c, d, h), l.w * l.elem);
+}
+inline void gather(const Layout& l, const char* strided, char* packed) {
+  for (uint64_t n = 0; n < l.n; ++n)
+    for (uint64_t c = 0; c < l.c; ++c)
+      for (uint64_t d = 0; d < l.d; ++d)
+        for (uint64_t h = 0; h < l.h; ++h)
+          std::memcpy(packed + l.packed_offset(n, c, d, h), strided + l.offset(n, c, d, h), l.w * l.elem);
+}
 
 // "tensor<fp16, [1, 3, 4, 4]>" or "fp32" -> bytes per element and count.
 inline bool parse_type(const std::string& t, MilPort* p) {
@@ -30,9 +78,10 @@ inline bool parse_type(const std::string& t, MilPort* p) {
   else if (dt == "fp32" || dt == "int32") p->elem_bytes = 4;
   else return false;
   p->count = 1;
+  p->shape.clear();
   std::stringstream ss(dims);
   std::string d;
-  while (std::getline(ss, d, ',')) p->count *= std::stoull(d);
+  while (std::getline(ss, d, ',')) p->count *= std::stoull(d), p->shape.push_back(std::stoull(d));
   return true;
 }
 

@@ -60,7 +60,7 @@ struct State {
   std::vector<std::string> violations, log;
   std::map<std::string, Failure> failures;
   std::map<std::string, int> calls;
-  std::set<std::string> compiled_ids;  // persists like aned's cache
+  std::map<std::string, std::string> compiled;  // identifier -> the weights compiled; persists like aned's cache
   std::map<std::string, std::string> sels;
   dbl::ComputeFn compute = nullptr;
   int load_cap = 128, loaded = 0;
@@ -153,6 +153,40 @@ Obj* dict_get(Obj* d, const std::string& key) {
   return nullptr;
 }
 
+// modelAttributes of a loaded model: NetworkStatusList[0] -> LiveInputList / LiveOutputList, one
+// dictionary per port with its dimensions and byte strides (keys as electricapp/ane-bridge-rs
+// and sbryngelson/ANEForge's layer invoker read them; output names carry "@output"). Rows are
+// padded to 64 bytes, so a packed copy lands in the wrong place.
+Obj* owned_dict(const std::vector<std::pair<std::string, Obj*>>& kv) {
+  Obj* d = alloc(&kNSDictionary);
+  for (auto& [k, v] : kv) d->keys.push_back(make_str(k)), d->items.push_back(v);
+  return d;
+}
+Obj* owned_num(uint64_t v) {
+  Obj* o = alloc(&kNSNumber);
+  o->number = v;
+  return o;
+}
+Obj* model_attributes(const Obj* model) {
+  dbl::MilSignature sig = dbl::parse_signature(model->mil_text);
+  auto live = [&](const std::vector<dbl::MilPort>& ports, const char* suffix) {
+    Obj* arr = alloc(&kNSArray);
+    for (const auto& p : ports) {
+      dbl::Layout l = dbl::engine_layout(p);
+      arr->items.push_back(owned_dict({{"Name", make_str(p.name + suffix)}, {"Batches", owned_num(l.n)},
+                                       {"Channels", owned_num(l.c)}, {"Depth", owned_num(l.d)},
+                                       {"Height", owned_num(l.h)}, {"Width", owned_num(l.w)},
+                                       {"RowStride", owned_num(l.row)}, {"DepthStride", owned_num(l.depth)},
+                                       {"PlaneStride", owned_num(l.plane)}, {"BatchStride", owned_num(l.batch)}}));
+    }
+    return arr;
+  };
+  Obj* status = owned_dict({{"LiveInputList", live(sig.inputs, "")}, {"LiveOutputList", live(sig.outputs, "@output")}});
+  Obj* list = alloc(&kNSArray);
+  list->items.push_back(status);
+  return autoreleased(owned_dict({{"NetworkStatusList", list}}));
+}
+
 // BOOL-returning method failing with an optional NSError (nil when the injected message is
 // "<nil>": the framework's silent failures).
 signed char fail_with(void** err, int code, const std::string& msg) {
@@ -160,9 +194,13 @@ signed char fail_with(void** err, int code, const std::string& msg) {
   return 0;
 }
 
+// The identifier hashes the MIL text alone, as the framework's does (mechramc/Orion
+// docs/ane_constraints.md: identifier = hash of the MIL text; electricapp/ane-bridge-rs:
+// aned keys its compile cache on the MIL bytes). A model whose compiled form exists is
+// not compiled again: it computes with the weights compiled first.
 std::string hex_id(const Obj* model) {
   uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : model->mil_text + model->weights) h = (h ^ c) * 1099511628211ull;
+  for (unsigned char c : model->mil_text) h = (h ^ c) * 1099511628211ull;
   char b[40];
   std::snprintf(b, sizeof(b), "%016llx_0_0", static_cast<unsigned long long>(h));
   return b;
@@ -191,6 +229,12 @@ signed char evaluate(Obj* model, Obj* req, void** err) {
         violate(std::string(what) + " surface smaller than the minimum (49152 bytes)");
         return false;
       }
+      for (const auto& port : arr == ins ? sig.inputs : sig.outputs)
+        if (n < dbl::engine_layout(port).bytes()) {
+          violate(std::string(what) + " surface of " + std::to_string(n) + " bytes for port " + port.name + " laid out in " +
+                  std::to_string(dbl::engine_layout(port).bytes()));
+          return false;
+        }
     }
     return true;
   };
@@ -206,14 +250,19 @@ signed char evaluate(Obj* model, Obj* req, void** err) {
   std::vector<const void*> in_ptrs;
   std::vector<void*> out_ptrs;
   std::vector<uint64_t> in_bytes, out_bytes;
+  // The surfaces hold the engine's strided layout; the computation takes packed tensors.
+  std::vector<std::string> in_packed(si.size()), out_packed(so.size());
   for (size_t k = 0; k < si.size(); ++k) {
+    in_packed[k].resize(si[k].bytes());
+    dbl::gather(dbl::engine_layout(si[k]), ins->items[k]->child->bytes.data(), in_packed[k].data());
     in_names.push_back(si[k].name.c_str());
-    in_ptrs.push_back(ins->items[k]->child->bytes.data());
+    in_ptrs.push_back(in_packed[k].data());
     in_bytes.push_back(si[k].bytes());
   }
   for (size_t k = 0; k < so.size(); ++k) {
+    out_packed[k].assign(so[k].bytes(), '\0');
     out_names.push_back(so[k].name.c_str());
-    out_ptrs.push_back(&outs->items[k]->child->bytes[0]);
+    out_ptrs.push_back(out_packed[k].data());
     out_bytes.push_back(so[k].bytes());
   }
   for (Obj* arr : {ins, outs})
@@ -223,10 +272,12 @@ signed char evaluate(Obj* model, Obj* req, void** err) {
     }
   req->used_by = model;
   if (!st().compute) return fail_with(err, 8, "the double has no compute function");
-  if (st().compute(model->mil_text.c_str(), model->weights.data(), model->weights.size(), static_cast<int>(si.size()),
+  const std::string& weights = st().compiled.at(hex_id(model));  // what was compiled, not what was handed last
+  if (st().compute(model->mil_text.c_str(), weights.data(), weights.size(), static_cast<int>(si.size()),
                    in_names.data(), in_ptrs.data(), in_bytes.data(), static_cast<int>(so.size()), out_names.data(),
                    out_ptrs.data(), out_bytes.data()) != 0)
     return fail_with(err, 8, "compute failed");
+  for (size_t k = 0; k < so.size(); ++k) dbl::scatter(dbl::engine_layout(so[k]), out_packed[k].data(), &outs->items[k]->child->bytes[0]);
   return 1;
 }
 
@@ -331,9 +382,21 @@ void* dispatch(Obj* self, const std::string& sel, va_list ap) {
   if (self->cls == &kNSString && sel == "UTF8String") return const_cast<char*>(self->bytes.c_str());
   if (self->cls == &kNSError && sel == "code") return reinterpret_cast<void*>(static_cast<intptr_t>(self->number));
   if (self->cls == &kNSError && sel == "localizedDescription") return self->child;
+  if (self->cls == &kNSDictionary && sel == "objectForKey:") {
+    Obj* key = va_arg(ap, Obj*);
+    return valid(key) ? dict_get(self, key->bytes) : nullptr;
+  }
+  if (self->cls == &kNSArray && sel == "count") return reinterpret_cast<void*>(static_cast<uintptr_t>(self->items.size()));
+  if (self->cls == &kNSArray && sel == "objectAtIndex:") {
+    unsigned long k = va_arg(ap, unsigned long);
+    if (k >= self->items.size()) return violate("objectAtIndex: past the end of an NSArray"), nullptr;
+    return self->items[k];
+  }
+  if (self->cls == &kNSNumber && sel == "unsignedLongLongValue") return reinterpret_cast<void*>(static_cast<uintptr_t>(self->number));
   if (self->cls == &kModel) {
     if (sel == "hexStringIdentifier") return autoreleased(make_str(hex_id(self)));
-    if (sel == "compiledModelExists") return reinterpret_cast<void*>(static_cast<intptr_t>(s.compiled_ids.count(hex_id(self))));
+    if (sel == "modelAttributes") return self->loaded ? model_attributes(self) : autoreleased(owned_dict({}));
+    if (sel == "compiledModelExists") return reinterpret_cast<void*>(static_cast<intptr_t>(s.compiled.count(hex_id(self))));
     unsigned qos = va_arg(ap, unsigned);
     if (qos != 0 && qos != 9 && qos != 17 && qos != 21 && qos != 25 && qos != 33) violate("invalid QoS " + std::to_string(qos));
     if (sel == "compileWithQoS:options:error:" || sel == "loadWithQoS:options:error:") {
@@ -349,10 +412,10 @@ void* dispatch(Obj* self, const std::string& sel, va_list ap) {
         if (!self->weights.empty() && stat((td + "/weights/weight.bin").c_str(), &sb) != 0)
           violate("compile with no weights/weight.bin in the model directory");
         self->compiled = true;
-        s.compiled_ids.insert(hex_id(self));
+        s.compiled[hex_id(self)] = self->weights;
         return reinterpret_cast<void*>(1);
       }
-      if (!self->compiled && !s.compiled_ids.count(hex_id(self)))
+      if (!self->compiled && !s.compiled.count(hex_id(self)))
         return reinterpret_cast<void*>(static_cast<intptr_t>(fail_with(err, 23, "program not found")));
       if (s.loaded >= s.load_cap) return reinterpret_cast<void*>(static_cast<intptr_t>(fail_with(err, 6, "program load failure (0x1)")));
       self->loaded = true;
@@ -392,7 +455,7 @@ void af_double_reset() {
   s.log.clear();
   s.failures.clear();
   s.calls.clear();
-  s.compiled_ids.clear();
+  s.compiled.clear();
   s.load_cap = 128;
   s.loaded = 0;
 }

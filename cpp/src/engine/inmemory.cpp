@@ -6,6 +6,7 @@
 // follow the public record cited in docs/engine.md.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -148,6 +149,27 @@ std::shared_ptr<ObjcApi> open_api(std::string* why) {
   return a;
 }
 
+// Where a port's elements sit in its surface, as the loaded model reports it
+// (modelAttributes -> NetworkStatusList[0] -> LiveInputList / LiveOutputList, the way
+// electricapp/ane-bridge-rs c/src/ane_bridge.m and sbryngelson/ANEForge
+// aneforge/_invokers/layer_invoker.mm read it): NCHW (NCDHW) with byte strides; rows are
+// padded (to 64 bytes on the machines reported), so a packed copy would be wrong.
+struct SurfaceLayout {
+  uint64_t n = 1, c = 1, d = 1, h = 1, w = 1, elem = 2;
+  uint64_t row = 0, depth = 0, plane = 0, batch = 0;
+  uint64_t bytes() const { return n * batch; }
+  bool operator==(const SurfaceLayout&) const = default;
+  template <class F>
+  void rows(F&& f) const {  // f(packed offset, surface offset) for each row of w elements
+    for (uint64_t in = 0; in < n; ++in)
+      for (uint64_t ic = 0; ic < c; ++ic)
+        for (uint64_t id = 0; id < d; ++id)
+          for (uint64_t ih = 0; ih < h; ++ih)
+            f(static_cast<size_t>((((in * c + ic) * d + id) * h + ih) * w * elem),
+              static_cast<size_t>(in * batch + ic * plane + id * depth + ih * row));
+  }
+};
+
 // An autorelease pool for the scope.
 struct Pool {
   const ObjcApi& a;
@@ -168,26 +190,36 @@ class InMemoryProgram final : public Loaded {
   }
   ~InMemoryProgram() override { release_all(); }
 
+  // Packed data in `stage_`, copied row by row into the surface at the reported strides.
   void write_input(size_t i, const std::function<void(void*)>& fill) override {
-    Id s = in_surf_.at(i);
+    const SurfaceLayout& l = in_layout_.at(i);
+    stage_.assign(f_.inputs[i].bytes, 0);
+    fill(stage_.data());
+    Id s = in_surf_[i];
     if (a_->surface_lock(s, 0, nullptr) != 0) throw EngineError("IOSurfaceLock failed for input '" + f_.inputs[i].name + "'");
-    fill(a_->surface_base(s));
+    char* base = static_cast<char*>(a_->surface_base(s));
+    l.rows([&](size_t packed, size_t at) { std::memcpy(base + at, stage_.data() + packed, l.w * l.elem); });
     a_->surface_unlock(s, 0, nullptr);
   }
 
   void read_output(size_t j, const std::function<void(const void*)>& read) override {
-    Id s = out_surf_.at(j);
+    const SurfaceLayout& l = out_layout_.at(j);
+    stage_.assign(f_.outputs[j].bytes, 0);
+    Id s = out_surf_[j];
     if (a_->surface_lock(s, kLockReadOnly, nullptr) != 0)
       throw EngineError("IOSurfaceLock failed for output '" + f_.outputs[j].name + "'");
-    read(a_->surface_base(s));
+    const char* base = static_cast<const char*>(a_->surface_base(s));
+    l.rows([&](size_t packed, size_t at) { std::memcpy(stage_.data() + packed, base + at, l.w * l.elem); });
     a_->surface_unlock(s, kLockReadOnly, nullptr);
+    read(stage_.data());
   }
 
   void alias(size_t out, size_t in) override {
     if (ran_) throw EngineError("alias: resident state must be set up before the first run");
-    if (f_.outputs.at(out).alloc_bytes != f_.inputs.at(in).alloc_bytes || f_.outputs[out].dtype != f_.inputs[in].dtype)
+    if (f_.outputs.at(out).alloc_bytes != f_.inputs.at(in).alloc_bytes || f_.outputs[out].dtype != f_.inputs[in].dtype ||
+        !(out_layout_.at(out) == in_layout_.at(in)))
       throw ValueError("alias: output '" + f_.outputs[out].name + "' and input '" + f_.inputs[in].name +
-                       "' differ in type or size");
+                       "' differ in type, size or engine layout");
     Pool pool(*a_);
     // The input's surface goes; the output's serves both ports.
     a_->release(in_obj_[in]);
@@ -243,12 +275,69 @@ class InMemoryProgram final : public Loaded {
       if (!a_->call<Bool>(model_, "loadWithQoS:options:error:", kQoS, a_->dict({}, {}), &err)) fail("load", err);
     }
     loaded_ = true;
+    read_layouts();
     std::vector<Port> all = f_.inputs;
     all.insert(all.end(), f_.outputs.begin(), f_.outputs.end());
-    surface_size_ = surface_bytes(all);  // one size for every surface
+    uint64_t need = 0;
+    for (const auto* ls : {&in_layout_, &out_layout_})
+      for (const auto& l : *ls) need = std::max(need, l.bytes());
+    surface_size_ = std::max(surface_bytes(all), (need + 16383) / 16384 * 16384);  // one size for every surface
     for (size_t i = 0; i < f_.inputs.size(); ++i) add_surface(in_surf_, in_obj_);
     for (size_t j = 0; j < f_.outputs.size(); ++j) add_surface(out_surf_, out_obj_);
     build_request();
+  }
+
+  // Each port's layout from the loaded model, checked against the program before any run.
+  void read_layouts() {
+    Pool pool(*a_);
+    auto key = [&](Id dict, const char* k) { return a_->call<Id>(dict, "objectForKey:", a_->str(k)); };
+    auto number = [&](Id dict, const char* k, bool required) -> uint64_t {
+      Id v = key(dict, k);
+      if (!v && required) throw EngineError(std::string("_ANEInMemoryModel's port layout lacks ") + k + " [program " + f_.mil_path + "]");
+      return v ? a_->call<unsigned long long>(v, "unsignedLongLongValue") : 1;
+    };
+    Id attrs = a_->call<Id>(model_, "modelAttributes");
+    Id list = attrs ? key(attrs, "NetworkStatusList") : nullptr;
+    Id status = list && a_->call<unsigned long>(list, "count") > 0 ? a_->call<Id>(list, "objectAtIndex:", 0ul) : nullptr;
+    if (!status)
+      throw EngineError("_ANEInMemoryModel reports no NetworkStatusList after load: the surface layout is unknown [program " +
+                        f_.mil_path + "]");
+    auto read = [&](const std::vector<Port>& ports, const char* which, std::vector<SurfaceLayout>& out) {
+      Id live = key(status, which);
+      unsigned long count = live ? a_->call<unsigned long>(live, "count") : 0;
+      out.assign(ports.size(), {});
+      std::vector<bool> found(ports.size(), false);
+      for (unsigned long k = 0; k < count; ++k) {
+        Id e = a_->call<Id>(live, "objectAtIndex:", k);
+        std::string name = a_->utf8(key(e, "Name"));
+        if (name.size() > 7 && name.compare(name.size() - 7, 7, "@output") == 0) name.resize(name.size() - 7);
+        for (size_t i = 0; i < ports.size(); ++i) {
+          if (ports[i].name != name) continue;
+          SurfaceLayout l;
+          l.elem = element_bytes(ports[i].dtype);
+          l.n = number(e, "Batches", true), l.c = number(e, "Channels", true), l.d = number(e, "Depth", false);
+          l.h = number(e, "Height", true), l.w = number(e, "Width", true);
+          l.row = number(e, "RowStride", true), l.plane = number(e, "PlaneStride", true);
+          l.batch = number(e, "BatchStride", true);
+          l.depth = l.d > 1 ? number(e, "DepthStride", true) : l.h * l.row;
+          const uint64_t count_here = l.n * l.c * l.d * l.h * l.w;
+          if (count_here * l.elem != ports[i].bytes || l.row < l.w * l.elem || l.depth < l.h * l.row ||
+              l.plane < l.d * l.depth || l.batch < l.c * l.plane)
+            throw EngineError("port '" + name + "': the engine's layout (" + std::to_string(l.n) + "x" + std::to_string(l.c) +
+                              "x" + std::to_string(l.d) + "x" + std::to_string(l.h) + "x" + std::to_string(l.w) +
+                              ", row " + std::to_string(l.row) + " B) does not hold the program's " +
+                              std::to_string(ports[i].bytes) + " bytes [program " + f_.mil_path + "]");
+          out[i] = l;
+          found[i] = true;
+        }
+      }
+      for (size_t i = 0; i < ports.size(); ++i)
+        if (!found[i])
+          throw EngineError(std::string("_ANEInMemoryModel reports no layout for port '") + ports[i].name + "' in " + which +
+                            " [program " + f_.mil_path + "]");
+    };
+    read(f_.inputs, "LiveInputList", in_layout_);
+    read(f_.outputs, "LiveOutputList", out_layout_);
   }
 
   // The framework compiles from NSTemporaryDirectory()/<hexStringIdentifier>: model.mil and
@@ -330,6 +419,8 @@ class InMemoryProgram final : public Loaded {
   Id model_ = nullptr, request_ = nullptr;
   std::vector<Id> in_surf_, out_surf_, in_obj_, out_obj_;
   uint64_t surface_size_ = 0;
+  std::vector<SurfaceLayout> in_layout_, out_layout_;
+  std::vector<char> stage_;  // one port's packed bytes on their way in or out
   bool loaded_ = false, ran_ = false;
 };
 
