@@ -322,6 +322,33 @@ TEST(EngineProtocol, E5rtCallOrderMaskAndTarget) {
   std::filesystem::remove_all(cache);
 }
 
+TEST(EngineProtocol, PortDescriptorsAreCheckedAtLoad) {
+  setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
+  setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
+  setenv("ANEFORGE_TARGET", "h16g", 1);
+  auto cache = std::filesystem::temp_directory_path() / ("af_engine_desc_" + std::to_string(getpid()));
+  setenv("ANEFORGE_CACHE", cache.c_str(), 1);
+  Double d(AF_E5RT_DOUBLE);
+  d.reset();
+  Tensor x = input({1, 8}, DType::fp16, "x");
+  auto p = compile({call1("relu", {x})});
+  programs()[mil::to_text(mil::build(*p, 18))] = p;
+  backend("engine").load(p);  // agrees: loads
+  EXPECT_EQ(d.calls("e5rt_io_port_retain_tensor_desc"), 2);  // the input and the output
+  d.fn<void (*)(const char*, uint64_t)>("af_double_set_port_element_size")("x", 4);
+  try {
+    backend("engine").load(p);
+    FAIL() << "a port the engine describes as fp32 was accepted";
+  } catch (const EngineError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("input port 'x'"), std::string::npos) << m;
+    EXPECT_NE(m.find("4-byte elements"), std::string::npos) << m;
+  }
+  EXPECT_EQ(d.violations(), "");
+  EXPECT_EQ(d.live(), 0) << "everything released after the refusal";
+  std::filesystem::remove_all(cache);
+}
+
 TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {
   setenv("ANEFORGE_ENGINE_E5RT", "/nonexistent/Espresso", 1);
   setenv("ANEFORGE_ENGINE_OBJC", "/nonexistent/objc", 1);

@@ -23,9 +23,10 @@
 namespace {
 
 using Rc = int64_t;
-enum Kind { kConfig, kCompiler, kOptions, kLibrary, kFunction, kOpOpts, kOp, kPort, kBuffer, kEvent, kStream };
+enum Kind { kConfig, kCompiler, kOptions, kLibrary, kFunction, kOpOpts, kOp, kPort, kBuffer, kEvent, kStream,
+            kDesc, kDtype };
 const char* kKindNames[] = {"config", "compiler", "options", "library", "function", "opopts",
-                            "op", "port", "buffer", "event", "stream"};
+                            "op", "port", "buffer", "event", "stream", "tensor_desc", "dtype"};
 
 struct Obj {
   Kind kind = kConfig;
@@ -45,6 +46,8 @@ struct Obj {
   bool encoded = false;     // op
   std::vector<Obj*> ports;  // op
   std::vector<Obj*> ops;    // stream: encoded ops
+  std::vector<uint64_t> shape, strides;  // tensor_desc (strides in elements, packed)
+  uint64_t elem = 2;        // tensor_desc, dtype
 };
 
 struct Failure {
@@ -64,6 +67,7 @@ struct State {
   int live_ops = 0;
   uint64_t last_mask = 0;
   std::string last_custom;
+  std::map<std::string, uint64_t> elem_override;  // port name -> element size its descriptor reports
   dbl::ComputeFn compute = nullptr;
   std::string report;
 };
@@ -181,7 +185,10 @@ void af_double_reset() {
   s.last_error.clear();
   s.load_cap = 128;
   s.live_ops = 0;
+  s.elem_override.clear();
 }
+// The descriptor of port `name` reports elements of `bytes` bytes (a program/engine mismatch).
+void af_double_set_port_element_size(const char* name, uint64_t bytes) { LOCK; st().elem_override[name] = bytes; }
 void af_double_fail(const char* fn, int code, const char* message, int nth) {
   LOCK;
   st().failures[fn] = Failure{code, message ? message : "", nth};
@@ -478,7 +485,62 @@ Rc e5rt_execution_stream_execute_sync(void* stream) {
   return 0;
 }
 
+// Port descriptors: shape and strides come back as (pointer to the values, count), the order
+// Apple's VisionCore clients declare their locals in (sizes, then rank); the runtime under test
+// must not depend on that order.
+Rc e5rt_io_port_retain_tensor_desc(void* port, void** out) {
+  CALL(__func__);
+  GET(p, port, kPort, __func__);
+  if (!out) {
+    violate("retain_tensor_desc: null out-pointer");
+    return 1;
+  }
+  for (auto& mp : p->input ? p->op->sig.inputs : p->op->sig.outputs)
+    if (mp.name == p->name) {
+      Obj* d;
+      create(__func__, out, kDesc, &d);
+      d->shape = mp.shape;
+      d->strides.assign(mp.shape.size(), 1);
+      for (size_t k = mp.shape.size(); k-- > 1;) d->strides[k - 1] = d->strides[k] * mp.shape[k];
+      auto o = st().elem_override.find(p->name);
+      d->elem = o != st().elem_override.end() ? o->second : mp.elem_bytes;
+      return 0;
+    }
+  return fail("port has no descriptor");
+}
+static Rc values(void* desc, uint64_t* ptr, uint64_t* count, bool strides, const char* fn) {
+  CALL(fn);
+  GET(d, desc, kDesc, fn);
+  if (!ptr || !count) {
+    violate(std::string(fn) + ": null out-pointer");
+    return 1;
+  }
+  const std::vector<uint64_t>& v = strides ? d->strides : d->shape;
+  *ptr = reinterpret_cast<uint64_t>(v.data());
+  *count = v.size();
+  return 0;
+}
+Rc e5rt_tensor_desc_get_shape(void* desc, uint64_t* ptr, uint64_t* count) { return values(desc, ptr, count, false, __func__); }
+Rc e5rt_tensor_desc_get_strides(void* desc, uint64_t* ptr, uint64_t* count) { return values(desc, ptr, count, true, __func__); }
+Rc e5rt_tensor_desc_retain_dtype(void* desc, void** out) {
+  CALL(__func__);
+  GET(d, desc, kDesc, __func__);
+  Obj* t;
+  Rc rc = create(__func__, out, kDtype, &t);
+  if (t) t->elem = d->elem;
+  return rc;
+}
+Rc e5rt_tensor_desc_dtype_get_element_size(void* dtype, uint64_t* out) {
+  CALL(__func__);
+  GET(t, dtype, kDtype, __func__);
+  if (!out) return violate("dtype_get_element_size: null out-pointer"), 1;
+  *out = t->elem;
+  return 0;
+}
+
 #define RELEASE(fn, kind) Rc fn(void** h) { return release(#fn, h, kind); }
+RELEASE(e5rt_tensor_desc_release, kDesc)
+RELEASE(e5rt_tensor_desc_dtype_release, kDtype)
 RELEASE(e5rt_e5_compiler_config_options_release, kConfig)
 RELEASE(e5rt_e5_compiler_release, kCompiler)
 RELEASE(e5rt_e5_compiler_options_release, kOptions)

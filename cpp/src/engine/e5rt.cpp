@@ -4,6 +4,7 @@
 // public reverse-engineering record (docs/engine.md cites it).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -48,6 +49,21 @@ struct E5rt {
   Rc (*encode)(H, H) = nullptr;
   Rc (*execute_sync)(H) = nullptr;
   const char* (*last_error)() = nullptr;  // optional
+  // Port descriptors (optional; checked at load when all are present). Apple's own clients call
+  // retain_tensor_desc, get_shape/get_strides and the dtype's element size; their C signatures
+  // are not published: shape and strides come back as a count and a pointer to the values,
+  // in an order the public decompiles do not settle (see check_descriptor).
+  Rc (*port_retain_desc)(H, H*) = nullptr;
+  Rc (*desc_get_shape)(H, uint64_t*, uint64_t*) = nullptr;
+  Rc (*desc_get_strides)(H, uint64_t*, uint64_t*) = nullptr;
+  Rc (*desc_retain_dtype)(H, H*) = nullptr;
+  Rc (*dtype_element_size)(H, uint64_t*) = nullptr;
+  Rc (*dtype_release)(H*) = nullptr;
+  Rc (*desc_release)(H*) = nullptr;
+  bool has_descriptors() const {
+    return port_retain_desc && desc_get_shape && desc_get_strides && desc_retain_dtype && dtype_element_size &&
+           dtype_release && desc_release;
+  }
   Rc (*release_config)(H*) = nullptr;
   Rc (*release_compiler)(H*) = nullptr;
   Rc (*release_options)(H*) = nullptr;
@@ -113,6 +129,13 @@ std::shared_ptr<E5rt> open_api(std::string* why) {
   a->need(a->encode, "e5rt_execution_stream_encode_operation");
   a->need(a->execute_sync, "e5rt_execution_stream_execute_sync");
   a->lib.bind(a->last_error, "e5rt_get_last_error_message");
+  a->lib.bind(a->port_retain_desc, "e5rt_io_port_retain_tensor_desc");
+  a->lib.bind(a->desc_get_shape, "e5rt_tensor_desc_get_shape");
+  a->lib.bind(a->desc_get_strides, "e5rt_tensor_desc_get_strides");
+  a->lib.bind(a->desc_retain_dtype, "e5rt_tensor_desc_retain_dtype");
+  a->lib.bind(a->dtype_element_size, "e5rt_tensor_desc_dtype_get_element_size");
+  a->lib.bind(a->dtype_release, "e5rt_tensor_desc_dtype_release");
+  a->lib.bind(a->desc_release, "e5rt_tensor_desc_release");
   a->need(a->release_config, "e5rt_e5_compiler_config_options_release");
   a->need(a->release_compiler, "e5rt_e5_compiler_release");
   a->need(a->release_options, "e5rt_e5_compiler_options_release");
@@ -229,6 +252,7 @@ class E5rtProgram final : public Loaded {
         const Port& p = ports[i];
         check((input ? a_->retain_input_port : a_->retain_output_port)(op_, p.name.c_str(), &port_h[i]),
               input ? "retain an input port" : "retain an output port");
+        if (a_->has_descriptors()) check_descriptor(port_h[i], p, input);
         check(a_->buffer_alloc(&buf[i], p.alloc_bytes, kCpuBuffer), "allocate a buffer");
         check(a_->buffer_data(buf[i], &data[i]), "map a buffer");
         if (!data[i]) throw EngineError("e5rt: a buffer has no data pointer");
@@ -242,6 +266,53 @@ class E5rtProgram final : public Loaded {
     check(a_->event_create(&event_, "aneforge.done", 0), "create the completion event");
     check(a_->bind_event(op_, event_), "bind the completion event");
     check(a_->stream_create(&stream_), "create the execution stream");
+  }
+
+  // The port as the engine describes it must be the port we fill: its element count, element
+  // size and a packed layout (we copy packed data, as sbryngelson/ANEForge's
+  // port_alloc_and_bind does). A mismatch is refused here, before any run, naming the port.
+  void check_descriptor(H port, const Port& p, bool input) {
+    const std::string what = std::string(input ? "input" : "output") + " port '" + p.name + "'";
+    H desc = nullptr, dtype = nullptr;
+    check(a_->port_retain_desc(port, &desc), "read a port's tensor descriptor");
+    struct Guard {
+      E5rt* a; H* desc; H* dtype;
+      ~Guard() {
+        if (*dtype) a->dtype_release(dtype);
+        if (*desc) a->desc_release(desc);
+      }
+    } guard{a_.get(), &desc, &dtype};
+    // A count and a pointer to the values, in either order: the count is the small one.
+    auto values = [&](Rc (*get)(H, uint64_t*, uint64_t*), const char* name) {
+      uint64_t x = 0, y = 0;
+      check(get(desc, &x, &y), name);
+      uint64_t count = std::min(x, y), ptr = std::max(x, y);
+      if (count > 8 || (count > 0 && ptr == 0)) throw EngineError("e5rt: " + what + ": unreadable " + name);
+      const uint64_t* v = reinterpret_cast<const uint64_t*>(static_cast<uintptr_t>(ptr));
+      return std::vector<uint64_t>(v, v + count);
+    };
+    std::vector<uint64_t> shape = values(a_->desc_get_shape, "shape"), strides = values(a_->desc_get_strides, "strides");
+    check(a_->desc_retain_dtype(desc, &dtype), "read a port's dtype");
+    uint64_t elem = 0;
+    check(a_->dtype_element_size(dtype, &elem), "read a port's element size");
+    uint64_t count = 1;
+    std::string dims;
+    for (uint64_t d : shape) count *= d, dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    const uint64_t want = p.bytes / element_bytes(p.dtype);
+    if (count != want || elem != element_bytes(p.dtype))
+      throw EngineError("e5rt: " + what + ": the engine expects [" + dims + "] of " + std::to_string(elem) +
+                        "-byte elements, the program gives " + std::to_string(want) + " elements of " +
+                        std::to_string(element_bytes(p.dtype)) + " bytes [program " + f_.mil_path + "]");
+    // Packed: innermost stride one element (counted in elements or bytes), each outer one the
+    // product of the sizes inside it.
+    bool packed = strides.size() == shape.size();
+    for (size_t k = shape.size(); packed && k-- > 0;) {
+      uint64_t inner = k + 1 < shape.size() ? strides[k + 1] * shape[k + 1] : 0;
+      packed = k + 1 == shape.size() ? (strides[k] == 1 || strides[k] == elem) : (shape[k] == 1 || strides[k] == inner);
+    }
+    if (!packed)
+      throw EngineError("e5rt: " + what + ": the engine lays it out with strides other than packed, which this "
+                        "runtime does not copy [program " + f_.mil_path + "]");
   }
 
   void release_all() {
