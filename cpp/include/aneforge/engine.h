@@ -59,6 +59,9 @@ std::vector<size_t> alphabetical_order(const std::vector<Port>& ports);
 // Per-process limits and the compiled-program cache.
 int max_loaded_programs();         // ANEFORGE_ENGINE_MAX_LOADED, default 100 (the engine's cap is ~128)
 int loaded_programs();             // programs loaded now (for tests and af.devices())
+// What the engine reported about the ports of the most recent load, one line per port (the
+// in-memory path's surface layout, e5rt's port descriptor): for the Mac verification report.
+std::vector<std::string> last_port_report();
 std::string cache_dir();           // ANEFORGE_CACHE or ~/Library/Caches/aneforge (XDG on Linux)
 // Warnings (a program unloaded to stay under the cap): stderr unless a handler is set.
 void set_warning_handler(std::function<void(const std::string&)> handler);

@@ -263,6 +263,8 @@ class E5rtProgram final : public Loaded {
     bind_ports(f_.inputs, true, in_port_, in_buf_, in_data_);
     in_owned_.assign(f_.inputs.size(), true);
     bind_ports(f_.outputs, false, out_port_, out_buf_, out_data_);
+    if (!a_->has_descriptors()) port_report_ = {"e5rt: no port descriptor functions in this library"};
+    record_port_report(port_report_);
     check(a_->event_create(&event_, "aneforge.done", 0), "create the completion event");
     check(a_->bind_event(op_, event_), "bind the completion event");
     check(a_->stream_create(&stream_), "create the execution stream");
@@ -310,6 +312,9 @@ class E5rtProgram final : public Loaded {
       uint64_t inner = k + 1 < shape.size() ? strides[k + 1] * shape[k + 1] : 0;
       packed = k + 1 == shape.size() ? (strides[k] == 1 || strides[k] == elem) : (shape[k] == 1 || strides[k] == inner);
     }
+    std::string st;
+    for (uint64_t s : strides) st += (st.empty() ? "" : ", ") + std::to_string(s);
+    port_report_.push_back(what + ": [" + dims + "] strides [" + st + "] element " + std::to_string(elem) + " bytes");
     if (!packed)
       throw EngineError("e5rt: " + what + ": the engine lays it out with strides other than packed, which this "
                         "runtime does not copy [program " + f_.mil_path + "]");
@@ -337,6 +342,7 @@ class E5rtProgram final : public Loaded {
   std::shared_ptr<E5rt> a_;
   ProgramFiles f_;
   std::string bundle_dir_;  // <program dir>/e5bundle/<pid>-<load>
+  std::vector<std::string> port_report_;
   H lib_ = nullptr, fn_ = nullptr, opopts_ = nullptr, op_ = nullptr, event_ = nullptr, stream_ = nullptr;
   std::vector<H> in_port_, out_port_, in_buf_, out_buf_;
   std::vector<void*> in_data_, out_data_;

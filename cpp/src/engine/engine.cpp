@@ -162,6 +162,21 @@ std::string chosen_path(bool* e5rt_ok, bool* inmem_ok, std::string* lib, std::st
 
 }  // namespace
 
+namespace {
+std::mutex g_report_mu;
+std::vector<std::string> g_port_report;
+}  // namespace
+
+void record_port_report(std::vector<std::string> lines) {
+  std::lock_guard<std::mutex> lock(g_report_mu);
+  g_port_report = std::move(lines);
+}
+
+std::vector<std::string> last_port_report() {
+  std::lock_guard<std::mutex> lock(g_report_mu);
+  return g_port_report;
+}
+
 void set_warning_handler(std::function<void(const std::string&)> handler) {
   std::lock_guard<std::mutex> lock(g_mu);
   g_warn = std::move(handler);

@@ -338,6 +338,19 @@ class InMemoryProgram final : public Loaded {
     };
     read(f_.inputs, "LiveInputList", in_layout_);
     read(f_.outputs, "LiveOutputList", out_layout_);
+    std::vector<std::string> lines;
+    auto describe = [&](const std::vector<Port>& ports, const std::vector<SurfaceLayout>& ls, const char* kind) {
+      for (size_t i = 0; i < ports.size(); ++i) {
+        const SurfaceLayout& l = ls[i];
+        lines.push_back(std::string(kind) + " " + ports[i].name + ": " + std::to_string(l.n) + "x" + std::to_string(l.c) +
+                        "x" + std::to_string(l.d) + "x" + std::to_string(l.h) + "x" + std::to_string(l.w) +
+                        " row " + std::to_string(l.row) + " plane " + std::to_string(l.plane) + " batch " +
+                        std::to_string(l.batch) + " bytes");
+      }
+    };
+    describe(f_.inputs, in_layout_, "input");
+    describe(f_.outputs, out_layout_, "output");
+    record_port_report(std::move(lines));
   }
 
   // The framework compiles from NSTemporaryDirectory()/<hexStringIdentifier>: model.mil and

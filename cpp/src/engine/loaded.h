@@ -32,6 +32,9 @@ class Loaded {
   virtual void alias(size_t out, size_t in) = 0;
 };
 
+// A path records what the engine told it about the ports (see last_port_report()).
+void record_port_report(std::vector<std::string> lines);
+
 // Each path: nullptr and `why` set when its library is missing; throws EngineError when the
 // library is there but refuses the program.
 std::unique_ptr<Loaded> load_e5rt(const ProgramFiles& f, std::string* why);
