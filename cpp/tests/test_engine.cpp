@@ -275,17 +275,30 @@ TEST_P(EngineTest, AProgramForANewerFamilyIsRefusedOnAnOlderEngine) {
 INSTANTIATE_TEST_SUITE_P(Paths, EngineTest, ::testing::Values("e5rt", "inmemory"),
                          [](const auto& info) { return info.param; });
 
+// The e5rt double in a cache of its own, and a one-layer program it can compute.
+struct E5rtSetup {
+  std::filesystem::path cache;
+  Double d{AF_E5RT_DOUBLE};
+  std::shared_ptr<const Program> p;
+  E5rtSetup(const char* target, const std::string& tag) {
+    setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
+    setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
+    setenv("ANEFORGE_TARGET", target, 1);
+    cache = std::filesystem::temp_directory_path() / ("af_engine_" + tag + "_" + std::to_string(getpid()));
+    setenv("ANEFORGE_CACHE", cache.c_str(), 1);
+    d.reset();
+    Tensor x = input({1, 8}, DType::fp16, "x");
+    p = compile({call1("relu", {x})});
+    programs()[mil::to_text(mil::build(*p, 18))] = p;
+  }
+  ~E5rtSetup() { std::filesystem::remove_all(cache); }
+};
+
 TEST(EngineProtocol, E5rtCallOrderMaskAndTarget) {
-  setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
-  setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
-  setenv("ANEFORGE_TARGET", "M4", 1);
-  auto cache = std::filesystem::temp_directory_path() / ("af_engine_proto_" + std::to_string(getpid()));
-  setenv("ANEFORGE_CACHE", cache.c_str(), 1);
-  Double d(AF_E5RT_DOUBLE);
-  d.reset();
-  Tensor x = input({1, 8}, DType::fp16, "x");
-  auto p = compile({call1("relu", {x})});
-  programs()[mil::to_text(mil::build(*p, 18))] = p;
+  E5rtSetup setup("M4", "proto");
+  const auto& cache = setup.cache;
+  const Double& d = setup.d;
+  const auto& p = setup.p;
   auto bundles = [&] {
     std::vector<std::string> found;
     for (auto& e : std::filesystem::recursive_directory_iterator(cache))
@@ -319,20 +332,12 @@ TEST(EngineProtocol, E5rtCallOrderMaskAndTarget) {
   EXPECT_LT(at("e5rt_execution_stream_release"), at("e5rt_program_library_release")) << "stream first, library last";
   EXPECT_EQ(d.violations(), "");
   EXPECT_EQ(d.live(), 0);
-  std::filesystem::remove_all(cache);
 }
 
 TEST(EngineProtocol, PortDescriptorsAreCheckedAtLoad) {
-  setenv("ANEFORGE_ENGINE_E5RT", AF_E5RT_DOUBLE, 1);
-  setenv("ANEFORGE_ENGINE_PATH", "e5rt", 1);
-  setenv("ANEFORGE_TARGET", "h16g", 1);
-  auto cache = std::filesystem::temp_directory_path() / ("af_engine_desc_" + std::to_string(getpid()));
-  setenv("ANEFORGE_CACHE", cache.c_str(), 1);
-  Double d(AF_E5RT_DOUBLE);
-  d.reset();
-  Tensor x = input({1, 8}, DType::fp16, "x");
-  auto p = compile({call1("relu", {x})});
-  programs()[mil::to_text(mil::build(*p, 18))] = p;
+  E5rtSetup setup("h16g", "desc");
+  const Double& d = setup.d;
+  const auto& p = setup.p;
   backend("engine").load(p);  // agrees: loads
   EXPECT_EQ(d.calls("e5rt_io_port_retain_tensor_desc"), 2);  // the input and the output
   d.fn<void (*)(const char*, uint64_t)>("af_double_set_port_element_size")("x", 4);
@@ -346,7 +351,6 @@ TEST(EngineProtocol, PortDescriptorsAreCheckedAtLoad) {
   }
   EXPECT_EQ(d.violations(), "");
   EXPECT_EQ(d.live(), 0) << "everything released after the refusal";
-  std::filesystem::remove_all(cache);
 }
 
 TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {

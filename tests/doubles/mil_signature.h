@@ -48,19 +48,18 @@ inline Layout engine_layout(const MilPort& p) {
 }
 
 // Packed <-> strided copies, one row at a time.
-inline void scatter(const Layout& l, const char* packed, char* strided) {
+template <class F>
+void each_row(const Layout& l, F&& f) {  // f(packed offset, strided offset)
   for (uint64_t n = 0; n < l.n; ++n)
     for (uint64_t c = 0; c < l.c; ++c)
       for (uint64_t d = 0; d < l.d; ++d)
-        for (uint64_t h = 0; h < l.h; ++h)
-          std::memcpy(strided + l.offset(n, c, d, h), packed + l.packed_offset(n, c, d, h), l.w * l.elem);
+        for (uint64_t h = 0; h < l.h; ++h) f(l.packed_offset(n, c, d, h), l.offset(n, c, d, h));
+}
+inline void scatter(const Layout& l, const char* packed, char* strided) {
+  each_row(l, [&](size_t p, size_t s) { std::memcpy(strided + s, packed + p, l.w * l.elem); });
 }
 inline void gather(const Layout& l, const char* strided, char* packed) {
-  for (uint64_t n = 0; n < l.n; ++n)
-    for (uint64_t c = 0; c < l.c; ++c)
-      for (uint64_t d = 0; d < l.d; ++d)
-        for (uint64_t h = 0; h < l.h; ++h)
-          std::memcpy(packed + l.packed_offset(n, c, d, h), strided + l.offset(n, c, d, h), l.w * l.elem);
+  each_row(l, [&](size_t p, size_t s) { std::memcpy(packed + p, strided + s, l.w * l.elem); });
 }
 
 // "tensor<fp16, [1, 3, 4, 4]>" or "fp32" -> bytes per element and count.
