@@ -320,9 +320,15 @@ class InMemoryProgram final : public Loaded {
           l.row = number(e, "RowStride", true), l.plane = number(e, "PlaneStride", true);
           l.batch = number(e, "BatchStride", true);
           l.depth = l.d > 1 ? number(e, "DepthStride", true) : l.h * l.row;
-          const uint64_t count_here = l.n * l.c * l.d * l.h * l.w;
-          if (count_here * l.elem != ports[i].bytes || l.row < l.w * l.elem || l.depth < l.h * l.row ||
-              l.plane < l.d * l.depth || l.batch < l.c * l.plane)
+          uint64_t count_here = 1;
+          bool overflow = false;
+          for (uint64_t dim : {l.n, l.c, l.d, l.h, l.w}) overflow |= __builtin_mul_overflow(count_here, dim, &count_here);
+          for (uint64_t stride : {l.row, l.depth, l.plane, l.batch}) overflow |= stride > (1ull << 32);  // so each product below fits in 64 bits
+          // Padding at most 64x the data (a one-element fp16 row padded to 64 bytes is 32x) and
+          // a surface size IOSurface takes: what the engine reports is checked before use.
+          if (overflow || count_here * l.elem != ports[i].bytes || l.row < l.w * l.elem || l.depth < l.h * l.row ||
+              l.plane < l.d * l.depth || l.batch < l.c * l.plane || l.n > (1u << 20) ||
+              l.batch > 64 * ports[i].bytes + (1u << 20) || l.bytes() > 0x7fffffffu)
             throw EngineError("port '" + name + "': the engine's layout (" + std::to_string(l.n) + "x" + std::to_string(l.c) +
                               "x" + std::to_string(l.d) + "x" + std::to_string(l.h) + "x" + std::to_string(l.w) +
                               ", row " + std::to_string(l.row) + " B) does not hold the program's " +
