@@ -32,6 +32,10 @@ def test_error_traceback_points_at_user_line():
     (lambda: af.conv(af.input((8, 8)), np.zeros((4, 3, 3, 3), np.float32)), "x must have rank 3 to 4"),
     (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 3), np.float32)), "weight must be OIHW"),
     (lambda: af.conv(af.input((1, 3, 2, 2)), np.zeros((4, 3, 3, 3), np.float32)), "does not fit"),
+    # torch: "Output size is too small"; a window larger than the padded input has no output.
+    (lambda: af.max_pool2d(af.input((1, 1, 3, 3)), 5), r"does not fit x \(1, 1, 3, 3\) padded by \(0, 0\)"),
+    (lambda: af.avg_pool2d(af.input((1, 1, 3, 3)), 4), "too small"),
+    (lambda: af.max_pool2d(af.input((1, 1, 3, 8)), (4, 2), ceil_mode=True), "does not fit"),
     (lambda: af.conv(af.input((1, 3, 8, 8)), np.zeros((4, 3, 2, 2), np.float32), pad="same", stride=2), "needs stride 1"),
     (lambda: af.matmul(af.input((3, 4)), af.input((5, 6))), "inner dimensions differ"),
     (lambda: af.linear(af.input((3, 4)), np.zeros((2, 5), np.float32)), "expects 5 input features"),
@@ -112,3 +116,14 @@ def test_compile_errors():
         af.compile(a.relu(), precision="bf16")
     with pytest.raises(ValueError, match="backend must be one of"):
         af.compile(a.relu(), backend="gpu")
+
+
+def test_a_window_that_fits_only_with_padding_matches_torch():
+    import torch
+    import torch.nn.functional as F
+    from aneforge.testing import assert_fp16_close
+    x = np.random.default_rng(0).standard_normal((1, 1, 3, 3)).astype(np.float32)
+    for fn, ref in ((af.max_pool2d, F.max_pool2d), (af.avg_pool2d, F.avg_pool2d)):
+        got = af.compile(fn(af.input((1, 1, 3, 3)), 4, padding=2))(x)
+        want = ref(torch.from_numpy(x), 4, padding=2).numpy()
+        assert_fp16_close(got, want, ulps=2)

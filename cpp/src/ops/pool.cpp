@@ -14,6 +14,7 @@ namespace {
 
 int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode) {
   int64_t num = in + 2 * p - k;
+  if (num < 0) return 0;  // the window does not fit the padded input (C++ division would truncate to 0)
   int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
   if (ceil_mode && (out - 1) * s >= in + p) --out;
   return out;
@@ -31,7 +32,9 @@ void infer_pool(InferContext& c) {
     c.fail("padding " + attr_str(p) + " must be at most half of kernel_size " + attr_str(k));
   bool ceil_mode = c.attrs.b("ceil_mode");
   int64_t Ho = pool_out(s[2], k[0], st[0], p[0], ceil_mode), Wo = pool_out(s[3], k[1], st[1], p[1], ceil_mode);
-  if (Ho < 1 || Wo < 1) c.fail("kernel_size " + attr_str(k) + " does not fit x " + shape_str(s));
+  if (Ho < 1 || Wo < 1)
+    c.fail("kernel_size " + attr_str(k) + " does not fit x " + shape_str(s) + " padded by " + attr_str(p) +
+           " (output size " + std::to_string(Ho) + "x" + std::to_string(Wo) + " is too small)");
   c.attrs.set("kernel_size", k);
   c.attrs.set("stride", st);
   c.attrs.set("padding", p);
