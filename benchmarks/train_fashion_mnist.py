@@ -51,6 +51,7 @@ def main():
         sys.exit(f"no Fashion-MNIST at {args.data}: apt install dataset-fashion-mnist, or pass --data DIR holding "
                  "train-images-idx3-ubyte(.gz) and the other three IDX files")
     torch.set_num_threads(args.threads)
+    af.set_num_threads(args.threads)  # the same threads on both sides
     xtr, ytr = af.data.load_mnist(args.data, "train")
     xte, yte = af.data.load_mnist(args.data, "test")
     steps_per_epoch = len(xtr) // args.batch

@@ -19,3 +19,9 @@ def test_targets_md_matches_the_target_table_and_cost_model():
     from aneforge._docs import targets_markdown
     text = (ROOT / "docs" / "targets.md").read_text()
     assert text == targets_markdown(), "docs/targets.md is stale: run python scripts/gen_docs.py"
+
+
+def test_readme_states_the_bridge_count_of_the_op_table():
+    import aneforge as af
+    bridges = sum(1 for o in af.ops() if o.kind == "bridge")
+    assert f"the {bridges} bridge ops" in (ROOT / "README.md").read_text()
