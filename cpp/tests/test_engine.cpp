@@ -1,6 +1,7 @@
 // The engine runtime against the doubles of its APIs (tests/doubles): the e5rt path and the
-// in-memory path, loaded through the same dlopen code the real frameworks are. Results are
-// computed by the simulator inside the double, so they must equal the sim bit for bit.
+// in-memory path, loaded through the same dlopen code the real frameworks are. The doubles
+// compute from the MIL text and weight blob they are handed (read back by tests/doubles/
+// mil_reader.h and run by the simulator), so results must equal the sim bit for bit.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -12,43 +13,67 @@
 #include <random>
 
 #include "aneforge/aneforge.h"
+#include "aneforge/durable.h"
 #include "aneforge/engine.h"
 #include "aneforge/mil.h"
 #include "aneforge/target.h"
+#include "../../tests/doubles/mil_reader.h"
 #include "../../tests/doubles/mil_signature.h"
 
 using namespace af;
 
 namespace {
 
-// The program the double's compute function runs (by MIL text), with its port names.
-std::map<std::string, std::shared_ptr<const Program>>& programs() {
-  static std::map<std::string, std::shared_ptr<const Program>> p;
-  return p;
+std::string& last_compute_error() {
+  static std::string e;
+  return e;
 }
 
-int sim_compute(const char* mil_text, const void*, uint64_t, int n_in, const char* const* in_names,
-                const void* const* in_ptrs, const uint64_t*, int n_out, const char* const* out_names,
-                void* const* out_ptrs, const uint64_t*) {
-  auto it = programs().find(mil_text);
-  if (it == programs().end()) return 1;
-  const Program& p = *it->second;
-  mil::Program m = mil::build(p, 18);
-  std::vector<HostTensor> ins(p.inputs.size());
-  for (size_t i = 0; i < p.inputs.size(); ++i) {
-    const Value& v = p.values[p.inputs[i]];
-    ins[i].shape = v.type.shape;
-    ins[i].data.resize(numel(v.type.shape));
-    for (int k = 0; k < n_in; ++k)
-      if (m.main.inputs[i].first == in_names[k])
-        halves_to_floats(static_cast<const uint16_t*>(in_ptrs[k]), ins[i].data.data(), ins[i].data.size());
+// The double's compute function: the program read back from the MIL text and weight blob
+// the double was handed (tests/doubles/mil_reader.h), run by the simulator. A wrong blob or
+// a wrong op in what the runtime hands the engine changes the result.
+int sim_compute(const char* mil_text, const void* weights, uint64_t weights_len, int n_in, const char* const* in_names,
+                const void* const* in_ptrs, const uint64_t* in_bytes, int n_out, const char* const* out_names,
+                void* const* out_ptrs, const uint64_t* out_bytes) {
+  try {
+    dbl::MilGraph g = dbl::read_mil(mil_text, std::string(static_cast<const char*>(weights), weights_len));
+    std::vector<HostTensor> ins(g.inputs.size());
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+      ins[i].shape = g.inputs[i].second.shape();
+      ins[i].data.resize(numel(ins[i].shape));
+      int k = 0;
+      while (k < n_in && g.inputs[i].first != in_names[k]) ++k;
+      if (k == n_in || in_bytes[k] != 2 * ins[i].data.size()) return 1;
+      halves_to_floats(static_cast<const uint16_t*>(in_ptrs[k]), ins[i].data.data(), ins[i].data.size());
+    }
+    std::vector<Tensor> outs;
+    for (auto& [_, t] : g.outputs) outs.push_back(t);
+    CompileOptions o;
+    for (auto& [_, t] : g.inputs) o.inputs.push_back(t);
+    auto results = run_sim(compile(outs, o), ins);
+    for (size_t j = 0; j < results.size(); ++j) {
+      int k = 0;
+      while (k < n_out && g.outputs[j].first != out_names[k]) ++k;
+      if (k == n_out || out_bytes[k] != 2 * results[j].data.size()) return 1;
+      floats_to_halves(results[j].data.data(), static_cast<uint16_t*>(out_ptrs[k]), results[j].data.size());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    last_compute_error() = e.what();
+    return 1;
   }
-  auto outs = run_sim(it->second, ins);
-  for (size_t j = 0; j < outs.size(); ++j)
-    for (int k = 0; k < n_out; ++k)
-      if (m.main.outputs[j] == out_names[k])
-        floats_to_halves(outs[j].data.data(), static_cast<uint16_t*>(out_ptrs[k]), outs[j].data.size());
-  return 0;
+}
+
+// conv + relu + a second output: a program with weights and two inputs.
+std::shared_ptr<const Program> conv_program(unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> w(4 * 3 * 3 * 3);
+  for (auto& v : w) v = d(g);
+  Tensor x = input({1, 3, 8, 8}, DType::fp16, "image");
+  Tensor b = input({1, 4, 8, 8}, DType::fp16, "bias");
+  Tensor y = call1("relu", {call1("conv", {x, constant(w, {4, 3, 3, 3})}, {{"pad", int64_t{1}}})});
+  return compile({y, call1("add", {y, b})});
 }
 
 struct Double {
@@ -95,20 +120,7 @@ class EngineTest : public ::testing::TestWithParam<std::string> {
     std::filesystem::remove_all(cache_);
   }
 
-  // conv + relu + a second output: a program with weights and two inputs.
-  std::shared_ptr<const Program> program(unsigned seed = 1) {
-    std::mt19937 g(seed);
-    std::normal_distribution<float> d;
-    std::vector<float> w(4 * 3 * 3 * 3);
-    for (auto& v : w) v = d(g);
-    Tensor x = input({1, 3, 8, 8}, DType::fp16, "image");
-    Tensor b = input({1, 4, 8, 8}, DType::fp16, "bias");
-    Tensor y = call1("relu", {call1("conv", {x, constant(w, {4, 3, 3, 3})}, {{"pad", int64_t{1}}})});
-    Tensor z = call1("add", {y, b});
-    auto p = compile({y, z});
-    programs()[mil::to_text(mil::build(*p, 18))] = p;
-    return p;
-  }
+  std::shared_ptr<const Program> program(unsigned seed = 1) { return conv_program(seed); }
 
   std::vector<std::vector<float>> run(Executable& e, std::vector<std::vector<float>> ins) {
     const Program& p = e.program();
@@ -162,7 +174,6 @@ TEST_P(EngineTest, ResidentStateStaysInOneBuffer) {
   Tensor y = call1("add", {x, scalar(1.0)});
   auto p = compile({y});
   mil::Program m = mil::build(*p, 18);
-  programs()[mil::to_text(m)] = p;
   for (const char* be : {"sim", "engine"}) {
     auto e = backend(be).load(p);
     e->alias(0, 0);
@@ -272,6 +283,32 @@ TEST_P(EngineTest, AProgramForANewerFamilyIsRefusedOnAnOlderEngine) {
   setenv("ANEFORGE_TARGET", "h16g", 1);
 }
 
+TEST_P(EngineTest, TheDoubleComputesFromTheBlobItIsHanded) {
+  // The mutation the equality tests must catch: a byte of the blob the engine gets is wrong.
+  dbl_->fn<void (*)(int)>("af_double_corrupt_weights")(1);
+  auto p = program(77);
+  auto eng = backend("engine").load(p);
+  std::vector<std::vector<float>> ins = {random(3 * 64, 3), random(4 * 64, 4)};
+  EXPECT_NE(run(*eng, ins), run(*backend("sim").load(p), ins));
+}
+
+TEST_P(EngineTest, ACorruptedCacheFileIsRewrittenBeforeTheEngineCompilesIt) {
+  auto p = program(78);
+  std::vector<std::vector<float>> ins = {random(3 * 64, 5), random(4 * 64, 6)};
+  auto want = run(*backend("sim").load(p), ins);
+  backend("engine").load(p).reset();
+  int corrupted = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(cache_))
+    if (f.path().filename() == "weight.bin") {
+      std::string bytes = io::read_file(f.path().string(), 1 << 20);
+      bytes.back() ^= 0x40;
+      io::write_file(f.path().string(), bytes, [](const std::string&) { return true; });
+      ++corrupted;
+    }
+  if (GetParam() == "e5rt") EXPECT_EQ(corrupted, 1) << "the e5rt path keeps its program files in the cache";
+  EXPECT_EQ(run(*backend("engine").load(p), ins), want);
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, EngineTest, ::testing::Values("e5rt", "inmemory"),
                          [](const auto& info) { return info.param; });
 
@@ -289,7 +326,6 @@ struct E5rtSetup {
     d.reset();
     Tensor x = input({1, 8}, DType::fp16, "x");
     p = compile({call1("relu", {x})});
-    programs()[mil::to_text(mil::build(*p, 18))] = p;
   }
   ~E5rtSetup() { std::filesystem::remove_all(cache); }
 };
@@ -351,6 +387,59 @@ TEST(EngineProtocol, PortDescriptorsAreCheckedAtLoad) {
   }
   EXPECT_EQ(d.violations(), "");
   EXPECT_EQ(d.live(), 0) << "everything released after the refusal";
+}
+
+// The reader the doubles compute with: what it reads is what the emitter wrote, and a changed
+// byte or op in the text or blob changes the result or is refused.
+TEST(MilReader, AWrongBlobOrAWrongOpChangesTheResultOrIsRefused) {
+  auto p = conv_program(5);
+  mil::Program m = mil::build(*p, 18);
+  const std::string text = mil::to_text(m), blob = m.weights.bytes;
+  std::vector<HostTensor> ins(2);
+  for (int i = 0; i < 2; ++i) {
+    ins[i].shape = p->values[p->inputs[i]].type.shape;
+    std::mt19937 g(9 + i);
+    std::normal_distribution<float> d;
+    for (int64_t k = 0; k < numel(ins[i].shape); ++k) ins[i].data.push_back(d(g));
+  }
+  auto read_and_run = [&](const std::string& t, const std::string& b) {
+    dbl::MilGraph g = dbl::read_mil(t, b);
+    std::vector<Tensor> outs, inputs;
+    for (auto& [_, x] : g.outputs) outs.push_back(x);
+    for (auto& [_, x] : g.inputs) inputs.push_back(x);
+    CompileOptions o;
+    o.inputs = inputs;
+    std::vector<std::vector<float>> r;
+    for (auto& h : run_sim(compile(outs, o), ins)) r.push_back(h.data);
+    return r;
+  };
+  std::vector<std::vector<float>> want;
+  for (auto& h : run_sim(p, ins)) want.push_back(h.data);
+  EXPECT_EQ(read_and_run(text, blob), want);
+  std::string flipped = blob;
+  flipped.back() ^= 0x40;
+  EXPECT_NE(read_and_run(text, flipped), want);
+  auto refused = [&](const std::string& t, const std::string& b, const std::string& why) {
+    try {
+      read_and_run(t, b);
+      ADD_FAILURE() << "read: " << why;
+    } catch (const dbl::MilReadError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  std::string no_sentinel = blob;
+  no_sentinel[64] ^= 1;
+  refused(text, no_sentinel, "has no sentinel");
+  refused(text, blob.substr(0, blob.size() - 2), "outside the blob");
+  refused(text, "", "outside a blob of 0 bytes");
+  auto swap_op = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  EXPECT_NE(read_and_run(swap_op("= relu(", "= sigmoid("), blob), want);
+  refused(swap_op("= relu(", "= softmax("), blob, "op 'softmax' is not read");
+  refused(swap_op("groups = groups, ", ""), blob, "parameter 'groups' missing");
 }
 
 TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {

@@ -69,6 +69,7 @@ struct State {
   std::string last_custom;
   std::map<std::string, uint64_t> elem_override;  // port name -> element size its descriptor reports
   dbl::ComputeFn compute = nullptr;
+  bool corrupt_weights = false;  // flip a byte of every weight blob taken (a mutation test)
   std::string report;
 };
 State& st() {
@@ -182,6 +183,7 @@ void af_double_reset() {
   s.log.clear();
   s.failures.clear();
   s.calls.clear();
+  s.corrupt_weights = false;
   s.last_error.clear();
   s.load_cap = 128;
   s.live_ops = 0;
@@ -195,6 +197,7 @@ void af_double_fail(const char* fn, int code, const char* message, int nth) {
 }
 void af_double_set_load_cap(int n) { LOCK; st().load_cap = n; }
 void af_double_set_compute(dbl::ComputeFn fn) { LOCK; st().compute = fn; }
+void af_double_corrupt_weights(int on) { LOCK; st().corrupt_weights = on != 0; }
 int af_double_live() {
   LOCK;
   int n = 0;
@@ -310,6 +313,7 @@ Rc e5rt_e5_compiler_compile(void* compiler, const char* mil_path, void* opts, vo
   create(__func__, out_lib, kLibrary, &lib);
   lib->mil_text = text;
   lib->weights = weights;
+  if (st().corrupt_weights && !lib->weights.empty()) lib->weights.back() ^= 0x40;
   lib->sig = sig;
   lib->custom = o->custom;
   return 0;

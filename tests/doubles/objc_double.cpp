@@ -63,6 +63,7 @@ struct State {
   std::map<std::string, std::string> compiled;  // identifier -> the weights compiled; persists like aned's cache
   std::map<std::string, std::string> sels;
   dbl::ComputeFn compute = nullptr;
+  bool corrupt_weights = false;  // flip a byte of every weight blob taken (a mutation test)
   int load_cap = 128, loaded = 0;
   std::string report, tmpdir;
 };
@@ -338,6 +339,7 @@ void* dispatch(Obj* self, const std::string& sel, va_list ap) {
         return nullptr;
       }
       d->weights = data->bytes;
+      if (st().corrupt_weights && !d->weights.empty()) d->weights.back() ^= 0x40;
     }
     if (!dbl::parse_signature(d->mil_text).ok) return nullptr;
     return autoreleased(d);
@@ -452,6 +454,7 @@ void af_double_reset() {
   for (Obj* o : immortals()) s.objs.insert(o);
   s.pools.clear();
   s.violations.clear();
+  s.corrupt_weights = false;
   s.log.clear();
   s.failures.clear();
   s.calls.clear();
@@ -465,6 +468,7 @@ void af_double_fail(const char* what, int code, const char* message, int nth) {
 }
 void af_double_set_load_cap(int n) { std::lock_guard<std::recursive_mutex> l(st().mu); st().load_cap = n; }
 void af_double_set_compute(dbl::ComputeFn fn) { std::lock_guard<std::recursive_mutex> l(st().mu); st().compute = fn; }
+void af_double_corrupt_weights(int on) { std::lock_guard<std::recursive_mutex> l(st().mu); st().corrupt_weights = on != 0; }
 void af_double_set_tmpdir(const char* d) { std::lock_guard<std::recursive_mutex> l(st().mu); st().tmpdir = d; }
 int af_double_live() {
   std::lock_guard<std::recursive_mutex> lock(st().mu);

@@ -140,6 +140,17 @@ void make_dirs(const std::string& path) {
     }
 }
 
+// A cache file holds exactly `bytes` afterwards; an equal file is left alone (no write).
+void write_unless_equal(const std::string& path, const std::string& bytes) {
+  if (io::existing(path) == io::Existing::file) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == bytes.size() &&
+        io::read_file(path, bytes.size()) == bytes)
+      return;
+  }
+  io::write_file(path, bytes, [](const std::string&) { return true; });  // ours to replace: the key's own file
+}
+
 std::string chosen_path(bool* e5rt_ok, bool* inmem_ok, std::string* lib, std::string* why) {
   std::string force = env("ANEFORGE_ENGINE_PATH");
   if (!force.empty() && force != "e5rt" && force != "inmemory")
@@ -266,10 +277,10 @@ class EngineExecutable final : public Executable {
     files_.dir = cache_dir() + "/programs/" + key;
     files_.mil_path = files_.dir + "/model.mil";
     make_dirs(files_.dir + "/weights");
-    auto same = [](const std::string&) { return true; };  // same key: same content
-    if (io::existing(files_.mil_path) != io::Existing::file) io::write_file(files_.mil_path, files_.mil_text, same);
-    if (!files_.weights.empty() && io::existing(files_.dir + "/weights/weight.bin") != io::Existing::file)
-      io::write_file(files_.dir + "/weights/weight.bin", files_.weights, same);
+    // The key names the content, but a file on disk is not trusted to still hold it (a
+    // disk error, a hand edit): what the engine compiles is compared and rewritten if it differs.
+    write_unless_equal(files_.mil_path, files_.mil_text);
+    if (!files_.weights.empty()) write_unless_equal(files_.dir + "/weights/weight.bin", files_.weights);
     ensure_loaded();  // compile and load now: errors at the user's compile line
   }
 
