@@ -305,7 +305,9 @@ TEST_P(EngineTest, ACorruptedCacheFileIsRewrittenBeforeTheEngineCompilesIt) {
       io::write_file(f.path().string(), bytes, [](const std::string&) { return true; });
       ++corrupted;
     }
-  if (GetParam() == "e5rt") EXPECT_EQ(corrupted, 1) << "the e5rt path keeps its program files in the cache";
+  if (GetParam() == "e5rt") {
+    EXPECT_EQ(corrupted, 1) << "the e5rt path keeps its program files in the cache";
+  }
   EXPECT_EQ(run(*backend("engine").load(p), ins), want);
 }
 
