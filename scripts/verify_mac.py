@@ -156,7 +156,8 @@ print(float(net(np.ones((1, 64), np.float32)).min()))
 
 def check_dispatch_facts(quick: bool) -> dict:
     """What the engine did at each point where public code and our reading of it could differ:
-    the port layouts it reported, whether index (int32) ports load, whether two programs that
+    the port layouts it reported, whether a program with index inputs and int32/bool results
+    (all fp16 on the engine, ids offset per 2048-row chunk) loads and equals the sim, whether two programs that
     differ only in their weights stay apart (the compile cache is keyed on the MIL text), and
     whether a second process compiles afresh what this one compiled."""
     import subprocess
@@ -173,9 +174,16 @@ def check_dispatch_facts(quick: bool) -> dict:
     ids = af.input((1, 6), dtype="int32", name="ids")
     table = rng.standard_normal((3000, 16)).astype(np.float32)
     feed = np.array([[0, 1, 2047, 2048, 2999, 5]], np.int32)
+    emb = af.embedding(ids, table)
+    outs = [emb, emb.sum(dim=-1).argmax(dim=-1), emb.sum(dim=-1) > 0]
+    index_ok = False
     try:
-        got = af.compile(af.embedding(ids, table), backend="engine")(feed)
-        facts["index_program"] = {"loaded": True, "max_abs_diff_vs_sim": float(np.abs(got - af.compile(af.embedding(ids, table))(feed)).max())}
+        got = af.compile(outs, backend="engine")(feed)
+        want = af.compile(outs)(feed)
+        index_ok = all(np.array_equal(g, w) and g.dtype == w.dtype for g, w in zip(got, want))
+        facts["index_program"] = {"loaded": True, "equal_to_sim": index_ok,
+                                  "max_abs_diff_vs_sim": float(np.abs(got[0] - want[0]).max()),
+                                  "ports": af._core.engine_port_report()}
     except Exception as e:  # noqa: BLE001 - what the engine said is the fact
         facts["index_program"] = {"loaded": False, "error": f"{type(e).__name__}: {e}"}
     if os.environ.get("ANEFORGE_ENGINE_E5RT") or os.environ.get("ANEFORGE_ENGINE_OBJC"):
@@ -185,7 +193,7 @@ def check_dispatch_facts(quick: bool) -> dict:
         r = subprocess.run([sys.executable, "-c", _FRESH_PROCESS], capture_output=True, text=True, timeout=300)
         second_ok = r.returncode == 0 and r.stdout.strip().endswith("3.0")
         facts["second_process"] = {"ok": second_ok, "stdout": r.stdout[-500:], "stderr": r.stderr[-2000:]}
-    facts["passed"] = bool(keyed and second_ok)
+    facts["passed"] = bool(keyed and second_ok and index_ok)
     return facts
 
 

@@ -39,8 +39,13 @@ def make_input(shape, kind, rng):
         return rng.random(shape) > 0.5
     if kind == "int":
         return rng.integers(-20, 20, shape).astype(np.int32)
-    if kind.startswith("index:"):  # valid indices below N
-        return rng.integers(0, int(kind[6:]), shape).astype(np.int32)
+    if kind.startswith("index:"):  # valid indices below N, led by both sides of each 2048-row chunk edge
+        n = int(kind[6:])
+        x = rng.integers(0, n, shape).astype(np.int32)
+        edges = sorted({v for e in range(0, n, 2048) for v in (e - 1, e, e + 1) if 0 <= v < n} | {n - 1})
+        flat = x.reshape(-1)
+        flat[:min(flat.size, len(edges))] = edges[:flat.size]
+        return x
     x = rng.standard_normal(shape).astype(np.float32)
     if kind == "positive":
         x = np.abs(x) + 0.1

@@ -198,3 +198,28 @@ def test_compiled_programs_are_cached_by_content(engine, tmp_path, rng):
         assert engine.calls("compileWithQoS:options:error:") == 2 and engine.calls("loadWithQoS:options:error:") == 3
     xs = rng.standard_normal((1, 64)).astype(np.float32)
     np.testing.assert_array_equal(a(xs), b(xs))
+
+
+def test_integers_and_booleans_cross_the_engine_as_fp16(engine):
+    """No int32 or bool port (docs/engine.md): ids into a 3000-row table enter as fp16, one row
+    per 2048-row chunk offset on the host; int32 and bool results leave as fp16 and come back
+    as their dtype; an id outside the table is an IndexError before the engine runs."""
+    table = np.random.default_rng(4).standard_normal((3000, 8)).astype(np.float32)
+    ids = np.array([[0, 2047, 2048, 2999], [1, 2049, 2500, 7]], np.int32)
+    i = af.input(ids.shape, dtype="int32", name="ids")
+    y = af.embedding(i, af.constant(table))
+    s = y.sum(dim=-1)
+    outs = [y, s.argmax(dim=-1), s > 0]
+    net = af.compile(outs, backend="engine")
+    got, want = net(ids), af.compile(outs)(ids)
+    assert [g.dtype for g in got] == [np.float32, np.int32, np.bool_]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert engine.computed == 1
+    ports = af._core.engine_port_report()
+    ids_port = [p for p in ports if p.startswith(("input port 'ids'", "input ids:"))]
+    assert ids_port and ("[2, 2, 4]" in ids_port[0] or "1x2x1x2x4" in ids_port[0]), ports  # a row per chunk
+    assert all("element 2 bytes" in p for p in ports) or engine.path == "inmemory", ports
+    with pytest.raises(IndexError, match="index 3000 at flat position 0 is out of range"):
+        net(np.full(ids.shape, 3000, np.int32))
+    assert engine.computed == 1

@@ -225,9 +225,19 @@ SHAPE = [
 INDEXING = [
     Case("embedding", lambda i, w: af.embedding(i, w), lambda i, w: F.embedding(i.long(), w),
          [((3, 5), "index:10"), ((10, 6), "normal")], 1),
-    # 9000 rows: three one-hot chunks (4096 each), indices on both sides of each boundary
+    # 9000 rows: five 2048-row chunks, ids on both sides of each edge (optable.make_input)
     Case("embedding_chunks", lambda i, w: af.embedding(i, w), lambda i, w: F.embedding(i.long(), w),
          [((2, 40), "index:9000"), ((9000, 8), "normal")], 1),
+    # Ranges past 2048, where fp16 ids stop being exact: every compare still sees exact ids.
+    Case("embedding_3000", lambda i, w: af.embedding(i, w), lambda i, w: F.embedding(i.long(), w),
+         [((4, 16), "index:3000"), ((3000, 8), "normal")], 1),
+    Case("index_select_3000", lambda x, i: af.index_select(x, 1, i), lambda x, i: torch.index_select(x, 1, i.long()),
+         [((2, 3000), "normal"), ((16,), "index:3000")], 1),
+    Case("gather_3000", lambda x, i: af.gather(x, 1, i), lambda x, i: torch.gather(x, 1, i.long()),
+         [((2, 3000), "normal"), ((2, 12), "index:3000")], 1),
+    Case("one_hot_3000", lambda i: af.one_hot(i, num_classes=3000), lambda i: F.one_hot(i.long(), 3000),
+         [((12,), "index:3000")], 1),
+    Case("index_offset", lambda i: af.index_offset(i, 2048), lambda i: i - 2048, [((6,), "index:2048")], 1),
     Case("index_select", lambda x, i: af.index_select(x, 1, i), lambda x, i: torch.index_select(x, 1, i.long()),
          [((3, 6, 4), "normal"), ((5,), "index:6")], 1),
     Case("index_select_static", lambda x: af.index_select(x, 0, [2, 0, 2]),

@@ -144,3 +144,19 @@ def test_packed_weights_with_valid_checksums(fmt, tmp_path, rng):
             assert "hostile.afprog" in str(e)
         except (ValueError, TypeError):
             pass
+
+
+def test_integer_input_rules_survive_a_save_and_are_checked_at_load(tmp_path):
+    """The table an id input indexes travels in the file: a loaded program still raises
+    IndexError for an id past it; a rule rewritten to nonsense is refused at load."""
+    i = af.input((2,), dtype="int32", name="ids")
+    path = tmp_path / "emb.afprog"
+    af.compile(af.embedding(i, np.ones((3000, 4), np.float32))).save(path)
+    net = af.load_program(path)
+    np.testing.assert_array_equal(net(np.array([0, 2999], np.int32)), np.ones((2, 4)))
+    with pytest.raises(IndexError, match="index 3000 at flat position 1"):
+        net(np.array([0, 3000], np.int32))
+    data = path.read_bytes()
+    at = data.index(b"3000:0")
+    with pytest.raises(OSError, match="corrupt.*aneforge.int_inputs"):
+        _load(tmp_path, _fix_crc(data[:at] + b"3000:7" + data[at + 6:]))

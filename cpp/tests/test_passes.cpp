@@ -169,3 +169,37 @@ TEST(Passes, DumpShowsEveryPass) {
                            "== plan_memory =="})
     EXPECT_NE(p->pass_log.find(pass), std::string::npos) << pass;
 }
+
+// split_index_ranges: a 3000-row table is read in two 2048-row chunks, the second through
+// ids offset by 2048 on the host (one port row each); the rules give the host its checks.
+TEST(Passes, IndexRangesPastTheFp16LimitAreSplitIntoExactChunks) {
+  const int64_t V = 3000, D = 4;
+  std::vector<float> table(V * D);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<float>(i % 1000) / 8.0f;  // exact in fp16
+  Tensor ids = input({4}, DType::int32, "ids");
+  auto p = compile({call1("embedding", {ids, constant(table, {V, D})})});
+  int offsets = 0;
+  for (const auto& s : p->steps) offsets += s.node->op->name == "index_offset";
+  EXPECT_EQ(offsets, 1);
+  EXPECT_EQ(index_port_rows(*p, 0), 2);
+  auto rules = int_input_rules(*p);
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0].index_limit, V);
+  EXPECT_FALSE(rules[0].plain_use);
+  std::vector<float> feed = {0, 2047, 2048, 2999};
+  auto out = run_sim(p, {HostTensor{{4}, feed}});
+  for (int t = 0; t < 4; ++t)
+    for (int d = 0; d < D; ++d) EXPECT_EQ(out[0].data[t * D + d], table[static_cast<int64_t>(feed[t]) * D + d]) << t;
+  std::vector<float> rows(8);
+  encode_index_rows(feed.data(), 4, 2, rows.data());
+  EXPECT_EQ(rows, (std::vector<float>{0, 2047, 2048, 2999, -2048, -1, 0, 951}));
+  const float bad[] = {0, 3000, 1, 2};
+  const float* in[] = {bad};
+  EXPECT_THROW(check_int_inputs(*p, in), IndexError);
+  // An id also used as a number must be exact in fp16; a small table needs no offsets.
+  Tensor pos = input({2}, DType::int32, "pos");
+  auto q = compile({call1("embedding", {pos, constant(std::vector<float>(16, 1.0f), {4, 4})}), call1("add", {pos, scalar(1.0, DType::int32)})});
+  EXPECT_EQ(index_port_rows(*q, 0), 1);
+  EXPECT_TRUE(int_input_rules(*q)[0].plain_use);
+  EXPECT_EQ(int_input_rules(*q)[0].index_limit, 4);
+}

@@ -11,17 +11,43 @@ _NP_OUT = {"fp16": np.float32, "fp32": np.float32, "int32": np.int32, "bool": np
            "int64": np.int64}
 
 
+def _as_output(x, dt):
+    """An output as the user's dtype; int32 and bool come from the engine's fp16 (NaN -> 0,
+    +-inf saturate, as on the sim)."""
+    x = np.asarray(x)
+    if dt == "int32" and x.dtype.kind == "f":
+        x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=2**31 - 1, neginf=-2**31)
+        return np.clip(x, -2**31, 2**31 - 1).astype(np.int32)
+    if dt == "bool" and x.dtype.kind == "f":
+        return x != 0
+    return x.astype(_NP_OUT.get(dt, np.float32))
+
+
 class MilExecutable:
     """Runs an interpreter over named inputs and returns outputs in the structure ``mode``
     (0: one array, 1: list, 2: dict keyed by ``out_names``)."""
 
-    def __init__(self, interp, in_specs, out_specs, mode, label="net", convert=False):
+    def __init__(self, interp, in_specs, out_specs, mode, label="net", convert=False, program=None):
         self.interp = interp
+        self.program = program  # a compiled program: its integer inputs go in as the engine takes them
         self.convert = convert  # packages: any numeric array converts to the input dtype (as Core ML)
         self.in_specs = list(in_specs)     # [(user name, mil name, shape, dtype)]
         self.out_specs = list(out_specs)   # [(user name, mil name, dtype)]
         self.mode = mode
         self.label = label
+
+    def _engine_ports(self, feeds):
+        """Integer inputs as the engine takes them: checked (IndexError for an id outside its
+        table), and an index input into a table of more than 2048 rows as one row per chunk,
+        the ids offset by the chunk's first row (exact here on the host)."""
+        from . import _core
+        arrays = [feeds[m] if dt == "int32" else None for _, m, _, dt in self.in_specs]
+        _core.check_int_inputs(self.program, [None if a is None else np.ascontiguousarray(a, np.float32) for a in arrays])
+        for i, (_, mil_name, _, dt) in enumerate(self.in_specs):
+            rows = _core.index_port_rows(self.program, i) if dt == "int32" else 1
+            if rows > 1:
+                a = feeds[mil_name]
+                feeds[mil_name] = np.stack([a - np.float32(2048 * k) for k in range(rows)])
 
     def _names(self):
         return ", ".join(f"{n} {tuple(s)}" for n, _, s, _ in self.in_specs) or "none"
@@ -60,9 +86,15 @@ class MilExecutable:
                 if bad.size:
                     raise ValueError(f"input '{name}' ({dtype}): the value {int(v.flat[bad[0]])} at flat index {bad[0]} "
                                      f"is not exactly representable" + (" in fp16" if dtype == "fp16" else ""))
+            if dtype in ("int32", "bool") and self.program is not None:
+                if a.dtype.kind not in "biu":
+                    raise ValueError(f"input '{name}' ({dtype}) expects an integer or bool array data, got {a.dtype}")
+                a = a.astype(np.float32)  # the engine holds int32 and bool in fp16 (docs/engine.md)
             feeds[mil_name] = a
+        if self.program is not None:
+            self._engine_ports(feeds)
         res = self.interp.run(feeds)
-        outs = [np.asarray(res[mil_name]).astype(_NP_OUT.get(dt, np.float32)) for _, mil_name, dt in self.out_specs]
+        outs = [_as_output(res[mil_name], dt) for _, mil_name, dt in self.out_specs]
         if self.mode == 0:
             return outs[0]
         if self.mode == 1:
@@ -85,7 +117,7 @@ def from_program(program, mode, opset: int):
         raise RuntimeError("MIL emission: the function's inputs/outputs do not mirror the program's")
     ins = [(name, mil_name, shape, dt) for (name, shape, dt), (mil_name, _) in zip(program.inputs, fn.inputs)]
     outs = [(name, mil_name, dt) for (name, _, dt), mil_name in zip(program.outputs, fn.block.outputs)]
-    return MilExecutable(interp, ins, outs, mode)
+    return MilExecutable(interp, ins, outs, mode, program=program)
 
 
 class PackageNet:

@@ -1,4 +1,6 @@
 // The Python extension module aneforge._core: graph building, the op table, compile.
+#include <optional>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -127,6 +129,7 @@ NB_MODULE(_core, m) {
       switch (e.status()) {
         case af::Status::invalid_value: PyErr_SetString(PyExc_ValueError, e.what()); break;
         case af::Status::invalid_type: PyErr_SetString(PyExc_TypeError, e.what()); break;
+        case af::Status::index_out_of_range: PyErr_SetString(PyExc_IndexError, e.what()); break;
         case af::Status::unsupported: PyErr_SetString(PyExc_NotImplementedError, e.what()); break;
         case af::Status::io_error: PyErr_SetString(PyExc_OSError, e.what()); break;
         case af::Status::engine: PyErr_SetObject(engine_error.ptr(), nb::str(e.what()).ptr()); break;
@@ -377,6 +380,20 @@ NB_MODULE(_core, m) {
     int mode = p->metadata.count("output_mode") ? std::stoi(p->metadata["output_mode"]) : 1;
     return std::make_pair(p, mode);
   }, "path"_a);
+  m.def("index_port_rows", [](const af::Program& p, size_t i) {
+    if (i >= p.inputs.size()) throw af::ValueError("index_port_rows: no input " + std::to_string(i));
+    return af::index_port_rows(p, i);
+  }, "program"_a, "input"_a, "Rows of an input's engine port: 1, or one per 2048-row chunk of an index input.");
+  m.def("check_int_inputs", [](const af::Program& p, std::vector<std::optional<nb::ndarray<const float, nb::c_contig, nb::device::cpu>>> xs) {
+    if (xs.size() != p.inputs.size()) throw af::ValueError("check_int_inputs: wrong number of inputs");
+    std::vector<const float*> ptrs;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (xs[i] && static_cast<int64_t>(xs[i]->size()) != af::numel(p.values[p.inputs[i]].type.shape))
+        throw af::ValueError("check_int_inputs: input " + std::to_string(i) + " has the wrong size");
+      ptrs.push_back(xs[i] ? xs[i]->data() : nullptr);
+    }
+    af::check_int_inputs(p, ptrs.data());
+  }, "program"_a, "inputs"_a, "IndexError / ValueError for integer inputs the engine cannot take (as every backend checks).");
   m.def("mil_text", [](const af::Program& p, int opset) { return af::mil::to_text(af::mil::build(p, opset)); },
         "program"_a, "opset"_a);
   m.def("mil_blob", [](const af::Program& p, int opset) {

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "convert.h"
+#include "aneforge/mil.h"
 
 using namespace nb::literals;
 
@@ -138,7 +139,7 @@ class PyExecutable {
     const float* src = out_tmp_[j].data();
     switch (t.dtype) {
       case af::DType::boolean: { auto* d = static_cast<bool*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = src[i] != 0; break; }
-      case af::DType::int32: { auto* d = static_cast<int32_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = src[i] >= 2147483647.0f ? INT32_MAX : static_cast<int32_t>(src[i]); break; }  // 2^31 has no int32
+      case af::DType::int32: { auto* d = static_cast<int32_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<int32_t>(af::mil::int_value(src[i], af::DType::int32)); break; }  // the engine's fp16: inf saturates, NaN is 0
       case af::DType::uint8: { auto* d = static_cast<uint8_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<uint8_t>(src[i]); break; }
       default: { auto* d = static_cast<int8_t*>(view.data()); for (size_t i = 0; i < cnt; ++i) d[i] = static_cast<int8_t>(src[i]); }
     }

@@ -9,6 +9,7 @@ enum class Status {
   ok = 0,
   invalid_value,       // wrong shape, dtype, rank or attribute (Python ValueError)
   invalid_type,        // wrong kind of argument (Python TypeError)
+  index_out_of_range,  // an index input outside its table (Python IndexError)
   unsupported_target,  // the target cannot run this op or shape
   unsupported,         // not implemented yet (Python NotImplementedError)
   io_error,            // file missing, truncated or corrupt
@@ -30,6 +31,9 @@ struct ValueError : Error {
 };
 struct TypeError : Error {
   explicit TypeError(const std::string& m) : Error(Status::invalid_type, m) {}
+};
+struct IndexError : Error {
+  explicit IndexError(const std::string& m) : Error(Status::index_out_of_range, m) {}
 };
 struct TargetError : Error {
   explicit TargetError(const std::string& m) : Error(Status::unsupported_target, m) {}

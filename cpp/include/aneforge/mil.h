@@ -96,6 +96,19 @@ class Builder {
   std::vector<std::string> op_multi(const std::string& type,
                                     std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
                                     const std::vector<Type>& outs, const std::vector<std::string>& names);
+  // int32 and bool values are fp16 in the program (the engine computes neither; docs/engine.md):
+  // a comparison gives its bool to select directly and an fp16 0/1 to everything else.
+  // compare(): `type` (equal, less, ...) of x and y as an fp16 0/1 named `out_name`.
+  std::string compare(const std::string& type, const std::string& x, const std::string& y, const Type& out,
+                      const std::string& out_name = "");
+  // select(c, 1, 0) (inverted: 0, 1) as an fp16 value typed `out`.
+  std::string select01(const std::string& c, const Type& out, const std::string& out_name = "", bool inverted = false);
+  // The bool form of a value for select's cond: the comparison behind it, else value != 0.
+  std::string condition(const std::string& var);
+  // An input whose port holds one row per 2048-row chunk (ids offset on the host): row 0
+  // stands for the input; port_row() gives row k as `out_name` ("" if var is no such input).
+  void set_port_rows(const std::string& row0, const std::string& port, int rows) { port_rows_[row0] = {port, rows}; }
+  std::string port_row(const std::string& var, int64_t k, const std::string& out_name);
   const Type& type_of(const std::string& var) const { return types_.at(var); }
   void declare(const std::string& var, const Type& t) { types_[var] = t; }
   int opset() const { return m_.opset; }
@@ -106,15 +119,19 @@ class Builder {
   std::map<std::string, int> counters_;
   std::map<std::string, Type> types_;
   std::map<std::string, bool> consts_;
+  std::map<std::string, std::string> conditions_;  // fp16 0/1 var -> the bool it was selected from
+  std::map<std::string, std::pair<std::string, int>> port_rows_;  // row-0 var -> (port, rows)
+  std::map<std::string, std::string> ones_;  // "fp16(2, 3)" -> a fill of ones of that type
 };
 
 // What an op's emitter sees: its input vars and types, the vars its outputs must get.
 struct StepView {
   const Node& node;
   std::vector<std::string> in;
-  std::vector<Type> in_types;
+  std::vector<Type> in_types;    // as emitted: int32 and bool values are fp16
   std::vector<std::string> out;
   std::vector<Type> out_types;
+  std::vector<DType> in_dtypes, out_dtypes;  // the program's own dtypes (int32, bool, ...)
   const Attrs& attrs() const { return node.attrs; }
 };
 

@@ -75,6 +75,26 @@ struct Program {
   int add_constant(std::vector<float> values, const Shape& shape, DType dtype);
 };
 
+// Integer inputs (docs/engine.md, "Integers and booleans"): the engine holds int32 in fp16,
+// exact to 2048. Ids into a table of more than 2048 rows reach each 2048-row chunk offset by
+// the chunk's first row, computed on the host: the input's port holds one row per chunk.
+inline constexpr int64_t kIndexChunk = 2048;
+// Per input: ids must lie in [0, index_limit) (0: not an index input); plain_use: something
+// besides index lookups reads the value, so it must be exact in fp16. Kept in the program's
+// metadata ("aneforge.int_inputs"); ValueError if that is malformed.
+struct IntInputRule {
+  int64_t index_limit = 0;
+  bool plain_use = true;
+};
+std::vector<IntInputRule> int_input_rules(const Program& p);
+void set_int_input_rules(Program& p, const std::vector<IntInputRule>& rules);
+int index_port_rows(const Program& p, size_t input);  // 1 + the chunks the host offsets
+// Before every run, on every backend: IndexError for an id outside its table, ValueError for
+// an integer fp16 cannot hold where the value itself is used.
+void check_int_inputs(const Program& p, const float* const* inputs);
+// The port of an index input: row k holds x - 2048 k (exact on the host).
+void encode_index_rows(const float* x, size_t n, int rows, float* out);
+
 std::string layer_label(const Step& s);  // "conv+relu": the op and its fused epilogue
 
 std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const CompileOptions& opts = {});

@@ -130,6 +130,9 @@ std::string pack(const std::vector<double>& v, DType t) {
 }
 
 Type type_of(const TensorType& t) { return Type{t.dtype, t.shape, t.shape.empty(), false}; }
+// What the engine holds a value in: int32 and bool as fp16 (exact integers to 2048, 0/1).
+DType emitted_dtype(DType t) { return t == DType::int32 || t == DType::boolean ? DType::fp16 : t; }
+Type emitted_type(const TensorType& t) { return Type{emitted_dtype(t.dtype), t.shape, t.shape.empty(), false}; }
 
 }  // namespace
 
@@ -251,6 +254,57 @@ void Builder::finish() {
     kept.push_back(std::move(o));
   }
   m_.main.ops = std::move(kept);
+}
+
+std::string Builder::compare(const std::string& type, const std::string& x, const std::string& y, const Type& out,
+                             const std::string& out_name) {
+  Type bt = out;
+  bt.dtype = DType::boolean;
+  std::string c = op(type, {{"x", {x}}, {"y", {y}}}, bt);
+  std::string r = select01(c, out, out_name);
+  conditions_[r] = c;
+  return r;
+}
+
+// select(c, 1, 0) typed like `out`. Select's type is that of a and b broadcast (coremltools
+// infers it so), so a is ones of the full shape (a fill, one per shape).
+std::string Builder::select01(const std::string& c, const Type& out, const std::string& out_name, bool inverted) {
+  std::string one = float_scalar(1.0, out.dtype, "one"), zero = float_scalar(0.0, out.dtype, "zero");
+  if (!out.shape.empty()) {
+    std::string key = type_name(out.dtype) + shape_str(out.shape);
+    auto it = ones_.find(key);
+    if (it == ones_.end())
+      it = ones_.emplace(key, op("fill", {{"shape", {ints(std::vector<int64_t>(out.shape.begin(), out.shape.end()), "shape")}},
+                                          {"value", {one}}}, out, fresh("ones"))).first;
+    one = it->second;
+  }
+  return op("select", {{"cond", {c}}, {"a", {inverted ? zero : one}}, {"b", {inverted ? one : zero}}}, out, out_name);
+}
+
+// Row k of a multi-row port: slice_by_size then reshape to the input's own shape.
+std::string Builder::port_row(const std::string& var, int64_t k, const std::string& out_name) {
+  auto it = port_rows_.find(var);
+  if (it == port_rows_.end() || k >= it->second.second) return "";
+  const Type& pt = type_of(it->second.first);
+  std::vector<int64_t> begin(pt.shape.size(), 0), size(pt.shape.begin(), pt.shape.end());
+  begin[0] = k;
+  size[0] = 1;
+  Shape one(size.begin(), size.end()), own(pt.shape.begin() + 1, pt.shape.end());
+  std::string row = op("slice_by_size", {{"x", {it->second.first}}, {"begin", {ints(begin, "begin")}}, {"size", {ints(size, "size")}}},
+                       Type{pt.dtype, one, false, false});
+  return op("reshape", {{"x", {row}}, {"shape", {ints(std::vector<int64_t>(own.begin(), own.end()), "shape")}}},
+            Type{pt.dtype, own, own.empty(), false}, out_name);
+}
+
+std::string Builder::condition(const std::string& var) {
+  if (auto it = conditions_.find(var); it != conditions_.end()) return it->second;
+  Type t = type_of(var);
+  if (t.dtype == DType::boolean) return var;  // a bool constant
+  Type bt = t;
+  bt.dtype = DType::boolean;
+  std::string c = op("not_equal", {{"x", {var}}, {"y", {float_scalar(0.0, t.dtype, "zero")}}}, bt);
+  conditions_[var] = c;
+  return c;
 }
 
 std::string Builder::op(const std::string& type, std::vector<std::pair<std::string, std::vector<std::string>>> inputs,
@@ -414,29 +468,101 @@ std::string packed_weight(Builder& b, const PackedWeights& pk, const Type& out, 
   return b.op("constexpr_blockwise_shift_scale", {{"data", {data}}, {"scale", {scale}}}, out, "");
 }
 
+namespace {
+
+// Ops whose results nothing reads (e.g. a comparison's fp16 form when only select used it).
+void drop_unused_ops(Function& f) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    std::set<std::string> used(f.outputs.begin(), f.outputs.end());
+    for (const auto& o : f.ops)
+      for (const auto& in : o.inputs) used.insert(in.second.begin(), in.second.end());
+    std::vector<Op> kept;
+    for (auto& o : f.ops) {
+      bool live = o.type == "const";
+      for (const auto& out : o.outputs) live = live || used.count(out.first);
+      if (live) kept.push_back(std::move(o));
+      else changed = true;
+    }
+    f.ops = std::move(kept);
+  }
+}
+
+// What a program for the engine may hold (docs/engine.md, "Integers and booleans"): no int32
+// or bool port, no op computing an int32 tensor, and bool only from a comparison into
+// select's cond. Constants (shapes, axes, flags) are parameters, not compute.
+void check_engine_dtypes(const Function& f) {
+  auto bad = [](const std::string& what) {
+    throw Error(Status::internal, "MIL: " + what + " (the engine computes neither int32 nor bool; this is a bug)");
+  };
+  for (const auto& [n, t] : f.inputs)
+    if (t.dtype == DType::int32 || t.dtype == DType::boolean) bad("input '" + n + "' is " + type_name(t.dtype));
+  static const std::set<std::string> comparisons = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"};
+  std::map<std::string, DType> computed;
+  for (const auto& o : f.ops) {
+    if (o.type == "const") continue;
+    for (const auto& [param, vars] : o.inputs)
+      for (const auto& v : vars)
+        if (computed.count(v) && computed[v] == DType::boolean && !(o.type == "select" && param == "cond"))
+          bad("the bool '" + v + "' feeds " + o.type + "." + param);
+    for (const auto& [n, t] : o.outputs) {
+      if (t.dtype == DType::int32) bad(o.type + " computes the int32 '" + n + "'");
+      if (t.dtype == DType::boolean && !comparisons.count(o.type)) bad(o.type + " computes the bool '" + n + "'");
+      computed[n] = t.dtype;
+    }
+  }
+  for (const auto& n : f.outputs)
+    if (computed.count(n) && (computed[n] == DType::int32 || computed[n] == DType::boolean)) bad("output '" + n + "' is not fp16");
+}
+
+}  // namespace
+
 Program build(const af::Program& p, int opset) {
   if (opset != 17 && opset != 18) throw ValueError("MIL: opset must be 17 (iOS17) or 18 (iOS18), got " + std::to_string(opset));
   Program m;
   m.opset = opset;
   Builder b(m);
   std::vector<std::string> var(p.values.size());
+  std::vector<std::pair<int, std::string>> row0_of;  // multi-row inputs: (value, port var)
   std::vector<std::string> reserved;
   // Generated names carry a process-wide id; the MIL names those by position instead, so one
   // graph gives the same MIL (and engine cache key) whatever the process built before.
   for (int v : p.inputs) {
     const Value& val = p.values[v];
     std::string n = b.fresh(val.auto_name ? "input_" + std::to_string(m.main.inputs.size()) : val.name);
-    Type t = type_of(p.values[v].type);
+    Type t = emitted_type(p.values[v].type);
+    int rows = index_port_rows(p, m.main.inputs.size());
+    if (rows > 1) {  // ids offset per 2048-row chunk on the host, one row each
+      Type port = t;
+      port.shape.insert(port.shape.begin(), rows);
+      port.scalar = false;
+      b.declare(n, port);
+      m.main.inputs.push_back({n, port});
+      row0_of.push_back({v, n});
+      continue;
+    }
     b.declare(n, t);
     m.main.inputs.push_back({n, t});
     var[v] = n;
+  }
+  for (auto [v, port] : row0_of) {
+    int rows = static_cast<int>(b.type_of(port).shape[0]);
+    b.set_port_rows(port, port, rows);  // row 0 of the port is the input itself
+    var[v] = b.port_row(port, 0, b.fresh(port + "_ids"));
+    b.set_port_rows(var[v], port, rows);
   }
   auto var_of = [&](int v) -> const std::string& {
     if (var[v].empty()) {
       const Value& val = p.values[v];
       if (!val.data) throw Error(Status::internal, "MIL: value " + val.name + " used before it is produced");
+      if (!val.data->packed && emitted_dtype(val.type.dtype) != val.type.dtype)
+        for (float x : val.data->values)
+          if (half_to_float(float_to_half(x)) != x)
+            throw UnsupportedError("MIL: the " + std::string(dtype_name(val.type.dtype)) + " constant '" + val.name + "' holds " +
+                                   std::to_string(static_cast<int64_t>(x)) +
+                                   ", which fp16 cannot hold exactly (the engine computes integers in fp16: exact to 2048)");
       var[v] = val.data->packed ? packed_weight(b, *val.data->packed, type_of(val.type), m.opset)
-                                : b.tensor(val.data->values, val.type.shape, val.type.dtype, "const");
+                                : b.tensor(val.data->values, val.type.shape, emitted_dtype(val.type.dtype), "const");
     }
     return var[v];
   };
@@ -450,20 +576,22 @@ Program build(const af::Program& p, int opset) {
   std::map<int, std::string> output_name;
   for (size_t j = 0; j < p.outputs.size(); ++j) {
     const Value& out = p.values[p.outputs[j]];
-    if (output_name.count(p.outputs[j]) || out.type.dtype == DType::boolean) continue;
+    if (output_name.count(p.outputs[j])) continue;
     if (std::string n = given_name(j); !n.empty()) output_name[p.outputs[j]] = n;
   }
   for (const auto& st : p.steps) {
-    StepView view{*st.node, {}, {}, {}, {}};
+    StepView view{*st.node, {}, {}, {}, {}, {}, {}};
     for (int v : st.in) {
       view.in.push_back(var_of(v));
-      view.in_types.push_back(type_of(p.values[v].type));
+      view.in_types.push_back(emitted_type(p.values[v].type));
+      view.in_dtypes.push_back(p.values[v].type.dtype);
     }
     for (size_t o = 0; o < st.out.size(); ++o) {
       std::string internal = st.node->op->name + "_" + std::to_string(&st - p.steps.data());
       std::string name = st.epilogue.empty() ? (output_name.count(st.out[o]) ? output_name[st.out[o]] : internal) : internal + "_pre";
       view.out.push_back(b.fresh(name));
-      view.out_types.push_back(type_of(p.values[st.out[o]].type));
+      view.out_types.push_back(emitted_type(p.values[st.out[o]].type));
+      view.out_dtypes.push_back(p.values[st.out[o]].type.dtype);
     }
     const OpDef& op = *st.node->op;
     if (op.emit_mil) op.emit_mil(b, view);
@@ -475,7 +603,8 @@ Program build(const af::Program& p, int opset) {
       std::string name = e + 1 == st.epilogue.size()
                              ? b.fresh(output_name.count(st.out[0]) ? output_name[st.out[0]] : internal)
                              : b.fresh(internal + "_" + en.op->name);
-      StepView ev{en, {cur}, {view.out_types[0]}, {name}, {type_of(en.outputs[0])}};
+      StepView ev{en, {cur}, {view.out_types[0]}, {name}, {emitted_type(en.outputs[0])},
+                  {view.out_dtypes[0]}, {en.outputs[0].dtype}};
       if (en.op->emit_mil) en.op->emit_mil(b, ev);
       else default_emit(b, ev);
       cur = name;
@@ -489,23 +618,20 @@ Program build(const af::Program& p, int opset) {
     std::string src = var_of(v);
     bool produced = p.values[v].producer >= 0 && !p.values[v].data;
     // A layer already named for this output, or one whose generated name the output keeps.
-    bool as_is = output_name.count(v) || (given_name(j).empty() && p.values[v].type.dtype != DType::boolean);
+    bool as_is = output_name.count(v) || given_name(j).empty();
     if (produced && as_is && used_outputs.insert(src).second) {
       m.main.outputs.push_back(src);
       continue;
     }
-    Type t = type_of(p.values[v].type);
+    Type t = emitted_type(p.values[v].type);
     std::string given = given_name(j);
     std::string name = b.fresh(given.empty() ? "output_" + std::to_string(j) : given);
-    if (t.dtype == DType::boolean) {  // Core ML outputs are numeric: bool leaves as int32
-      t.dtype = DType::int32;
-      src = b.op("cast", {{"x", {src}}, {"dtype", {b.string_scalar("int32", "dtype")}}}, t, name);
-    } else {
-      src = b.op("identity", {{"x", {src}}}, t, name);
-    }
+    src = b.op("identity", {{"x", {src}}}, t, name);
     m.main.outputs.push_back(src);
   }
+  drop_unused_ops(m.main);
   b.finish();
+  check_engine_dtypes(m.main);
   return m;
 }
 

@@ -459,6 +459,11 @@ void validate(Program& p, Reader& r) {
   if (p.output_names.size() != p.outputs.size()) r.corrupt("output names");
   for (int v : p.outputs)
     if (!ready[v]) r.corrupt("an output that is never computed");
+  try {
+    int_input_rules(p);  // the integer-input rules in the metadata, checked now, not at the first run
+  } catch (const ValueError& e) {
+    r.corrupt(e.what());
+  }
 }
 
 

@@ -40,9 +40,8 @@ uint64_t element_bytes(DType t) {
   switch (t) {
     case DType::fp16: return 2;
     case DType::fp32: return 4;
-    case DType::int32: return 4;
     default: throw UnsupportedError("engine: inputs and outputs of dtype " + std::string(dtype_name(t)) +
-                                    " are not supported (fp16, fp32 and int32 are)");
+                                    " are not supported (fp16 and fp32 are; int32 and bool travel as fp16)");
   }
 }
 
@@ -267,11 +266,14 @@ class EngineExecutable final : public Executable {
     files_.target = dev_.target;
     for (size_t i = 0; i < prog_->inputs.size(); ++i) {
       const Value& v = prog_->values[prog_->inputs[i]];
-      files_.inputs.push_back(make_port(m.main.inputs.at(i).first, v.type.dtype, v.type.shape));
+      (void)v;  // the port as emitted: int32 and bool as fp16, an index input with a row per chunk
+      files_.inputs.push_back(make_port(m.main.inputs.at(i).first, m.main.inputs.at(i).second.dtype, m.main.inputs.at(i).second.shape));
+      input_rows_.push_back(index_port_rows(*prog_, i));
     }
     for (size_t j = 0; j < prog_->outputs.size(); ++j) {
       const Value& v = prog_->values[prog_->outputs[j]];
-      files_.outputs.push_back(make_port(m.main.outputs.at(j), v.type.dtype, v.type.shape));
+      DType emitted = v.type.dtype == DType::int32 || v.type.dtype == DType::boolean ? DType::fp16 : v.type.dtype;
+      files_.outputs.push_back(make_port(m.main.outputs.at(j), emitted, v.type.shape));
     }
     std::string key = io::content_hash({files_.mil_text, files_.weights, dev_.target, kVersion, dev_.path});
     files_.dir = cache_dir() + "/programs/" + key;
@@ -303,6 +305,7 @@ class EngineExecutable final : public Executable {
     check_not_forked();
     ensure_loaded_locked();
     const Fp16Mode mode = prog_->options.numerics.fp16;
+    check_int_inputs(*prog_, inputs);
     for (size_t i = 0; i < files_.inputs.size(); ++i) {
       const Port& p = files_.inputs[i];
       if (!inputs[i]) {  // resident: the value the last run left in the shared buffer
@@ -313,10 +316,16 @@ class EngineExecutable final : public Executable {
         continue;
       }
       size_t n = static_cast<size_t>(p.bytes / element_bytes(p.dtype));
+      const float* src = inputs[i];
+      std::vector<float> rows;
+      if (input_rows_[i] > 1) {  // ids offset per 2048-row chunk, exact here on the host
+        rows.resize(n);
+        encode_index_rows(src, n / input_rows_[i], input_rows_[i], rows.data());
+        src = rows.data();
+      }
       loaded_->write_input(i, [&](void* dst) {
-        if (p.dtype == DType::fp16) floats_to_halves(inputs[i], static_cast<uint16_t*>(dst), n, mode);
-        else if (p.dtype == DType::fp32) std::memcpy(dst, inputs[i], n * 4);
-        else for (size_t k = 0; k < n; ++k) static_cast<int32_t*>(dst)[k] = static_cast<int32_t>(inputs[i][k]);
+        if (p.dtype == DType::fp16) floats_to_halves(src, static_cast<uint16_t*>(dst), n, mode);
+        else std::memcpy(dst, src, n * 4);
       });
     }
     loaded_->execute();
@@ -326,8 +335,7 @@ class EngineExecutable final : public Executable {
       size_t n = static_cast<size_t>(p.bytes / element_bytes(p.dtype));
       loaded_->read_output(j, [&](const void* src) {
         if (p.dtype == DType::fp16) halves_to_floats(static_cast<const uint16_t*>(src), outputs[j], n);
-        else if (p.dtype == DType::fp32) std::memcpy(outputs[j], src, n * 4);
-        else for (size_t k = 0; k < n; ++k) outputs[j][k] = static_cast<float>(static_cast<const int32_t*>(src)[k]);
+        else std::memcpy(outputs[j], src, n * 4);
       });
     }
   }
@@ -417,6 +425,7 @@ class EngineExecutable final : public Executable {
   std::shared_ptr<const Program> prog_;
   DeviceInfo dev_;
   ProgramFiles files_;
+  std::vector<int> input_rows_;  // per input: 1, or the chunk rows of an index input
   std::unique_ptr<Loaded> loaded_;
   std::vector<std::pair<size_t, size_t>> aliases_;
   std::map<size_t, std::string> saved_;  // input -> resident bytes while unloaded

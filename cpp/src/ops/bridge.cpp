@@ -58,11 +58,11 @@ std::vector<Tensor> lower_arg(const std::vector<Tensor>& in, const Attrs& a, boo
   bool keep = a.b("keepdims");
   if (!a.has("dim")) {
     Tensor flat = reshape(x, {numel(x.shape())});
-    Tensor r = cast(arg_extreme(flat, 0, is_max, false), DType::int32);
+    Tensor r = index_cast(arg_extreme(flat, 0, is_max, false));
     return {keep ? reshape(r, Shape(x.rank(), 1)) : r};
   }
   if (x.rank() == 0) x = reshape(x, {1});
-  return {cast(arg_extreme(x, static_cast<int>(a.i("dim")), is_max, keep), DType::int32)};
+  return {index_cast(arg_extreme(x, static_cast<int>(a.i("dim")), is_max, keep))};
 }
 
 // ---- sort (bitonic compare-exchange network of min/max/select) -------------------------
@@ -141,7 +141,7 @@ std::vector<Tensor> lower_sort(const std::vector<Tensor>& in, const Attrs& a, bo
     v = narrow(v, 1, 0, m);
     i = narrow(i, 1, 0, m);
   }
-  return {unrows(v, perm, moved, m), cast(unrows(i, perm, moved, m), DType::int32)};
+  return {unrows(v, perm, moved, m), index_cast(unrows(i, perm, moved, m))};
 }
 
 // ---- sdpa ------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ std::vector<Tensor> lower_fps(const std::vector<Tensor>& in, const Attrs& a) {
     sel = arg_extreme(dist, 1, true, true);                            // (B, 1)
     picked.push_back(sel);
   }
-  return {cast(concat(picked, 1), DType::int32)};
+  return {index_cast(concat(picked, 1))};
 }
 
 void infer_radius(InferContext& c) {
@@ -344,7 +344,7 @@ std::vector<Tensor> lower_radius(const std::vector<Tensor>& in, const Attrs& a) 
   auto [v, i] = bitonic_sort(reshape(key, {B * M, N}), false);
   Tensor first = reshape(narrow(v, 1, 0, k), {B, M, k});
   Tensor found = op("less", {first, scalar(static_cast<double>(N), dt)});
-  return {cast(where(found, first, scalar(-1.0, dt)), DType::int32)};
+  return {index_cast(where(found, first, scalar(-1.0, dt)))};
 }
 
 // ---- normalisation bridges -------------------------------------------------------------

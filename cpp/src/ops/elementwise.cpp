@@ -348,6 +348,41 @@ void register_elementwise_ops() {
   register_binary();
 }
 
+namespace {
+
+// cast, where int32 and bool are fp16: to bool, value != 0 as 0/1; to int32, toward zero with
+// NaN as 0 (the sim's rule); between fp16 forms, nothing to do.
+void emit_cast(mil::Builder& b, const mil::StepView& s) {
+  using namespace milx;
+  DType from = s.in_dtypes[0], to = s.out_dtypes[0];
+  const Type &it = s.in_types[0], &ot = s.out_types[0];
+  auto mil_cast = [&](const std::string& x, const Type& out, const std::string& name) {
+    return b.op("cast", {{"x", {x}}, {"dtype", {S(b, mil::type_name(out.dtype), "dtype")}}}, out, name);
+  };
+  if (to == DType::boolean) {
+    b.select01(b.condition(s.in[0]), ot, s.out[0]);
+    return;
+  }
+  if (to == DType::int32 && is_float(from) && !s.attrs().b("exact_integers", false)) {
+    Type bt = it;
+    bt.dtype = DType::boolean;
+    std::string zero = b.float_scalar(0.0, it.dtype, "zero");
+    std::string up = b.op("greater_equal", {{"x", {s.in[0]}}, {"y", {zero}}}, bt);
+    std::string t = b.op("select", {{"cond", {up}}, {"a", {b.op("floor", {{"x", {s.in[0]}}}, it)}}, {"b", {b.op("ceil", {{"x", {s.in[0]}}}, it)}}}, it);
+    std::string num = b.op("equal", {{"x", {s.in[0]}}, {"y", {s.in[0]}}}, bt);  // false for NaN
+    std::string r = b.op("select", {{"cond", {num}}, {"a", {t}}, {"b", {zero}}}, it, it.dtype == ot.dtype ? s.out[0] : "");
+    if (it.dtype != ot.dtype) mil_cast(r, ot, s.out[0]);
+    return;
+  }
+  if (it.dtype == ot.dtype) {
+    b.op("identity", {{"x", {s.in[0]}}}, ot, s.out[0]);
+    return;
+  }
+  mil_cast(s.in[0], ot, s.out[0]);
+}
+
+}  // namespace
+
 // MIL emission of this family's ops (the rest use the default mil_op(x=..., y=...)).
 void attach_elementwise_mil() {
   using namespace milx;
@@ -413,16 +448,13 @@ void attach_elementwise_mil() {
     if (!has_lo && !has_hi) b.op("identity", {{"x", {y}}}, t, s.out[0]);
   });
   emit("neg", [](Builder& b, const StepView& s) {
-    std::string m1 = dt(s) == DType::int32 ? I(b, -1, "minus_one") : F(b, s, -1.0, "minus_one");
-    b.op("mul", {{"x", {s.in[0]}}, {"y", {m1}}}, s.out_types[0], s.out[0]);
+    b.op("mul", {{"x", {s.in[0]}}, {"y", {F(b, s, -1.0, "minus_one")}}}, s.out_types[0], s.out[0]);
   });
   for (const char* n : {"rsqrt", "reciprocal"}) {
     std::string mil = n == std::string("rsqrt") ? "rsqrt" : "inverse";
     unary_params(n, mil.c_str(), [](Builder& b, const StepView& s) { return Args{{"epsilon", {P(b, 0.0, "epsilon")}}}; });
   }
-  unary_params("cast", "cast", [](Builder& b, const StepView& s) {
-    return Args{{"dtype", {S(b, mil::type_name(s.out_types[0].dtype), "dtype")}}};
-  });
+  emit("cast", emit_cast);
   emit("prelu", [](Builder& b, const StepView& s) {
     const Type& xt = s.in_types[0];
     Shape ws(xt.shape.size() >= 2 ? xt.shape.size() - 1 : 1, 1);
@@ -449,20 +481,16 @@ void attach_elementwise_mil() {
       if (as != s.in_types[1].shape) a = b.op("reshape", {{"x", {a}}, {"shape", {Is(b, as, "shape")}}}, like(s.in_types[1], as));
       a = b.op("tile", {{"x", {a}}, {"reps", {Is(b, reps, "reps")}}}, like(s.in_types[1], out));
     }
-    b.op("select", {{"cond", {s.in[0]}}, {"a", {a}}, {"b", {s.in[2]}}}, s.out_types[0], s.out[0]);
+    b.op("select", {{"cond", {b.condition(s.in[0])}}, {"a", {a}}, {"b", {s.in[2]}}}, s.out_types[0], s.out[0]);
   });
 
-  for (const char* n : {"equal", "not_equal"}) {
-    bool eq = n == std::string("equal");
-    emit(n, [eq](Builder& b, const StepView& s) {
-      if (s.in_types[0].dtype != DType::boolean)
-        return void(b.op(eq ? "equal" : "not_equal", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]));
-      // MIL compares numbers only: on bools, equal is not(xor).
-      if (!eq) return void(b.op("logical_xor", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0], s.out[0]));
-      std::string x = b.op("logical_xor", {{"x", {s.in[0]}}, {"y", {s.in[1]}}}, s.out_types[0]);
-      b.op("logical_not", {{"x", {x}}}, s.out_types[0], s.out[0]);
-    });
-  }
+  // Comparisons on any dtype, bools and int32 included (all fp16 here): the bool goes to
+  // select's cond, the fp16 0/1 to everything else.
+  for (const char* n : {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"})
+    emit(n, [n](Builder& b, const StepView& s) { b.compare(n, s.in[0], s.in[1], s.out_types[0], s.out[0]); });
+  emit("logical_not", [](Builder& b, const StepView& s) {
+    b.select01(b.condition(s.in[0]), s.out_types[0], s.out[0], true);
+  });
 }
 
 }  // namespace af

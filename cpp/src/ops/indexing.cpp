@@ -1,9 +1,11 @@
 // Indexing ops: embedding, index_select, gather, cumsum, one_hot. Gather is not an engine op,
-// so each runs inside the one program as a one-hot selection (an int32 equal against a
-// range, exact for any index below 2^24) and a matmul or a masked sum; each product has a
-// single non-zero term, so the result is the stored value exactly. index_select, gather,
-// cumsum (a matmul with a triangular matrix of ones) and one_hot are bridges lowered so;
-// embedding is one layer whose MIL is that one-hot matmul per vocabulary chunk and whose
+// so each runs inside the one program as a one-hot selection (an fp16 equal of the ids
+// against a range, fp16 being how the engine holds integers) and a matmul or a masked sum;
+// each product has a single non-zero term, so the result is the stored value exactly.
+// Ranges over 2048 are split into 2048-row chunks first (passes/index_ranges.cpp), each
+// seeing its ids offset by its first row, so every compare is of integers fp16 holds exactly.
+// index_select, gather, cumsum (a matmul with a triangular matrix of ones) and one_hot are
+// bridges lowered so; embedding is one layer whose MIL is that one-hot matmul and whose
 // simulator kernel copies the rows directly (the same values, without the vocabulary-wide
 // matmul on the CPU; the mil backend runs the MIL form against it).
 #include <string>
@@ -22,9 +24,6 @@ namespace {
 
 using namespace lw;
 constexpr auto T = ParamKind::tensor;
-// Vocabulary columns per one-hot matmul: keeps each selection matrix a few MB and each
-// matmul's inner dimension within what every target accepts.
-constexpr int64_t kChunk = 4096;
 
 OpDef indexing_op(const char* name, const char* doc, const char* lowered, std::vector<Param> params) {
   return bridge_def(name, "indexing", doc, lowered, std::move(params));
@@ -91,29 +90,21 @@ void embedding_kernel(const KernelArgs& k) {
   }
 }
 
-// MIL: per chunk of kChunk rows, equal(ids, range) -> cast -> matmul with the rows; summed.
+// MIL: equal(ids, 0..V-1) as an fp16 one-hot, matmul with the rows. Tables of more than
+// 2048 rows are split before (split_index_ranges), so every id compared is exact in fp16.
 void emit_embedding(mil::Builder& b, const mil::StepView& s) {
   using milx::like;
   const mil::Type &it = s.in_types[0], &wt = s.in_types[1];
   const int64_t n = std::max<int64_t>(1, numel(it.shape)), V = wt.shape[0], D = wt.shape[1];
-  mil::Type i32{DType::int32, {n, 1}, false, false};
-  std::string flat = b.op("reshape", {{"x", {s.in[0]}}, {"shape", {b.ints({n, 1}, "shape")}}}, i32);
-  std::string acc;
-  for (int64_t first = 0; first < V; first += kChunk) {
-    int64_t len = std::min(kChunk, V - first);
-    std::string range = b.op("range_1d", {{"start", {b.int_scalar(first, "start")}}, {"end", {b.int_scalar(first + len, "end")}},
-                                          {"step", {b.int_scalar(1, "step")}}},
-                             mil::Type{DType::int32, {len}, false, false});
-    std::string eq = b.op("equal", {{"x", {flat}}, {"y", {range}}}, mil::Type{DType::boolean, {n, len}, false, false});
-    std::string oh = b.op("cast", {{"x", {eq}}, {"dtype", {b.string_scalar(mil::type_name(wt.dtype), "dtype")}}}, like(wt, {n, len}));
-    std::string rows = len == V ? s.in[1]
-                                : b.op("slice_by_size", {{"x", {s.in[1]}}, {"begin", {b.ints({first, 0}, "begin")}},
-                                                         {"size", {b.ints({len, D}, "size")}}}, like(wt, {len, D}));
-    std::string part = b.op("matmul", {{"x", {oh}}, {"y", {rows}}, {"transpose_x", {b.bool_scalar(false, "transpose_x")}},
-                                       {"transpose_y", {b.bool_scalar(false, "transpose_y")}}}, like(wt, {n, D}));
-    acc = acc.empty() ? part : b.op("add", {{"x", {acc}}, {"y", {part}}}, like(wt, {n, D}));
-  }
-  b.op("reshape", {{"x", {acc}}, {"shape", {b.ints(std::vector<int64_t>(s.out_types[0].shape.begin(), s.out_types[0].shape.end()), "shape")}}},
+  if (V > kIndexChunk) throw Error(Status::internal, "MIL: an embedding of more than 2048 rows reached emission unsplit");
+  std::string flat = b.op("reshape", {{"x", {s.in[0]}}, {"shape", {b.ints({n, 1}, "shape")}}}, like(it, {n, 1}));
+  std::vector<float> cols(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) cols[i] = static_cast<float>(i);
+  std::string range = b.tensor(cols, {1, V}, it.dtype, "rows");
+  std::string oh = b.compare("equal", flat, range, like(wt, {n, V}));
+  std::string part = b.op("matmul", {{"x", {oh}}, {"y", {s.in[1]}}, {"transpose_x", {b.bool_scalar(false, "transpose_x")}},
+                                     {"transpose_y", {b.bool_scalar(false, "transpose_y")}}}, like(wt, {n, D}));
+  b.op("reshape", {{"x", {part}}, {"shape", {b.ints(std::vector<int64_t>(s.out_types[0].shape.begin(), s.out_types[0].shape.end()), "shape")}}},
        s.out_types[0], s.out[0]);
 }
 
@@ -219,15 +210,47 @@ std::vector<Tensor> lower_one_hot(const std::vector<Tensor>& in, const Attrs& a)
   return {cast(op("equal", {reshape(x, s), range_i32(0, k, static_cast<int>(s.size()))}), DType::int32)};
 }
 
+// index_offset: int32 ids minus a chunk's first row (split_index_ranges). On a program
+// input the host computes it exactly (a port row per chunk); elsewhere it is a subtraction.
+void infer_index_offset(InferContext& c) {
+  expect_index(c, 0, "x");
+  if (c.attrs.i("offset") <= 0 || c.attrs.i("offset") % kIndexChunk != 0)
+    c.fail("offset must be a positive multiple of " + std::to_string(kIndexChunk));
+  c.outputs = {c.in(0).type()};
+}
+
+void emit_index_offset(mil::Builder& b, const mil::StepView& s) {
+  int64_t off = s.attrs().i("offset");
+  std::string row = b.port_row(s.in[0], off / kIndexChunk, s.out[0]);
+  if (row.empty())
+    b.op("sub", {{"x", {s.in[0]}}, {"y", {b.float_scalar(static_cast<double>(off), DType::fp16, "offset")}}}, s.out_types[0], s.out[0]);
+}
+
 }  // namespace
 
 void register_indexing_ops() {
+  OpDef io;
+  io.name = "index_offset";
+  io.category = "indexing";
+  io.doc = "int32 ids minus offset, a multiple of 2048: the ids one 2048-row chunk of a table sees (internal; "
+           "computed on the host for a program input).";
+  io.params = {P("x", T), P("offset", ParamKind::int_)};
+  io.mil_op = "a row of the input's port (host-computed), else sub";
+  io.infer = infer_index_offset;
+  io.kernel = [](const KernelArgs& k) {
+    float off = static_cast<float>(k.node.attrs.i("offset"));
+    for (int64_t i = 0, n = numel(k.in_type(0).shape); i < n; ++i) k.out[0][i] = k.in[0][i] - off;
+  };
+  io.emit_mil = emit_index_offset;
+  io.no_grad = true;
+  register_op(std::move(io));
+
   OpDef e;
   e.name = "embedding";
   e.category = "indexing";
   e.doc = "Rows of weight at the int32 indices x (torch F.embedding); out-of-range indices give zeros.";
   e.params = {P("x", T), P("weight", T)};
-  e.mil_op = "range_1d, equal, cast, matmul per 4096-row chunk of weight (a one-hot matmul)";
+  e.mil_op = "equal, select, matmul (a one-hot matmul; 2048-row chunks summed)";
   e.infer = infer_embedding;
   e.kernel = embedding_kernel;
   e.emit_mil = emit_embedding;

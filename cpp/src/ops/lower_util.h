@@ -15,6 +15,9 @@ inline Tensor mul(const Tensor& a, const Tensor& b) { return op("mul", {a, b}); 
 inline Tensor div(const Tensor& a, const Tensor& b) { return op("div", {a, b}); }
 inline Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) { return op("where", {c, a, b}); }
 inline Tensor cast(const Tensor& a, DType t) { return op("cast", {a}, {{"dtype", std::string(dtype_name(t))}}); }
+// Indices computed in fp16 (exact integers) as int32: nothing to round, so the MIL is an
+// identity (the engine holds int32 in fp16 anyway).
+inline Tensor index_cast(const Tensor& a) { return op("cast", {a}, {{"dtype", std::string("int32")}, {"exact_integers", true}}); }
 inline Tensor scalar_like(double v, const Tensor& like) { return scalar(v, like.dtype()); }
 inline Tensor reshape(const Tensor& a, const Shape& s) {
   if (a.shape() == s) return a;

@@ -515,7 +515,7 @@ Tensor affine_decomposed(const std::vector<Tensor>& in, const Attrs& a) {
       };
       Tensor valid = mul(inside(xi, W), inside(yi, H));
       Tensor cx = op("clip", {xi}, {{"min", 0.0}, {"max", W - 1.0}}), cy = op("clip", {yi}, {{"min", 0.0}, {"max", H - 1.0}});
-      Tensor idx = cast(op("add", {mul(cy, like(cy, static_cast<double>(W))), cx}), DType::int32);  // (N, 1, P)
+      Tensor idx = index_cast(op("add", {mul(cy, like(cy, static_cast<double>(W))), cx}));  // (N, 1, P)
       idx = op("tile", {idx}, {{"dims", std::vector<int64_t>{1, C, 1}}});
       Tensor v = op("gather", {flat, idx}, {{"dim", int64_t{2}}});
       Tensor wx = dx ? lx : sub(like(lx, 1.0), lx), wy = dy ? ly : sub(like(ly, 1.0), ly);

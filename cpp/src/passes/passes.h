@@ -17,6 +17,9 @@ struct PassInfo {
 // Bridge ops become their native lowering; ops native only above `family` (13..16) become
 // their decomposition.
 std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family = 16);
+// Index ops over more than 2048 rows -> 2048-row chunks of ids offset by index_offset
+// (index_ranges.cpp); `rules` gets, per int32 graph input name, its table and other uses.
+std::vector<Tensor> split_index_ranges(const std::vector<Tensor>& outputs, std::map<std::string, IntInputRule>* rules);
 // int8 activations: layers named in `scales` read their input through quantize/dequantize.
 std::vector<Tensor> quantize_activations(const std::vector<Tensor>& outputs, const std::map<std::string, double>& scales);
 

@@ -98,9 +98,17 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
   o.target = target.name;
   std::string log;
   if (opts.dump_passes) log += "== graph ==\n" + build_program(user_outputs, o, true)->text();
-  // Bridge ops become native sequences; ops the target family lacks are decomposed.
-  auto prog = build_program(lower_bridges(quantize_activations(user_outputs, opts.act_scales), std::min(16, static_cast<int>(target.family))), o);
+  // Index ops over large tables become chunks exact in fp16; then bridge ops become native
+  // sequences and ops the target family lacks are decomposed.
+  std::map<std::string, IntInputRule> rules;
+  auto split = split_index_ranges(quantize_activations(user_outputs, opts.act_scales), &rules);
+  auto prog = build_program(lower_bridges(split, std::min(16, static_cast<int>(target.family))), o);
   prog->output_names = names;
+  if (!rules.empty()) {
+    std::vector<IntInputRule> per_input;
+    for (int v : prog->inputs) per_input.push_back(rules.count(prog->values[v].name) ? rules[prog->values[v].name] : IntInputRule{});
+    set_int_input_rules(*prog, per_input);
+  }
   if (opts.dump_passes) log += "== lower_bridges ==\n" + prog->text();
   static const PassInfo pipeline[] = {
       {"fold_constants", fold_constants},
@@ -122,6 +130,12 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
                                PassInfo{"plan_memory", plan_memory}}) {
     pass.run(*prog);
     if (opts.dump_passes) log += "== " + std::string(pass.name) + " ==\n" + prog->text();
+  }
+  // An output named after a generated node (a process-wide id) stays generated when lowering
+  // replaced its producer, so the MIL names it by position (the same graph, the same MIL).
+  for (size_t j = 0; j < prog->outputs.size() && opts.output_names.empty(); ++j) {
+    Value& v = prog->values[prog->outputs[j]];
+    if (user_outputs[j].node()->auto_name && v.auto_name && v.producer >= 0) v.name = names[j];
   }
   check_target(*prog, target);  // nothing reaches a lower layer that the target cannot run
   prog->pass_log = std::move(log);

@@ -27,6 +27,8 @@ void SimContext::store(float* data, size_t n, DType dtype) const {
         float v = std::nearbyint(data[i]);
         data[i] = v != v ? 0.0f : std::min(hi, std::max(lo, v));
       }
+      // The engine holds int32 in fp16 (docs/engine.md): exact to 2048, rounded beyond.
+      if (dtype == DType::int32 && numerics.precision == Precision::fp16) round_to_fp16(data, n, numerics.fp16);
     }
   }
 }
@@ -85,6 +87,7 @@ class SimExecutable final : public Executable {
     std::lock_guard<std::mutex> lock(mu_);
     const Program& p = *prog_;
     state_.resize(p.inputs.size());
+    check_int_inputs(p, inputs);
     for (size_t i = 0; i < p.inputs.size(); ++i) {
       const Value& v = p.values[p.inputs[i]];
       size_t n = static_cast<size_t>(numel(v.type.shape));
@@ -95,7 +98,9 @@ class SimExecutable final : public Executable {
         src = state_[i].data();
       }
       std::memcpy(ptr_[p.inputs[i]], src, n * sizeof(float));
-      ctx_.store(ptr_[p.inputs[i]], n, v.type.dtype);
+      // int32 inputs stay exact: the host offsets index inputs per chunk (encode_index_rows)
+      // and check_int_inputs refuses other values fp16 cannot hold.
+      if (v.type.dtype != DType::int32) ctx_.store(ptr_[p.inputs[i]], n, v.type.dtype);
     }
     for (size_t s = 0; s < p.steps.size(); ++s) {
       const Node& node = *p.steps[s].node;
