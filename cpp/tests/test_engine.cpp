@@ -444,6 +444,20 @@ TEST(MilReader, AWrongBlobOrAWrongOpChangesTheResultOrIsRefused) {
   refused(swap_op("groups = groups, ", ""), blob, "parameter 'groups' missing");
 }
 
+// The doubles refuse what the engine's MIL compiler refuses: int32 or bool ports and int32
+// compute. What we emit, index programs included, has neither.
+TEST(EngineDoubles, IntegerComputeIsRefusedAndNeverEmitted) {
+  EXPECT_NE(dbl::integer_compute("    func main<ios18>(tensor<int32, [4]> ids) {\n"), "");
+  EXPECT_NE(dbl::integer_compute("    func main<ios18>(tensor<fp16, [4]> x) {\n        tensor<int32, [4]> y = cast(dtype = d, x = x)[name = string(\"y\")];\n"), "");
+  EXPECT_EQ(dbl::integer_compute("        tensor<int32, [2]> shape = const()[name = string(\"shape\"), val = tensor<int32, [2]>([1, 2])];\n"), "");
+  Tensor ids = input({2, 3}, DType::int32, "ids");
+  Tensor rows = call1("embedding", {ids, constant(std::vector<float>(3000 * 4, 0.5f), {3000, 4})});
+  Tensor hot = call1("one_hot", {ids}, {{"num_classes", int64_t{3000}}});
+  Tensor best = call1("argmax", {call1("sum", {rows}, {{"dim", std::vector<int64_t>{-1}}})}, {{"dim", int64_t{-1}}});
+  auto p = compile({rows, hot, best, call1("greater", {rows, scalar(0.0)})});
+  for (int opset : {17, 18}) EXPECT_EQ(dbl::integer_compute(mil::to_text(mil::build(*p, opset))), "") << opset;
+}
+
 TEST(EngineProbe, UnavailableWithoutTheLibrariesSaysWhy) {
   setenv("ANEFORGE_ENGINE_E5RT", "/nonexistent/Espresso", 1);
   setenv("ANEFORGE_ENGINE_OBJC", "/nonexistent/objc", 1);

@@ -304,6 +304,7 @@ Rc e5rt_e5_compiler_compile(void* compiler, const char* mil_path, void* opts, vo
   if (!ok) return fail(std::string("Invalid E5 path specified. @ GetE5PathFromCompositeBundle: ") + (mil_path ? mil_path : "(null)"));
   dbl::MilSignature sig = dbl::parse_signature(text);
   if (!sig.ok) return fail("InvalidMILProgram");
+  if (std::string bad = dbl::integer_compute(text); !bad.empty()) return fail("Unsupported MIL type int32 / bool: " + bad);
   std::string dir = std::string(mil_path).substr(0, std::string(mil_path).rfind('/'));
   bool has_w;
   std::string weights = read_all(dir + "/weights/weight.bin", &has_w);

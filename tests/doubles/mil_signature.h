@@ -143,6 +143,22 @@ inline MilSignature parse_signature(const std::string& text) {
   return s;
 }
 
+// What the engine's MIL compiler refuses (docs/engine.md, "Integers and booleans"): an
+// int32 or bool port, or an op other than const computing an int32 tensor. Returns the
+// first such line, or "".
+inline std::string integer_compute(const std::string& text) {
+  std::stringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    bool port = line.find("func main<") != std::string::npos;
+    bool computed = line.find("tensor<int32") != std::string::npos && line.find(" = const()") == std::string::npos;
+    if ((port && (line.find("tensor<int32") != std::string::npos || line.find("tensor<bool") != std::string::npos)) ||
+        (!port && computed))
+      return line.substr(line.find_first_not_of(' '));
+  }
+  return "";
+}
+
 // The computation a double runs at execute: set by the test (the mil backend from Python,
 // the simulator from C++). Ports in the order given; returns 0 on success.
 typedef int (*ComputeFn)(const char* mil_text, const void* weights, uint64_t weights_len, int n_in,

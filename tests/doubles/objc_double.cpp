@@ -341,7 +341,7 @@ void* dispatch(Obj* self, const std::string& sel, va_list ap) {
       d->weights = data->bytes;
       if (st().corrupt_weights && !d->weights.empty()) d->weights.back() ^= 0x40;
     }
-    if (!dbl::parse_signature(d->mil_text).ok) return nullptr;
+    if (!dbl::parse_signature(d->mil_text).ok || !dbl::integer_compute(d->mil_text).empty()) return nullptr;  // nil descriptor
     return autoreleased(d);
   }
   if (cls == &kModel && sel == "inMemoryModelWithDescriptor:") {
