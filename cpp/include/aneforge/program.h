@@ -102,8 +102,9 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
 // Program files (docs/program-file.md): versioned, checksummed, written atomically
 // (temp file, then rename). Loading a truncated, corrupt or newer file throws IOError.
 // 2: compressed weights are stored packed (int8 values and fp16 scales, int4 LUTs);
-// 3: and sparse weights (a bitmask and the stored values).
-inline constexpr uint32_t kProgramFormatVersion = 3;
+// 3: and sparse weights (a bitmask and the stored values); 4: dense fp16 constants as fp16
+// (an element size per constant). Older versions still load.
+inline constexpr uint32_t kProgramFormatVersion = 4;
 // Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
 // program file or `overwrite` is set.
 void save_program(const Program& p, const std::string& path, bool overwrite = false);

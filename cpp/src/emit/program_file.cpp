@@ -237,8 +237,19 @@ std::string body_of(const Program& p) {
       arr(pk.mask.data(), pk.mask.size(), 1);  // since version 3
       arr(pk.nz16.data(), pk.nz16.size(), 2);
     } else if (v.data) {
-      w.i64(static_cast<int64_t>(v.data->values.size()));
-      w.buf.append(reinterpret_cast<const char*>(v.data->values.data()), v.data->values.size() * sizeof(float));
+      // Since version 4: an fp16 constant whose values fp16 holds exactly (all of them, after
+      // cast_constants) is stored as fp16 bits, as the engine gets it; anything else as float32.
+      const auto& vals = v.data->values;
+      std::vector<uint16_t> halves(v.type.dtype == DType::fp16 ? vals.size() : 0);
+      bool as_fp16 = v.type.dtype == DType::fp16;
+      for (size_t i = 0; as_fp16 && i < vals.size(); ++i) {
+        halves[i] = float_to_half(vals[i]);
+        as_fp16 = half_to_float(halves[i]) == vals[i] || (vals[i] != vals[i]);
+      }
+      w.i64(static_cast<int64_t>(vals.size()));
+      w.u32(as_fp16 ? 2 : 4);
+      if (as_fp16) w.buf.append(reinterpret_cast<const char*>(halves.data()), halves.size() * 2);
+      else w.buf.append(reinterpret_cast<const char*>(vals.data()), vals.size() * sizeof(float));
     }
   }
   auto ids = [&](const std::vector<int>& v) {
@@ -336,11 +347,19 @@ void read_body(Reader& r, Program& p) {
     } else if (has_data) {
       int64_t n = r.i64();
       if (n != numel(v.type.shape)) r.corrupt("constant '" + v.name + "' size");
-      r.need(static_cast<size_t>(n) * sizeof(float));
+      uint32_t elem = r.version >= 4 ? r.u32() : 4;
+      if (elem != 4 && !(elem == 2 && v.type.dtype == DType::fp16)) r.corrupt("constant '" + v.name + "' element size");
+      r.need(static_cast<size_t>(n) * elem);
       auto d = std::make_shared<ConstData>();
       d->values.resize(static_cast<size_t>(n));
-      std::memcpy(d->values.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
-      r.pos += static_cast<size_t>(n) * sizeof(float);
+      if (elem == 2) {
+        std::vector<uint16_t> halves(static_cast<size_t>(n));
+        std::memcpy(halves.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * 2);
+        halves_to_floats(halves.data(), d->values.data(), halves.size());
+      } else {
+        std::memcpy(d->values.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
+      }
+      r.pos += static_cast<size_t>(n) * elem;
       v.data = std::move(d);
     }
     p.values.push_back(std::move(v));
