@@ -116,3 +116,28 @@ def test_one_graph_gives_one_mil_when_lowering_replaced_its_outputs():
     first = af.compile(graph()).mil_text("ios18")
     af.compile(af.input((3,)).relu())
     assert af.compile(graph()).mil_text("ios18") == first
+
+
+@pytest.mark.parametrize("backend", ["sim", "mil"])
+@pytest.mark.parametrize("op", ["index_select", "gather", "embedding_small"])
+def test_index_select_and_gather_raise_where_torch_raises(op, backend):
+    torch = pytest.importorskip("torch")
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    i = af.input((1, 2) if op == "gather" else (2,), dtype="int32", name="i")
+    build = {"index_select": lambda: af.index_select(af.constant(x), 1, i),
+             "gather": lambda: af.gather(af.constant(x), 1, i),
+             "embedding_small": lambda: af.embedding(i, af.constant(x))}[op]
+    ref = {"index_select": lambda t: torch.index_select(torch.from_numpy(x), 1, t),
+           "gather": lambda t: torch.gather(torch.from_numpy(x), 1, t),
+           "embedding_small": lambda t: torch.nn.functional.embedding(t, torch.from_numpy(x))}[op]
+    net = af.compile(build(), backend=backend)
+    size = 3 if op == "embedding_small" else 4
+    good = np.array([[0, size - 1]] if op == "gather" else [0, size - 1], np.int32)
+    np.testing.assert_array_equal(net(good), ref(torch.from_numpy(good).long()).numpy())
+    for bad in (size, -1):
+        ids = good.copy()
+        ids.reshape(-1)[1] = bad
+        with pytest.raises((IndexError, RuntimeError)):
+            ref(torch.from_numpy(ids).long())  # torch refuses it too
+        with pytest.raises(IndexError, match=f"index {bad} at flat position 1 is out of range for a table of {size} rows"):
+            net(ids)
