@@ -32,7 +32,8 @@ def test_int8_is_smaller_everywhere_the_user_looks(rng, tmp_path):
     assert small.weight_bytes <= 0.51 * dense.weight_bytes
     dense.save(tmp_path / "dense.afp")
     small.save(tmp_path / "small.afp")
-    assert os.path.getsize(tmp_path / "small.afp") <= 0.3 * os.path.getsize(tmp_path / "dense.afp")
+    # the dense file holds fp16 weights (2 bytes each), the int8 one 1 byte plus scales
+    assert os.path.getsize(tmp_path / "small.afp") <= 0.52 * os.path.getsize(tmp_path / "dense.afp")
     for opset in ("ios17", "ios18"):
         assert len(small.weight_blob(opset)) <= 0.52 * len(dense.weight_blob(opset))
         dense.export_mlpackage(tmp_path / f"d{opset}.mlpackage", opset=opset)
@@ -193,7 +194,7 @@ def test_int4_lut_end_to_end(fmt, rng, tmp_path):
     assert all(0.05 < r["weight_error"] < 0.12 for r in rep["layers"])  # k-means on Gaussian weights
     small.save(tmp_path / "p.afp")
     dense.save(tmp_path / "d.afp")
-    assert os.path.getsize(tmp_path / "p.afp") <= 0.15 * os.path.getsize(tmp_path / "d.afp")
+    assert os.path.getsize(tmp_path / "p.afp") <= 0.27 * os.path.getsize(tmp_path / "d.afp")  # 4 bits of 16, LUTs
     np.testing.assert_array_equal(af.load_program(tmp_path / "p.afp")(xs), small(xs))
     opsets = ["ios18"] if ":" in fmt else ["ios17", "ios18"]
     for opset in opsets:

@@ -201,3 +201,45 @@ def test_multihead_attention_masks_and_weights_as_torch(rng):
     used = {i[0] for i in net.inputs}
     per_head = net(q=Q, k=K, **{n: v for n, v in mha.feeds().items() if n in used})
     assert per_head.shape == (2, 2, 4, 5)
+
+
+def test_inference_nets_default_to_the_current_parameters(rng):
+    """af.compile of a graph with parameters asks only for the data: parameters and buffers
+    default to their current values (overridable by name), as a torch module runs."""
+    torch = pytest.importorskip("torch")
+    af.nn.manual_seed(0)
+    model = af.nn.Sequential(af.nn.Linear(6, 5), af.nn.ReLU(), af.nn.ReLU(), af.nn.Linear(5, 3)).eval()
+    x = af.input((4, 6), name="x")
+    net = af.compile(model(x))
+    assert [n for n, _, _ in net.inputs][0] == "x"  # the data first, positionally
+    xs = rng.standard_normal((4, 6)).astype(np.float32)
+    ref = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in model.state_dict().items()}
+    ref.load_state_dict(state)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(xs)).numpy()
+    np.testing.assert_allclose(net(xs), want, rtol=0.02, atol=0.02)
+    np.testing.assert_array_equal(net(xs), net(x=xs, **model.feeds()))
+    zero_last = net(xs, **{"3_weight": np.zeros((3, 5), np.float32)})  # overridable by name
+    np.testing.assert_array_equal(zero_last, np.broadcast_to(model.feeds()["3_bias"].astype(np.float16), (4, 3)))
+    p = af.parameter(np.full((6,), 2.0, np.float32), name="scale")
+    np.testing.assert_array_equal(af.compile(x * p)(xs), xs.astype(np.float16).astype(np.float32) * 2)
+
+
+def test_buffers_default_too_and_follow_update_from(rng):
+    af.nn.manual_seed(1)
+    model = af.nn.Sequential(af.nn.Conv2d(2, 3, 3, padding=1), af.nn.BatchNorm2d(3)).eval()
+    x = af.input((1, 2, 4, 4), name="x")
+    net = af.compile(model(x))
+    xs = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(net(xs), net(xs, **model.feeds()))
+
+    class Step:  # what update_from reads: new running statistics
+        def parameters(self):
+            return {}
+
+        def buffers(self):
+            return {"1_running_mean": np.full(3, 5.0, np.float32)}
+    model.update_from(Step())
+    assert model.feeds()["1_running_mean"][0] == 5.0
+    np.testing.assert_array_equal(net(xs), net(xs, **model.feeds()))  # the compiled net follows

@@ -119,6 +119,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
             if not isinstance(t, Tensor):
                 raise TypeError(f"compile: inputs= must hold Tensors, got {type(t).__name__}")
             ins.append(t._t)
+    defaults, state = _state_defaults(outs)
+    if defaults and inputs is None:  # the caller's data first, positionally; then the state
+        ins = [t._t for t in _data_inputs(outs, state)] + [t._t for t in state]
     from . import _flex
     if _flex.is_flexible(outs):
         structure = ["single", "list", "dict", "tuple"][mode]
@@ -132,7 +135,9 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
                              target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {},
                              act_scales or {})
-        return Net(prog, backend, mode, opset=opset)
+        net = Net(prog, backend, mode, opset=opset)
+        net._defaults = defaults
+        return net
 
     if compress is None and calibration is None:
         if weight_rounding is not None:
@@ -224,7 +229,12 @@ class Net:
                 "rounding": self.rounding, "flush_subnormals": self.flush_subnormals,
                 "backend": self.backend, "opset": self.opset}
 
+    _defaults: dict = {}  # input name -> [value, ...] of the parameter or buffer a call may leave out
+
     def __call__(self, *args, **kwargs):
+        if self._defaults:
+            given = {n for n, _, _ in self.inputs[:len(args)]} | set(kwargs)
+            kwargs = {**{k: e[0] for k, e in self._defaults.items() if k not in given}, **kwargs}
         return self._exe(*args, **kwargs)
 
     def make_resident(self, output, input) -> None:  # noqa: A002 - PyTorch-style name
@@ -246,6 +256,7 @@ class Net:
         if not hasattr(self._exe, "alias"):
             raise NotImplementedError(f"the {self.backend} backend has no resident state (sim and engine do)")
         self._exe.alias(int(output), int(input))
+        self._defaults = {k: v for k, v in self._defaults.items() if k != names[int(input)]}  # the state, not its first value
 
     @property
     def inputs(self) -> list:
@@ -315,6 +326,26 @@ class Net:
     def __repr__(self):
         ins = ", ".join(f"{n}{s}" for n, s, _ in self.inputs)
         return f"Net({self.num_layers} layers, inputs: {ins or 'none'}, backend={self.backend})"
+
+
+def _state_defaults(outs):
+    """The graph inputs that are af.parameter masters or af.buffer tensors, with their current
+    values: an inference net takes them as defaults (overridable by name)."""
+    from ._train import _BUFFERS, _PARAMS, _input_ids
+    masters = {e[2]._t.node_id: e for e in list(_PARAMS.values())}
+    defaults, state = {}, []
+    for nid, t in sorted(_input_ids(outs).items()):
+        entry = masters.get(nid) or _BUFFERS.get(nid)
+        if entry is not None:
+            defaults[entry[1]] = entry  # read at each call: entry[0] follows update_from
+            state.append(t)
+    return defaults, state
+
+
+def _data_inputs(outs, state):
+    from ._train import _input_ids
+    skip = {t._t.node_id for t in state}
+    return [t for nid, t in sorted(_input_ids(outs).items()) if nid not in skip]
 
 
 def _opset(opset) -> int:

@@ -29,6 +29,13 @@ __all__ = ["Module", "Sequential", "Linear", "Conv2d", "BatchNorm2d", "LayerNorm
 _rng = np.random.default_rng(0)
 
 
+def _sync_buffer(name, value):
+    from ._train import _BUFFERS
+    for entry in _BUFFERS.values():
+        if entry[1] == name:
+            entry[0] = value
+
+
 def manual_seed(seed: int) -> None:
     """Seeds the initialisation of layers built afterwards (as torch.manual_seed)."""
     global _rng
@@ -92,7 +99,7 @@ class Module:
 
     def feeds(self) -> dict:
         """{graph input name: current value} of the parameters and buffers, to run a graph
-        built from this module: ``af.compile(model(x))(x=X, **model.feeds())``."""
+        built from this module (``af.compile(model(x))(X)`` uses them by default)."""
         self._set_prefixes()
         out = {}
         for pre, m in self.named_modules():
@@ -142,10 +149,14 @@ class Module:
                 key = (pre + n).replace(".", "_")
                 if key in values:
                     m._params[n] = np.asarray(values[key], np.float32)
+                    made = getattr(m, "_made", {}).get(n)
+                    if made is not None:  # graphs already built default to the trained value
+                        made._train_entry[0] = m._params[n]
             for n in list(m._buffers):
                 key = (pre + n).replace(".", "_")
                 if key in values:
                     m._buffers[n] = np.asarray(values[key], np.float32)
+                    _sync_buffer(key, m._buffers[n])
 
     def train(self, mode=True):
         for _, m in self.named_modules():

@@ -575,7 +575,6 @@ Program build(const af::Program& p, int opset) {
   };
   std::map<int, std::string> output_name;
   for (size_t j = 0; j < p.outputs.size(); ++j) {
-    const Value& out = p.values[p.outputs[j]];
     if (output_name.count(p.outputs[j])) continue;
     if (std::string n = given_name(j); !n.empty()) output_name[p.outputs[j]] = n;
   }

@@ -38,7 +38,11 @@ std::vector<IntInputRule> int_input_rules(const Program& p) {
 
 void set_int_input_rules(Program& p, const std::vector<IntInputRule>& rules) {
   std::string v;
-  for (const auto& r : rules) v += (v.empty() ? "" : ",") + std::to_string(r.index_limit) + (r.plain_use ? ":1" : ":0");
+  for (const auto& r : rules) {
+    if (!v.empty()) v.push_back(',');
+    v.append(std::to_string(r.index_limit));
+    v.append(r.plain_use ? ":1" : ":0");
+  }
   p.metadata[kRulesKey] = v;
 }
 
