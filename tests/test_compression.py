@@ -108,11 +108,12 @@ def test_targets_gate_formats(rng):
     with pytest.raises(af.TargetError, match="blockwise"):
         af.compile(y, compress="int8:32", target="M2")  # h14 streams int8 per channel, not blockwise
     assert af.compile(y, compress="int8", target="M2").compress
-    with pytest.raises(ValueError, match="block 48 does not divide"):
-        af.compile(y, compress="int8:48")
+    # a block that does not fit a layer: that layer goes per channel, and the report says why
+    rows = af.compile(y, compress="int8:48").compression_report()["layers"]
+    assert all(r["format"] == "int8" and "block 48 does not divide" in r["fits"] for r in rows)
     _, c = _conv(rng)
-    with pytest.raises(ValueError, match="multiple of its 9-element kernel"):
-        af.compile(c, compress="int8:32")
+    (row,) = af.compile(c, compress="int8:32").compression_report()["layers"]
+    assert row["format"] == "int8" and "multiple of its 9-element kernel" in row["fits"]
 
 
 def test_per_layer_formats_by_dict_or_callable(rng):
@@ -168,19 +169,31 @@ def test_summary_shows_the_format_and_bytes_per_layer(rng):
     assert "weight=int8 32.5 KiB" in text and "weight=int8 8.1 KiB" in text and "2 compressed as marked" in text
 
 
-def test_an_embedding_table_is_compressed_only_when_named(rng):
-    E = rng.standard_normal((300, 16)).astype(np.float32)
+@pytest.mark.parametrize("rows", [300, 3000])
+def test_compress_means_the_whole_model_embedding_tables_included(rows, rng, tmp_path):
+    """A format string compresses every weight that can hold it, embedding tables too (one
+    layer however many 2048-row chunks it is read in), by name or not."""
+    E = rng.standard_normal((rows, 16)).astype(np.float32)
+    W = rng.standard_normal((8, 16)).astype(np.float32)
     ids = af.input((2, 5), dtype="int32", name="ids")
-    y = af.embedding(ids, E)
-    assert af.compile(y, compress="int8").compress is None  # a format string leaves tables in fp16
-    name = af.compile(y).compression_report()["layers"][0]["layer"]
-    net = af.compile(y, compress={name: "int8"})
-    assert net.weight_bytes == 300 * (16 + 2)  # int8 rows and an fp16 scale per row: 0.56x of fp16 here
-    xs = rng.integers(0, 300, (2, 5)).astype(np.int32)
+    y = af.linear(af.embedding(ids, E), W)
+    dense, net = af.compile(y), af.compile(y, compress="int8")
+    rep = {r["op"]: r for r in net.compression_report()["layers"]}
+    assert rep["embedding"]["format"] == "int8" and rep["linear"]["format"] == "int8"
+    assert net.weight_bytes == rows * (16 + 2) + 8 * (16 + 2)  # int8 rows and an fp16 scale per row
+    dense.save(tmp_path / "d.afp")
+    net.save(tmp_path / "s.afp")
+    saved = os.path.getsize(tmp_path / "d.afp") - os.path.getsize(tmp_path / "s.afp")
+    # the file shrinks by what the weights do, less a packed record's format and array lengths (~100 B a layer)
+    assert saved >= dense.weight_bytes - net.weight_bytes - 100 * 2
+    xs = rng.integers(0, rows, (2, 5)).astype(np.int32)
+    xs[0, :3] = [0, rows - 1, min(2048, rows - 1)]
     got = net(xs)
-    assert af.testing.cosine(got, E[xs]) >= 0.9995
+    assert af.testing.cosine(got, E[xs] @ W.T) >= 0.999
+    name = rep["embedding"]["layer"]
+    np.testing.assert_array_equal(af.compile(y, compress={name: "int8", rep["linear"]["layer"]: "int8"})(xs), got)
     for opset in ("ios17", "ios18"):  # the one-hot matmul over the dequantized table, in MIL
-        np.testing.assert_array_equal(af.compile(y, compress={name: "int8"}, backend="mil", opset=opset)(xs), got)
+        np.testing.assert_array_equal(af.compile(y, compress="int8", backend="mil", opset=opset)(xs), got)
 
 
 @pytest.mark.parametrize("fmt", ["int4", "int4:16"])
@@ -219,5 +232,34 @@ def test_m1_streams_int4_luts(rng):
     _, y = _mlp(rng)
     net = af.compile(y, compress="int4", target="M1")
     assert set(net.compress.values()) == {"int4"}
-    with pytest.raises(ValueError, match="16 rows per LUT do not divide|rows per LUT do not divide"):
-        af.compile(y, compress="int4:100")
+    rows = af.compile(y, compress="int4:100", target="M1", max_weight_error=1.0).compression_report()["layers"]
+    assert all(r["format"] == "int4" and "100 rows per LUT do not divide" in r["fits"] for r in rows)
+
+
+def test_the_report_says_why_a_layer_stayed_fp16(rng):
+    _, y = _mlp(rng)
+    dense = af.compile(y).compression_report()["layers"]
+    assert {r["why"] for r in dense} == {"compress= not given"}
+    first = dense[0]["layer"]
+    rows = af.compile(y, compress={first: "int8"}).compression_report()["layers"]
+    assert [r.get("why") for r in rows] == [None, "not named in compress="]
+    strict = af.compile(y, compress="int4", max_weight_error=1e-4).compression_report()["layers"]
+    assert all(r["why"].startswith("fell back: weight error") for r in strict if r["format"] == "fp16")
+    assert any(r["format"] == "fp16" for r in strict)
+
+
+@pytest.mark.parametrize("fmt,took", [("int8:32", "int8"), ("int4:5", "int4"), ("sparse+int8:32", "sparse+int8")])
+def test_a_grouping_that_does_not_fit_a_layer_falls_back_and_says_so(fmt, took, rng):
+    """int8:32 on a 3x3 conv with 3 input channels (27 inputs a channel): that layer goes per
+    channel and the report says why; the other layers keep the format; nothing aborts."""
+    x = af.input((1, 3, 8, 8), name="x")
+    W1 = rng.standard_normal((64, 3, 3, 3)).astype(np.float32)
+    W1[:, :, 0, :] = 0  # exact zeros, for the sparse formats
+    W2 = rng.standard_normal((40, 64, 1, 1)).astype(np.float32)
+    y = af.conv2d(af.conv2d(x, W1, padding=1).relu(), W2)
+    net = af.compile(y, compress=fmt, max_weight_error=1.0)
+    first, second = net.compression_report()["layers"]
+    assert first["format"] == took and "does not fit" in first["fits"], first
+    assert second["format"] == fmt and "fits" not in second
+    xs = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    assert af.testing.cosine(net(xs), af.compile(y)(xs)) >= 0.98

@@ -3,8 +3,8 @@
 compress: None, a format, "auto", a dict {layer: format} (layers not named stay fp16), or a
 callable layer -> format or None. Formats (docs/compression.md): "int8", "int8:<block>",
 "int4", "int4:<rows per LUT>", "sparse", "sparse:<fraction pruned>", and
-"sparse[:<fraction>]+int8[:<block>]" or "+int4[:<rows>]". Layers are the conv and linear
-layers with a constant weight (and embedding tables when named), named as in net.summary().
+"sparse[:<fraction>]+int8[:<block>]" or "+int4[:<rows>]". Layers are the conv, linear and
+embedding layers with a constant weight, named as in net.summary().
 
 Each layer has a ladder: its format, then safer ones (int4 -> int8 per channel -> int8
 with a scale per 32 inputs where the target streams it; sparse+X -> sparse -> fp16), fp16
@@ -42,13 +42,32 @@ def _int8_safe(streams, shape):
     return f"int8:{block}" if "blockwise" in streams and cols % block == 0 and cols > block else "int8"
 
 
+def misfit(fmt, shape):
+    """Why ``fmt``'s block or LUT rows cannot apply to a weight of ``shape`` ("" if they can)."""
+    values = fmt.partition("+")[2] if fmt.startswith("sparse") else fmt
+    kind, _, n = values.partition(":")
+    if not n or kind not in ("int8", "int4"):
+        return ""
+    n = int(n)
+    if kind == "int4":
+        return f"{n} rows per LUT do not divide its {shape[0]} output channels" if shape[0] % n else ""
+    kernel = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    if n % kernel:
+        return f"block {n} is not a multiple of its {kernel}-element kernel"
+    return f"block {n} does not divide its {cols} inputs per output channel" if cols % n else ""
+
+
 def ladder(fmt, streams, shape):
-    """``fmt`` and the safer formats a layer steps down through, "fp16" last."""
+    """``fmt`` and the safer formats a layer steps down through, "fp16" last; a block or LUT
+    grouping that does not fit the layer gives way to per channel (int8) or per tensor (int4)."""
     if fmt == "w8a8":  # int8 activations first go back to fp16, then the weights step down
         return ["w8a8"] + ladder("int8", streams, shape)
     sparse, values = "", fmt
     if fmt.startswith("sparse"):
         sparse, _, values = fmt.partition("+")
+    if values and misfit(values, shape):
+        values = values.partition(":")[0]
     rungs = [values] if values else []
     safe8 = _int8_safe(streams, shape)
     if values.startswith("int4") and safe8:  # per channel first: fewer bytes than blocks
@@ -123,8 +142,8 @@ def estimate_bytes(fmt, shape) -> float:
 def _formats(compress, layers) -> dict:
     if compress is None:
         return {}
-    if isinstance(compress, str):  # conv and linear layers; embeddings only when named
-        return {name: compress for name, (op, _) in layers.items() if op != "embedding"}
+    if isinstance(compress, str):  # every layer with a weight: conv, linear and embedding tables
+        return {name: compress for name in layers}
     if isinstance(compress, dict):
         unknown = sorted(set(compress) - set(layers))
         if unknown:
@@ -215,14 +234,12 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
                          f"its layers with weights: {sorted(layers)}")
     layers = {k: v for k, v in layers.items() if k not in fixed}
     streams = _core.find_target(target or "h16g")["streams"]
+    misfits = {}
     if compress == "auto":
-        sparse_all = build({n: "sparse" for n, (op, _) in layers.items() if op != "embedding"}) \
-            if "sparse" in streams else base
+        sparse_all = build({n: "sparse" for n in layers}) if "sparse" in streams else base
         stored = {r[0]: r[4] for r in sparse_all._program.weight_layers}  # sparse: 2 bytes a value + mask
         ladders = {}
-        for n, (op, shape) in layers.items():
-            if op == "embedding":
-                continue
+        for n, (op, shape) in layers.items():  # embedding tables too: compress= means the whole model
             count = int(np.prod(shape))
             nnz = (stored[n] - (count + 7) // 8) // 2 if "sparse" in streams else count
             ladders[n] = auto_ladder(streams, tuple(shape), nnz)
@@ -232,6 +249,11 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
             if f != "w8a8":
                 _core.check_compress_format(str(f), n)
         ladders = {n: ladder(f, streams, tuple(layers[n][1])) for n, f in formats.items()}
+        misfits = {n: f"{f} does not fit ({misfit(f, tuple(layers[n][1]))}): {ladders[n][0]} instead"
+                   for n, f in formats.items() if f != "w8a8" and misfit(f, tuple(layers[n][1]))}
+    # Why a layer stays fp16 (compression_report()["layers"][i]["why"]).
+    kept = {n: "no format smaller than fp16 that the target streams" if n in ladders else "not named in compress="
+            for n in layers if n not in ladders or ladders[n][0] == "fp16"}
     ladders = {n: lad for n, lad in ladders.items() if lad[0] != "fp16"}
     if weight_rounding not in (None, "nearest", "gptq"):
         raise ValueError(f"compile: weight_rounding must be 'nearest' or 'gptq', got {weight_rounding!r}")
@@ -275,6 +297,9 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
         return {n: ladders[n][i] for n, i in p.items() if ladders[n][i] != "fp16"}
 
     report = {n: {"tried": [ladders[n][0]]} for n in ladders}
+    report.update({n: {"why": w} for n, w in kept.items()})
+    for n, note in misfits.items():
+        report.setdefault(n, {})["fits"] = note
     if calibration is None:
         net = make(formats_at(pos))
         while True:  # the weight-space gate: failing layers step down until none fails
@@ -348,6 +373,9 @@ def _report(net, extra, cos, data_aware=frozenset()):
         r = {"layer": name, "op": op, "weight_shape": tuple(shape), "format": enc, "bytes": held, "fp16_bytes": fp16,
              "weight_error": err if enc != "fp16" else 0.0, "pruned_error": prune}
         r.update({k: v for k, v in extra.get(name, {}).items() if k != "tried" or len(v) > 1})
+        if enc == "fp16" and "why" not in r:
+            r["why"] = (f"fell back: {r['fallback']}" if "fallback" in r else
+                        "fewer than 16 values" if int(np.prod(shape)) < 16 else "compress= not given")
         if r["format"] == "w8a8":
             r["weight_error"] = err
         if enc != "fp16":

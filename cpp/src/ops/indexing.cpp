@@ -61,6 +61,13 @@ void infer_embedding(InferContext& c) {
   if (c.in(1).rank() != 2) c.fail("weight must be (num_embeddings, embedding_dim), got " + shape_str(c.in(1).shape()));
   if (c.in(0).rank() > 4) c.fail("x must have rank <= 4 (the result adds one axis), got " + shape_str(c.in(0).shape()));
   if (c.in(1).shape()[0] > (int64_t(1) << 24)) c.fail("more than 2^24 embeddings");
+  // After split_index_ranges: the ids offset for each further 2048-row chunk of the table.
+  const int64_t chunks = (c.in(1).shape()[0] + kIndexChunk - 1) / kIndexChunk;
+  if (c.inputs.size() > 2 && static_cast<int64_t>(c.inputs.size()) != chunks + 1)
+    c.fail("takes the ids offset for each of its " + std::to_string(chunks - 1) + " further 2048-row chunks, got " +
+           std::to_string(c.inputs.size() - 2));
+  for (size_t i = 2; i < c.inputs.size(); ++i)
+    if (c.in(i).dtype() != DType::int32 || c.in(i).shape() != c.in(0).shape()) c.fail("offset ids must be int32 shaped like x");
   Shape s = c.in(0).shape();
   s.push_back(c.in(1).shape()[1]);
   c.outputs = {{s, c.in(1).dtype()}};
@@ -90,21 +97,32 @@ void embedding_kernel(const KernelArgs& k) {
   }
 }
 
-// MIL: equal(ids, 0..V-1) as an fp16 one-hot, matmul with the rows. Tables of more than
-// 2048 rows are split before (split_index_ranges), so every id compared is exact in fp16.
+// MIL: per 2048-row chunk of the table, equal(its ids, 0..len-1) as an fp16 one-hot, matmul
+// with its rows; the chunks summed. Chunk k compares the ids offset by 2048 k (its own input,
+// from split_index_ranges), so every id compared is exact in fp16.
 void emit_embedding(mil::Builder& b, const mil::StepView& s) {
   using milx::like;
   const mil::Type &it = s.in_types[0], &wt = s.in_types[1];
   const int64_t n = std::max<int64_t>(1, numel(it.shape)), V = wt.shape[0], D = wt.shape[1];
-  if (V > kIndexChunk) throw Error(Status::internal, "MIL: an embedding of more than 2048 rows reached emission unsplit");
-  std::string flat = b.op("reshape", {{"x", {s.in[0]}}, {"shape", {b.ints({n, 1}, "shape")}}}, like(it, {n, 1}));
-  std::vector<float> cols(static_cast<size_t>(V));
-  for (int64_t i = 0; i < V; ++i) cols[i] = static_cast<float>(i);
-  std::string range = b.tensor(cols, {1, V}, it.dtype, "rows");
-  std::string oh = b.compare("equal", flat, range, like(wt, {n, V}));
-  std::string part = b.op("matmul", {{"x", {oh}}, {"y", {s.in[1]}}, {"transpose_x", {b.bool_scalar(false, "transpose_x")}},
-                                     {"transpose_y", {b.bool_scalar(false, "transpose_y")}}}, like(wt, {n, D}));
-  b.op("reshape", {{"x", {part}}, {"shape", {b.ints(std::vector<int64_t>(s.out_types[0].shape.begin(), s.out_types[0].shape.end()), "shape")}}},
+  const int64_t chunks = (V + kIndexChunk - 1) / kIndexChunk;
+  if (chunks > 1 && static_cast<int64_t>(s.in.size()) != chunks + 1)
+    throw Error(Status::internal, "MIL: an embedding of more than 2048 rows reached emission without offset ids");
+  std::string acc;
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t first = k * kIndexChunk, len = std::min(kIndexChunk, V - first);
+    std::string ids = k == 0 ? s.in[0] : s.in[1 + k];
+    std::string flat = b.op("reshape", {{"x", {ids}}, {"shape", {b.ints({n, 1}, "shape")}}}, like(it, {n, 1}));
+    std::vector<float> cols(static_cast<size_t>(len));
+    for (int64_t i = 0; i < len; ++i) cols[i] = static_cast<float>(i);
+    std::string oh = b.compare("equal", flat, b.tensor(cols, {1, len}, it.dtype, "rows"), like(wt, {n, len}));
+    std::string rows = len == V ? s.in[1]
+                                : b.op("slice_by_size", {{"x", {s.in[1]}}, {"begin", {b.ints({first, 0}, "begin")}},
+                                                         {"size", {b.ints({len, D}, "size")}}}, like(wt, {len, D}));
+    std::string part = b.op("matmul", {{"x", {oh}}, {"y", {rows}}, {"transpose_x", {b.bool_scalar(false, "transpose_x")}},
+                                       {"transpose_y", {b.bool_scalar(false, "transpose_y")}}}, like(wt, {n, D}));
+    acc = acc.empty() ? part : b.op("add", {{"x", {acc}}, {"y", {part}}}, like(wt, {n, D}));
+  }
+  b.op("reshape", {{"x", {acc}}, {"shape", {b.ints(std::vector<int64_t>(s.out_types[0].shape.begin(), s.out_types[0].shape.end()), "shape")}}},
        s.out_types[0], s.out[0]);
 }
 
@@ -250,7 +268,7 @@ void register_indexing_ops() {
   e.category = "indexing";
   e.doc = "Rows of weight at the int32 indices x (torch F.embedding); out-of-range indices give zeros.";
   e.params = {P("x", T), P("weight", T)};
-  e.mil_op = "equal, select, matmul (a one-hot matmul; 2048-row chunks summed)";
+  e.mil_op = "equal, select, matmul per 2048-row chunk of weight, summed (a one-hot matmul)";
   e.infer = infer_embedding;
   e.kernel = embedding_kernel;
   e.emit_mil = emit_embedding;
@@ -294,7 +312,8 @@ void attach_indexing_grad() {
   mutable_op("embedding").grad = [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor &x = n.inputs[0], &w = n.inputs[1];
     int64_t V = w.shape()[0], D = w.shape()[1], M = numel(x.shape());
-    Tensor hot = one_hot_rows(reshape(x, {M, 1}), 0, V, g[0].dtype());  // (M, V)
+    // one_hot (split into exact 2048-class chunks past 2048 by split_index_ranges)
+    Tensor hot = cast(op("one_hot", {reshape(x, {M})}, {{"num_classes", V}}), g[0].dtype());  // (M, V)
     return std::vector<Tensor>{Tensor(), op("matmul", {permute(hot, {1, 0}), reshape(g[0], {M, D})})};
   };
 }

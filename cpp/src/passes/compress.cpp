@@ -1,4 +1,4 @@
-// Weight compression: the weights of conv and linear layers (and embedding tables when named)
+// Weight compression: the weights of conv and linear layers and embedding tables
 // stored as int8 with fp16 scales (per output channel, or per block of inputs), as 4-bit
 // indices into 16-entry LUTs, or sparse (a bitmask and the non-zeros, themselves fp16, int8
 // or int4), and kept so through the program, its files and its MIL. Which layer gets which
@@ -235,14 +235,11 @@ void compress_weights(Program& p, const CompileOptions& o) {
   for (const auto& [name, f] : o.compress_layers) parse_compress_format(f, name);
   for (const auto& s : p.steps) {
     const std::string& op = s.node->op->name;
-    // conv and linear weights take the default format; an embedding table only when named
-    // (its rows are looked up exactly, and it is often the most sensitive weight).
-    bool named_only = op == "embedding";
-    if ((op != "conv" && op != "linear" && !named_only) || s.in.size() < 2) continue;
+    // conv and linear weights and embedding tables take the default format (docs/compression.md)
+    if ((op != "conv" && op != "linear" && op != "embedding") || s.in.size() < 2) continue;
     Value& w = p.values[s.in[1]];
     if (!w.data || w.data->packed || numel(w.type.shape) < 16) continue;
     auto it = o.compress_layers.find(s.node->name);
-    if (named_only && it == o.compress_layers.end()) continue;
     const std::string& f = it != o.compress_layers.end() ? it->second : o.compress;
     CompressFormat fmt = parse_compress_format(f, s.node->name);
     if (fmt.none()) continue;
@@ -256,6 +253,20 @@ void compress_weights(Program& p, const CompileOptions& o) {
       if (!streams(need))
         throw TargetError(where + "format " + f + " needs the target to stream " + need + " weights; " + t.name +
                           " streams " + join(t.streams) + " (docs/compression.md)");
+    std::string misfit;
+    if (fmt.kind == "int4" && fmt.n > 0 && w.type.shape[0] % fmt.n) misfit = "rows";
+    if (fmt.kind == "int8" && fmt.n > 0) {
+      int64_t cols = numel(w.type.shape) / w.type.shape[0], kernel = 1;
+      for (size_t i = 2; i < w.type.shape.size(); ++i) kernel *= w.type.shape[i];
+      if (fmt.n % kernel || cols % fmt.n) misfit = "block";
+    }
+    std::string enc = f;
+    if (!misfit.empty() && it == o.compress_layers.end()) {
+      // The default format's block or LUT rows do not fit this layer: per channel (int8) or
+      // per tensor (int4) instead, and the layer's encoding says which.
+      fmt.n = 0;
+      enc = f.substr(0, f.find(':', f.find("int")));
+    }
     if (fmt.kind == "int4" && fmt.n > 0 && w.type.shape[0] % fmt.n)
       throw ValueError(where + std::to_string(fmt.n) + " rows per LUT do not divide its " + std::to_string(w.type.shape[0]) +
                        " output channels");
@@ -294,7 +305,7 @@ void compress_weights(Program& p, const CompileOptions& o) {
     auto d = std::make_shared<ConstData>();
     d->packed = std::move(pk);
     w.data = std::move(d);
-    w.encoding = f;
+    w.encoding = enc;
   }
 }
 

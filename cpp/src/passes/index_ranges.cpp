@@ -56,18 +56,22 @@ struct Splitter {
     return m[off] = r;
   }
 
-  // The op over chunks [2048 k, 2048 k + len): summed (embedding, index_select, gather) or
-  // concatenated (one_hot).
+  // The op over chunks [2048 k, 2048 k + len): summed (index_select, gather) or concatenated
+  // (one_hot); an embedding stays one layer that takes the offset ids of each chunk.
   Tensor split(const Node& n, const std::vector<Tensor>& in, int idx, int64_t range) {
     const std::string& op = n.op->name;
+    if (op == "embedding") {  // one layer keeps its table (compressed whole, named as given)
+      std::vector<Tensor> ins = {in[0], in[1]};
+      for (int64_t first = kIndexChunk; first < range; first += kIndexChunk) ins.push_back(offset(in[0], first));
+      return call1(op, ins, n.attrs);
+    }
     std::vector<Tensor> parts;
     for (int64_t first = 0; first < range; first += kIndexChunk) {
       int64_t len = std::min(kIndexChunk, range - first);
       std::vector<Tensor> ins = in;
       ins[idx] = offset(in[idx], first);
       Attrs a = n.attrs;
-      if (op == "embedding") ins[1] = narrow(in[1], 0, first, len);
-      else if (op == "one_hot") a.set("num_classes", len);
+      if (op == "one_hot") a.set("num_classes", len);
       else ins[0] = narrow(in[0], static_cast<int>(n.attrs.i("dim")), first, len);
       parts.push_back(call1(op, ins, a));
     }
@@ -110,7 +114,7 @@ std::vector<Tensor> split_index_ranges(const std::vector<Tensor>& outputs, std::
   bool any = false;
   for (auto& n : order) {
     int64_t range = 0;
-    any |= index_operand(*n, &range) >= 0 && range > kIndexChunk;
+    any |= index_operand(*n, &range) >= 0 && range > kIndexChunk && !(n->op->name == "embedding" && n->inputs.size() > 2);
   }
   if (!any) return outputs;
   Splitter sp;
@@ -125,7 +129,7 @@ std::vector<Tensor> split_index_ranges(const std::vector<Tensor>& outputs, std::
     }
     int64_t range = 0;
     int idx = index_operand(*n, &range);
-    if (idx >= 0 && range > kIndexChunk) {
+    if (idx >= 0 && range > kIndexChunk && !(n->op->name == "embedding" && n->inputs.size() > 2)) {
       outs = {sp.split(*n, ins, idx, range)};
       outs[0].node()->name = n->name, outs[0].node()->auto_name = n->auto_name;  // the layer keeps its name
     } else if (changed) {
