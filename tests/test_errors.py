@@ -1,5 +1,6 @@
 """Bad input gets a clear Python exception at the user's line, never a crash."""
 import traceback
+import warnings
 
 import numpy as np
 import pytest
@@ -127,3 +128,34 @@ def test_a_window_that_fits_only_with_padding_matches_torch():
         got = af.compile(fn(af.input((1, 1, 3, 3)), 4, padding=2))(x)
         want = ref(torch.from_numpy(x), 4, padding=2).numpy()
         assert_fp16_close(got, want, ulps=2)
+
+
+def _overflowing():
+    x = af.input((1, 4), name="x")
+    big = np.eye(4, dtype=np.float32) * 1000
+    return x, af.linear(af.linear(x, big).relu(), big)
+
+
+def test_check_finite_names_the_first_layer_that_overflowed():
+    """fp16 holds up to 65504: 100 * 1000 overflows in the first linear, and everything after
+    is inf/NaN. check_finite=True says which layer, its op and its input range."""
+    x, y = _overflowing()
+    xs = np.full((1, 4), 100, np.float32)
+    with pytest.raises(FloatingPointError, match=r"layer 'linear_\d+' \(linear(\+relu)?\) gave 4 inf/NaN of 4 values "
+                                                 r"from finite inputs in \[0, 1000\]"):
+        af.compile(y, check_finite=True)(xs)
+    with pytest.raises(FloatingPointError, match="output 0: 4 inf/NaN from finite inputs .*backend='sim'"):
+        af.compile(y, check_finite=True, backend="mil")(xs)
+    np.testing.assert_array_equal(af.compile(y, check_finite=True)(xs / 1e4), af.compile(y)(xs / 1e4))  # fine when finite
+
+
+def test_an_output_overflowing_from_finite_inputs_warns_once_per_net():
+    x, y = _overflowing()
+    net = af.compile(y)
+    xs = np.full((1, 4), 100, np.float32)
+    with pytest.warns(RuntimeWarning, match="output 0: 4 inf/NaN from finite inputs.*check_finite=True"):
+        net(xs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net(xs)  # once per net
+        af.compile(y)(np.full((1, 4), np.inf, np.float32))  # inf in, inf out: nothing to report

@@ -46,7 +46,7 @@ def _resolve_backend(backend, target):
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
             inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18",
             max_programs=8, calibration=None, min_cosine=None, max_weight_error=None,
-            weight_rounding=None) -> "Net":
+            weight_rounding=None, check_finite=False) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -69,6 +69,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         down to safer formats (int4 -> int8 -> fp16), most sensitive first. Without
         calibration, layers whose stored weight is off by more than max_weight_error
         (relative L2; default 0.02 for int8, 0.12 for int4) step down.
+    check_finite: on the sim, check every layer's output: the first one holding inf/NaN from
+        finite inputs (fp16 overflow) raises FloatingPointError naming it and its input range;
+        on the other backends the outputs are checked. (Without it, a net warns once when an
+        output holds inf/NaN and no input did.)
     weight_rounding: "gptq" (default with calibration: data-aware rounding that compensates
         each weight's rounding error using the layer's calibration inputs) or "nearest".
     inputs: optional list fixing the order of positional inputs (default: creation order).
@@ -128,15 +132,16 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         options = dict(target=target, compress=compress, precision=precision, backend=backend,
                        rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset,
                        calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
-                       weight_rounding=weight_rounding)
+                       weight_rounding=weight_rounding, check_finite=check_finite)
         return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
 
     def build(layers: dict, packed=None, act_scales=None) -> "Net":
         prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
                              target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {},
-                             act_scales or {})
+                             act_scales or {}, bool(check_finite))
         net = Net(prog, backend, mode, opset=opset)
         net._defaults = defaults
+        net._check_finite = bool(check_finite)
         return net
 
     if compress is None and calibration is None:
@@ -231,11 +236,39 @@ class Net:
 
     _defaults: dict = {}  # input name -> [value, ...] of the parameter or buffer a call may leave out
 
+    _check_finite = False
+    _warned_nonfinite = False
+
     def __call__(self, *args, **kwargs):
         if self._defaults:
             given = {n for n, _, _ in self.inputs[:len(args)]} | set(kwargs)
             kwargs = {**{k: e[0] for k, e in self._defaults.items() if k not in given}, **kwargs}
-        return self._exe(*args, **kwargs)
+        out = self._exe(*args, **kwargs)
+        if not self._warned_nonfinite or (self._check_finite and self.backend != "sim"):
+            self._watch_nonfinite(out, args, kwargs)
+        return out
+
+    def _watch_nonfinite(self, out, args, kwargs):
+        """An output holding inf/NaN while no input did: fp16 overflowed inside. A RuntimeWarning
+        once per net; with check_finite on a backend whose layers are not visible, an error."""
+        named = out.items() if isinstance(out, dict) else enumerate(out if isinstance(out, (list, tuple)) else [out])
+        bad = [(k, int(np.size(v) - np.isfinite(v).sum())) for k, v in named
+               if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all()]
+        if not bad:
+            return
+        for v in list(args) + list(kwargs.values()):
+            a = np.asarray(v) if not isinstance(v, np.ndarray) else v
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                return
+        what = ", ".join(f"output {k!r}: {n} inf/NaN" for k, n in bad)
+        if self._check_finite:
+            raise FloatingPointError(f"check_finite: {what} from finite inputs (the {self.backend} backend shows no "
+                                     "layers: compile with backend='sim', check_finite=True to find the first one)")
+        import warnings
+        self._warned_nonfinite = True
+        warnings.warn(f"{what} from finite inputs: fp16 overflowed inside the program (it holds magnitudes up to "
+                      "65504); af.compile(..., check_finite=True) names the first layer that overflowed "
+                      "(warned once per net)", RuntimeWarning, stacklevel=3)
 
     def make_resident(self, output, input) -> None:  # noqa: A002 - PyTorch-style name
         """Keep ``output`` on the backend as ``input`` of the next call (weights, optimizer

@@ -130,6 +130,7 @@ NB_MODULE(_core, m) {
         case af::Status::invalid_value: PyErr_SetString(PyExc_ValueError, e.what()); break;
         case af::Status::invalid_type: PyErr_SetString(PyExc_TypeError, e.what()); break;
         case af::Status::index_out_of_range: PyErr_SetString(PyExc_IndexError, e.what()); break;
+        case af::Status::floating_point: PyErr_SetString(PyExc_FloatingPointError, e.what()); break;
         case af::Status::unsupported: PyErr_SetString(PyExc_NotImplementedError, e.what()); break;
         case af::Status::io_error: PyErr_SetString(PyExc_OSError, e.what()); break;
         case af::Status::engine: PyErr_SetObject(engine_error.ptr(), nb::str(e.what()).ptr()); break;
@@ -301,9 +302,10 @@ NB_MODULE(_core, m) {
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
                       const std::string& compress, bool dump, const std::map<std::string, std::string>& layers,
                       const std::map<std::string, std::shared_ptr<af::PackedWeights>>& packed,
-                      const std::map<std::string, double>& act_scales) {
+                      const std::map<std::string, double>& act_scales, bool check_finite) {
     af::CompileOptions o;
     o.act_scales = act_scales;
+    o.check_finite = check_finite;
     for (const auto& [k, v] : packed) o.packed_layers[k] = v;
     o.compress = compress;
     o.compress_layers = layers;
@@ -321,7 +323,7 @@ NB_MODULE(_core, m) {
   }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false,
      "compress_layers"_a = std::map<std::string, std::string>{},
      "packed_layers"_a = std::map<std::string, std::shared_ptr<af::PackedWeights>>{},
-     "act_scales"_a = std::map<std::string, double>{});
+     "act_scales"_a = std::map<std::string, double>{}, "check_finite"_a = false);
 
   auto target_dict = [](const af::Target& t) {
     nb::dict d;

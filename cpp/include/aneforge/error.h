@@ -10,6 +10,7 @@ enum class Status {
   invalid_value,       // wrong shape, dtype, rank or attribute (Python ValueError)
   invalid_type,        // wrong kind of argument (Python TypeError)
   index_out_of_range,  // an index input outside its table (Python IndexError)
+  floating_point,      // check_finite: a layer overflowed (Python FloatingPointError)
   unsupported_target,  // the target cannot run this op or shape
   unsupported,         // not implemented yet (Python NotImplementedError)
   io_error,            // file missing, truncated or corrupt
@@ -34,6 +35,9 @@ struct TypeError : Error {
 };
 struct IndexError : Error {
   explicit IndexError(const std::string& m) : Error(Status::index_out_of_range, m) {}
+};
+struct FloatingPointError : Error {
+  explicit FloatingPointError(const std::string& m) : Error(Status::floating_point, m) {}
 };
 struct TargetError : Error {
   explicit TargetError(const std::string& m) : Error(Status::unsupported_target, m) {}

@@ -31,6 +31,8 @@ struct CompileOptions {
   // int8 activations (w8a8): per conv/linear layer, the scale of its int8 input (h16+).
   std::map<std::string, double> act_scales;
   bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
+  // The sim checks each layer: inf/NaN from finite inputs is a FloatingPointError naming it.
+  bool check_finite = false;
 };
 
 // One value in the program: a graph input, a constant, or an op result.

@@ -1,5 +1,6 @@
 // The simulator backend: runs a Program on the CPU with the engine's numerics.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -118,6 +119,7 @@ class SimExecutable final : public Executable {
         e->op->kernel(ea);
         ctx_.store(buf, static_cast<size_t>(numel(e->outputs[0].shape)), e->outputs[0].dtype);
       }
+      if (p.options.check_finite) check_finite(s);
     }
     for (size_t j = 0; j < p.outputs.size(); ++j) {
       const Value& v = p.values[p.outputs[j]];
@@ -131,6 +133,36 @@ class SimExecutable final : public Executable {
   }
 
  private:
+  // check_finite: inf/NaN in a layer's output while its inputs were finite is the overflow
+  // the user asked to locate; a FloatingPointError names the layer and its input range.
+  void check_finite(size_t s) const {
+    const Program& p = *prog_;
+    const Step& st = p.steps[s];
+    size_t bad = 0, total = 0;
+    for (size_t o = 0; o < st.out.size(); ++o) {
+      const float* y = steps_[s].out[o];
+      size_t n = static_cast<size_t>(numel(p.values[st.out[o]].type.shape));
+      total += n;
+      for (size_t i = 0; i < n; ++i) bad += !std::isfinite(y[i]);
+    }
+    if (!bad) return;
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < st.in.size(); ++i) {
+      const Value& v = p.values[st.in[i]];
+      if (v.data && v.data->packed) continue;  // dequantized weights are finite
+      const float* x = steps_[s].in[i];
+      for (int64_t k = 0, n = numel(v.type.shape); k < n; ++k) {
+        if (!std::isfinite(x[k])) return;  // not this layer's doing
+        lo = std::min(lo, x[k]), hi = std::max(hi, x[k]);
+      }
+    }
+    char range[96];
+    std::snprintf(range, sizeof range, "[%.6g, %.6g]", lo, hi);
+    throw FloatingPointError("check_finite: layer '" + st.node->name + "' (" + layer_label(st) + ") gave " +
+                             std::to_string(bad) + " inf/NaN of " + std::to_string(total) +
+                             " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
+  }
+
   // A compressed weight is dequantized into a scratch buffer just before its layer runs: the
   // program holds only the packed bytes, and the values are the fp16 ones the engine's
   // constexpr op produces.
