@@ -24,14 +24,14 @@ def build(case, arrays, const_params):
     return (list(y) if isinstance(y, (list, tuple)) else [y]), feeds
 
 
-def run_both(outputs, feeds, opset, inputs=None):
-    sim = af.compile(outputs, inputs=inputs)(*feeds)
-    mil = af.compile(outputs, backend="mil", opset=opset, inputs=inputs)(*feeds)
+def run_both(outputs, feeds, opset, inputs=None, fold=True):
+    sim = af.compile(outputs, inputs=inputs, fold_constants=fold)(*feeds)
+    mil = af.compile(outputs, backend="mil", opset=opset, inputs=inputs, fold_constants=fold)(*feeds)
     return sim, mil
 
 
-def check(outputs, feeds, opset, what, ulps=2.0, floor_ulps=0.0, inputs=None):
-    sim, mil = run_both(outputs, feeds, opset, inputs)
+def check(outputs, feeds, opset, what, ulps=2.0, floor_ulps=0.0, inputs=None, fold=True):
+    sim, mil = run_both(outputs, feeds, opset, inputs, fold)
     for i, (s, m) in enumerate(zip(sim, mil)):
         if s.dtype.kind in "biu":
             np.testing.assert_array_equal(m, s, err_msg=f"{what} out{i}")

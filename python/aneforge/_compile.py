@@ -46,7 +46,7 @@ def _resolve_backend(backend, target):
 def compile(outputs, *, target=None, compress=None, precision="fp16", backend="sim",  # noqa: A001
             inputs=None, rounding="nearest_even", flush_subnormals=True, dump=None, opset="ios18",
             max_programs=8, calibration=None, min_cosine=None, max_weight_error=None,
-            weight_rounding=None, check_finite=False) -> "Net":
+            weight_rounding=None, check_finite=False, fold_constants=True) -> "Net":
     """Compile the graph that computes ``outputs`` into one program and load it on ``backend``.
 
     target: a compiler target ("h13" ... "h18") or a chip name ("M1", "M4 Pro", "A17 Pro");
@@ -73,6 +73,8 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         finite inputs (fp16 overflow) raises FloatingPointError naming it and its input range;
         on the other backends the outputs are checked. (Without it, a net warns once when an
         output holds inf/NaN and no input did.)
+    fold_constants: False keeps layers whose inputs are all constants as layers, so the MIL
+        computes them rather than holding values the sim folded (for testing the MIL).
     weight_rounding: "gptq" (default with calibration: data-aware rounding that compensates
         each weight's rounding error using the layer's calibration inputs) or "nearest".
     inputs: optional list fixing the order of positional inputs (default: creation order).
@@ -132,13 +134,14 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         options = dict(target=target, compress=compress, precision=precision, backend=backend,
                        rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset,
                        calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
-                       weight_rounding=weight_rounding, check_finite=check_finite)
+                       weight_rounding=weight_rounding, check_finite=check_finite,
+                       fold_constants=fold_constants)
         return _flex.FlexNet(outs, structure, names, inputs, options, max_programs)
 
     def build(layers: dict, packed=None, act_scales=None) -> "Net":
         prog = _core.compile([t._t for t in outs], names, ins, precision, rounding, flush_subnormals,
                              target or "", "", dump == "passes", {k: str(v) for k, v in layers.items()}, packed or {},
-                             act_scales or {}, bool(check_finite))
+                             act_scales or {}, bool(check_finite), bool(fold_constants))
         net = Net(prog, backend, mode, opset=opset)
         net._defaults = defaults
         net._check_finite = bool(check_finite)

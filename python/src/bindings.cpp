@@ -302,10 +302,11 @@ NB_MODULE(_core, m) {
                       const std::string& rounding, bool flush_subnormals, const std::string& target,
                       const std::string& compress, bool dump, const std::map<std::string, std::string>& layers,
                       const std::map<std::string, std::shared_ptr<af::PackedWeights>>& packed,
-                      const std::map<std::string, double>& act_scales, bool check_finite) {
+                      const std::map<std::string, double>& act_scales, bool check_finite, bool fold) {
     af::CompileOptions o;
     o.act_scales = act_scales;
     o.check_finite = check_finite;
+    o.fold_constants = fold;
     for (const auto& [k, v] : packed) o.packed_layers[k] = v;
     o.compress = compress;
     o.compress_layers = layers;
@@ -323,7 +324,7 @@ NB_MODULE(_core, m) {
   }, "outputs"_a, "names"_a, "inputs"_a, "precision"_a, "rounding"_a, "flush_subnormals"_a, "target"_a, "compress"_a, "dump"_a = false,
      "compress_layers"_a = std::map<std::string, std::string>{},
      "packed_layers"_a = std::map<std::string, std::shared_ptr<af::PackedWeights>>{},
-     "act_scales"_a = std::map<std::string, double>{}, "check_finite"_a = false);
+     "act_scales"_a = std::map<std::string, double>{}, "check_finite"_a = false, "fold_constants"_a = true);
 
   auto target_dict = [](const af::Target& t) {
     nb::dict d;

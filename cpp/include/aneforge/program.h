@@ -33,6 +33,9 @@ struct CompileOptions {
   bool dump_passes = false;    // keep the program text after each pass (Program::pass_log)
   // The sim checks each layer: inf/NaN from finite inputs is a FloatingPointError naming it.
   bool check_finite = false;
+  // false: layers whose inputs are all constants stay layers (the MIL computes them instead of
+  // holding what the sim's kernels folded; the equivalence tests use it).
+  bool fold_constants = true;
 };
 
 // One value in the program: a graph input, a constant, or an op result.

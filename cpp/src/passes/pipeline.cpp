@@ -121,6 +121,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
       {"eliminate_dead_code", eliminate_dead_code},
   };
   for (const auto& pass : pipeline) {
+    if (!opts.fold_constants && pass.run == fold_constants) continue;
     pass.run(*prog);
     if (opts.dump_passes) log += "== " + std::string(pass.name) + " ==\n" + prog->text();
   }
