@@ -118,31 +118,14 @@ std::vector<Tensor> split_index_ranges(const std::vector<Tensor>& outputs, std::
   }
   if (!any) return outputs;
   Splitter sp;
-  std::unordered_map<const Node*, std::vector<Tensor>> mapped;
-  for (auto& n : order) {
-    std::vector<Tensor> outs;
-    std::vector<Tensor> ins;
-    bool changed = false;
-    for (const auto& t : n->inputs) {
-      ins.push_back(mapped.at(t.node().get()).at(t.index()));
-      changed |= ins.back().node() != t.node() || ins.back().index() != t.index();
-    }
+  return rewrite_graph(outputs, [&](const Node& n, std::vector<Tensor>& ins) -> std::vector<Tensor> {
     int64_t range = 0;
-    int idx = index_operand(*n, &range);
-    if (idx >= 0 && range > kIndexChunk && !(n->op->name == "embedding" && n->inputs.size() > 2)) {
-      outs = {sp.split(*n, ins, idx, range)};
-      outs[0].node()->name = n->name, outs[0].node()->auto_name = n->auto_name;  // the layer keeps its name
-    } else if (changed) {
-      outs = call(n->op->name, ins, n->attrs);
-      if (!outs.empty() && outs[0].node()->op == n->op) outs[0].node()->name = n->name, outs[0].node()->auto_name = n->auto_name;
-    } else {
-      for (size_t i = 0; i < n->outputs.size(); ++i) outs.emplace_back(n, static_cast<int>(i));
-    }
-    mapped[n.get()] = std::move(outs);
-  }
-  std::vector<Tensor> res;
-  for (const auto& t : outputs) res.push_back(mapped.at(t.node().get()).at(t.index()));
-  return res;
+    int idx = index_operand(n, &range);
+    if (idx < 0 || range <= kIndexChunk || (n.op->name == "embedding" && n.inputs.size() > 2)) return {};
+    Tensor out = sp.split(n, ins, idx, range);
+    out.node()->name = n.name, out.node()->auto_name = n.auto_name;  // the layer keeps its name
+    return {out};
+  });
 }
 
 }  // namespace af

@@ -1,6 +1,8 @@
 // The compiler's passes over a Program. Each is a separate function, run in order by
 // af::compile (pipeline.cpp) and tested on its own (cpp/tests/test_passes.cpp).
 #pragma once
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,11 @@ struct PassInfo {
 };
 
 // Graph level (before the Program exists).
+// The walk they share, leaving the user's graph as it is: nodes in topological order, each
+// given its inputs as already rewritten (which `replace` may change). `replace` returns the
+// node's new outputs, or nothing to keep the node (rebuilt, with its name, if an input changed).
+using GraphRewrite = std::function<std::vector<Tensor>(const Node&, std::vector<Tensor>& inputs)>;
+std::vector<Tensor> rewrite_graph(const std::vector<Tensor>& outputs, const GraphRewrite& replace);
 // Bridge ops become their native lowering; ops native only above `family` (13..16) become
 // their decomposition.
 std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family = 16);
