@@ -199,7 +199,9 @@ def test_compress_means_the_whole_model_embedding_tables_included(rows, rng, tmp
 @pytest.mark.parametrize("fmt", ["int4", "int4:16"])
 def test_int4_lut_end_to_end(fmt, rng, tmp_path):
     _, y = _mlp(rng)
-    dense, small = af.compile(y), af.compile(y, compress=fmt)
+    # The format itself: min_cosine=0 turns the data-free output gate off (on this random MLP
+    # int4 keeps an input-dependent cosine below its default 0.99, so the gate would step down).
+    dense, small = af.compile(y), af.compile(y, compress=fmt, min_cosine=0.0)
     assert small.weight_bytes <= 0.26 * dense.weight_bytes  # 4-bit indices + 16 fp16 entries per LUT
     xs = rng.standard_normal((8, 128)).astype(np.float32)
     assert af.testing.cosine(small(xs), dense(xs)) >= 0.98
@@ -211,7 +213,7 @@ def test_int4_lut_end_to_end(fmt, rng, tmp_path):
     np.testing.assert_array_equal(af.load_program(tmp_path / "p.afp")(xs), small(xs))
     opsets = ["ios18"] if ":" in fmt else ["ios17", "ios18"]
     for opset in opsets:
-        mil = af.compile(y, compress=fmt, backend="mil", opset=opset)(xs)
+        mil = af.compile(y, compress=fmt, min_cosine=0.0, backend="mil", opset=opset)(xs)
         af.testing.assert_equivalent(mil, small(xs), ulps=2, floor_ulps=2)
         assert len(small.weight_blob(opset)) <= 0.27 * len(dense.weight_blob(opset))
     if ":" in fmt:
@@ -230,9 +232,10 @@ def test_coremltools_accepts_int4_luts(opset, rng, tmp_path):
 
 def test_m1_streams_int4_luts(rng):
     _, y = _mlp(rng)
-    net = af.compile(y, compress="int4", target="M1")
+    net = af.compile(y, compress="int4", target="M1", min_cosine=0.0)  # the format, not the gate
     assert set(net.compress.values()) == {"int4"}
-    rows = af.compile(y, compress="int4:100", target="M1", max_weight_error=1.0).compression_report()["layers"]
+    rows = af.compile(y, compress="int4:100", target="M1", max_weight_error=1.0,
+                      min_cosine=0.0).compression_report()["layers"]
     assert all(r["format"] == "int4" and "100 rows per LUT do not divide" in r["fits"] for r in rows)
 
 
@@ -257,7 +260,7 @@ def test_a_grouping_that_does_not_fit_a_layer_falls_back_and_says_so(fmt, took, 
     W1[:, :, 0, :] = 0  # exact zeros, for the sparse formats
     W2 = rng.standard_normal((40, 64, 1, 1)).astype(np.float32)
     y = af.conv2d(af.conv2d(x, W1, padding=1).relu(), W2)
-    net = af.compile(y, compress=fmt, max_weight_error=1.0)
+    net = af.compile(y, compress=fmt, max_weight_error=1.0, min_cosine=0.0)  # the fallback, not the gates
     first, second = net.compression_report()["layers"]
     assert first["format"] == took and "does not fit" in first["fits"], first
     assert second["format"] == fmt and "fits" not in second

@@ -1,5 +1,5 @@
 """Reference vision models in plain PyTorch with torchvision's module names (PyPI's
-torchvision does not import beside torch 2.13): ResNet-18/34/50 and ViT-B/16, eval mode."""
+torchvision does not import beside torch 2.13): ResNet-18/34/50, ViT-B/16 and MobileNetV2, eval mode."""
 from __future__ import annotations
 
 import torch
@@ -130,3 +130,63 @@ class ViT(nn.Module):
 def vit_b_16(seed=0, **kw):
     torch.manual_seed(seed)
     return ViT(**kw).eval()
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, t, cout, stride):
+        super().__init__()
+        hidden = cin * t
+        layers = []
+        if t != 1:
+            layers.append(nn.Sequential(nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()))
+        layers += [nn.Sequential(nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+                                 nn.BatchNorm2d(hidden), nn.ReLU6()),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        feats = [nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6())]
+        cin = 32
+        for t, c, n, s in self.SETTINGS:
+            for b in range(n):
+                feats.append(InvertedResidual(cin, t, c, s if b == 0 else 1))
+                cin = c
+        feats.append(nn.Sequential(nn.Conv2d(320, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()))
+        self.features = nn.Sequential(*feats)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def mobilenet_v2(seed=0, num_classes=1000, image_size=64, batches=4):
+    """Random weights (torchvision's initialisation) and realistic batch-norm statistics: the
+    running mean and variance of the activations of random N(0, 1) images (as after training
+    on data of that scale), with random BN affine parameters."""
+    torch.manual_seed(seed)
+    m = MobileNetV2(num_classes)
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
+        elif isinstance(mod, nn.BatchNorm2d):
+            nn.init.uniform_(mod.weight, 0.5, 1.5)
+            nn.init.uniform_(mod.bias, -0.2, 0.2)
+            mod.momentum = None  # a cumulative average over the batches below
+        elif isinstance(mod, nn.Linear):
+            nn.init.normal_(mod.weight, 0, 0.01)
+            nn.init.zeros_(mod.bias)
+    m.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            m(torch.randn(16, 3, image_size, image_size))
+    return m.eval()

@@ -1,6 +1,8 @@
 """af.compile: the whole graph into one program, and the callable Net around it."""
 from __future__ import annotations
 
+import inspect
+
 import os
 
 import numpy as np
@@ -68,7 +70,10 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         compressed program must reach on them against the uncompressed one; layers step
         down to safer formats (int4 -> int8 -> fp16), most sensitive first. Without
         calibration, layers whose stored weight is off by more than max_weight_error
-        (relative L2; default 0.02 for int8, 0.12 for int4) step down.
+        (relative L2; default 0.02 for int8, 0.12 for int4) step down, then the outputs on
+        synthetic inputs (N(0, 1), ids over their table) must keep min_cosine (default 0.99;
+        0 turns it off), input-dependent part included; where they cannot be drawn, a
+        UserWarning names the layers at risk.
     check_finite: on the sim, check every layer's output: the first one holding inf/NaN from
         finite inputs (fp16 overflow) raises FloatingPointError naming it and its input range;
         on the other backends the outputs are checked. (Without it, a net warns once when an
@@ -91,6 +96,25 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         static shapes: each batch size is its own program, compiled on first use (or ahead of
         time with ``net.compile_for(batch=8)``); batch 1 is compiled here.
     """
+    return compile_graph(outputs, target=target, compress=compress, precision=precision, backend=backend,
+                         inputs=inputs, rounding=rounding, flush_subnormals=flush_subnormals, dump=dump, opset=opset,
+                         max_programs=max_programs, calibration=calibration, min_cosine=min_cosine,
+                         max_weight_error=max_weight_error, weight_rounding=weight_rounding,
+                         check_finite=check_finite, fold_constants=fold_constants)
+
+
+def compile_defaults(**given) -> dict:
+    """af.compile's keyword options, its defaults updated with ``given`` (for compile_graph)."""
+    params = inspect.signature(compile).parameters
+    return {**{k: p.default for k, p in params.items() if k != "outputs"}, **given}
+
+
+def compile_graph(outputs, *, target, compress, precision, backend, inputs, rounding, flush_subnormals, dump, opset,
+                  max_programs, calibration, min_cosine, max_weight_error, weight_rounding, check_finite,
+                  fold_constants, synthetic=None) -> "Net":
+    """af.compile, and ``synthetic``: the input batches the data-free compression gate runs
+    (for models that know what their inputs look like, e.g. a text encoder's token ids and
+    an all-ones attention mask); by default drawn from the inputs (_gate.synthetic_batches)."""
     if target is not None and not isinstance(target, str):
         raise TypeError(f"compile: target must be a target or chip name such as 'h16g' or 'M4', got {target!r}")
     if not isinstance(backend, str):
@@ -156,11 +180,11 @@ def compile(outputs, *, target=None, compress=None, precision="fp16", backend="s
         from ._gptq import layer_inputs
 
         def capture(layer_names, batches, what="gram"):
-            from ._compress import _feeds
-            return layer_inputs([t._t for t in outs], ins, layer_names, batches, _feeds, what)
+            from ._gate import feeds
+            return layer_inputs([t._t for t in outs], ins, layer_names, batches, feeds, what)
         net, report = compile_compressed(build, compress, calibration, min_cosine,
                                          None if max_weight_error is None else float(max_weight_error), target,
-                                         capture, weight_rounding)
+                                         capture, weight_rounding, synthetic)
         net._compression = report
     if dump == "passes":
         print(net.pass_log, end="")

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import warnings
+
 from . import _core
+from ._gate import DATA_FREE_MIN_COSINE, CannotSynthesize, OutputGate, synthetic_batches
 
 MAX_WEIGHT_ERROR = {"fp16": 0.02, "int8": 0.02, "int4": 0.12}  # relative L2, by how values are stored
 
@@ -160,39 +163,6 @@ def _formats(compress, layers) -> dict:
     raise TypeError(f"compile: compress must be None, a format, 'auto', a dict or a callable, got {type(compress).__name__}")
 
 
-def _feeds(batch):
-    if isinstance(batch, dict):
-        return (), batch
-    if isinstance(batch, (list, tuple)):
-        return tuple(batch), {}
-    return (batch,), {}
-
-
-def _samples(out):
-    """Each output as rows, one per sample (axis 0 is the batch)."""
-    outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]
-    rows = []
-    for v in outs:
-        v = np.asarray(v, np.float64)
-        rows.extend(v.reshape(v.shape[0], -1) if v.ndim >= 2 else [v.ravel()])
-    return rows
-
-
-def min_cosine_of(net, ref_net, calibration) -> float:
-    """The worst cosine, over calibration samples and outputs, of net's against ref_net's
-    (ref_net's outputs computed once per net and kept)."""
-    if not hasattr(ref_net, "_calibration_outputs"):
-        ref_net._calibration_outputs = [_samples(ref_net(*_feeds(b)[0], **_feeds(b)[1])) for b in calibration]
-    worst = 1.0
-    for batch, ref in zip(calibration, ref_net._calibration_outputs):
-        args, kwargs = _feeds(batch)
-        for a, b in zip(_samples(net(*args, **kwargs)), ref):
-            na, nb = np.linalg.norm(a), np.linalg.norm(b)
-            cos = 1.0 if na == 0 and nb == 0 else float(a @ b / (na * nb)) if na and nb else 0.0
-            worst = min(worst, cos)
-    return worst
-
-
 class _Rounding:
     """Packed weights by data-aware rounding, per (layer, format), computed once."""
 
@@ -217,9 +187,11 @@ def _repack(pk, w, H):
 
 
 def compile_compressed(build, compress, calibration, min_cosine, max_weight_error, target, capture=None,
-                       weight_rounding=None):
+                       weight_rounding=None, synthetic=None):
     """``build(formats, packed=None)`` compiles with those per-layer formats and returns a Net;
-    ``capture(names, calibration)`` gives each layer's input Gram matrix. Returns (net, report)."""
+    ``capture(names, calibration)`` gives each layer's input Gram matrix; ``synthetic``: the
+    batches the data-free gate draws (default: from the inputs, _gate.synthetic_batches).
+    Returns (net, report)."""
     compress, fixed = split_packed(compress)
     fixed_formats = {k: format_of(v) for k, v in fixed.items()}
     plain_build = build
@@ -286,10 +258,18 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
     if calibration is not None and weight_rounding != "nearest" and capture is not None:
         rounding = _Rounding(build, base, capture(set(ladders), calibration))
 
+    packed_before = {}  # (layer, format) -> its packed weight: each layer is packed (k-means, ...) once
+
     def make(formats):
         weights = {n: "int8" if f == "w8a8" else f for n, f in formats.items()}
         scales = {n: act_scales[n] for n, f in formats.items() if f == "w8a8"}
-        return build(weights, rounding.packed(weights) if rounding else None, scales)
+        packed = rounding.packed(weights) if rounding else {}
+        packed.update({n: packed_before[(n, f)] for n, f in weights.items() if n not in packed and packed_before.get((n, f)) is not None})
+        net = build(weights, packed, scales)
+        for n, f in weights.items():
+            if (n, f) not in packed_before:
+                packed_before[(n, f)] = _core.packed_weight(net._program, n)
+        return net
 
     pos = {n: 0 for n in ladders}
 
@@ -300,9 +280,9 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
     report.update({n: {"why": w} for n, w in kept.items()})
     for n, note in misfits.items():
         report.setdefault(n, {})["fits"] = note
+    net = make(formats_at(pos))
     if calibration is None:
-        net = make(formats_at(pos))
-        while True:  # the weight-space gate: failing layers step down until none fails
+        while True:  # the weight-space gate first (cheap): failing layers step down until none fails
             failing = []
             for name, _, _, enc, _, _, err, _ in net._program.weight_layers:
                 if name not in pos or enc == "fp16":
@@ -312,50 +292,34 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
                     failing.append(name)
                     report[name]["fallback"] = f"weight error {err:.4f} > {limit}"
             if not failing:
-                return net, _report(net, report, None)
+                break
             for n in failing:
                 pos[n] += 1
                 report[n]["tried"].append(ladders[n][pos[n]])
             net = make(formats_at(pos))
-    net = make(formats_at(pos))
-    cos = min_cosine_of(net, base, calibration)
-    if cos < min_cosine and ladders:
-        # Each layer alone: its effect on the output cosine; the most damaging step down first.
-        alone = {n: min_cosine_of(make({n: lad[0]}), base, calibration) for n, lad in ladders.items()}
-        for n, c in alone.items():
-            report[n]["cosine_alone"] = c
-        # Most damage undone per byte added first: stepping down a big embedding table costs
-        # far more bytes than a small linear that hurts as much.
-        def damage_per_byte(n):
-            extra = estimate_bytes(ladders[n][1], layers[n][1]) - estimate_bytes(ladders[n][0], layers[n][1])
-            return (1.0 - alone[n]) / max(extra, 1.0)
-        order = sorted(alone, key=damage_per_byte, reverse=True)
-        while cos < min_cosine:
-            movable = [n for n in order if ladders[n][pos[n]] != "fp16"]
-            if not movable:
-                break
-
-            def trial(k):
-                p = dict(pos)
-                for n in movable[:k]:
-                    p[n] += 1
-                t = make(formats_at(p))
-                return p, t, min_cosine_of(t, base, calibration)
-            best = trial(len(movable))
-            if best[2] >= min_cosine:  # the fewest layers to step down for the gate to hold
-                lo, hi = 1, len(movable)
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    t = trial(mid)
-                    if t[2] >= min_cosine:
-                        hi, best = mid, t
-                    else:
-                        lo = mid + 1
-            for n in ladders:
-                if best[0][n] != pos[n]:
-                    report[n]["tried"].append(ladders[n][best[0][n]])
-                    report[n]["fallback"] = f"alone it gives cosine {alone[n]:.6f}"
-            pos, net, cos = best
+        compressed = sorted(n for n in pos if ladders[n][pos[n]] != "fp16")
+        if not compressed:
+            return net, _report(net, report, None)
+        try:  # then the outputs, on synthetic inputs
+            # Pruning asked for is not the gate's to undo (as the weight gate measures against the
+            # pruned weight): the reference is the program with that pruning and fp16 values.
+            pruned = {n: lad[0].split("+")[0] for n, lad in ladders.items() if lad[0].startswith("sparse:")}
+            ref = build(pruned) if pruned else base
+            gate = OutputGate(ref, synthetic if synthetic is not None else synthetic_batches(base), centered=True)
+            if not gate.varies():
+                raise CannotSynthesize("the uncompressed program's outputs on synthetic N(0, 1) inputs are constant "
+                                       "or not finite")
+        except CannotSynthesize as e:
+            warnings.warn(f"compile: compress= without calibration= could not check the compressed program's outputs "
+                          f"({e}); only the weight-space gate ran, and the output may no longer depend on the "
+                          f"input as it should. Layers at risk: {', '.join(compressed)}. Pass calibration= "
+                          f"(a few input batches) and min_cosine= to gate on real outputs.", UserWarning, stacklevel=4)
+            return net, _report(net, report, None, gate=f"weights only ({e})")
+        threshold = DATA_FREE_MIN_COSINE if min_cosine is None else min_cosine
+        pos, net, cos = _step_down(ladders, layers, pos, net, make, formats_at, gate, threshold, report)
+        return net, _report(net, report, cos, gate="synthetic inputs")
+    gate = OutputGate(base, calibration, centered=False)
+    pos, net, cos = _step_down(ladders, layers, pos, net, make, formats_at, gate, min_cosine, report)
     if cos < min_cosine:
         raise ValueError(f"compile: the compressed program reaches cosine {cos:.6f} on the calibration data, "
                          f"below min_cosine={min_cosine}, even with every layer in fp16")
@@ -363,11 +327,59 @@ def compile_compressed(build, compress, calibration, min_cosine, max_weight_erro
         if ladders[n][pos[n]] == "w8a8":
             report[n]["activations"] = f"int8, scale {act_scales[n]:.6g}"
             report[n]["format"] = "w8a8"
-    return net, _report(net, report, cos, set(rounding.gram) if rounding else set())
+    return net, _report(net, report, cos, set(rounding.gram) if rounding else set(), gate="calibration")
 
 
-def _report(net, extra, cos, data_aware=frozenset()):
-    """data_aware: the layers whose weights GPTQ rounded (when compressed)."""
+def _step_down(ladders, layers, pos, net, make, formats_at, gate, min_cosine, report):
+    """While ``gate(net)`` < min_cosine, layers step down their ladders: each compressed layer's
+    effect alone is measured, the most damage undone per byte added goes first, and the
+    fewest layers that make the gate hold are found by bisection. Returns (pos, net, cosine)."""
+    cos = gate(net)
+    live = [n for n in pos if ladders[n][pos[n]] != "fp16"]
+    if cos >= min_cosine or not live:
+        return pos, net, cos
+    alone = {n: gate(make({n: ladders[n][pos[n]]})) for n in live}
+    for n, c in alone.items():
+        report[n]["cosine_alone"] = c
+
+    # Stepping down a big embedding table costs far more bytes than a small linear that hurts as much.
+    def damage_per_byte(n):
+        shape = layers[n][1]
+        extra = estimate_bytes(ladders[n][pos[n] + 1], shape) - estimate_bytes(ladders[n][pos[n]], shape)
+        return (1.0 - alone[n]) / max(extra, 1.0)
+    order = sorted(alone, key=damage_per_byte, reverse=True)
+    while cos < min_cosine:
+        movable = [n for n in order if ladders[n][pos[n]] != "fp16"]
+        if not movable:
+            break
+
+        def trial(k):
+            p = dict(pos)
+            for n in movable[:k]:
+                p[n] += 1
+            t = make(formats_at(p))
+            return p, t, gate(t)
+        best = trial(len(movable))
+        if best[2] >= min_cosine:  # the fewest layers to step down for the gate to hold
+            lo, hi = 1, len(movable)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                t = trial(mid)
+                if t[2] >= min_cosine:
+                    hi, best = mid, t
+                else:
+                    lo = mid + 1
+        for n in ladders:
+            if best[0][n] != pos[n]:
+                report[n]["tried"].append(ladders[n][best[0][n]])
+                report[n]["fallback"] = f"alone it gives cosine {alone[n]:.6f}"
+        pos, net, cos = best
+    return pos, net, cos
+
+
+def _report(net, extra, cos, data_aware=frozenset(), gate="weights only"):
+    """data_aware: the layers whose weights GPTQ rounded (when compressed); gate: what the
+    accuracy gate measured ("calibration", "synthetic inputs" or "weights only (why)")."""
     rows = []
     for name, op, shape, enc, held, fp16, err, prune in net._program.weight_layers:
         r = {"layer": name, "op": op, "weight_shape": tuple(shape), "format": enc, "bytes": held, "fp16_bytes": fp16,
@@ -381,6 +393,6 @@ def _report(net, extra, cos, data_aware=frozenset()):
         if enc != "fp16":
             r["rounding"] = "gptq" if name in data_aware else "nearest"
         rows.append(r)
-    return {"layers": rows, "min_cosine": cos, "bytes": sum(r["bytes"] for r in rows),
+    return {"layers": rows, "min_cosine": cos, "gate": gate, "bytes": sum(r["bytes"] for r in rows),
             "fp16_bytes": sum(r["fp16_bytes"] for r in rows),
             "weight_rounding": "gptq" if any(r.get("rounding") == "gptq" for r in rows) else "nearest"}

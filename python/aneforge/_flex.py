@@ -102,7 +102,10 @@ def replay(outputs: list, batch: int) -> tuple[list, dict]:
         if id(call) not in memo:
             memo[id(call)] = call.fn(*rebuild(call.args), **rebuild(call.kwargs))
         out = memo[id(call)]
-        return out if index is None else out[index]
+        out = out if index is None else out[index]
+        if out.name != t.name:  # names as traced (and as named() set them): compress dicts and reports hold
+            out._t.set_name(t.name)
+        return out
 
     return [tensor(t) for t in outputs], new_inputs
 
@@ -158,7 +161,9 @@ class FlexNet(Net):
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
         self._specs = self._input_specs(inputs)
-        self.compile_for(1)  # checks the graph and the target now, at the user's line
+        first = self.compile_for(1)  # checks the graph and the target now, at the user's line
+        if options.get("compress") is not None:  # the gate runs once: every batch size holds these weights
+            self._options = dict(options, compress=first.packed_weights())
 
     def _input_specs(self, order):
         """(name, shape with None, dtype, flexible) per input, in call order."""
@@ -310,3 +315,15 @@ def _delegate(name):
 for _name in ("outputs", "num_layers", "weight_bytes", "pass_log", "target", "compress", "precision",
               "rounding", "flush_subnormals", "options", "backend", "opset"):
     setattr(FlexNet, _name, _delegate(_name))
+
+
+def _delegate_method(name):
+    def method(self, *args, **kwargs):
+        return getattr(self.compile_for(1), name)(*args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = f"{name}() of the batch-1 program (every batch size holds the same weights)."
+    return method
+
+
+for _name in ("compression_report", "packed_weights"):
+    setattr(FlexNet, _name, _delegate_method(_name))

@@ -387,6 +387,11 @@ NB_MODULE(_core, m) {
     if (i >= p.inputs.size()) throw af::ValueError("index_port_rows: no input " + std::to_string(i));
     return af::index_port_rows(p, i);
   }, "program"_a, "input"_a, "Rows of an input's engine port: 1, or one per 2048-row chunk of an index input.");
+  m.def("index_limits", [](const af::Program& p) {
+    std::vector<int64_t> out;
+    for (const auto& r : af::int_input_rules(p)) out.push_back(r.index_limit);
+    return out;
+  }, "program"_a, "Per input: the size of the table it indexes (0 when it indexes none).");
   m.def("check_int_inputs", [](const af::Program& p, std::vector<std::optional<nb::ndarray<const float, nb::c_contig, nb::device::cpu>>> xs) {
     if (xs.size() != p.inputs.size()) throw af::ValueError("check_int_inputs: wrong number of inputs");
     std::vector<const float*> ptrs;

@@ -6,7 +6,7 @@ import os
 
 from ._files import load_weights, read_json
 from .text import TextEncoder
-from .vision import ImageModel, resnet18, resnet34, resnet50, vit_b_16
+from .vision import ImageModel, mobilenet_v2, resnet18, resnet34, resnet50, vit_b_16
 
 SUPPORTED = ("bert", "resnet", "vit")
 
@@ -42,4 +42,4 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
     return TextEncoder(path, tensors, cfg, options, max_programs)
 
 
-__all__ = ["load", "TextEncoder", "ImageModel", "resnet18", "resnet34", "resnet50", "vit_b_16"]
+__all__ = ["load", "TextEncoder", "ImageModel", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]

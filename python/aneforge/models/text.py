@@ -42,6 +42,8 @@ class TextEncoder:
         bert.build(self._w, cfg, 1, min(8, cfg["max_position_embeddings"]), self.pooling, self.normalize)
         if self._options.get("calibration") is not None:
             self._calibrate()
+        elif self._options.get("compress") is not None:
+            self._gate_on_random_tokens()
 
     def _calibrate(self):
         """compress= with calibration= sentences: the gate and data-aware rounding run once, on
@@ -62,6 +64,25 @@ class TextEncoder:
         if "sentence_embedding" in outs:  # what encode() returns is what the gate measures
             outs = {"sentence_embedding": outs["sentence_embedding"]}
         net = af.compile(outs, **self._options, calibration=[(ids, mask, types)])
+        self.calibration_report = net.compression_report()
+        self._options["compress"] = net.packed_weights()
+        for k in ("min_cosine", "max_weight_error", "weight_rounding"):
+            self._options.pop(k, None)
+
+    def _gate_on_random_tokens(self, batch=8, length=32):
+        """compress= without calibration: the data-free gate runs once, on random token ids
+        (uniform over the vocabulary, every position attended), and every (batch, bucket)
+        program holds the weights it chose. Real sentences (calibration=) measure better."""
+        from .._compile import compile_defaults, compile_graph
+        n = self._bucket(min(length, self.max_seq_length))
+        rng = np.random.default_rng(0)
+        ids = rng.integers(0, self.config["vocab_size"], (batch, n)).astype(np.int32)
+        mask, types = np.ones((batch, n), np.float32), np.zeros((batch, n), np.int32)
+        _, outs = bert.build(self._w, self.config, batch, n, pooling=self.pooling, normalize=self.normalize)
+        if "sentence_embedding" in outs:
+            outs = {"sentence_embedding": outs["sentence_embedding"]}
+        options = {k: v for k, v in self._options.items() if k != "calibration"}
+        net = compile_graph(outs, **compile_defaults(**options), synthetic=[(ids, mask, types)])
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
         for k in ("min_cosine", "max_weight_error", "weight_rounding"):

@@ -1,5 +1,5 @@
 """Vision models from torchvision-named state dicts (and Hugging Face ResNet/ViT directories,
-whose names are mapped onto torchvision's): ResNet-18/34/50 and ViT-B/16, each compiled for a
+whose names are mapped onto torchvision's): ResNet-18/34/50, ViT-B/16 and MobileNetV2, each compiled for a
 flexible batch. Batch norm is folded into the convolutions by the compiler."""
 from __future__ import annotations
 
@@ -278,3 +278,77 @@ def load_hf_vit(path, tensors, cfg, options):
     y = build_vit(w, x, cfg["num_attention_heads"], cfg["num_hidden_layers"], cfg["patch_size"],
                   float(cfg.get("layer_norm_eps", 1e-12)), head="heads.head.weight" in sd)
     return ImageModel(af.compile(y, **options), "ViT", size)
+
+
+# ---- MobileNetV2 ----
+
+# torchvision's inverted-residual settings: expansion t, output channels c, blocks n, stride s.
+MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+
+def _mobilenet_v2_blocks():
+    """(prefix, input channels, expansion, output channels, stride) of each inverted residual."""
+    cin, i = 32, 1
+    for t, c, n, s in MOBILENET_V2:
+        for b in range(n):
+            yield f"features.{i}", cin, t, c, s if b == 0 else 1
+            cin, i = c, i + 1
+
+
+def _init_mobilenet_v2(num_classes: int, seed: int) -> dict:
+    """torchvision's initialisation: kaiming-normal convs (fan_out), BN at identity, the
+    classifier normal(0, 0.01) with a zero bias."""
+    rng = np.random.default_rng(seed)
+    sd = {}
+
+    def conv_bn(name, cout, cin_per_group, k, bn):
+        sd[name + ".weight"] = (rng.standard_normal((cout, cin_per_group, k, k)) * np.sqrt(2.0 / (cout * k * k))).astype(np.float32)
+        sd.update({bn + ".weight": np.ones(cout, np.float32), bn + ".bias": np.zeros(cout, np.float32),
+                   bn + ".running_mean": np.zeros(cout, np.float32), bn + ".running_var": np.ones(cout, np.float32)})
+
+    conv_bn("features.0.0", 32, 3, 3, "features.0.1")
+    for p, cin, t, cout, _ in _mobilenet_v2_blocks():
+        hidden, j = cin * t, 0
+        if t != 1:
+            conv_bn(f"{p}.conv.0.0", hidden, cin, 1, f"{p}.conv.0.1")
+            j = 1
+        conv_bn(f"{p}.conv.{j}.0", hidden, 1, 3, f"{p}.conv.{j}.1")
+        conv_bn(f"{p}.conv.{j + 1}", cout, hidden, 1, f"{p}.conv.{j + 2}")
+    conv_bn("features.18.0", 1280, 320, 1, "features.18.1")
+    sd["classifier.1.weight"] = (rng.standard_normal((num_classes, 1280)) * 0.01).astype(np.float32)
+    sd["classifier.1.bias"] = np.zeros(num_classes, np.float32)
+    return sd
+
+
+def build_mobilenet_v2(w: Weights, x: af.Tensor, head: bool = True) -> af.Tensor:
+    """The torchvision MobileNetV2 topology (width 1.0) on x (N, 3, H, W): inverted residuals
+    of 1x1 expansion, 3x3 depthwise and 1x1 projection convs, each with batch norm, ReLU6
+    after the first two."""
+    def conv_bn(h, conv, bn, stride=1, groups=1, relu6=True):
+        weight = w(conv + ".weight")
+        y = named(af.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2, groups=groups), conv)
+        y = af.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
+                          eps=1e-5)
+        return af.relu6(y) if relu6 else y
+
+    h = conv_bn(x, "features.0.0", "features.0.1", stride=2)
+    for p, cin, t, cout, stride in _mobilenet_v2_blocks():
+        y, j = h, 0
+        if t != 1:
+            y, j = conv_bn(h, f"{p}.conv.0.0", f"{p}.conv.0.1"), 1
+        y = conv_bn(y, f"{p}.conv.{j}.0", f"{p}.conv.{j}.1", stride=stride, groups=cin * t)
+        y = conv_bn(y, f"{p}.conv.{j + 1}", f"{p}.conv.{j + 2}", relu6=False)
+        h = h + y if stride == 1 and cin == cout else y
+    pooled = conv_bn(h, "features.18.0", "features.18.1").mean(dim=(2, 3))
+    return named(af.linear(pooled, w("classifier.1.weight"), w("classifier.1.bias")), "classifier.1") if head else pooled
+
+
+def mobilenet_v2(state_dict=None, *, image_size=224, num_classes=1000, seed=0, **compile_options):
+    """MobileNetV2 (width 1.0) from a torchvision-named state dict (NumPy arrays or torch
+    tensors), or initialised as torchvision does from ``seed``. Compile options pass to
+    af.compile."""
+    sd = _init_mobilenet_v2(num_classes, seed) if state_dict is None else state_dict_arrays(state_dict)
+    x = af.input((None, 3, image_size, image_size), name="pixel_values")
+    net = af.compile(build_mobilenet_v2(Weights(sd, "mobilenet_v2 state dict"), x), **compile_options)
+    return ImageModel(net, "mobilenet_v2", image_size)
