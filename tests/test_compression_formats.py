@@ -182,7 +182,7 @@ def test_gptq_rounding_beats_nearest_on_held_out_data(fmt, rng):
 
 def test_conv_inputs_are_unfolded_as_torch_does(rng):
     torch = pytest.importorskip("torch")
-    from aneforge import _gptq
+    from aneforge.compiler import gptq as _gptq
     x = af.input((4, 3, 9, 9), name="x")
     y = af.conv2d(x, rng.standard_normal((8, 3, 3, 3)).astype(np.float32), stride=2, padding=(1, 2), dilation=(1, 2))
     xs = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)  # 80 rows for 27 inputs

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import aneforge as af
-from aneforge._ops import OPS
+from aneforge.graph.ops import OPS
 
 PKG = pathlib.Path(af.__file__).parent
 ROOT = pathlib.Path(__file__).resolve().parent.parent

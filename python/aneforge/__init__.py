@@ -12,13 +12,15 @@ backend, ``sim``, runs the program on the CPU with the engine's fp16 numerics.
 from . import _loader  # noqa: F401  (loads OpenBLAS before the extension)
 from . import _core
 from ._core import EngineError, PackedWeights, TargetError
-from ._tensor import Tensor, as_tensor, constant, input  # noqa: A004
-from ._ops import OPS as _OPS, OpInfo, ops
-from ._compile import Net, compile, devices, load_program  # noqa: A004
-from ._milnet import PackageNet, load_mlpackage
-from ._autodiff import grad
+from .graph.tensor import Tensor, as_tensor, constant, input  # noqa: A004
+from .graph.ops import OPS as _OPS, OpInfo, ops
+from .graph.autodiff import grad
+from .graph.state import buffer, noise, parameter
+from .compiler.build import compile  # noqa: A004
+from .compiler.net import Net, devices, load_program
+from .compiler.milnet import PackageNet, load_mlpackage
+from .training.train import LossScale, TrainStep, compile_train_step
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
-from ._train import LossScale, TrainStep, buffer, compile_train_step, noise, parameter
 from . import optim
 from . import nn
 from . import schedules

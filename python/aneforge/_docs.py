@@ -1,7 +1,7 @@
 """Generates docs/ops.md from the op table (kept current by tests/test_docs.py)."""
 from __future__ import annotations
 
-from ._ops import TABLE
+from .graph.ops import TABLE
 
 HEADER = """# Op table
 

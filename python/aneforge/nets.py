@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import aneforge as af
+from .compiler.build import compile as _compile
+from .graph import functional as _F
 
 
 def _conv_bn(x, cin, cout, k, stride, rng, relu=True):
@@ -13,16 +14,16 @@ def _conv_bn(x, cin, cout, k, stride, rng, relu=True):
     var = (rng.random(cout) + 0.5).astype(np.float32)
     gamma = (rng.random(cout) + 0.5).astype(np.float32)
     beta = (rng.standard_normal(cout) * 0.1).astype(np.float32)
-    y = af.batch_norm(af.conv(x, w, stride=stride, pad=k // 2), mean, var, gamma, beta)
+    y = _F.batch_norm(_F.conv(x, w, stride=stride, pad=k // 2), mean, var, gamma, beta)
     return y.relu() if relu else y
 
 
 def resnet18(batch=1, size=224, classes=1000, seed=0):
     """ResNet-18 (torchvision topology) with random weights; returns (input, logits)."""
     rng = np.random.default_rng(seed)
-    x = af.input((batch, 3, size, size), name="image")
+    x = _F.input((batch, 3, size, size), name="image")
     h = _conv_bn(x, 3, 64, 7, 2, rng)
-    h = af.max_pool(h, 3, 2, 1)
+    h = _F.max_pool(h, 3, 2, 1)
     cin = 64
     for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
         for block in range(2):
@@ -33,24 +34,24 @@ def resnet18(batch=1, size=224, classes=1000, seed=0):
             h = (y + sc).relu()
             cin = cout
     fc = (rng.standard_normal((classes, 512)) / np.sqrt(512)).astype(np.float32)
-    return x, af.linear(h.mean((2, 3)), fc, np.zeros(classes, np.float32))
+    return x, _F.linear(h.mean((2, 3)), fc, np.zeros(classes, np.float32))
 
 
 def conv_stack(layers=16, channels=256, size=32, seed=0):
     rng = np.random.default_rng(seed)
-    x = af.input((1, channels, size, size), name="x")
+    x = _F.input((1, channels, size, size), name="x")
     h = x
     for _ in range(layers):
         w = (rng.standard_normal((channels, channels, 3, 3)) * np.sqrt(2.0 / (channels * 9))).astype(np.float32)
-        h = af.conv(h, w, pad=1).relu()
+        h = _F.conv(h, w, pad=1).relu()
     return x, h
 
 
 def gemm(m=256, k=4096, n=4096, seed=0):
     rng = np.random.default_rng(seed)
-    x = af.input((m, k), name="x")
+    x = _F.input((m, k), name="x")
     w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
-    return x, af.matmul(x, w)
+    return x, _F.matmul(x, w)
 
 
 # Published engine measurements (sbryngelson/ANEForge README and bench/results; ane-guide s9).
@@ -74,7 +75,7 @@ def cost_model_errors():
     for name, target, chip, build, published, source in PUBLISHED:
         if name not in cache:
             x, y = build()
-            cache[name] = af.compile(y, target=target)
+            cache[name] = _compile(y, target=target)
         est = cache[name].estimate(target)["total_us"]
         rows.append((name, target, chip, published, est, 100.0 * (est - published) / published, source))
     return rows

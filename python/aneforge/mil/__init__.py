@@ -9,5 +9,4 @@ from .text import parse as parse_text  # noqa: F401
 
 def op_families() -> dict:
     """MIL op type -> family, for every op the interpreter runs."""
-    from . import ops  # noqa: F401
     return {name: impl.family for name, impl in sorted(OPS.items())}

@@ -9,23 +9,8 @@ from .blob import BlobFile
 from .ir import FLOAT_DTYPES, NUMPY_DTYPES, MilError, Op, Program
 from .storage import Storage
 from .text import BlobRef
-
-OPS: dict = {}  # MIL op type -> Impl
-
-
-class Impl:
-    def __init__(self, fn, family, since):
-        self.fn, self.family, self.since = fn, family, since
-
-
-def op(*names, family, since=15):
-    """Registers an op implementation: fn(a: Args) -> array or tuple of arrays."""
-    def deco(fn):
-        for n in names:
-            OPS[n] = Impl(fn, family, since)
-        return fn
-    return deco
-
+from .registry import OPS
+from . import ops as _families  # noqa: F401, E402  (registers every op family in OPS)
 
 _MISSING = object()
 _STATES = "\0states"  # env key of the state values an update writes
@@ -156,7 +141,6 @@ class Interpreter:
 
     # -- loading -----------------------------------------------------------------------
     def _check_ops(self):
-        from . import ops  # noqa: F401  (registers the op families)
         for o in self.fn.block.ops:
             impl = OPS.get(o.type)
             if o.type in ("const",):

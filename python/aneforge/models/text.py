@@ -7,8 +7,7 @@ import os
 
 import numpy as np
 
-import aneforge as af
-
+from ..compiler.build import compile as _compile
 from . import bert
 from ._files import Weights, read_json
 
@@ -63,7 +62,7 @@ class TextEncoder:
         _, outs = bert.build(self._w, self.config, len(enc), n, pooling=self.pooling, normalize=self.normalize)
         if "sentence_embedding" in outs:  # what encode() returns is what the gate measures
             outs = {"sentence_embedding": outs["sentence_embedding"]}
-        net = af.compile(outs, **self._options, calibration=[(ids, mask, types)])
+        net = _compile(outs, **self._options, calibration=[(ids, mask, types)])
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
         for k in ("min_cosine", "max_weight_error", "weight_rounding"):
@@ -73,7 +72,7 @@ class TextEncoder:
         """compress= without calibration: the data-free gate runs once, on random token ids
         (uniform over the vocabulary, every position attended), and every (batch, bucket)
         program holds the weights it chose. Real sentences (calibration=) measure better."""
-        from .._compile import compile_defaults, compile_graph
+        from ..compiler.build import compile_defaults, compile_graph
         n = self._bucket(min(length, self.max_seq_length))
         rng = np.random.default_rng(0)
         ids = rng.integers(0, self.config["vocab_size"], (batch, n)).astype(np.int32)
@@ -136,7 +135,7 @@ class TextEncoder:
             return self._cache[key]
         pooling = self.pooling
         _, outs = bert.build(self._w, self.config, key[0], bucket, pooling=pooling, normalize=self.normalize)
-        net = af.compile(outs, **self._options)
+        net = _compile(outs, **self._options)
         self._cache[key] = net
         while len(self._cache) > self.max_programs:
             self._cache.popitem(last=False)

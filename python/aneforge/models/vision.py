@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import aneforge as af
-
+from ..compiler.build import compile as _compile
+from ..graph import functional as _F
+from ..graph.tensor import Tensor
 from ._files import Weights, named, state_dict_arrays
 
 RESNETS = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True)}
@@ -70,16 +71,16 @@ def _init_resnet(depth: int, num_classes: int, seed: int) -> dict:
     return sd
 
 
-def build_resnet(w: Weights, blocks, bottleneck: bool, x: af.Tensor, head: bool = True) -> af.Tensor:
+def build_resnet(w: Weights, blocks, bottleneck: bool, x: Tensor, head: bool = True) -> Tensor:
     """The torchvision ResNet topology on x (N, 3, H, W), weights by torchvision's names."""
     def conv_bn(h, conv, bn, stride, relu=True):
         weight = w(conv + ".weight")
-        y = named(af.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2), conv)
-        y = af.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
+        y = named(_F.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2), conv)
+        y = _F.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
                           eps=1e-5)
         return y.relu() if relu else y
 
-    h = af.max_pool2d(conv_bn(x, "conv1", "bn1", 2), 3, 2, 1)
+    h = _F.max_pool2d(conv_bn(x, "conv1", "bn1", 2), 3, 2, 1)
     for stage, n in enumerate(blocks):
         for b in range(n):
             p = f"layer{stage + 1}.{b}"
@@ -94,15 +95,15 @@ def build_resnet(w: Weights, blocks, bottleneck: bool, x: af.Tensor, head: bool 
             sc = conv_bn(h, p + ".downsample.0", p + ".downsample.1", stride, relu=False) if w.has(p + ".downsample.0.weight") else h
             h = (y + sc).relu()
     pooled = h.mean(dim=(2, 3))
-    return named(af.linear(pooled, w("fc.weight"), w("fc.bias")), "fc") if head else pooled
+    return named(_F.linear(pooled, w("fc.weight"), w("fc.bias")), "fc") if head else pooled
 
 
 def _resnet(depth, state_dict, image_size, num_classes, seed, options):
     blocks, bottleneck = RESNETS[depth]
     sd = _init_resnet(depth, num_classes, seed) if state_dict is None else state_dict_arrays(state_dict)
     w = Weights(sd, f"resnet{depth} state dict")
-    x = af.input((None, 3, image_size, image_size), name="pixel_values")
-    net = af.compile(build_resnet(w, blocks, bottleneck, x), **options)
+    x = _F.input((None, 3, image_size, image_size), name="pixel_values")
+    net = _compile(build_resnet(w, blocks, bottleneck, x), **options)
     return ImageModel(net, f"resnet{depth}", image_size)
 
 
@@ -152,10 +153,10 @@ def load_hf_resnet(path, tensors, cfg, options):
         raise ValueError(f"{path}: only the torchvision ResNet layout (relu, stride on the 3x3 conv) is supported")
     sd = hf_resnet_to_torchvision(tensors)
     size = int(cfg.get("image_size", 224))
-    x = af.input((None, cfg.get("num_channels", 3), size, size), name="pixel_values")
+    x = _F.input((None, cfg.get("num_channels", 3), size, size), name="pixel_values")
     w = Weights(sd, path)
     y = build_resnet(w, depths, layer_type == "bottleneck", x, head=w.has("fc.weight"))
-    return ImageModel(af.compile(y, **options), "ResNet", size)
+    return ImageModel(_compile(y, **options), "ResNet", size)
 
 
 # ---- ViT ----
@@ -189,46 +190,46 @@ def _init_vit(seed: int, num_classes: int, dim=768, layers=12, mlp=3072, patch=1
     return sd
 
 
-def build_vit(w: Weights, x: af.Tensor, heads: int, layers: int, patch: int, eps: float, head: bool = True) -> af.Tensor:
+def build_vit(w: Weights, x: Tensor, heads: int, layers: int, patch: int, eps: float, head: bool = True) -> Tensor:
     """The ViT encoder (pre-norm, class token, learned positions) on x, torchvision names."""
     pw = w("conv_proj.weight")
     dim = pw.shape[0]
     # The patch projection as pixel_unshuffle + a 1x1 conv: the engine's kernels are at most
     # 15 wide, and (c, i, j) is the order of both the unshuffled channels and the weight.
-    t = named(af.conv2d(af.pixel_unshuffle(x, patch), pw.reshape(dim, -1, 1, 1), w("conv_proj.bias")), "conv_proj")  # (N, D, H/p, W/p)
+    t = named(_F.conv2d(_F.pixel_unshuffle(x, patch), pw.reshape(dim, -1, 1, 1), w("conv_proj.bias")), "conv_proj")  # (N, D, H/p, W/p)
     n_patches = t.shape[2] * t.shape[3]
     t = t.flatten(2).transpose(1, 2)                               # (N, P, D)
     cls = t[:, :1] * 0.0 + w("class_token").reshape(1, 1, dim)   # the class token, once per image
-    t = af.cat([cls, t], dim=1)
+    t = _F.cat([cls, t], dim=1)
     t = t + w("encoder.pos_embedding").reshape(1, n_patches + 1, dim)
     hd = dim // heads
     for i in range(layers):
         p = f"encoder.layers.encoder_layer_{i}."
-        h = af.layer_norm(t, (dim,), w(p + "ln_1.weight"), w(p + "ln_1.bias"), eps)
+        h = _F.layer_norm(t, (dim,), w(p + "ln_1.weight"), w(p + "ln_1.bias"), eps)
         wqkv, bqkv = w(p + "self_attention.in_proj_weight"), w(p + "self_attention.in_proj_bias")
 
         def proj(j, h=h, wqkv=wqkv, bqkv=bqkv):
-            y = named(af.linear(h, wqkv[j * dim:(j + 1) * dim], bqkv[j * dim:(j + 1) * dim]),
+            y = named(_F.linear(h, wqkv[j * dim:(j + 1) * dim], bqkv[j * dim:(j + 1) * dim]),
                       p + "self_attention.in_proj." + "qkv"[j])
             return y.reshape(-1, n_patches + 1, heads, hd).transpose(1, 2)
 
-        a = af.scaled_dot_product_attention(proj(0), proj(1), proj(2)).transpose(1, 2).reshape(-1, n_patches + 1, dim)
-        t = t + named(af.linear(a, w(p + "self_attention.out_proj.weight"), w(p + "self_attention.out_proj.bias")),
+        a = _F.scaled_dot_product_attention(proj(0), proj(1), proj(2)).transpose(1, 2).reshape(-1, n_patches + 1, dim)
+        t = t + named(_F.linear(a, w(p + "self_attention.out_proj.weight"), w(p + "self_attention.out_proj.bias")),
                       p + "self_attention.out_proj")
-        h = af.layer_norm(t, (dim,), w(p + "ln_2.weight"), w(p + "ln_2.bias"), eps)
-        h = named(af.linear(h, w(p + "mlp.0.weight"), w(p + "mlp.0.bias")), p + "mlp.0")
-        h = named(af.linear(af.gelu(h), w(p + "mlp.3.weight"), w(p + "mlp.3.bias")), p + "mlp.3")
+        h = _F.layer_norm(t, (dim,), w(p + "ln_2.weight"), w(p + "ln_2.bias"), eps)
+        h = named(_F.linear(h, w(p + "mlp.0.weight"), w(p + "mlp.0.bias")), p + "mlp.0")
+        h = named(_F.linear(_F.gelu(h), w(p + "mlp.3.weight"), w(p + "mlp.3.bias")), p + "mlp.3")
         t = t + h
-    t = af.layer_norm(t, (dim,), w("encoder.ln.weight"), w("encoder.ln.bias"), eps)
-    return named(af.linear(t[:, 0], w("heads.head.weight"), w("heads.head.bias")), "heads.head") if head else t
+    t = _F.layer_norm(t, (dim,), w("encoder.ln.weight"), w("encoder.ln.bias"), eps)
+    return named(_F.linear(t[:, 0], w("heads.head.weight"), w("heads.head.bias")), "heads.head") if head else t
 
 
 def vit_b_16(state_dict=None, *, image_size=224, num_classes=1000, seed=0, **compile_options):
     """ViT-B/16 from a torchvision-named state dict, or initialised as torchvision does."""
     sd = _init_vit(seed, num_classes, size=image_size) if state_dict is None else state_dict_arrays(state_dict)
     w = Weights(sd, "vit_b_16 state dict")
-    x = af.input((None, 3, image_size, image_size), name="pixel_values")
-    net = af.compile(build_vit(w, x, heads=12, layers=12, patch=16, eps=1e-6), **compile_options)
+    x = _F.input((None, 3, image_size, image_size), name="pixel_values")
+    net = _compile(build_vit(w, x, heads=12, layers=12, patch=16, eps=1e-6), **compile_options)
     return ImageModel(net, "vit_b_16", image_size)
 
 
@@ -273,11 +274,11 @@ def load_hf_vit(path, tensors, cfg, options):
     except KeyError as e:
         raise ValueError(f"{path}: missing tensor {e.args[0]!r}") from None
     size = cfg["image_size"]
-    x = af.input((None, cfg.get("num_channels", 3), size, size), name="pixel_values")
+    x = _F.input((None, cfg.get("num_channels", 3), size, size), name="pixel_values")
     w = Weights(sd, path)
     y = build_vit(w, x, cfg["num_attention_heads"], cfg["num_hidden_layers"], cfg["patch_size"],
                   float(cfg.get("layer_norm_eps", 1e-12)), head="heads.head.weight" in sd)
-    return ImageModel(af.compile(y, **options), "ViT", size)
+    return ImageModel(_compile(y, **options), "ViT", size)
 
 
 # ---- MobileNetV2 ----
@@ -321,16 +322,16 @@ def _init_mobilenet_v2(num_classes: int, seed: int) -> dict:
     return sd
 
 
-def build_mobilenet_v2(w: Weights, x: af.Tensor, head: bool = True) -> af.Tensor:
+def build_mobilenet_v2(w: Weights, x: Tensor, head: bool = True) -> Tensor:
     """The torchvision MobileNetV2 topology (width 1.0) on x (N, 3, H, W): inverted residuals
     of 1x1 expansion, 3x3 depthwise and 1x1 projection convs, each with batch norm, ReLU6
     after the first two."""
     def conv_bn(h, conv, bn, stride=1, groups=1, relu6=True):
         weight = w(conv + ".weight")
-        y = named(af.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2, groups=groups), conv)
-        y = af.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
+        y = named(_F.conv2d(h, weight, stride=stride, padding=weight.shape[2] // 2, groups=groups), conv)
+        y = _F.batch_norm(y, w(bn + ".running_mean"), w(bn + ".running_var"), w(bn + ".weight"), w(bn + ".bias"),
                           eps=1e-5)
-        return af.relu6(y) if relu6 else y
+        return _F.relu6(y) if relu6 else y
 
     h = conv_bn(x, "features.0.0", "features.0.1", stride=2)
     for p, cin, t, cout, stride in _mobilenet_v2_blocks():
@@ -341,7 +342,7 @@ def build_mobilenet_v2(w: Weights, x: af.Tensor, head: bool = True) -> af.Tensor
         y = conv_bn(y, f"{p}.conv.{j + 1}", f"{p}.conv.{j + 2}", relu6=False)
         h = h + y if stride == 1 and cin == cout else y
     pooled = conv_bn(h, "features.18.0", "features.18.1").mean(dim=(2, 3))
-    return named(af.linear(pooled, w("classifier.1.weight"), w("classifier.1.bias")), "classifier.1") if head else pooled
+    return named(_F.linear(pooled, w("classifier.1.weight"), w("classifier.1.bias")), "classifier.1") if head else pooled
 
 
 def mobilenet_v2(state_dict=None, *, image_size=224, num_classes=1000, seed=0, **compile_options):
@@ -349,6 +350,6 @@ def mobilenet_v2(state_dict=None, *, image_size=224, num_classes=1000, seed=0, *
     tensors), or initialised as torchvision does from ``seed``. Compile options pass to
     af.compile."""
     sd = _init_mobilenet_v2(num_classes, seed) if state_dict is None else state_dict_arrays(state_dict)
-    x = af.input((None, 3, image_size, image_size), name="pixel_values")
-    net = af.compile(build_mobilenet_v2(Weights(sd, "mobilenet_v2 state dict"), x), **compile_options)
+    x = _F.input((None, 3, image_size, image_size), name="pixel_values")
+    net = _compile(build_mobilenet_v2(Weights(sd, "mobilenet_v2 state dict"), x), **compile_options)
     return ImageModel(net, "mobilenet_v2", image_size)

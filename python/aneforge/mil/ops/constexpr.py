@@ -3,7 +3,7 @@ forms (parameters as inputs, blockwise and grouped). They run once, when the pro
 import numpy as np
 
 from ..blob import unpack_subbyte
-from ..interp import op
+from ..registry import op
 
 C = "constexpr"
 

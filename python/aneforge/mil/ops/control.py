@@ -1,7 +1,7 @@
 """select (control-flow family), states (iOS18), attention (iOS18), activation quantization (iOS17)."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .activation import softmax  # noqa: F401
 from .elementwise import num
 

@@ -1,7 +1,7 @@
 """Convolution family: conv and conv_transpose over 1-3 spatial dims, fp32 accumulation."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 C = "conv"

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 
 U, B = "elementwise_unary", "elementwise_binary"
 _erf = np.frompyfunc(math.erf, 1, 1)

@@ -2,7 +2,7 @@
 (grid sampling), per the MIL definitions' sampling grids."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 I = "image_resizing"

@@ -1,7 +1,7 @@
 """Linear family: products accumulate in fp32 from fp16-stored operands."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 L = "linear"

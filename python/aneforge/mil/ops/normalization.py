@@ -1,7 +1,7 @@
 """Normalization family. Statistics are computed in fp32 from the stored inputs."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 N = "normalization"

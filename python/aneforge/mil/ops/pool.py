@@ -1,7 +1,7 @@
 """Pooling family: avg_pool, max_pool, l2_pool over 1-3 spatial dims."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .conv import _windows, spatial_pads
 from .elementwise import num
 

@@ -1,7 +1,7 @@
 """Reduction family: fp32 accumulation over the given axes (all axes by default)."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 R = "reduction"

@@ -2,7 +2,7 @@
 (validate_indices semantics); negative indices count from the end where MIL allows them."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 
 S = "scatter_gather"
 

@@ -1,7 +1,7 @@
 """Tensor operation family: creation, padding, tiling, sorting, concatenation, splitting."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 from .elementwise import num
 
 T = "tensor_operation"

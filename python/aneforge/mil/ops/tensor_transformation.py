@@ -1,7 +1,7 @@
 """Tensor transformation family: reshapes, permutations, slicing, space/depth moves."""
 import numpy as np
 
-from ..interp import op
+from ..registry import op
 
 T = "tensor_transformation"
 

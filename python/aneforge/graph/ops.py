@@ -10,11 +10,11 @@ import dataclasses
 import inspect
 import numbers
 
-from . import _core
-from ._flex import record
-from ._tensor import Tensor, as_tensor
+from .. import _core
+from .tensor import OPS as _TENSOR_OPS, Tensor, as_tensor
+from .trace import record
 
-OPS: dict = {}
+OPS = _TENSOR_OPS  # the name -> function table, shared with tensor.py's operators
 TABLE: list = []
 
 _TENSOR_KINDS = ("tensor", "tensor?", "tensors")

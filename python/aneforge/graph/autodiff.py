@@ -1,8 +1,8 @@
 """af.grad: gradients as graphs of other ops (each op's OpDef::grad in the C++ table)."""
 from __future__ import annotations
 
-from . import _core
-from ._tensor import Tensor
+from .. import _core
+from .tensor import Tensor
 
 
 def grad(loss: Tensor, params) -> list:

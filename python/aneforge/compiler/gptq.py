@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 MIN_ROWS_PER_INPUT = 2  # calibration rows per input column a layer needs for data-aware rounding
 

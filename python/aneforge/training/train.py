@@ -10,80 +10,15 @@ good steps in a row it doubles. All of it runs in the program.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._flex import _all_inputs
-from ._tensor import Tensor
-
-
-class _Entry(list):
-    """What the train step needs to know of a parameter: [initial value, name, fp32 master]."""
-
-
-# A parameter's entry is held by the tensor returned to the caller, who passes it to
-# compile_train_step; the registry points at it weakly, so a dropped model takes its weights
-# with it. Buffers and noise are found by walking the graph (their tensors may be gone by
-# then), so those entries, small ones, are kept.
-_PARAMS: "weakref.WeakValueDictionary[int, _Entry]" = weakref.WeakValueDictionary()
-_BUFFERS: dict = {}  # node id of a buffer input -> [initial value, name, input, new value or None]
-_NOISE: dict = {}    # node id of a noise input -> its shape
-
-
-def parameter(array, name=None) -> Tensor:
-    """A trainable tensor holding ``array`` until a train step updates it. The program keeps
-    an fp32 master copy (a resident fp32 input) and computes with its fp16 value: updates
-    smaller than fp16's resolution accumulate instead of being lost."""
-    import aneforge as af
-    a = np.array(array, dtype=np.float32)
-    if a.ndim == 0 or not np.isfinite(a).all():
-        raise ValueError(f"parameter: needs a finite array with at least one dimension, got shape {a.shape}")
-    global _COUNT
-    _COUNT += 1
-    name = name or f"param_{_COUNT}"
-    master = af.input(a.shape, dtype="fp32", name=name)
-    t = master.cast("fp16")
-    t._train_entry = entry = _Entry([a, name, master])
-    _PARAMS[t._t.node_id] = entry
-    return t
-
-
-_COUNT = 0
-
-
-class _Buffer:
-    """``af.buffer(value, name)``: non-trainable state (fp32) the train step keeps resident;
-    ``af.buffer.update(buf, new)`` says what the step writes back (BatchNorm's running stats)."""
-
-    def __call__(self, array, name) -> Tensor:
-        import aneforge as af
-        a = np.array(array, dtype=np.float32)
-        t = af.input(a.shape, dtype="fp32", name=name)
-        _BUFFERS[t._t.node_id] = [a, name, t, None]
-        return t
-
-    @staticmethod
-    def update(buf: Tensor, new: Tensor) -> None:
-        entry = _BUFFERS.get(buf._t.node_id)
-        if entry is None:
-            raise ValueError("buffer.update: the first argument must be an af.buffer")
-        if tuple(new.shape) != tuple(buf.shape):
-            raise ValueError(f"buffer.update: new value {tuple(new.shape)} does not match the buffer {tuple(buf.shape)}")
-        entry[3] = new.cast("fp32")
-
-
-buffer = _Buffer()
-
-
-def noise(shape, name) -> Tensor:
-    """Uniform [0, 1) noise (fp16) the train step draws afresh for each call (Dropout's masks:
-    the engine has no random numbers, so the host sends them with the batch)."""
-    import aneforge as af
-    t = af.input(tuple(shape), dtype="fp16", name=name)
-    _NOISE[t._t.node_id] = tuple(shape)
-    return t
+from ..compiler import build
+from ..graph import functional as F
+from ..graph.autodiff import grad
+from ..graph.state import BUFFERS as _BUFFERS, NOISE as _NOISE, PARAMS as _PARAMS, input_ids as _input_ids
+from ..graph.tensor import Tensor
 
 
 @dataclass
@@ -154,11 +89,6 @@ class TrainStep:
         return float(np.asarray(self._values()[-2]).reshape(-1)[0])
 
 
-def _input_ids(outputs) -> dict:
-    """{node id: input Tensor} of the graph inputs reachable from ``outputs``."""
-    return {t._t.node_id: t for t in _all_inputs(outputs)}
-
-
 def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", backend="sim", target=None,
                        loss_scale="auto"):
     """One program: ``loss`` and its gradients (af.grad) w.r.t. ``params`` (af.parameter
@@ -166,7 +96,6 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
     graph uses. ``inputs``: the batch inputs in call order (default: the graph inputs that are
     not parameters, buffers or noise, in creation order). ``loss_scale``: "auto" (dynamic for
     fp16, none for fp32), None, or an af.LossScale."""
-    import aneforge as af
     if not isinstance(loss, Tensor) or int(np.prod(loss.shape)) != 1:
         raise ValueError("compile_train_step: loss must be a Tensor with one element")
     params = list(params)
@@ -192,25 +121,25 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
         inputs = [t for i, t in sorted(used.items()) if i not in skip]
     inputs = list(inputs)
     fp32 = "fp32"
-    lr = af.input((1,), dtype=fp32, name="lr")
-    t = af.input((1,), dtype=fp32, name="step_t")
+    lr = F.input((1,), dtype=fp32, name="lr")
+    t = F.input((1,), dtype=fp32, name="step_t")
     if loss_scale is not None:
-        scale = af.input((1,), dtype=fp32, name="loss_scale")
-        good = af.input((1,), dtype=fp32, name="good_steps")
-        grads = [g.cast(fp32) / scale for g in af.grad(loss.cast(fp32) * scale, params)]
+        scale = F.input((1,), dtype=fp32, name="loss_scale")
+        good = F.input((1,), dtype=fp32, name="good_steps")
+        grads = [g.cast(fp32) / scale for g in grad(loss.cast(fp32) * scale, params)]
         bad = None  # sum of g * 0: NaN when any gradient is inf or NaN
         for g in grads:
-            z = af.sum(g * 0.0).reshape((1,))
+            z = F.sum(g * 0.0).reshape((1,))
             bad = z if bad is None else bad + z
-        ok = af.equal(bad, 0.0)
+        ok = F.equal(bad, 0.0)
     else:
-        grads = [g.cast(fp32) for g in af.grad(loss, params)]
+        grads = [g.cast(fp32) for g in grad(loss, params)]
         ok = None
     okf = ok.cast(fp32) if ok is not None else None
     t_next = t + (okf if okf is not None else 1.0)
 
     def keep_if_ok(new, old):
-        return new if ok is None else af.where(ok, new, old)
+        return new if ok is None else F.where(ok, new, old)
 
     # The update runs in fp32: fp32 masters, moments and step count (fp16 moments underflow:
     # Adam's v = (1 - beta2) g^2 flushes to zero for |g| < 0.008).
@@ -219,7 +148,7 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
         _, name, master = _PARAMS[p._t.node_id]
         masters.append(master)
         init = optimizer.state(p.shape)
-        st = [af.input(p.shape, dtype=fp32, name=f"{name}_state{k}") for k in range(len(init))]
+        st = [F.input(p.shape, dtype=fp32, name=f"{name}_state{k}") for k in range(len(init))]
         np_, ns = optimizer.update(master, g, st, t_next, lr, False)
         new_params.append(keep_if_ok(np_, master))
         states += st
@@ -232,16 +161,16 @@ def compile_train_step(loss, params, optimizer, inputs=None, precision="fp16", b
     outs = [loss] + new_params + new_states + buf_new + [t_next]
     if loss_scale is not None:
         ls = loss_scale
-        good_next = af.where(ok, good + 1.0, good * 0.0)
-        grow = af.greater_equal(good_next, float(ls.growth_interval))
-        scale_next = af.where(ok, af.where(grow, scale * ls.growth_factor, scale), scale * ls.backoff_factor)
+        good_next = F.where(ok, good + 1.0, good * 0.0)
+        grow = F.greater_equal(good_next, float(ls.growth_interval))
+        scale_next = F.where(ok, F.where(grow, scale * ls.growth_factor, scale), scale * ls.backoff_factor)
         order += [scale, good]
-        outs += [scale_next, af.where(grow, good * 0.0, good_next)]
+        outs += [scale_next, F.where(grow, good * 0.0, good_next)]
         init_values += [np.array([ls.init_scale], np.float32), np.zeros(1, np.float32)]
     outs.append(okf if okf is not None else t_next * 0.0 + 1.0)  # 1: the update was applied
-    net = af.compile(outs, inputs=order, precision=precision, backend=backend, target=target)
+    net = build.compile(outs, inputs=order, precision=precision, backend=backend, target=target)
     return TrainStep(net, [_PARAMS[p._t.node_id][1] for p in params], len(states), [b[1] for b in bufs], len(inputs),
                      [tuple(x.shape) for x in noise_ts], init_values, optimizer, loss_scale is not None)
 
 
-__all__ = ["parameter", "buffer", "noise", "compile_train_step", "TrainStep", "LossScale"]
+__all__ = ["compile_train_step", "TrainStep", "LossScale"]

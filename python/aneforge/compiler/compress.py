@@ -12,7 +12,7 @@ last; with "auto", every format the target streams natively, smallest first. Wit
 ``calibration`` and ``min_cosine`` the compressed program's outputs on the calibration
 inputs must reach that cosine against the uncompressed program's; the layers whose
 compression alone hurts most step down their ladder first, until the gate holds.
-Calibration also turns on data-aware rounding (GPTQ, _gptq.py). Without calibration, a
+Calibration also turns on data-aware rounding (GPTQ, gptq.py). Without calibration, a
 weight-space gate: a layer whose stored weight differs from the (pruned) original by more
 than ``max_weight_error`` (relative L2; by default 0.02 for int8 and fp16 values and 0.12
 for int4, about 3x and 1.3x what they give on Gaussian weights) steps down its ladder.
@@ -23,8 +23,8 @@ import numpy as np
 
 import warnings
 
-from . import _core
-from ._gate import DATA_FREE_MIN_COSINE, CannotSynthesize, OutputGate, synthetic_batches
+from .. import _core
+from .gate import DATA_FREE_MIN_COSINE, CannotSynthesize, OutputGate, synthetic_batches
 
 MAX_WEIGHT_ERROR = {"fp16": 0.02, "int8": 0.02, "int4": 0.12}  # relative L2, by how values are stored
 
@@ -181,7 +181,7 @@ class _Rounding:
 
 
 def _repack(pk, w, H):
-    from ._gptq import gptq, refit_lut, repack
+    from .gptq import gptq, refit_lut, repack
     pk = refit_lut(pk, w, H)
     return repack(pk, gptq(w.reshape(pk.shape), pk, H))
 

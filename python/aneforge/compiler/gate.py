@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 DATA_FREE_MIN_COSINE = 0.99  # input-dependent cosine the data-free gate holds by default
 SYNTHETIC_SAMPLES = 8        # samples drawn (in as many batches as the program's batch needs)

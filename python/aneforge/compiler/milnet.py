@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import mil as _mil
+from .. import _core
+from .. import mil as _mil
 
 _NP_OUT = {"fp16": np.float32, "fp32": np.float32, "int32": np.int32, "bool": np.bool_,
            "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "fp64": np.float64,
@@ -40,7 +41,6 @@ class MilExecutable:
         """Integer inputs as the engine takes them: checked (IndexError for an id outside its
         table), and an index input into a table of more than 2048 rows as one row per chunk,
         the ids offset by the chunk's first row (exact here on the host)."""
-        from . import _core
         arrays = [feeds[m] if dt == "int32" else None for _, m, _, dt in self.in_specs]
         _core.check_int_inputs(self.program, [None if a is None else np.ascontiguousarray(a, np.float32) for a in arrays])
         for i, (_, mil_name, _, dt) in enumerate(self.in_specs):
@@ -106,7 +106,6 @@ class MilExecutable:
 
 def from_program(program, mode, opset: int):
     """The mil backend for a compiled program: emit MIL text + blob, parse, interpret."""
-    from . import _core
     text = _core.mil_text(program, opset)
     blob = _core.mil_blob(program, opset)
     ir = _mil.parse_text(text, source=f"MIL (ios{opset})")

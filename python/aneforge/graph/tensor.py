@@ -5,7 +5,8 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from .. import _core
+from .trace import TRACE_BATCH, FlexInput, record
 
 _FLOATS = ("fp16", "fp32")
 
@@ -17,7 +18,7 @@ class Tensor:
     are known (and checked) as soon as they are built.
     """
 
-    __slots__ = ("_t", "_recipe", "_train_entry")  # _train_entry: an af.parameter's (see _train.py)
+    __slots__ = ("_t", "_recipe", "_train_entry")  # _train_entry: an af.parameter's (see graph/state.py)
     __array_ufunc__ = None  # numpy defers to our reflected operators
 
     def __init__(self, handle: _core.Tensor):
@@ -113,7 +114,6 @@ class Tensor:
 
     def __getitem__(self, key):
         """NumPy/PyTorch basic indexing: ints, slices with positive steps, None, Ellipsis."""
-        from ._flex import record
         return record(_getitem, (self, key), {}, _getitem(self, key))
 
     def cast(self, dtype):
@@ -214,7 +214,6 @@ def input(shape, dtype="fp16", name=None) -> Tensor:  # noqa: A001 - the seed's 
     if any(d is None for d in shape[1:]):
         raise ValueError(f"input: only the batch dimension (dim 0) may be None, got {shape}")
     if shape and shape[0] is None:
-        from ._flex import TRACE_BATCH, FlexInput
         t = Tensor(_core.input((TRACE_BATCH,) + shape[1:], str(dtype), name or ""))
         t._recipe = FlexInput(shape, str(dtype), t.name, t._t.node_id)
         return t
@@ -228,8 +227,12 @@ def constant(value, dtype=None) -> Tensor:
     return Tensor(_core.constant(np.ascontiguousarray(arr, dtype=np.float32), dt))
 
 
+# The op functions by name, filled by ops.py as it generates them from the op table (ops.py
+# imports this module, so the operators above reach the ops through this table).
+OPS: dict = {}
+
+
 def _call(op, *args, **kwargs):
-    from ._ops import OPS
     return OPS[op](*args, **kwargs)
 
 
