@@ -1,14 +1,15 @@
-"""Regenerates docs/ops.md, docs/targets.md (from the op and target tables) and
-docs/pytorch.md (from the torch-spelling table the tests run)."""
+"""Regenerates docs/ops.md, docs/targets.md (from the op and target tables), docs/import.md
+(from the ATen table) and docs/pytorch.md (from the torch-spelling table the tests run)."""
 import pathlib
 import sys
 
-from aneforge._docs import ops_markdown, targets_markdown
+from aneforge._docs import import_markdown, ops_markdown, targets_markdown
 
 root = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root / "tests"))
 from pytorch_table import markdown as pytorch_markdown  # noqa: E402
 
-for name, text in (("ops.md", ops_markdown()), ("targets.md", targets_markdown()), ("pytorch.md", pytorch_markdown())):
+for name, text in (("ops.md", ops_markdown()), ("targets.md", targets_markdown()), ("pytorch.md", pytorch_markdown()),
+                   ("import.md", import_markdown())):
     (root / "docs" / name).write_text(text)
     print(f"wrote {root / 'docs' / name}")

@@ -10,6 +10,12 @@ def test_ops_md_matches_the_op_table():
     assert text == ops_markdown(), "docs/ops.md is stale: run python scripts/gen_docs.py"
 
 
+def test_import_md_matches_the_aten_table():
+    from aneforge._docs import import_markdown
+    text = (ROOT / "docs" / "import.md").read_text()
+    assert text == import_markdown(), "docs/import.md is stale: run python scripts/gen_docs.py"
+
+
 def test_readme_opens_with_the_two_commands():
     lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.startswith("bash scripts/")]
     assert lines[:2] == ["bash scripts/quickstart.sh", "bash scripts/test-all.sh"]

@@ -16,7 +16,7 @@ LAYERS = {
     "aneforge.graph": 1,
     "aneforge.compiler": 2,
     "aneforge.training": 3, "aneforge.nn": 3, "aneforge.optim": 3, "aneforge.schedules": 3, "aneforge.losses": 3,
-    "aneforge.trainer": 3,
+    "aneforge.trainer": 3, "aneforge.importers": 3,
     "aneforge": 4,  # the top floor: the root, models, nets, the CLI, doc generation
 }
 TOP = 4

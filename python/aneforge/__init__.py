@@ -26,6 +26,7 @@ from . import nn
 from . import schedules
 from .trainer import Trainer
 from . import data, testing
+from .importers.torch_export import TracedTorch, from_torch, register_aten, trace_torch
 
 def _version() -> str:
     from importlib import metadata
@@ -73,4 +74,4 @@ from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
 __all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
-           "set_num_threads", "num_threads", "round_fp16", *sorted(_OPS)]
+           "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch", *sorted(_OPS)]

@@ -117,3 +117,67 @@ def targets_markdown() -> str:
     out.append(cost_model_markdown())
     out.append(COST_FOOTER)
     return "".join(out)
+
+
+def core_aten_ops() -> list:
+    """Every overload of PyTorch's core ATen opset (the ops tagged ``core``: what
+    torch.export's run_decompositions leaves), "name.overload"."""
+    import torch
+    out = []
+    for name in dir(torch.ops.aten):
+        try:
+            packet = getattr(torch.ops.aten, name)
+            overloads = packet.overloads()
+        except (AttributeError, RuntimeError):
+            continue
+        for ov in overloads:
+            if torch.Tag.core in getattr(packet, ov).tags:
+                out.append(f"{name}.{ov}")
+    return sorted(out)
+
+
+def import_markdown() -> str:
+    """docs/import.md: af.from_torch and the ATen table, every core ATen op supported or why not."""
+    import torch
+    from .importers.aten import ATEN, note
+    core = core_aten_ops()
+    extra = sorted(n for n in ATEN if n not in core and n != "getitem")
+    rows = [f"| `aten.{n}` | {note(n)} |" for n in core]
+    done = sum(n in ATEN for n in core)
+    return IMPORT_HEAD.format(torch=torch.__version__.split("+")[0], done=done, total=len(core)) + "\n".join(rows) + \
+        "\n\nAlso mapped (non-core overloads exports can keep): " + ", ".join(f"`aten.{n}`" for n in extra) + ".\n"
+
+
+IMPORT_HEAD = """# Importing models: af.from_torch
+
+```python
+net = af.from_torch(module, (example_x,))                  # a compiled Net (compile options pass through)
+net = af.from_torch(module, (x,), dynamic_batch=True)      # any batch size, a program per size
+net = af.from_torch(module, (x,), compress="int8", target="M4")
+traced = af.trace_torch(module, (x,), trainable=True)      # the graph: .inputs, .outputs, .parameters
+step = af.compile_train_step(af.cross_entropy(traced.outputs, y), list(traced.parameters.values()), opt)
+af.register_aten("erfinv.default", lambda ctx, x: ...)     # map an op the table lacks
+```
+
+`af.from_torch` exports the module with `torch.export` (in eval mode: dropout off, batch
+norm on its running statistics), lowers it to PyTorch's core ATen opset
+(`run_decompositions`) and maps each ATen node by its entry in the ATen table
+(`aneforge/importers/aten.py`, one entry per op, as the C++ op table holds one entry per
+af op). Parameters and buffers become constants (batch norm is then folded into the
+convolution by the compiler), or `af.parameter`s with `trainable=True`. Layers with a
+weight take their module's name (`features.0.0`, `encoder.layer.0.attention.self.query`),
+so `compress={{...}}` and `net.compression_report()` speak the model's names; outputs keep
+the model's structure (a dict by its keys, a tuple, one tensor).
+
+A model with ops the table lacks fails once, listing every such op with the line of the
+user's code that called it and why it is not mapped, and naming `af.register_aten`.
+Data-dependent control flow (`if x.sum() > 0`) and data-dependent shapes are refused with
+torch.export's own account of the construct: engine programs are static.
+
+## The ATen table
+
+torch {torch}: {done} of the {total} core ATen ops are mapped.
+
+| op | supported |
+|---|---|
+"""

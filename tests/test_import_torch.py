@@ -1,0 +1,186 @@
+"""af.from_torch / af.trace_torch: PyTorch modules through torch.export and the ATen table,
+against PyTorch float32 on the same inputs; the errors a model the table cannot map gets."""
+import numpy as np
+import pytest
+
+import aneforge as af
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+Fn = torch.nn.functional
+
+from torch_vision_refs import mobilenet_v2  # noqa: E402
+
+
+def _min_cos(a, b):
+    return min(af.testing.cosine(x, y) for x, y in zip(np.asarray(a), np.asarray(b)))
+
+
+class Block(nn.Module):
+    """A GPT-style block: fused qkv, heads by view/transpose, a causal mask buffer, GELU MLP."""
+
+    def __init__(self, d=32, heads=4, t=8):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.register_buffer("mask", torch.tril(torch.ones(t, t)).bool())
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=-1)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (c // self.heads) ** 0.5
+        att = att.masked_fill(~self.mask[:t, :t], float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(b, t, c)
+        x = x + self.proj(y)
+        return {"hidden": x + self.out(Fn.gelu(self.fc(self.ln2(x)))), "attention": att}
+
+
+@pytest.fixture(scope="module")
+def mnv2():
+    m = mobilenet_v2(seed=1, image_size=32, batches=1)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = m(x).numpy()
+    return m, x, ref
+
+
+def test_mobilenet_v2_imports_and_matches_torch(mnv2):
+    m, x, ref = mnv2
+    net = af.from_torch(m, (x,))
+    got = net(x.numpy())
+    assert got.shape == ref.shape
+    # The mapping is exact: in float32 the program is torch's to rounding (measured 1 - 2e-10);
+    # in fp16 it is bit for bit the hand-written af.models.mobilenet_v2 of the same weights.
+    fp32 = af.from_torch(m, (x,), precision="fp32")(x.numpy())
+    assert _min_cos(fp32, ref) >= 0.999999
+    sd = {k: v.numpy() for k, v in m.state_dict().items()}
+    np.testing.assert_array_equal(got, af.models.mobilenet_v2(sd, image_size=32)(x.numpy()))
+    assert _min_cos(got, ref) >= 0.998  # measured 0.9989: 53 layers of fp16 storage, small logits
+    names = [r["layer"] for r in net.compression_report()["layers"]]
+    assert names[:3] == ["features.0.0", "features.1.conv.0.0", "features.1.conv.1"] and names[-1] == "classifier.1"
+    assert len(names) == 53  # batch norm folded: a weight layer per conv and the classifier
+    mil = af.from_torch(m, (x,), backend="mil")(x.numpy())
+    # Two fp16 computations of one program through 53 layers (as test_vision_models' ResNet-18
+    # check): they differ by roundings the depth amplifies (measured cosine 0.99990).
+    assert _min_cos(mil, got) >= 0.9998
+
+
+def test_mobilenet_v2_with_a_flexible_batch(mnv2):
+    m, x, _ = mnv2
+    net = af.from_torch(m, (x[:1],), dynamic_batch=True)
+    assert net.flexible
+    xs = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = m(xs).numpy()
+    assert _min_cos(net(xs.numpy()), ref) >= 0.998  # as above (fp16 storage)
+
+
+def test_a_transformer_block_keeps_its_output_names():
+    torch.manual_seed(0)
+    m = Block().eval()
+    x = torch.randn(2, 8, 32)
+    traced = af.trace_torch(m, (x,))
+    assert list(traced.inputs) == ["x"] and set(traced.outputs) == {"hidden", "attention"}
+    net = af.compile(traced.outputs)
+    got = net(x.numpy())
+    with torch.no_grad():
+        ref = m(x)
+    for k in ("hidden", "attention"):
+        assert af.testing.cosine(got[k], ref[k].numpy()) >= 0.99999  # measured 0.9999999
+    assert [r["layer"] for r in net.compression_report()["layers"]] == ["qkv", "proj", "fc", "out"]
+    mil = af.compile(traced.outputs, backend="mil")(x.numpy())
+    af.testing.assert_equivalent(mil["hidden"], got["hidden"], ulps=2)
+
+
+def test_sdpa_and_tuple_outputs():
+    class Attention(nn.Module):
+        def forward(self, q, k, v):
+            o = Fn.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return o, o.sum(-1)
+    q, k, v = (torch.randn(1, 2, 8, 16, generator=torch.Generator().manual_seed(s)) for s in range(3))
+    net = af.from_torch(Attention(), (q, k, v))
+    got = net(q.numpy(), k.numpy(), v.numpy())
+    ref = Attention()(q, k, v)
+    assert isinstance(got, tuple) and len(got) == 2
+    assert af.testing.cosine(got[0], ref[0].numpy()) >= 0.99999
+
+
+def test_trainable_parameters_train_as_torch_does():
+    """trainable=True: the parameters are af.parameters; one SGD step of the compiled train
+    step moves them as torch's SGD does."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    traced = af.trace_torch(m, (x,), trainable=True)
+    assert sorted(traced.parameters) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    assert list(traced.inputs) == ["input"]  # Sequential.forward(input): the names forward gives
+    labels = af.input((8,), "int32", name="y")
+    loss = af.cross_entropy(traced.outputs, labels)
+    step = af.compile_train_step(loss, list(traced.parameters.values()), af.optim.SGD(lr=0.1), precision="fp32",
+                                 inputs=[*traced.inputs.values(), labels])
+    got_loss = step(x.numpy(), y.numpy().astype(np.int32))
+    ref_loss = Fn.cross_entropy(m(x), y)
+    ref_loss.backward()
+    assert got_loss == pytest.approx(ref_loss.item(), rel=1e-5)
+    with torch.no_grad():
+        for p in m.parameters():
+            p -= 0.1 * p.grad
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(step.parameters()[name], p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_unmapped_ops_are_listed_with_the_users_line():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.fmod(x, 2.0) + torch.atan2(x, x + 1)
+    with pytest.raises(NotImplementedError) as e:
+        af.from_torch(Odd(), (torch.randn(4, 4),))
+    text = str(e.value)
+    assert "2 ATen op(s) have no mapping" in text
+    assert "aten.fmod.Scalar" in text and "aten.atan2.default" in text
+    assert "test_import_torch.py" in text and "af.register_aten" in text
+
+
+def test_register_aten_maps_an_op():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.fmod(x, 2.0)
+    x = torch.rand(4, 4) * 10
+    af.register_aten("aten.fmod.Scalar", lambda ctx, a, b: a - af.floor(a * (1.0 / b)) * b)
+    try:
+        got = af.from_torch(Odd(), (x,), precision="fp32")(x.numpy())
+    finally:
+        from aneforge.importers.aten import ATEN
+        del ATEN["fmod.Scalar"]
+    np.testing.assert_allclose(got, torch.fmod(x, 2.0).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="name an overload"):
+        af.register_aten("fmod", lambda ctx, a, b: a)
+
+
+def test_data_dependent_control_flow_is_refused():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x - 1
+    with pytest.raises(ValueError, match="torch.export could not capture Branchy.*static"):
+        af.from_torch(Branchy(), (torch.randn(3),))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        af.from_torch(lambda x: x, (torch.randn(2),))
+    with pytest.raises(TypeError, match="example_inputs"):
+        af.from_torch(nn.ReLU(), ())
+
+
+def test_the_module_is_left_in_its_mode():
+    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    m.train()
+    net = af.from_torch(m, (torch.randn(2, 4),))  # exported in eval mode: no dropout
+    assert m.training
+    x = torch.randn(2, 4)
+    m.eval()
+    with torch.no_grad():
+        assert af.testing.cosine(net(x.numpy()), m(x).numpy()) >= 0.99999
