@@ -126,8 +126,11 @@ def test_broken_directories_name_what_is_wrong(tmp_path):
     cfg = json.loads((d / "config.json").read_text())
     bad = tmp_path / "gpt"
     shutil.copytree(d, bad)
-    (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "gpt2"}))
-    with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
+    (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "gpt2"}))  # BERT weights, GPT-2 label
+    with pytest.raises(ValueError, match="the weights do not match model_type 'gpt2'.*missing or misshapen"):
+        af.load(bad)
+    (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "no-such-model"}))
+    with pytest.raises(ValueError, match="model_type is not supported"):
         af.load(bad)
     (bad / "config.json").write_text(json.dumps({**cfg, "hidden_act": "swish"}))
     with pytest.raises(ValueError, match="hidden_act 'swish' is not supported"):
@@ -236,3 +239,25 @@ def test_data_free_int4_minilm_is_gated_on_random_tokens(minilm):
     net = small.compile_for(1, 16)  # every bucket holds the gated weights
     assert {r["layer"]: r["format"] for r in net.compression_report()["layers"]} == \
            {r["layer"]: r["format"] for r in rep["layers"]}
+
+
+def test_a_directory_saved_by_sentence_transformers_6_loads(minilm, tmp_path):
+    """6.x writes ``pooling_mode: "mean"`` (and module types under new paths); earlier
+    versions wrote boolean pooling keys. Both load and give the same embeddings."""
+    st = pytest.importorskip("sentence_transformers")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = st.SentenceTransformer(minilm, device="cpu")
+        model.save(str(tmp_path / "st"))
+    pooling = json.loads((tmp_path / "st" / "1_Pooling" / "config.json").read_text())
+    assert pooling.get("pooling_mode") == "mean"  # the 6.x format, the point of this test
+    sents = ["The cat sits on the mat.", "hi"]
+    got = af.load(tmp_path / "st").encode(sents)
+    ref = model.encode(sents, convert_to_numpy=True)
+    assert min(_cos(a, b) for a, b in zip(got, ref)) >= 0.9999
+    np.testing.assert_array_equal(got, af.load(minilm).encode(sents))
+    pooling["pooling_mode"] = "max"
+    (tmp_path / "st" / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(ValueError, match="pooling_mode 'max' is not supported"):
+        af.load(tmp_path / "st")

@@ -169,6 +169,10 @@ weight take their module's name (`features.0.0`, `encoder.layer.0.attention.self
 so `compress={{...}}` and `net.compression_report()` speak the model's names; outputs keep
 the model's structure (a dict by its keys, a tuple, one tensor).
 
+Nodes computed from constants alone (causal masks, position ids, RoPE tables) are run by
+torch at import and enter the program as constants, as the compiler folds constant layers;
+they need no entry (random ops never fold).
+
 A model with ops the table lacks fails once, listing every such op with the line of the
 user's code that called it and why it is not mapped, and naming `af.register_aten`.
 Data-dependent control flow (`if x.sum() > 0`) and data-dependent shapes are refused with

@@ -40,8 +40,7 @@ UNSUPPORTED = {
                                                               "_adaptive_avg_pool3d.default", "reflection_pad3d.default",
                                                               "replication_pad3d.default")},
     **{k: "bitwise integer ops: the engine has no integer compute" for k in (
-        "bitwise_and.Tensor", "bitwise_and.Scalar", "bitwise_or.Tensor",
-        "bitwise_or.Scalar", "bitwise_xor.Tensor", "bitwise_xor.Scalar")},
+        "bitwise_and.Scalar", "bitwise_or.Scalar", "bitwise_xor.Tensor", "bitwise_xor.Scalar")},
 }
 
 
@@ -63,6 +62,8 @@ def _t(x):
     if isinstance(x, Tensor):
         return x
     a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        return _F.constant(a.astype(np.int32), "int32")
     return _F.as_tensor(a if a.dtype == bool else a.astype(np.float32))
 
 
@@ -81,6 +82,12 @@ def _getitem(ctx, seq, i):
 @aten("clone.default", "alias.default", "detach.default", "lift_fresh_copy.default")
 def _identity(ctx, x, **_):
     return x
+
+
+@aten("_assert_tensor_metadata.default", "_assert_scalar.default")
+def _assert(ctx, *args, **kwargs):
+    """A check torch.export records on traced metadata: it held at export, shapes are static."""
+    return None
 
 
 @aten("_to_copy.default")
@@ -132,7 +139,7 @@ def _squeeze(ctx, x, dim):
 
 @aten("expand.default")
 def _expand(ctx, x, sizes):
-    sizes = ctx.sizes(sizes)
+    sizes = [int(s) for s in sizes]  # -1 keeps a size; a size following the batch is its traced value
     lead = len(sizes) - len(x.shape)
     if _const(x):
         return np.broadcast_to(x, [s if s != -1 else d for s, d in zip(sizes, (1,) * lead + tuple(x.shape))]).copy()
@@ -184,24 +191,36 @@ def _repeat(ctx, x, reps):
 
 # ---- creation (constants, folded at import) ----
 
+def _np_dtype(dtype):
+    """The NumPy dtype a torch dtype folds to: bool, int32 for integers, float32 for floats."""
+    import torch
+    if dtype == torch.bool:
+        return np.bool_
+    if dtype is not None and not dtype.is_floating_point:
+        return np.int32
+    return np.float32
+
+
 @aten("full.default")
 def _full(ctx, size, value, dtype=None, **_):
-    return np.full(ctx.sizes(size), value, np.float32)
+    return np.full(ctx.sizes(size), value, _np_dtype(dtype))
 
 
 @aten("full_like.default")
-def _full_like(ctx, x, value, **_):
-    return np.full(tuple(x.shape), value, np.float32)
+def _full_like(ctx, x, value, dtype=None, **_):
+    if dtype is None and _const(x):
+        return np.full(x.shape, value, x.dtype)
+    return np.full(tuple(x.shape), value, _np_dtype(dtype))
 
 
 @aten("scalar_tensor.default")
-def _scalar_tensor(ctx, value, **_):
-    return np.asarray(value, np.float32)
+def _scalar_tensor(ctx, value, dtype=None, **_):
+    return np.asarray(value, _np_dtype(dtype))
 
 
 @aten("arange.start_step", "arange.default", "arange.start")
 def _arange(ctx, *args, dtype=None, **_):
-    return np.arange(*args).astype(np.float32)
+    return np.arange(*args).astype(_np_dtype(dtype))
 
 
 # ---- elementwise ----
@@ -264,9 +283,13 @@ def _bitwise_not(ctx, x):
     raise NotImplementedError("bitwise not of integers: the engine has no integer compute")
 
 
-@aten("logical_and.default", "logical_or.default")
+@aten("logical_and.default", "logical_or.default", "bitwise_and.Tensor", "bitwise_or.Tensor")
 def _logical_and_or(ctx, a, b):
-    both = ctx.node.target.__name__.startswith("logical_and")
+    """and/or of bool tensors (masks; bitwise on bools is logical); integers have no engine form."""
+    for v in (a, b):
+        if (v.dtype != bool) if _const(v) else (isinstance(v, Tensor) and v.dtype != "bool"):
+            raise NotImplementedError("bitwise and/or of integers: the engine has no integer compute")
+    both = "and" in ctx.node.target.__name__
     if _const(a) and _const(b):
         return np.logical_and(a, b) if both else np.logical_or(a, b)
     a, b = (_t(v).cast("fp16") for v in (a, b))
@@ -331,6 +354,14 @@ for _name, _fn in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"), ("le", 
 
 
 # ---- reductions and normalisation ----
+
+@aten("cumsum.default")
+def _cumsum(ctx, x, dim, dtype=None):
+    if _const(x):
+        return np.cumsum(x, axis=dim).astype(x.dtype if x.dtype != bool else np.int32)
+    if x.dtype in ("int32", "bool"):  # counts (position ids): exact in fp16 up to 2048
+        return _F.cumsum(x.cast("fp16"), dim).cast("int32")
+    return _F.cumsum(x, dim)
 
 @aten("mean.dim")
 def _mean(ctx, x, dims, keepdim=False, dtype=None):
@@ -427,6 +458,10 @@ def _convolution(ctx, x, w, b, stride, padding, dilation, transposed, output_pad
 
 @aten("embedding.default")
 def _embedding(ctx, weight, ids, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    if _const(ids):  # constant ids (position ids): rows picked here when the table is constant too
+        if _const(weight):
+            return np.take(weight, ids.astype(np.int64), axis=0)
+        ids = _F.constant(ids.astype(np.int32), "int32")
     return ctx.layer(_F.embedding(ids, weight))
 
 
@@ -479,14 +514,51 @@ def _up_bilinear(ctx, x, output_size, align_corners, scale_factors):
 
 # ---- indexing ----
 
+def _pick(fn, x, *args):
+    """An indexing op on x; integer and bool values are picked as fp16 (exact to 2048) and
+    cast back."""
+    kind = ("int32" if x.dtype.kind in "iu" else "bool" if x.dtype == bool else "") if _const(x) else \
+        x.dtype if x.dtype in ("int32", "bool") else ""
+    if not kind:
+        return fn(_t(x), *args)
+    return fn(_t(np.asarray(x, np.float32)) if _const(x) else x.cast("fp16"), *args).cast(kind)
+
+
 @aten("index_select.default")
 def _index_select(ctx, x, dim, index):
-    return _F.index_select(_t(x), dim, index)
+    return _pick(_F.index_select, x, dim, index)
+
+
+@aten("index.Tensor")
+def _index(ctx, x, indices):
+    """x[i0, i1, ...] with index tensors (None keeps a dimension): folded for constants; one
+    1-D index on a tensor is index_select."""
+    if _const(x) and all(i is None or _const(i) for i in indices):
+        return x[tuple(slice(None) if i is None else i.astype(np.int64) for i in indices)]
+    used = [(d, i) for d, i in enumerate(indices) if i is not None]
+    if len(used) == 1 and len(used[0][1].shape) == 1:
+        d, i = used[0]
+        return _pick(_F.index_select, x, d, _F.constant(i.astype(np.int32), "int32") if _const(i) else i)
+    dims = [d for d, _ in used]
+    if all(_const(i) for _, i in used) and dims == list(range(dims[0], dims[0] + len(dims))):
+        # Constant indices on consecutive dimensions: one flat index (computed here) selects
+        # along those dimensions merged into one.
+        shape = tuple(x.shape)
+        d0, k = dims[0], len(dims)
+        block = shape[d0:d0 + k]
+        idx = np.broadcast_arrays(*[np.asarray(i, np.int64) % n for (_, i), n in zip(used, block)])
+        flat = np.ravel_multi_index(tuple(idx), block)
+        lead, rest = shape[:d0], shape[d0 + k:]
+        merged = _F.reshape(_t(x), lead + (int(np.prod(block)),) + rest)
+        out = _pick(_F.index_select, merged, d0, _F.constant(flat.ravel().astype(np.int32), "int32"))
+        return _F.reshape(out, lead + flat.shape + rest)
+    raise NotImplementedError("advanced indexing with index tensors computed in the program on several "
+                              "dimensions, or on dimensions that are not consecutive")
 
 
 @aten("gather.default")
 def _gather(ctx, x, dim, index, sparse_grad=False):
-    return _F.gather(_t(x), dim, index)
+    return _pick(_F.gather, x, dim, index)
 
 
 def note(name: str) -> str:

@@ -1,7 +1,8 @@
 """af.from_torch and af.trace_torch: a PyTorch nn.Module into an af graph through torch.export.
 
 The module is exported (in eval mode) to the core ATen opset (``run_decompositions``); each
-ATen node is mapped by its entry in the ATen table (aten.py). Parameters and buffers become
+ATen node is mapped by its entry in the ATen table (aten.py), except nodes computed from
+constants alone (masks, position ids), which torch folds at import. Parameters and buffers become
 constants (batch norm is then folded by the compiler), or af.parameter tensors with
 ``trainable=True``; layers with a weight take the name of their module ("features.0.0"), and
 the outputs the names the model gives them.
@@ -103,24 +104,27 @@ def _source_line(node) -> str:
     return (user or lines or ["(no source line)"])[-1]
 
 
-def _export(module, example_inputs, dynamic_batch):
+def _export(module, example_inputs, dynamic_batch, example_kwargs=None):
     import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: module must be a torch.nn.Module, got {type(module).__name__}")
     if isinstance(example_inputs, (torch.Tensor, np.ndarray)):
         example_inputs = (example_inputs,)
-    if not isinstance(example_inputs, (tuple, list)) or not example_inputs:
+    kwargs = {k: _to_torch(v) for k, v in (example_kwargs or {}).items()}
+    if not isinstance(example_inputs, (tuple, list)) or not example_inputs and not kwargs:
         raise TypeError("from_torch: example_inputs must be a tuple of tensors (the arguments of forward)")
     args = tuple(_to_torch(a) for a in example_inputs)
     dynamic = None
     if dynamic_batch:  # exported at batch 2: torch specialises a size of 1
         args = tuple(torch.cat([a[:1], a[:1]]) for a in args)
+        kwargs = {k: torch.cat([v[:1], v[:1]]) for k, v in kwargs.items()}
         batch = torch.export.Dim("batch")
-        dynamic = tuple({0: batch} for _ in args)
+        dynamic = (tuple({0: batch} for _ in args), {k: {0: batch} for k in kwargs}) if kwargs else \
+            tuple({0: batch} for _ in args)
     was_training = module.training
     module.eval()
     try:
-        ep = torch.export.export(module, args, dynamic_shapes=dynamic)
+        ep = torch.export.export(module, args, kwargs or None, dynamic_shapes=dynamic)
         ep = ep.run_decompositions()
     except Exception as e:  # noqa: BLE001 - torch's own errors name the construct (control flow, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -132,11 +136,56 @@ def _export(module, example_inputs, dynamic_batch):
     return ep, args
 
 
-def _check_supported(ep):
+def _constant_nodes(ep, trainable) -> set:
+    """The nodes computed from constants alone (parameters, buffers, lifted constants, sizes):
+    torch folds them at import, as the compiler folds constant layers; random ops never fold."""
+    specs = {s.arg.name: s.kind.name for s in ep.graph_signature.input_specs}
+    const = set()
+    for node in ep.graph.nodes:
+        if node.op == "placeholder":
+            kind = specs[node.name]
+            if kind != "USER_INPUT" and not (trainable and kind == "PARAMETER"):
+                const.add(node.name)
+        elif node.op == "call_function":
+            name = _op_name(node.target)
+            if UNSUPPORTED.get(name, "").startswith("random") or name.startswith("higher_order."):
+                continue
+            if all(a.name in const for a in node.all_input_nodes):
+                const.add(node.name)
+    return const
+
+
+def _fold(node, a, kw):
+    """Run ``node`` with torch on constant arguments; the result as NumPy (floats float32,
+    integers int32, bools bool)."""
+    import torch
+
+    def to_torch(v):
+        if isinstance(v, np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(v))
+            return t.long() if v.dtype.kind in "iu" else t
+        if isinstance(v, (list, tuple)):
+            return type(v)(to_torch(x) for x in v)
+        return v
+
+    def to_numpy(v):
+        if isinstance(v, torch.Tensor):
+            v = v.detach()
+            if v.dtype == torch.bool:
+                return v.numpy()
+            return v.to(torch.float32).numpy() if v.is_floating_point() else v.numpy().astype(np.int32)
+        if isinstance(v, (list, tuple)):
+            return type(v)(to_numpy(x) for x in v)
+        return v
+    with torch.no_grad():
+        return to_numpy(node.target(*to_torch(list(a)), **{k: to_torch(v) for k, v in kw.items()}))
+
+
+def _check_supported(ep, const):
     """One error for every op the table lacks, each with the user's source line."""
     missing = {}
     for node in ep.graph.nodes:
-        if node.op != "call_function":
+        if node.op != "call_function" or node.name in const:
             continue
         name = _op_name(node.target)
         if name.startswith("higher_order."):
@@ -168,31 +217,30 @@ def _op_name(target) -> str:
     return name
 
 
-def trace_torch(module, example_inputs, *, trainable=False, dynamic_batch=False) -> TracedTorch:
-    """``module`` (a torch.nn.Module) exported with ``example_inputs`` and mapped into an af
-    graph: the graph's inputs, outputs and (trainable=True) parameters."""
+def trace_torch(module, example_inputs, *, trainable=False, dynamic_batch=False, example_kwargs=None) -> TracedTorch:
+    """``module`` (a torch.nn.Module) exported with ``example_inputs`` (and keyword arguments
+    ``example_kwargs``) and mapped into an af graph: the graph's inputs (named as forward
+    names them), outputs and (trainable=True) parameters."""
     import torch
-    ep, args = _export(module, example_inputs, dynamic_batch)
-    _check_supported(ep)
+    ep, args = _export(module, example_inputs, dynamic_batch, example_kwargs)
+    const = _constant_nodes(ep, trainable)
+    _check_supported(ep, const)
     sig = ep.graph_signature
     specs = {s.arg.name: s for s in sig.input_specs}
     env, inputs, params = {}, {}, {}
-    user = iter(args)
     ctx = _Context()
     for node in ep.graph.nodes:
         if node.op == "placeholder":
             spec = specs[node.name]
             kind = spec.kind.name
             if kind == "USER_INPUT":
-                a = next(user)
-                shape = tuple(a.shape)
-                if dynamic_batch:
-                    shape = (None,) + shape[1:]
-                dtype = "int32" if not a.dtype.is_floating_point else "fp16"
+                val = node.meta["val"]  # the traced tensor: a symbolic size follows the batch
+                shape = tuple(d if isinstance(d, int) else None for d in val.shape)
+                dtype = "int32" if not val.dtype.is_floating_point else "fp16"
                 env[node.name] = inputs[node.name] = _F.input(shape, dtype, name=node.name)
             else:
-                value = ep.constants[spec.target] if kind in ("CONSTANT_TENSOR", "CUSTOM_OBJ") else \
-                    ep.state_dict[spec.target]
+                # non-persistent buffers (position ids) and lifted constants live in ep.constants
+                value = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
                 arr = value.detach().to(torch.float32).numpy() if value.is_floating_point() else \
                     value.detach().numpy() if value.dtype == torch.bool else value.detach().numpy().astype(np.int32)
                 if trainable and kind == "PARAMETER" and arr.ndim >= 1:
@@ -204,7 +252,9 @@ def trace_torch(module, example_inputs, *, trainable=False, dynamic_batch=False)
             name = _op_name(node.target)
             a = [_arg(env, x) for x in node.args]
             kw = {k: _arg(env, v) for k, v in node.kwargs.items()}
-            if name == "sym_size.int":
+            if node.name in const and name not in _SYM_NAMES:
+                env[node.name] = _fold(node, a, kw)
+            elif name == "sym_size.int":
                 n = a[0].shape[a[1]]
                 env[node.name] = SymSize(n) if dynamic_batch and a[1] == 0 else int(n)
             elif node.target in _SYM_OPS:
@@ -243,11 +293,13 @@ def _structure(outs, spec):
     return tuple(outs)
 
 
-def from_torch(module, example_inputs, *, dynamic_batch=False, trainable=False, **compile_options):
+def from_torch(module, example_inputs, *, dynamic_batch=False, trainable=False, example_kwargs=None,
+               **compile_options):
     """A compiled Net from a torch.nn.Module: exported with ``example_inputs`` (the arguments
-    of forward), mapped op by op (docs/import.md), compiled with ``compile_options`` (those of
+    of forward; ``example_kwargs`` by keyword), mapped op by op (docs/import.md), compiled with ``compile_options`` (those of
     af.compile: target, compress, precision, backend, ...). ``dynamic_batch``: any batch size
     (one program per size, as af.input((None, ...))); ``trainable``: parameters as
     af.parameter (defaults to their values; use af.trace_torch to build a loss on them)."""
-    traced = trace_torch(module, example_inputs, trainable=trainable, dynamic_batch=dynamic_batch)
+    traced = trace_torch(module, example_inputs, trainable=trainable, dynamic_batch=dynamic_batch,
+                         example_kwargs=example_kwargs)
     return _compile(traced.outputs, inputs=list(traced.inputs.values()), **compile_options)

@@ -15,7 +15,8 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
          min_cosine=None, max_weight_error=None, weight_rounding=None):
     """A compiled model from a Hugging Face model directory (config.json; model.safetensors or
     pytorch_model.bin; tokenizer.json; for sentence-transformers modules.json and the pooling
-    config). Nothing is downloaded. Compile options pass through to af.compile; for a text
+    config). BERT, ResNet and ViT are built by hand; any other architecture whose forward
+    torch.export captures goes through transformers and af.from_torch. Nothing is downloaded. Compile options pass through to af.compile; for a text
     encoder, ``calibration`` is a list of sentences (the accuracy gate and data-aware
     rounding run once on them, docs/compression.md)."""
     path = os.fspath(path)
@@ -24,7 +25,8 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
     cfg = read_json(os.path.join(path, "config.json"), "model config.json")
     kind = cfg.get("model_type")
     if kind not in SUPPORTED:
-        raise ValueError(f"af.load: {path}: model_type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
+        return _load_exported(path, cfg, kind, target, compress, precision, backend, max_programs, calibration,
+                              min_cosine, max_weight_error, weight_rounding)
     options = dict(target=target, compress=compress, precision=precision, backend=backend)
     gate = dict(calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
                 weight_rounding=weight_rounding)
@@ -40,6 +42,28 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
         from .vision import load_hf_vit
         return load_hf_vit(path, tensors, cfg, dict(options, max_programs=max_programs))
     return TextEncoder(path, tensors, cfg, options, max_programs)
+
+
+def _load_exported(path, cfg, kind, target, compress, precision, backend, max_programs, calibration, min_cosine,
+                   max_weight_error, weight_rounding):
+    """Any other architecture: built by transformers from the directory, mapped by
+    af.from_torch (text models get TextEncoder's buckets, pooling and encode())."""
+    from .exported import image_model, torch_model
+    model = torch_model(path)
+    options = dict(target=target, compress=compress, precision=precision, backend=backend)
+    gate = dict(calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
+                weight_rounding=weight_rounding)
+    options.update({k: v for k, v in gate.items() if v is not None})
+    main = getattr(model, "main_input_name", "input_ids")
+    if main == "input_ids":
+        return TextEncoder(path, None, cfg, options, max_programs, torch_model=model)
+    if main == "pixel_values":
+        if calibration is not None:
+            raise ValueError("af.load: calibration= is supported for text encoders; for an image model, trace it "
+                             "(af.trace_torch) and pass calibration images to af.compile")
+        return image_model(model, cfg, options, max_programs)
+    raise ValueError(f"af.load: {path}: model_type {kind!r} takes {main!r}; af.load runs models of token ids or "
+                     "images (use af.from_torch with example inputs for others)")
 
 
 __all__ = ["load", "TextEncoder", "ImageModel", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]

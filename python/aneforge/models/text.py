@@ -23,22 +23,30 @@ class TextEncoder:
     Shapes are static on the engine: each call is padded (and masked) to the next length
     bucket, and each (batch, bucket) is compiled once and cached."""
 
-    def __init__(self, path, tensors, cfg, compile_options=None, max_programs=8):
+    def __init__(self, path, tensors, cfg, compile_options=None, max_programs=8, torch_model=None):
+        """``tensors`` (a BERT checkpoint, built by bert.py), or ``torch_model`` (any
+        architecture, through af.from_torch's ATen table)."""
         self.path = path
-        self.config = cfg
-        bert.check_config(cfg, os.path.join(path, "config.json"))
-        prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
-        self._w = Weights(tensors, path, prefix)
+        self._torch = torch_model
+        if torch_model is None:
+            self.config = cfg
+            bert.check_config(cfg, os.path.join(path, "config.json"))
+            prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
+            self._w = Weights(tensors, path, prefix)
+        else:
+            from .exported import text_config
+            self.config = text_config(torch_model, cfg)
         self._options = dict(compile_options or {})
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self.max_programs = max_programs
-        self.pooling, self.normalize, self.max_seq_length = None, False, cfg["max_position_embeddings"]
+        self.pooling, self.normalize, self.max_seq_length = None, False, self.config["max_position_embeddings"]
         self._read_sentence_transformers_config()
         self.buckets = tuple(b for b in BUCKETS if b < self.max_seq_length) + (self.max_seq_length,)
         self.tokenizer = self._tokenizer()
         # Every tensor present with its shape: the graph is built once now (not compiled), so a
         # broken checkpoint fails at af.load, naming the tensor.
-        bert.build(self._w, cfg, 1, min(8, cfg["max_position_embeddings"]), self.pooling, self.normalize)
+        if torch_model is None:
+            bert.build(self._w, cfg, 1, min(8, cfg["max_position_embeddings"]), self.pooling, self.normalize)
         if self._options.get("calibration") is not None:
             self._calibrate()
         elif self._options.get("compress") is not None:
@@ -59,10 +67,10 @@ class TextEncoder:
         for r, e in enumerate(enc):
             k = min(len(e.ids), n)
             ids[r, :k], mask[r, :k], types[r, :k] = e.ids[:k], e.attention_mask[:k], e.type_ids[:k]
-        _, outs = bert.build(self._w, self.config, len(enc), n, pooling=self.pooling, normalize=self.normalize)
+        ins, outs = self._build(len(enc), n)
         if "sentence_embedding" in outs:  # what encode() returns is what the gate measures
             outs = {"sentence_embedding": outs["sentence_embedding"]}
-        net = _compile(outs, **self._options, calibration=[(ids, mask, types)])
+        net = _compile(outs, **self._options, calibration=[_feeds(ins, ids, mask, types)])
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
         for k in ("min_cosine", "max_weight_error", "weight_rounding"):
@@ -77,11 +85,11 @@ class TextEncoder:
         rng = np.random.default_rng(0)
         ids = rng.integers(0, self.config["vocab_size"], (batch, n)).astype(np.int32)
         mask, types = np.ones((batch, n), np.float32), np.zeros((batch, n), np.int32)
-        _, outs = bert.build(self._w, self.config, batch, n, pooling=self.pooling, normalize=self.normalize)
+        ins, outs = self._build(batch, n)
         if "sentence_embedding" in outs:
             outs = {"sentence_embedding": outs["sentence_embedding"]}
         options = {k: v for k, v in self._options.items() if k != "calibration"}
-        net = compile_graph(outs, **compile_defaults(**options), synthetic=[(ids, mask, types)])
+        net = compile_graph(outs, **compile_defaults(**options), synthetic=[_feeds(ins, ids, mask, types)])
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
         for k in ("min_cosine", "max_weight_error", "weight_rounding"):
@@ -95,13 +103,7 @@ class TextEncoder:
             kind = str(m.get("type", "")).rsplit(".", 1)[-1] if isinstance(m, dict) else ""
             if kind == "Pooling":
                 pc = read_json(os.path.join(self.path, m.get("path", ""), "config.json"), "pooling config")
-                if pc.get("pooling_mode_mean_tokens"):
-                    self.pooling = "mean"
-                elif pc.get("pooling_mode_cls_token"):
-                    self.pooling = "cls"
-                else:
-                    modes = [k for k, v in pc.items() if k.startswith("pooling_mode") and v]
-                    raise ValueError(f"{self.path}: pooling {modes} is not supported (mean tokens, cls token)")
+                self.pooling = _pooling_mode(pc, self.path)
             elif kind == "Normalize":
                 self.normalize = True
             elif kind not in ("Transformer", ""):
@@ -134,12 +136,20 @@ class TextEncoder:
             self._cache.move_to_end(key)
             return self._cache[key]
         pooling = self.pooling
-        _, outs = bert.build(self._w, self.config, key[0], bucket, pooling=pooling, normalize=self.normalize)
-        net = _compile(outs, **self._options)
+        ins, outs = self._build(key[0], bucket)
+        net = _compile(outs, inputs=list(ins), **self._options)
         self._cache[key] = net
         while len(self._cache) > self.max_programs:
             self._cache.popitem(last=False)
         return net
+
+    def _build(self, batch: int, length: int):
+        """(inputs, outputs) of the program for (batch, length): input_ids, attention_mask
+        (token_type_ids when the model takes them); last_hidden_state (sentence_embedding)."""
+        if self._torch is None:
+            return bert.build(self._w, self.config, batch, length, pooling=self.pooling, normalize=self.normalize)
+        from .exported import build_text
+        return build_text(self._torch, batch, length, self.pooling, self.normalize)
 
     def _bucket(self, length: int) -> int:
         if length < 1 or length > self.max_seq_length:
@@ -164,7 +174,8 @@ class TextEncoder:
         pad = bucket - n
         pid = self.config.get("pad_token_id", 0) or 0
         ids_p = np.pad(ids.astype(np.int32), ((0, 0), (0, pad)), constant_values=pid)
-        out = self.compile_for(b, n)(ids_p, np.pad(mask, ((0, 0), (0, pad))), np.pad(types.astype(np.int32), ((0, 0), (0, pad))))
+        net = self.compile_for(b, n)
+        out = net(**_feeds(net, ids_p, np.pad(mask, ((0, 0), (0, pad))), np.pad(types.astype(np.int32), ((0, 0), (0, pad)))))
         out["last_hidden_state"] = out["last_hidden_state"][:, :n]
         return out
 
@@ -224,3 +235,32 @@ class TextEncoder:
         text = "\n".join(lines) + "\n"
         print(text, end="", file=file)
         return text
+
+
+def _pooling_mode(pc: dict, path: str) -> str:
+    """"mean" or "cls" from a sentence-transformers pooling config: the boolean keys of the
+    versions before 6 (``pooling_mode_mean_tokens``) or 6.x's ``pooling_mode`` ("mean", or a
+    list of modes)."""
+    if "pooling_mode" in pc:
+        mode = pc["pooling_mode"]
+        modes = [mode] if isinstance(mode, str) else list(mode) if isinstance(mode, (list, tuple)) else [mode]
+        if len(modes) == 1 and modes[0] in ("mean", "cls"):
+            if pc.get("include_prompt", True) is False:
+                raise ValueError(f"{path}: pooling with include_prompt=false is not supported")
+            return modes[0]
+        raise ValueError(f"{path}: pooling_mode {mode!r} is not supported (mean, cls)")
+    if pc.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if pc.get("pooling_mode_cls_token"):
+        return "cls"
+    modes = [k for k, v in pc.items() if k.startswith("pooling_mode") and v]
+    raise ValueError(f"{path}: pooling {modes} is not supported (mean tokens, cls token)")
+
+
+def _feeds(inputs, ids, mask, types) -> dict:
+    """The feeds by input name: the program's inputs (Tensors of a graph, or a Net's
+    (name, shape, dtype)) decide which of the three it takes and the mask's dtype."""
+    specs = [(t.name, t.dtype) for t in inputs] if not hasattr(inputs, "inputs") else \
+        [(n, d) for n, _, d in inputs.inputs]
+    given = {"input_ids": ids.astype(np.int32), "attention_mask": mask, "token_type_ids": types.astype(np.int32)}
+    return {n: given[n].astype(np.int32) if d == "int32" else given[n].astype(np.float32) for n, d in specs}

@@ -1,0 +1,106 @@
+"""The import zoo: Hugging Face architectures built by transformers from small random
+configurations (offline), each through af.from_torch, against PyTorch float32 on the same
+inputs, and equal on the mil backend. Every program compiles for the default target, so it
+is inside that target's limits (check_target runs at compile)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import aneforge as af
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+SMALL = dict(num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
+def _zoo():
+    ids = torch.randint(3, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+    image = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    t = transformers
+    return {
+        "bert": (lambda: t.BertModel(t.BertConfig(vocab_size=100, hidden_size=32, **SMALL)), ids),
+        "distilbert": (lambda: t.DistilBertModel(t.DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=4,
+                                                                    hidden_dim=64)), ids),
+        "roberta": (lambda: t.RobertaModel(t.RobertaConfig(vocab_size=100, hidden_size=32, **SMALL)), ids),
+        "gpt2": (lambda: t.GPT2Model(t.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, use_cache=False,
+                                                   bos_token_id=0, eos_token_id=0, attn_implementation="eager")), ids),
+        "llama": (lambda: t.LlamaModel(t.LlamaConfig(vocab_size=100, hidden_size=32, num_key_value_heads=2,
+                                                     use_cache=False, **SMALL)), ids),
+        "qwen2": (lambda: t.Qwen2Model(t.Qwen2Config(vocab_size=100, hidden_size=32, num_key_value_heads=2,
+                                                     use_cache=False, **SMALL)), ids),
+        "vit": (lambda: t.ViTModel(t.ViTConfig(hidden_size=32, image_size=32, patch_size=8, **SMALL)), image),
+        "convnext": (lambda: t.ConvNextModel(t.ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                                                              image_size=32)), image),
+    }
+
+
+ZOO = _zoo()
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_hugging_face_architecture_imports(name):
+    make, x = ZOO[name]
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # transformers' own config notes
+        model = make().eval()
+    net = af.from_torch(model, (x,))
+    got = net(x.numpy())
+    with torch.no_grad():
+        ref = model(x)
+    assert isinstance(got, dict) and "last_hidden_state" in got
+    for key, value in got.items():  # every output the model gives, by its name
+        want = ref[key].numpy()
+        assert value.shape == want.shape, key
+        assert af.testing.cosine(value, want) >= 0.9999, key  # measured >= 0.99998 (Llama, Qwen2: RMSNorm, RoPE)
+    mil = af.from_torch(model, (x,), backend="mil")(x.numpy())
+    assert af.testing.cosine(mil["last_hidden_state"], got["last_hidden_state"]) >= 0.99999
+    assert np.isfinite(got["last_hidden_state"]).all()
+
+
+def _text_dirs():
+    t = transformers
+    return {
+        "gpt2": lambda: t.GPT2Model(t.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
+        "distilbert": lambda: t.DistilBertModel(t.DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=4,
+                                                                   hidden_dim=64, max_position_embeddings=64)),
+        "llama": lambda: t.LlamaModel(t.LlamaConfig(vocab_size=100, hidden_size=32, num_key_value_heads=2,
+                                                    max_position_embeddings=64, **SMALL)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_text_dirs()))
+def test_af_load_takes_any_architecture_through_from_torch(name, tmp_path):
+    """A directory saved by transformers whose model_type has no hand-written builder loads
+    through from_torch, with the TextEncoder interface: length buckets, a padding mask."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _text_dirs()[name]().eval()
+        model.save_pretrained(tmp_path / name)
+    enc = af.load(tmp_path / name)
+    assert enc.buckets == (16, 32, 64)
+    ids = np.random.default_rng(0).integers(0, 100, (2, 11))
+    mask = np.ones((2, 11))
+    mask[1, 7:] = 0  # the second sequence is 7 tokens, padded
+    got = enc.run(ids, mask)["last_hidden_state"]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask).long()).last_hidden_state.numpy()
+    assert got.shape == ref.shape
+    assert af.testing.cosine(got[0], ref[0]) >= 0.9999  # measured >= 0.99997 (Llama)
+    assert af.testing.cosine(got[1, :7], ref[1, :7]) >= 0.9999
+
+
+def test_af_load_takes_a_vision_architecture_through_from_torch(tmp_path):
+    t = transformers
+    torch.manual_seed(0)
+    model = t.ConvNextModel(t.ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], image_size=32)).eval()
+    model.save_pretrained(tmp_path / "convnext")
+    net = af.load(tmp_path / "convnext")
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)  # any batch size
+    got = net(x)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    assert af.testing.cosine(got["last_hidden_state"], ref.last_hidden_state.numpy()) >= 0.9999
