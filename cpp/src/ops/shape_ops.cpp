@@ -427,18 +427,30 @@ void attach_shape_grad() {
   mutable_op("split").grad = [](const Node& n, const std::vector<Tensor>& g) {
     return std::vector<Tensor>{concat(g, n.attrs.i("dim"))};
   };
-  mutable_op("tile").grad = [](const Node& n, const std::vector<Tensor>& g) {  // sum over the copies
+  // Sum over the copies: each repeated dimension becomes (copies, size) and the copies are
+  // summed. Dimensions not repeated merge with their neighbours, so the view stays within the
+  // engine's rank 5 for a rank-4 input with one or two repeated dimensions.
+  mutable_op("tile").grad = [](const Node& n, const std::vector<Tensor>& g) {
     const Shape& s = n.inputs[0].shape();
     auto reps = n.attrs.ints("dims");
     int lead = static_cast<int>(reps.size()) - static_cast<int>(s.size());
     Shape view;
     std::vector<int64_t> axes;
+    int64_t pending = 1;  // product of the consecutive dimensions not repeated
     for (size_t i = 0; i < reps.size(); ++i) {
       int d = static_cast<int>(i) - lead;
+      int64_t size = d >= 0 ? s[d] : 1;
+      if (reps[i] == 1) {
+        pending *= size;
+        continue;
+      }
+      if (pending > 1) view.push_back(pending);
       axes.push_back(static_cast<int64_t>(view.size()));
       view.push_back(reps[i]);
-      view.push_back(d >= 0 ? s[d] : 1);
+      pending = size;
     }
+    if (pending > 1 || view.empty()) view.push_back(pending);
+    if (axes.empty()) return std::vector<Tensor>{reshape(g[0], s)};
     return std::vector<Tensor>{reshape(reduce("sum", reshape(g[0], view), axes, false), s)};
   };
 }
