@@ -98,6 +98,10 @@ ROWS = [
     ("torch.eq(torch.round(x), torch.round(y))", None, ""),
     ("(x > y) != (x < 0.5)", None, ""),
     ("torch.where(x > 0, x, y)", None, ""),
+    ("torch.where(x > 0, x, 0.0)", None, "Python scalars take the tensor's dtype"),
+    ("torch.where(x > 0, 1.0, -1.0) * y", None, ""),
+    ("x.masked_fill(x > 0.5, -1.0)", None, ""),
+    ("torch.masked_fill(x, y < 0, 2.0)", None, ""),
     ("torch.logical_not(x > 0)", None, ""),
     # reductions
     ("torch.sum(x, dim=(2, 3))", None, ""),
@@ -131,6 +135,17 @@ ROWS = [
     ("x[:, 1:, ::2, -1]", None, ""),
     ("x[..., None, 2]", None, ""),
     ("torch.tile(m, (2, 1))", None, ""),
+    ("x[:, :1].expand(2, 3, 8, 8)", None, "the values are copied (the engine has no strides)"),
+    ("m[None].expand(3, -1, -1)", None, ""),
+    ("torch.chunk(m, 3, dim=1)", None, "pieces of ceil(16 / 3): 6, 6, 4"),
+    ("m.chunk(2)", None, ""),
+    ("torch.tril(m)", None, ""),
+    ("torch.triu(s, diagonal=1)", None, ""),
+    ("x + torch.ones_like(x)", None, ""),
+    ("x * torch.full((8,), 0.5)", None, ""),
+    ("m + torch.zeros(4, 16)", None, ""),
+    ("m * torch.arange(16.0)", None, ""),
+    ("x.to(torch.float32) * 2", "x.to('fp32') * 2", "af dtypes are strings; torch's and NumPy's are accepted too"),
     ("m.T", None, ""),
     ("F.pad(x, (1, 2, 0, 1))", None, ""),
     ("F.pad(x, (1, 1, 1, 1), mode='reflect')", None, ""),
@@ -157,7 +172,8 @@ ROWS = [
     ("F.max_pool2d(x, 3, stride=2, padding=1)", None, ""),
     ("F.avg_pool2d(x, 2, stride=2)", None, ""),
     ("F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)", None, ""),
-    ("F.adaptive_avg_pool2d(x, 1)", "af.global_avg_pool(x)", "output size 1 only"),
+    ("F.adaptive_avg_pool2d(x, 1)", None, ""),
+    ("F.adaptive_avg_pool2d(x, (3, 5))", None, "windows as PyTorch's (overlapping where sizes do not divide)"),
     # normalization
     ("F.layer_norm(m, (16,), g, h)", None, ""),
     ("F.layer_norm(m, (16,), eps=1e-3)", None, ""),
@@ -172,10 +188,10 @@ ROWS = [
     ("F.scaled_dot_product_attention(q, k, v, is_causal=True)", None, ""),
     ("F.scaled_dot_product_attention(q, k, v, scale=0.5)", None, ""),
     # resizing
-    ("F.interpolate(x, scale_factor=2, mode='nearest')", "af.upsample_nearest(x, 2)", ""),
-    ("F.interpolate(x, size=(4, 6), mode='bilinear')", "af.resize_bilinear(x, (4, 6))", ""),
-    ("F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=True)",
-     "af.upsample_bilinear(x, 2, align_corners=True)", ""),
+    ("F.interpolate(x, scale_factor=2, mode='nearest')", None, ""),
+    ("F.interpolate(x, size=(4, 6), mode='bilinear')", None, ""),
+    ("F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=True)", None, ""),
+    ("F.interpolate(x, size=(16, 12), mode='nearest')", None, ""),
 ]
 
 
@@ -224,10 +240,12 @@ def markdown() -> str:
 - `af.max(x, dim)` / `af.min(x, dim)` return the values only (they are `torch.amax` /
   `torch.amin`): the engine's reductions return values; use `af.argmax` for the indices.
 - Indices (`argmax`, `topk`, `sort`) are int32, not int64: the engine has no 64-bit integers.
-- `F.interpolate` is split by mode into `af.upsample_nearest`, `af.upsample_bilinear`
-  (scale factors) and `af.resize_nearest`, `af.resize_bilinear` (sizes), one engine op each.
-- `F.normalize` is `af.l2_norm`, whose `dim` defaults to -1 (torch's to 1); `F.adaptive_avg_pool2d`
-  exists only for an output of 1 (`af.global_avg_pool`).
+- `af.interpolate` takes modes "nearest" and "bilinear" with a size or a whole scale factor;
+  it is one engine op each (`af.upsample_nearest`, `af.upsample_bilinear`, `af.resize_nearest`,
+  `af.resize_bilinear`, which can be called directly).
+- `F.normalize` is `af.l2_norm`, whose `dim` defaults to -1 (torch's to 1).
+- `Tensor.expand` copies (the engine has no strides); creation functions (`zeros`, `ones`,
+  `full`, `arange`, `*_like`) make constants of the program.
 - `F.instance_norm` and `F.batch_norm` take no `training`/`momentum`: the programs are for
   inference (running statistics are constants); give `weight`/`bias` by keyword to
   `instance_norm`, whose positional order differs from torch's.

@@ -27,6 +27,14 @@ LAYERS = {
     "sequential": (lambda: af.nn.Sequential(af.nn.Conv2d(2, 4, 3), af.nn.ReLU(), af.nn.Flatten(), af.nn.Linear(16, 3)),
                    lambda: tnn.Sequential(tnn.Conv2d(2, 4, 3), tnn.ReLU(), tnn.Flatten(), tnn.Linear(16, 3)), (2, 2, 4, 4)),
     "mha": (lambda: af.nn.MultiheadAttention(8, 2), lambda: tnn.MultiheadAttention(8, 2), (5, 2, 8)),
+    "conv1d": (lambda: af.nn.Conv1d(3, 5, 3, stride=2, padding=1), lambda: tnn.Conv1d(3, 5, 3, 2, 1), (2, 3, 9)),
+    "conv_transpose2d": (lambda: af.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1),
+                         lambda: tnn.ConvTranspose2d(4, 3, 3, 2, 1, 1), (2, 4, 5, 5)),
+    "activations": (lambda: af.nn.Sequential(af.nn.ReLU6(), af.nn.Identity(7), af.nn.Hardswish(), af.nn.SiLU()),
+                    lambda: tnn.Sequential(tnn.ReLU6(), tnn.Identity(7), tnn.Hardswish(), tnn.SiLU()), (2, 3, 4, 4)),
+    "upsample_nearest": (lambda: af.nn.Upsample(scale_factor=2), lambda: tnn.Upsample(scale_factor=2), (1, 2, 3, 3)),
+    "upsample_bilinear": (lambda: af.nn.Upsample(size=(6, 8), mode="bilinear", align_corners=False),
+                          lambda: tnn.Upsample(size=(6, 8), mode="bilinear", align_corners=False), (1, 2, 3, 4)),
 }
 
 
@@ -243,3 +251,62 @@ def test_buffers_default_too_and_follow_update_from(rng):
     model.update_from(Step())
     assert model.feeds()["1_running_mean"][0] == 5.0
     np.testing.assert_array_equal(net(xs), net(xs, **model.feeds()))  # the compiled net follows
+
+
+def test_module_list_and_dict_name_parameters_as_torch():
+    class Net(af.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = af.nn.ModuleList([af.nn.Linear(4, 4) for _ in range(2)])
+            self.heads = af.nn.ModuleDict({"a": af.nn.Linear(4, 2), "b": af.nn.Linear(4, 3)})
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x).relu()
+            return self.heads["a"](x), self.heads["b"](x)
+
+    class Ref(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = tnn.ModuleList([tnn.Linear(4, 4) for _ in range(2)])
+            self.heads = tnn.ModuleDict({"a": tnn.Linear(4, 2), "b": tnn.Linear(4, 3)})
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x).relu()
+            return self.heads["a"](x), self.heads["b"](x)
+    net, ref = Net(), Ref()
+    assert list(net.state_dict()) == list(ref.state_dict())
+    net.load_state_dict(ref.state_dict())
+    X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    got = af.compile(net(af.input((3, 4), name="x")), precision="fp32")(X)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(X))
+    for g, w in zip(got, want):
+        assert_fp32_close(g, w.numpy(), rtol=1e-5, atol=1e-6)
+    assert len(net.blocks) == 2 and "a" in net.heads and list(net.heads.keys()) == ["a", "b"]
+    with pytest.raises(TypeError, match="not an af.nn.Module"):
+        net.blocks.append(torch.nn.Linear(2, 2))
+
+
+def test_a_layer_with_its_own_parameters_trains():
+    """The documented way (register_parameter, p) gives a trainable, saveable parameter."""
+    class Scale(af.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.register_parameter("gain", np.full(n, 2.0, np.float32))
+
+        def forward(self, x):
+            return x * self.p("gain")
+    m = af.nn.Sequential(Scale(3))
+    assert list(m.state_dict()) == ["0.gain"]
+    x = af.input((4, 3), name="x")
+    loss = af.mse_loss(m(x), af.input((4, 3), name="y"))
+    step = af.compile_train_step(loss, m.parameters(), af.optim.SGD(lr=0.5), precision="fp32")
+    X = np.ones((4, 3), np.float32)
+    step(X, np.zeros((4, 3), np.float32))
+    # d/dg mean((g x)^2) = 2 g x^2 / 1 (per element, mean over 4 rows of 3: each gain sees 4/12)
+    m.update_from(step)
+    np.testing.assert_allclose(m.state_dict()["0.gain"], 2.0 - 0.5 * (2 * 2.0 * 4 / 12), rtol=1e-5)
+    with pytest.raises(ValueError, match="without '.'"):
+        Scale(2).register_parameter("a.b", np.ones(2))

@@ -14,6 +14,8 @@ from . import _core
 from ._core import EngineError, PackedWeights, TargetError
 from .graph.tensor import Tensor, as_tensor, constant, input  # noqa: A004
 from .graph.ops import OPS as _OPS, OpInfo, ops
+from .graph.composites import (adaptive_avg_pool2d, arange, chunk, full, full_like, interpolate, masked_fill, ones,
+                               ones_like, tril, triu, zeros, zeros_like)
 from .graph.autodiff import grad
 from .graph.state import buffer, noise, parameter
 from .compiler.build import compile  # noqa: A004
@@ -74,4 +76,6 @@ from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
 __all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
-           "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch", *sorted(_OPS)]
+           "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch",
+           "adaptive_avg_pool2d", "arange", "chunk", "full", "full_like", "interpolate", "masked_fill", "ones",
+           "ones_like", "tril", "triu", "zeros", "zeros_like", *sorted(_OPS)]

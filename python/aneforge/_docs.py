@@ -121,18 +121,20 @@ def targets_markdown() -> str:
 
 def core_aten_ops() -> list:
     """Every overload of PyTorch's core ATen opset (the ops tagged ``core``: what
-    torch.export's run_decompositions leaves), "name.overload"."""
+    torch.export's run_decompositions leaves), "name.overload", from the dispatcher's full
+    list (``dir(torch.ops.aten)`` holds only the ops touched so far)."""
     import torch
-    out = []
-    for name in dir(torch.ops.aten):
+    out = set()
+    for full in torch._C._dispatch_get_all_op_names():
+        if not full.startswith("aten::"):
+            continue
+        name, _, overload = full[len("aten::"):].partition(".")
         try:
-            packet = getattr(torch.ops.aten, name)
-            overloads = packet.overloads()
+            op = getattr(getattr(torch.ops.aten, name), overload or "default")
         except (AttributeError, RuntimeError):
             continue
-        for ov in overloads:
-            if torch.Tag.core in getattr(packet, ov).tags:
-                out.append(f"{name}.{ov}")
+        if torch.Tag.core in op.tags:
+            out.add(f"{name}.{overload or 'default'}")
     return sorted(out)
 
 

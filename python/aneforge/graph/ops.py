@@ -110,6 +110,8 @@ def _make(spec):
         seen = [t.dtype for pname, kind, _, _ in params if kind in _TENSOR_KINDS
                 for t in (a[pname] if kind == "tensors" else [a[pname]]) if isinstance(t, Tensor)]
         ref = next((d for d in seen if d in ("fp16", "fp32")), seen[0] if seen else None)
+        if ref == "bool" and name == "where" and any(isinstance(a[p], float) for p in ("x", "y") if p in a):
+            ref = "fp16"  # where(mask, 1.0, -1.0): the values are floats, only the condition is bool
         tensors, attrs = [], {}
         for pname, kind, _, table_name in params:
             v = a[pname]

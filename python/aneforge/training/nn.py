@@ -23,9 +23,10 @@ from ..graph.state import BUFFERS as _BUFFERS, buffer, noise, parameter
 from ..graph.tensor import Tensor
 from ..graph import functional as _F
 
-__all__ = ["Module", "Sequential", "Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "GroupNorm", "RMSNorm",
-           "Embedding", "Dropout", "MultiheadAttention", "ReLU", "GELU", "SiLU", "Flatten", "MaxPool2d",
-           "AvgPool2d", "manual_seed"]
+__all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv1d", "Conv2d", "ConvTranspose2d",
+           "BatchNorm2d", "LayerNorm", "GroupNorm", "RMSNorm", "Embedding", "Dropout", "MultiheadAttention", "ReLU",
+           "ReLU6", "GELU", "SiLU", "Hardswish", "Identity", "Flatten", "Upsample", "MaxPool2d", "AvgPool2d",
+           "manual_seed"]
 
 _rng = np.random.default_rng(0)
 
@@ -63,9 +64,31 @@ class Module:
             object.__setattr__(value, "_child", True)
         object.__setattr__(self, name, value)
 
-    def _param(self, name, value):
-        """Declares the parameter ``name`` holding ``value`` (its tensor is made on first use)."""
+    def register_parameter(self, name: str, value) -> None:
+        """Declares the trainable parameter ``name`` holding ``value`` (an array); ``self.p(name)``
+        is its tensor in ``forward``, and it appears in ``parameters()`` and ``state_dict()``
+        under the module's path, as in PyTorch:
+
+            class Scale(af.nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.register_parameter("gain", np.ones(n, np.float32))
+
+                def forward(self, x):
+                    return x * self.p("gain")
+        """
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"register_parameter: name must be a non-empty string without '.', got {name!r}")
         self._params[name] = np.asarray(value, np.float32)
+
+    _param = register_parameter  # the layers' own spelling
+
+    def register_buffer(self, name: str, value) -> None:
+        """Declares non-trainable state ``name`` (running statistics): in ``state_dict()``,
+        fed by ``af.buffer`` tensors the layer makes in ``forward``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"register_buffer: name must be a non-empty string without '.', got {name!r}")
+        self._buffers[name] = np.asarray(value, np.float32)
 
     def _tensors(self):
         """The af.parameter tensors, made on first use under their full names."""
@@ -193,6 +216,62 @@ class Sequential(Module):
         return x
 
 
+class ModuleList(Module):
+    """Modules in a list, named by their index (``layers.0.weight``), as torch.nn.ModuleList."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: {type(module).__name__} is not an af.nn.Module")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules by name, as torch.nn.ModuleDict."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for k, m in dict(modules or {}).items():
+            self[k] = m
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: {type(module).__name__} is not an af.nn.Module")
+        setattr(self, key, module)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
@@ -221,6 +300,42 @@ class Conv2d(Module):
     def forward(self, x):
         return _F.conv2d(x, self.p("weight"), self.p("bias") if self.has_bias else None, stride=self.stride,
                          padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+
+class Conv1d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+        super().__init__()
+        bound = 1 / math.sqrt(in_channels // groups * kernel_size)
+        self._param("weight", _uniform((out_channels, in_channels // groups, kernel_size), bound))
+        self.has_bias = bias
+        if bias:
+            self._param("bias", _uniform((out_channels,), bound))
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x):
+        return _F.conv1d(x, self.p("weight"), self.p("bias") if self.has_bias else None, stride=self.stride,
+                         padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+
+class ConvTranspose2d(Module):
+    """Weights (in_channels, out_channels / groups, kH, kW), PyTorch's layout."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1):
+        super().__init__()
+        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        bound = 1 / math.sqrt(out_channels // groups * k[0] * k[1])
+        self._param("weight", _uniform((in_channels, out_channels // groups, *k), bound))
+        self.has_bias = bias
+        if bias:
+            self._param("bias", _uniform((out_channels,), bound))
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+
+    def forward(self, x):
+        return _F.conv_transpose2d(x, self.p("weight"), self.p("bias") if self.has_bias else None, stride=self.stride,
+                                   padding=self.padding, output_padding=self.output_padding, groups=self.groups,
+                                   dilation=self.dilation)
 
 
 class BatchNorm2d(Module):
@@ -416,6 +531,57 @@ class GELU(Module):
 class SiLU(Module):
     def forward(self, x):
         return _F.silu(x)
+
+
+class ReLU6(Module):
+    def forward(self, x):
+        return _F.relu6(x)
+
+
+class Hardswish(Module):
+    def forward(self, x):
+        return _F.hardswish(x)
+
+
+class Identity(Module):
+    def __init__(self, *args, **kwargs):  # PyTorch's Identity ignores its arguments too
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Upsample(Module):
+    """Upsampling by a whole ``scale_factor`` (or to ``size``, a whole multiple of the input):
+    mode "nearest" or "bilinear" (``align_corners`` as in PyTorch)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError("Upsample: give exactly one of size and scale_factor")
+        self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        if self.size is not None:
+            oh, ow = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+            if oh % h or ow % w or oh // h != ow // w:
+                raise ValueError(f"Upsample: size {(oh, ow)} is not one whole multiple of the input {(h, w)}")
+            factor = oh // h
+        else:
+            factor = self.scale_factor
+            if isinstance(factor, (tuple, list)):
+                if len(set(factor)) != 1:
+                    raise ValueError(f"Upsample: scale_factor {factor} must be the same for both dimensions")
+                factor = factor[0]
+            if float(factor) != int(factor):
+                raise ValueError(f"Upsample: scale_factor must be a whole number, got {factor}")
+            factor = int(factor)
+        if self.mode == "nearest":
+            return _F.upsample_nearest(x, factor)
+        return _F.upsample_bilinear(x, factor, align_corners=bool(self.align_corners))
 
 
 class Flatten(Module):
