@@ -21,17 +21,10 @@ import torch
 import aneforge as af
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from models_fidelity import median_s  # noqa: E402  (one timing rule for the benchmarks)
+
 warnings.filterwarnings("ignore")
-
-
-def _best(fn, repeat=5):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def zoo_rows():
@@ -50,8 +43,8 @@ def zoo_rows():
         got = net(x.numpy())["last_hidden_state"]
         with torch.no_grad():
             ref = model(x)["last_hidden_state"].numpy()
-            torch_s = _best(lambda: model(x))
-        sim_s = _best(lambda: net(x.numpy()))
+            torch_s = median_s(lambda: model(x), 5)
+        sim_s = median_s(lambda: net(x.numpy()), 5)
         cos = min(af.testing.cosine(a, b) for a, b in zip(got, ref))
         rows.append((name, "yes", cos, sim_s * 1e3, torch_s * 1e3, compile_s))
     return rows

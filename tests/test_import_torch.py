@@ -184,3 +184,19 @@ def test_the_module_is_left_in_its_mode():
     m.eval()
     with torch.no_grad():
         assert af.testing.cosine(net(x.numpy()), m(x).numpy()) >= 0.99999
+
+
+def test_resizing_pooling_and_integer_division_map_as_torch():
+    class Odd(nn.Module):
+        def forward(self, x, ids):
+            a = Fn.adaptive_avg_pool2d(x, (3, 5))                      # windows that do not divide 8x8
+            b = Fn.interpolate(x, size=(12, 12), mode="nearest")       # not a whole factor
+            c = Fn.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            d = ids / 4                                                # true division of integers
+            return a, b, c, d
+    x = torch.randn(1, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(12).reshape(3, 4)
+    got = af.from_torch(Odd(), (x, ids), precision="fp32")(x.numpy(), ids.numpy().astype(np.int32))
+    ref = Odd()(x, ids)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r.numpy(), rtol=1e-5, atol=1e-5)

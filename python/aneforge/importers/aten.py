@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from ..graph import functional as _F
+from ..graph import composites as _C, functional as _F
 from ..graph.tensor import Tensor
 
 ATEN: dict = {}  # "convolution.default" -> fn(ctx, *args, **kwargs)
@@ -241,7 +241,13 @@ def _binary(name, fn):
 aten("add.Tensor", "add.Scalar")(_binary("add", operator.add))
 aten("sub.Tensor", "sub.Scalar")(_binary("sub", operator.sub))
 aten("mul.Tensor", "mul.Scalar")(_binary("mul", operator.mul))
-aten("div.Tensor", "div.Scalar")(_binary("div", operator.truediv))
+def _true_div(a, b):
+    """Division as ATen's div: true division, also of integers (which the engine holds as fp16)."""
+    a, b = (v.cast("fp16") if isinstance(v, Tensor) and v.dtype in ("int32", "bool") else v for v in (a, b))
+    return operator.truediv(a, b)
+
+
+aten("div.Tensor", "div.Scalar")(_binary("div", _true_div))
 
 
 @aten("rsub.Scalar", "rsub.Tensor")
@@ -485,31 +491,25 @@ def _avg_pool(ctx, x, kernel, stride=(), padding=0, ceil_mode=False, count_inclu
 
 @aten("_adaptive_avg_pool2d.default")
 def _adaptive_avg(ctx, x, output_size):
-    h, w = x.shape[-2:]
-    oh, ow = output_size
-    if (oh, ow) == (1, 1):
-        return _F.mean(x, dim=(-2, -1), keepdim=True)
-    if h % oh or w % ow:
-        raise NotImplementedError(f"adaptive_avg_pool2d from {h}x{w} to {oh}x{ow} (not a whole window)")
-    return _F.avg_pool2d(x, [h // oh, w // ow])
+    return _C.adaptive_avg_pool2d(_t(x), list(output_size))
 
 
 @aten("upsample_nearest2d.vec")
 def _up_nearest(ctx, x, output_size, scale_factors):
-    h, w = x.shape[-2:]
-    oh, ow = output_size if output_size else (int(h * scale_factors[0]), int(w * scale_factors[1]))
-    if oh % h or ow % w or oh // h != ow // w:
-        raise NotImplementedError(f"nearest upsampling from {h}x{w} to {oh}x{ow} (not one whole factor)")
-    return _F.upsample_nearest(x, oh // h)
+    return _resize(x, output_size, scale_factors, "nearest", None)
 
 
 @aten("upsample_bilinear2d.vec")
 def _up_bilinear(ctx, x, output_size, align_corners, scale_factors):
+    return _resize(x, output_size, scale_factors, "bilinear", bool(align_corners))
+
+
+def _resize(x, output_size, scale_factors, mode, align_corners):
     h, w = x.shape[-2:]
-    oh, ow = output_size if output_size else (int(h * scale_factors[0]), int(w * scale_factors[1]))
-    if oh % h or ow % w or oh // h != ow // w:
-        raise NotImplementedError(f"bilinear upsampling from {h}x{w} to {oh}x{ow} (not one whole factor)")
-    return _F.upsample_bilinear(x, oh // h, align_corners=bool(align_corners))
+    size = tuple(output_size) if output_size else (int(h * scale_factors[0]), int(w * scale_factors[1]))
+    if size[0] % h == 0 and size[1] % w == 0 and size[0] // h == size[1] // w:  # a whole factor: upsample_*
+        return _C.interpolate(_t(x), scale_factor=size[0] // h, mode=mode, align_corners=align_corners)
+    return _C.interpolate(_t(x), size=size, mode=mode, align_corners=align_corners)
 
 
 # ---- indexing ----
