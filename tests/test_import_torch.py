@@ -200,3 +200,21 @@ def test_resizing_pooling_and_integer_division_map_as_torch():
     ref = Odd()(x, ids)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_integer_cumsum_is_exact_or_refused():
+    """Integers live in fp16 on the engine (exact to 2048): counts of a mask map, a running sum
+    of arbitrary integers is refused rather than rounded."""
+    class Positions(nn.Module):
+        def forward(self, ids):
+            mask = ids.ne(0).int()
+            return torch.cumsum(mask, dim=1) * mask
+
+    class Running(nn.Module):
+        def forward(self, ids):
+            return torch.cumsum(ids, dim=1)
+    ids = torch.tensor([[5, 7, 0, 0], [3, 1, 2, 0]])
+    got = af.from_torch(Positions(), (ids,))(ids.numpy().astype(np.int32))
+    np.testing.assert_array_equal(got, Positions()(ids).numpy())
+    with pytest.raises(NotImplementedError, match="exact to 2048"):
+        af.from_torch(Running(), (ids,))

@@ -96,7 +96,12 @@ def _to_copy(ctx, x, dtype=None, **_):
     if dtype is None or dtype in (torch.float32, torch.float16, torch.bfloat16):
         return x
     if dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        return x.astype(np.int32) if _const(x) else x.cast("int32")
+        if _const(x):
+            return x.astype(np.int32)
+        y = x.cast("int32")
+        if x.dtype == "bool" or x._t.node_id in ctx.zero_one:
+            ctx.zero_one.add(y._t.node_id)  # a mask as integers: its values are 0 and 1
+        return y
     if dtype == torch.bool:
         return x.astype(bool) if _const(x) else x.cast("bool")
     raise NotImplementedError(f"_to_copy to {dtype}")
@@ -365,7 +370,10 @@ for _name, _fn in (("eq", "equal"), ("ne", "not_equal"), ("lt", "less"), ("le", 
 def _cumsum(ctx, x, dim, dtype=None):
     if _const(x):
         return np.cumsum(x, axis=dim).astype(x.dtype if x.dtype != bool else np.int32)
-    if x.dtype in ("int32", "bool"):  # counts (position ids): exact in fp16 up to 2048
+    if x.dtype in ("int32", "bool"):  # counts (position ids) of a 0/1 mask: exact in fp16 up to 2048
+        if x._t.node_id not in ctx.zero_one and x.dtype != "bool" or x.shape[dim] > 2048:
+            raise NotImplementedError(f"cumsum of {x.dtype} values along {x.shape[dim]} positions: the engine holds "
+                                      "integers as fp16, exact to 2048; counts of a 0/1 mask up to 2048 are exact")
         return _F.cumsum(x.cast("fp16"), dim).cast("int32")
     return _F.cumsum(x, dim)
 

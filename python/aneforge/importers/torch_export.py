@@ -67,6 +67,7 @@ class _Context:
     def __init__(self):
         self.node = None
         self.names: dict = {}
+        self.zero_one: set = set()  # node ids of integer tensors known to hold only 0 and 1 (masks)
 
     def layer(self, t: Tensor) -> Tensor:
         """``t`` named after the module that computed it ("encoder.layer.0.attention.query")."""
