@@ -30,16 +30,6 @@ def feeds(batch):
     return (batch,), {}
 
 
-def samples(out):
-    """Each output as rows, one per sample (axis 0 is the batch)."""
-    outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]
-    rows = []
-    for v in outs:
-        v = np.asarray(v, np.float64)
-        rows.extend(v.reshape(v.shape[0], -1) if v.ndim >= 2 else [v.ravel()])
-    return rows
-
-
 def _per_output(out):
     """Each output as a (samples, values) array (axis 0 is the batch; a vector is one sample)."""
     outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]

@@ -70,11 +70,7 @@ class TextEncoder:
         ins, outs = self._build(len(enc), n)
         if "sentence_embedding" in outs:  # what encode() returns is what the gate measures
             outs = {"sentence_embedding": outs["sentence_embedding"]}
-        net = _compile(outs, **self._options, calibration=[_feeds(ins, ids, mask, types)])
-        self.calibration_report = net.compression_report()
-        self._options["compress"] = net.packed_weights()
-        for k in ("min_cosine", "max_weight_error", "weight_rounding"):
-            self._options.pop(k, None)
+        self._hold(_compile(outs, **self._options, calibration=[_feeds(ins, ids, mask, types)]))
 
     def _gate_on_random_tokens(self, batch=8, length=32):
         """compress= without calibration: the data-free gate runs once, on random token ids
@@ -89,7 +85,10 @@ class TextEncoder:
         if "sentence_embedding" in outs:
             outs = {"sentence_embedding": outs["sentence_embedding"]}
         options = {k: v for k, v in self._options.items() if k != "calibration"}
-        net = compile_graph(outs, **compile_defaults(**options), synthetic=[_feeds(ins, ids, mask, types)])
+        self._hold(compile_graph(outs, **compile_defaults(**options), synthetic=[_feeds(ins, ids, mask, types)]))
+
+    def _hold(self, net):
+        """Every (batch, bucket) program holds the weights the gate chose on ``net``."""
         self.calibration_report = net.compression_report()
         self._options["compress"] = net.packed_weights()
         for k in ("min_cosine", "max_weight_error", "weight_rounding"):
@@ -135,7 +134,6 @@ class TextEncoder:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        pooling = self.pooling
         ins, outs = self._build(key[0], bucket)
         net = _compile(outs, inputs=list(ins), **self._options)
         self._cache[key] = net
