@@ -218,3 +218,12 @@ def test_integer_cumsum_is_exact_or_refused():
     np.testing.assert_array_equal(got, Positions()(ids).numpy())
     with pytest.raises(NotImplementedError, match="exact to 2048"):
         af.from_torch(Running(), (ids,))
+
+
+def test_masks_and_ids_become_floats_where_the_model_says():
+    class Scaled(nn.Module):
+        def forward(self, x, ids):
+            return x * (ids > 2).float() + ids.float() / 8
+    x, ids = torch.randn(2, 5), torch.tensor([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]])
+    got = af.from_torch(Scaled(), (x, ids), precision="fp32")(x.numpy(), ids.numpy().astype(np.int32))
+    np.testing.assert_allclose(got, Scaled()(x, ids).numpy(), rtol=1e-6, atol=1e-6)

@@ -93,8 +93,12 @@ def _assert(ctx, *args, **kwargs):
 @aten("_to_copy.default")
 def _to_copy(ctx, x, dtype=None, **_):
     import torch
-    if dtype is None or dtype in (torch.float32, torch.float16, torch.bfloat16):
+    if dtype is None:
         return x
+    if dtype in (torch.float32, torch.float16, torch.bfloat16):  # floats compute in the program's precision
+        if _const(x):
+            return x.astype(np.float32)
+        return x.cast("fp16") if x.dtype in ("int32", "bool") else x
     if dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         if _const(x):
             return x.astype(np.int32)
