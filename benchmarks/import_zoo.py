@@ -1,15 +1,18 @@
-"""af.from_torch on the import zoo: per model, whether it imports, the min cosine against
-PyTorch float32, the simulator's latency beside PyTorch CPU in the same process (as a ratio),
-and the import + compile time; then a BERT-base-sized model (110M parameters, random weights):
-import + compile seconds and the process's peak memory against its fp16 weight bytes.
+"""af.from_torch and af.from_onnx on the import zoo: per model and route, whether it imports,
+the min cosine against the float32 reference (PyTorch; onnxruntime for the ONNX route), the
+simulator's latency beside PyTorch CPU in the same process (as a ratio), and the import +
+compile time; then a BERT-base-sized model (110M parameters, random weights): import +
+compile seconds and the process's peak memory against its fp16 weight bytes.
 
-    python benchmarks/import_zoo.py             # the table
-    python benchmarks/import_zoo.py --large     # also the 110M-parameter model
+    python benchmarks/import_zoo.py                  # the table
+    python benchmarks/import_zoo.py --large          # also the 110M-parameter model
+    python benchmarks/import_zoo.py --write-docs     # the table into docs/import.md
 """
 from __future__ import annotations
 
 import argparse
 import pathlib
+import platform
 import resource
 import sys
 import time
@@ -27,26 +30,56 @@ from models_fidelity import median_s  # noqa: E402  (one timing rule for the ben
 warnings.filterwarnings("ignore")
 
 
+def _row(name, route, make_net, run_ref, x, first=lambda out: out):
+    t = time.perf_counter()
+    try:
+        net = make_net()
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        return (name, route, f"no: {type(e).__name__}", float("nan"), float("nan"), float("nan"), float("nan"))
+    compile_s = time.perf_counter() - t
+    got, ref = first(net(x)), run_ref()
+    with torch.no_grad():
+        torch_s = median_s(lambda: run_torch(), 5) if (run_torch := getattr(run_ref, "torch", None)) else float("nan")
+    sim_s = median_s(lambda: net(x), 5)
+    cos = min(af.testing.cosine(a, b) for a, b in zip(got, ref))
+    return (name, route, "yes", cos, sim_s * 1e3, torch_s * 1e3, compile_s)
+
+
 def zoo_rows():
-    from test_import_zoo import ZOO
+    from test_import_zoo import ZOO, _cnns
     rows = []
     for name, (make, x) in sorted(ZOO.items()):
         torch.manual_seed(0)
         model = make().eval()
-        t = time.perf_counter()
+
+        def ref(model=model, x=x):
+            with torch.no_grad():
+                return model(x)["last_hidden_state"].numpy()
+        ref.torch = lambda model=model, x=x: model(x)
+        rows.append(_row(name, "torch.export", lambda model=model, x=x: af.from_torch(model, (x,)), ref,
+                         x.numpy(), lambda out: out["last_hidden_state"]))
+    from torch_vision_refs import mobilenet_v2
+    cnns = dict(_cnns(), mobilenet_v2=lambda: mobilenet_v2(seed=1, image_size=64, batches=2))
+    for name, make in sorted(cnns.items()):
+        model = make()
+        x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+        def ref(model=model, x=x):
+            with torch.no_grad():
+                return model(x).numpy()
+        ref.torch = lambda model=model, x=x: model(x)
+        rows.append(_row(name, "torch.export", lambda model=model, x=x: af.from_torch(model, (x,)), ref, x.numpy()))
         try:
-            net = af.from_torch(model, (x,))
-        except Exception as e:  # noqa: BLE001 - reported in the table
-            rows.append((name, f"no: {type(e).__name__}", float("nan"), float("nan"), float("nan"), float("nan")))
+            import onnxruntime
+        except ImportError:
             continue
-        compile_s = time.perf_counter() - t
-        got = net(x.numpy())["last_hidden_state"]
-        with torch.no_grad():
-            ref = model(x)["last_hidden_state"].numpy()
-            torch_s = median_s(lambda: model(x), 5)
-        sim_s = median_s(lambda: net(x.numpy()), 5)
-        cos = min(af.testing.cosine(a, b) for a, b in zip(got, ref))
-        rows.append((name, "yes", cos, sim_s * 1e3, torch_s * 1e3, compile_s))
+        proto = torch.onnx.export(model, (x,), None, dynamo=True, opset_version=18, verbose=False).model_proto
+        sess = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+        def ort_ref(sess=sess, x=x):
+            return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        ort_ref.torch = ref.torch
+        rows.append(_row(name, "ONNX", lambda proto=proto: af.from_onnx(proto), ort_ref, x.numpy()))
     return rows
 
 
@@ -69,19 +102,34 @@ def large_row():
     return params, seconds, before, peak, fp16, af.testing.cosine(out, ref)
 
 
+def table(rows) -> str:
+    lines = ["| model | route | imports | min cosine vs fp32 reference | sim ms | torch ms | sim / torch | "
+             "import + compile s |", "|---|---|---|---|---|---|---|---|"]
+    for name, route, ok, cos, sim, ref, comp in rows:
+        lines.append(f"| {name} | {route} | {ok} | {cos:.6f} | {sim:.2f} | {ref:.2f} | {sim / ref:.2f} | {comp:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--write-docs", action="store_true", help="put the table into docs/import.md")
     args = ap.parse_args()
-    print("| model | imports | min cosine vs torch fp32 | sim ms | torch ms | sim / torch | import + compile s |")
-    print("|---|---|---|---|---|---|---|")
-    for name, ok, cos, sim, ref, comp in zoo_rows():
-        print(f"| {name} | {ok} | {cos:.6f} | {sim:.2f} | {ref:.2f} | {sim / ref:.2f} | {comp:.2f} |", flush=True)
+    text = table(zoo_rows())
+    print(text, flush=True)
     if args.large:
         params, seconds, before, peak, fp16, cos = large_row()
-        print(f"\nBERT-base-sized ({params / 1e6:.0f}M parameters, random weights, 1 x 128 tokens): import + compile "
-              f"{seconds:.1f} s; peak RSS {peak / 2**20:.0f} MiB ({before / 2**20:.0f} MiB before, the torch model "
-              f"included); fp16 weight bytes {fp16 / 2**20:.0f} MiB; cosine vs torch {cos:.6f}")
+        line = (f"BERT-base-sized ({params / 1e6:.0f}M parameters, random weights, 1 x 128 tokens): import + compile "
+                f"{seconds:.1f} s; peak RSS {peak / 2**20:.0f} MiB ({before / 2**20:.0f} MiB before, the torch model "
+                f"included); fp16 weight bytes {fp16 / 2**20:.0f} MiB; cosine vs torch {cos:.6f}")
+        print(line)
+    if args.write_docs:
+        from aneforge._docs import replace_measured
+        path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "import.md"
+        note = (f"Measured by `python benchmarks/import_zoo.py --write-docs` on {platform.machine()} with "
+                f"{af.num_threads()} threads (torch with the same); random weights; 2 samples per model.\n\n")
+        path.write_text(replace_measured(path.read_text(), note + text))
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

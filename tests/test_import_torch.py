@@ -227,3 +227,43 @@ def test_masks_and_ids_become_floats_where_the_model_says():
     x, ids = torch.randn(2, 5), torch.tensor([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]])
     got = af.from_torch(Scaled(), (x, ids), precision="fp32")(x.numpy(), ids.numpy().astype(np.int32))
     np.testing.assert_allclose(got, Scaled()(x, ids).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_views_past_rank_5_come_back_or_are_refused():
+    """The engine's tensors have at most 5 dimensions: a 6-D view, a permute and a view back
+    (Swin's window partition) run at 5 dimensions; a 6-D tensor an op needs is refused."""
+    class Windows(nn.Module):
+        def forward(self, x):  # (B, H, W, C) into 2 x 2 windows
+            b, h, w, c = x.shape
+            x = x.view(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5)
+            return x.reshape(-1, 4, c) * 2
+
+    class Wide(nn.Module):
+        def forward(self, x):
+            return x.view(2, 2, 2, 2, 2, 3).sum(-1)
+    x = torch.randn(2, 4, 6, 3, generator=torch.Generator().manual_seed(0))
+    got = af.from_torch(Windows(), (x,))(x.numpy())
+    np.testing.assert_array_equal(got, af.round_fp16(Windows()(x).numpy()))  # a copy of the values, doubled
+    with pytest.raises(NotImplementedError, match="more than 5 dimensions"):
+        af.from_torch(Wide(), (torch.randn(16, 6),))
+
+
+def test_argmax_and_one_position_per_row():
+    """CLIP's pooling: hidden[arange(B), ids.argmax(-1)]."""
+    class Pool(nn.Module):
+        def forward(self, h, ids):
+            return h[torch.arange(h.shape[0]), ids.argmax(dim=-1)], ids.argmin(dim=1)
+    h = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(1))
+    ids = torch.tensor([[1, 9, 2, 0, 3], [7, 1, 1, 8, 2], [0, 0, 5, 1, 1]])
+    got = af.from_torch(Pool(), (h, ids))(h.numpy(), ids.numpy().astype(np.int32))
+    ref = Pool()(h, ids)
+    np.testing.assert_array_equal(got[0], af.round_fp16(ref[0].numpy()))
+    np.testing.assert_array_equal(got[1], ref[1].numpy())
+
+
+def test_as_strided_maps_only_the_tensor_itself():
+    class Strided(nn.Module):
+        def forward(self, x):
+            return x.as_strided((2, 2), (1, 2))  # a transposed view of memory
+    with pytest.raises(NotImplementedError, match="as_strided to size \\[2, 2\\], stride \\[1, 2\\]"):
+        af.from_torch(Strided(), (torch.randn(2, 2),))

@@ -1,5 +1,6 @@
 """Reference vision models in plain PyTorch with torchvision's module names (PyPI's
-torchvision does not import beside torch 2.13): ResNet-18/34/50, ViT-B/16 and MobileNetV2, eval mode."""
+torchvision does not import beside torch 2.13): ResNet-18/34/50, ViT-B/16, MobileNetV2,
+EfficientNet-B0 and a UNet, eval mode."""
 from __future__ import annotations
 
 import torch
@@ -174,7 +175,10 @@ def mobilenet_v2(seed=0, num_classes=1000, image_size=64, batches=4):
     running mean and variance of the activations of random N(0, 1) images (as after training
     on data of that scale), with random BN affine parameters."""
     torch.manual_seed(seed)
-    m = MobileNetV2(num_classes)
+    return _realistic(MobileNetV2(num_classes), image_size, batches)
+
+
+def _realistic(m, image_size, batches, channels=3):
     for mod in m.modules():
         if isinstance(mod, nn.Conv2d):
             nn.init.kaiming_normal_(mod.weight, mode="fan_out")
@@ -188,5 +192,92 @@ def mobilenet_v2(seed=0, num_classes=1000, image_size=64, batches=4):
     m.train()
     with torch.no_grad():
         for _ in range(batches):
-            m(torch.randn(16, 3, image_size, image_size))
+            m(torch.randn(16, channels, image_size, image_size))
     return m.eval()
+
+
+def _conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.SiLU):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                         act())
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels, squeeze):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x):
+        s = x.mean((2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(F.silu(self.fc1(s))))
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block: 1x1 expand, depthwise k x k, squeeze-excitation, 1x1 project."""
+
+    def __init__(self, cin, expand, cout, stride, k):
+        super().__init__()
+        hidden = cin * expand
+        layers = [_conv_bn(cin, hidden, 1)] if expand != 1 else []
+        layers += [_conv_bn(hidden, hidden, k, stride, groups=hidden), SqueezeExcitation(hidden, max(1, cin // 4)),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class EfficientNetB0(nn.Module):
+    """EfficientNet-B0's layout (Tan & Le 2019, table 1): (expand, channels, repeats, stride, kernel)."""
+    SETTINGS = ((1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3), (6, 112, 3, 1, 5),
+                (6, 192, 4, 2, 5), (6, 320, 1, 1, 3))
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        feats = [_conv_bn(3, 32, 3, 2)]
+        cin = 32
+        for e, c, n, s, k in self.SETTINGS:
+            for b in range(n):
+                feats.append(MBConv(cin, e, c, s if b == 0 else 1, k))
+                cin = c
+        feats.append(_conv_bn(320, 1280, 1))
+        self.features = nn.Sequential(*feats)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def efficientnet_b0(seed=0, num_classes=1000, image_size=64, batches=4):
+    """EfficientNet-B0 with random weights and realistic batch-norm statistics (as mobilenet_v2)."""
+    torch.manual_seed(seed)
+    return _realistic(EfficientNetB0(num_classes), image_size, batches)
+
+
+class UNet(nn.Module):
+    """A UNet (Ronneberger et al. 2015) with padded convs: double conv-BN-ReLU blocks, max-pool
+    down, transposed-conv up, skip connections by concatenation."""
+
+    def __init__(self, cin=3, classes=2, base=8, depth=3):
+        super().__init__()
+        def double(a, b):
+            return nn.Sequential(_conv_bn(a, b, act=nn.ReLU), _conv_bn(b, b, act=nn.ReLU))
+        widths = [base * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList([double(cin, widths[0])] + [double(widths[i], widths[i + 1]) for i in range(depth)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, 2) for i in reversed(range(depth))])
+        self.merge = nn.ModuleList([double(widths[i] * 2, widths[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+
+def unet(seed=0, image_size=64, batches=4, **kw):
+    torch.manual_seed(seed)
+    return _realistic(UNet(**kw), image_size, batches)

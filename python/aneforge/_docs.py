@@ -138,15 +138,35 @@ def core_aten_ops() -> list:
     return sorted(out)
 
 
-def import_markdown() -> str:
-    """docs/import.md: af.from_torch and the ATen table, every core ATen op supported or why not."""
+MEASURED = ("<!-- measured: benchmarks/import_zoo.py --write-docs -->\n", "<!-- /measured -->\n")
+
+
+def measured_block(text: str) -> str:
+    """The benchmark's table kept in docs/import.md between the MEASURED markers."""
+    start, end = MEASURED
+    if start not in text or end not in text:
+        return ""
+    return text[text.index(start) + len(start):text.index(end)]
+
+
+def replace_measured(text: str, block: str) -> str:
+    start, end = MEASURED
+    return text[:text.index(start) + len(start)] + block + text[text.index(end):]
+
+
+def import_markdown(measured: str = "") -> str:
+    """docs/import.md: af.from_torch and the ATen table, every core ATen op supported or why not;
+    af.from_onnx and the ONNX table; ``measured``, the import zoo benchmark's table."""
     import torch
     from .importers.aten import ATEN, note
     core = core_aten_ops()
     extra = sorted(n for n in ATEN if n not in core and n != "getitem")
     rows = [f"| `aten.{n}` | {note(n)} |" for n in core]
     done = sum(n in ATEN for n in core)
-    return IMPORT_HEAD.format(torch=torch.__version__.split("+")[0], done=done, total=len(core)) + "\n".join(rows) + \
+    head = IMPORT_HEAD.format(torch=torch.__version__.split("+")[0], done=done, total=len(core))
+    zoo = "## The import zoo\n\n" + MEASURED[0] + measured + MEASURED[1] + "\n"
+    head = head.replace("## The ATen table\n", zoo + "## The ATen table\n")
+    return head + "\n".join(rows) + \
         "\n\nAlso mapped (non-core overloads exports can keep): " + ", ".join(f"`aten.{n}`" for n in extra) + ".\n" + \
         onnx_markdown()
 

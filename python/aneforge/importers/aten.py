@@ -31,7 +31,7 @@ UNSUPPORTED = {
     **{k: _DYNAMIC for k in ("nonzero.default", "_local_scalar_dense.default", "masked_scatter.default")},
     **{k: _MUTATION for k in ("index_put.default", "copy.default", "fill.Scalar", "scatter.value", "scatter.src",
                               "scatter_add.default", "scatter_reduce.two", "select_scatter.default",
-                              "slice_scatter.default", "as_strided.default", "empty.memory_format",
+                              "slice_scatter.default", "empty.memory_format",
                               "empty_strided.default")},
     **{k: "complex values: the engine has no complex type" for k in ("_fft_c2r.default", "_fft_r2c.default")},
     **{k: "batch norm in training mode: from_torch exports in eval mode (running statistics)"
@@ -114,11 +114,71 @@ def _to_copy(ctx, x, dtype=None, **_):
 @aten("view.default", "_unsafe_view.default", "reshape.default")
 def _view(ctx, x, shape):
     shape = ctx.sizes(shape)
-    return x.reshape(shape) if _const(x) else _F.reshape(x, shape)
+    if isinstance(x, Wide):
+        x = x.tensor
+    if _const(x):
+        return x.reshape(shape)
+    if len(shape) > MAX_RANK:
+        return Wide(x, _resolve(shape, x.shape))
+    return _F.reshape(x, shape)
+
+
+MAX_RANK = 5  # the engine's tensors have at most 5 dimensions
+
+
+def _resolve(shape, like):
+    shape = list(shape)
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        shape[shape.index(-1)] = int(np.prod(like)) // max(known, 1)
+    return tuple(shape)
+
+
+class Wide:
+    """A view of more than 5 dimensions (Swin's window partition: view to 6-D, permute, view
+    back), held as its values at a lower rank until a permute and a view bring it back. A
+    permute merges the dimensions that stay together, so it runs at 5 dimensions or fewer."""
+
+    def __init__(self, tensor, shape):
+        self.tensor, self.shape = tensor, tuple(shape)
+
+    def permute(self, dims):
+        groups = [[dims[0]]]  # runs of source dimensions that stay adjacent and in order
+        for d in dims[1:]:
+            if d == groups[-1][-1] + 1:
+                groups[-1].append(d)
+            else:
+                groups.append([d])
+        if len(groups) > MAX_RANK:
+            raise NotImplementedError(f"a permute of a {len(self.shape)}-D view that needs more than "
+                                      f"{MAX_RANK} dimensions (the engine's maximum rank)")
+        order = sorted(groups)
+        merged = [int(np.prod([self.shape[d] for d in g])) for g in order]
+        y = _F.permute(_F.reshape(self.tensor, merged), [order.index(g) for g in groups])
+        return Wide(y, [self.shape[d] for d in dims])
+
+
+@aten("as_strided.default")
+def _as_strided(ctx, x, size, stride, storage_offset=0):
+    """A view of x's memory: mapped when it is x itself in row-major order (size-1 dimensions'
+    strides do not matter), as decompositions leave it (adaptive_avg_pool1d)."""
+    size = [int(s) for s in size]
+    expect, step = [], 1
+    for n in reversed(size):
+        expect.append(step)
+        step *= n
+    expect.reverse()
+    same = all(n == 1 or int(st) == e for n, st, e in zip(size, stride, expect))
+    if storage_offset or not same or int(np.prod(size)) != int(np.prod(x.shape)):
+        raise NotImplementedError(f"as_strided to size {size}, stride {list(stride)}: a view that is not the "
+                                  "tensor in row-major order")
+    return x.reshape(size) if _const(x) else _F.reshape(x, size)
 
 
 @aten("permute.default")
 def _permute(ctx, x, dims):
+    if isinstance(x, Wide):
+        return x.permute([d % len(x.shape) for d in dims])
     return np.transpose(x, dims) if _const(x) else _F.permute(x, list(dims))
 
 
@@ -401,6 +461,13 @@ def _amax(ctx, x, dims=(), keepdim=False):
     return _F.amax(_t(x), dim=tuple(_dims(dims, len(x.shape))) if dims else None, keepdim=keepdim)
 
 
+@aten("argmax.default", "argmin.default")
+def _argmax(ctx, x, dim=None, keepdim=False):
+    fn = _F.argmax if "argmax" in str(ctx.node.target) else _F.argmin
+    x = _t(x)
+    return fn(x if x.dtype == "fp16" else x.cast("fp16"), dim=dim, keepdim=keepdim)
+
+
 @aten("amin.default")
 def _amin(ctx, x, dims=(), keepdim=False):
     return _F.amin(_t(x), dim=tuple(_dims(dims, len(x.shape))) if dims else None, keepdim=keepdim)
@@ -552,6 +619,13 @@ def _index(ctx, x, indices):
         d, i = used[0]
         return _pick(_F.index_select, x, d, _F.constant(i.astype(np.int32), "int32") if _const(i) else i)
     dims = [d for d, _ in used]
+    if dims == [0, 1] and _const(used[0][1]) and not _const(used[1][1]) and len(used[1][1].shape) == 1 and \
+            np.array_equal(np.asarray(used[0][1]).reshape(-1), np.arange(x.shape[0])):
+        # x[arange(B), idx]: one position per row (CLIP's pooled token), a gather along dim 1
+        b, rest = x.shape[0], list(x.shape[2:])
+        idx = _F.reshape(used[1][1], [b, 1] + [1] * len(rest))
+        idx = idx.expand(b, 1, *rest) if rest else idx
+        return _F.reshape(_pick(_F.gather, x, 1, idx), [b] + rest)
     if all(_const(i) for _, i in used) and dims == list(range(dims[0], dims[0] + len(dims))):
         # Constant indices on consecutive dimensions: one flat index (computed here) selects
         # along those dimensions merged into one.

@@ -78,9 +78,6 @@ def _ints(x) -> list:
     return [int(v) for v in np.asarray(x).reshape(-1)]
 
 
-def _axis(a, rank):
-    return int(a) % rank if rank else 0
-
 
 # ---- structure ----
 

@@ -17,7 +17,7 @@ from ..compiler.build import compile as _compile
 from ..graph import functional as _F
 from ..graph.state import parameter as _parameter
 from ..graph.tensor import Tensor
-from .aten import ATEN, UNSUPPORTED, aten
+from .aten import ATEN, UNSUPPORTED, Wide, aten
 
 
 class SymSize(int):
@@ -203,6 +203,7 @@ def _check_supported(ep, const):
 
 
 _SYM_NAMES = {"sym_size.int", "mul", "add", "sub", "floordiv"}
+_WIDE_OPS = {"view.default", "_unsafe_view.default", "reshape.default", "permute.default", "clone.default"}
 
 
 def _op_name(target) -> str:
@@ -262,6 +263,10 @@ def trace_torch(module, example_inputs, *, trainable=False, dynamic_batch=False,
                 r = _SYM_OPS[node.target](int(a[0]), int(a[1]))
                 env[node.name] = SymSize(r) if isinstance(a[0], SymSize) or isinstance(a[1], SymSize) else r
             else:
+                if name not in _WIDE_OPS and any(isinstance(v, Wide) for v in a):
+                    raise NotImplementedError(f"from_torch: aten.{name} at {_source_line(node)} takes a tensor of "
+                                              f"more than 5 dimensions (the engine's maximum rank); only views and "
+                                              "permutes that come back to 5 or fewer are mapped")
                 try:
                     env[node.name] = ATEN[name](ctx, *a, **kw)
                 except (NotImplementedError, ValueError, TypeError) as e:
