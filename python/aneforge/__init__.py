@@ -28,6 +28,7 @@ from . import nn
 from . import schedules
 from .trainer import Trainer
 from . import data, testing
+from .importers.mil_import import TracedMil, from_mlpackage, trace_mlpackage
 from .importers.onnx_import import TracedOnnx, from_onnx, trace_onnx
 from .importers.torch_export import TracedTorch, from_torch, register_aten, trace_torch
 
@@ -78,6 +79,6 @@ from .models import load  # noqa: E402
 
 __all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch",
-           "from_onnx", "trace_onnx", "TracedOnnx",
+           "from_onnx", "trace_onnx", "TracedOnnx", "from_mlpackage", "trace_mlpackage", "TracedMil",
            "adaptive_avg_pool2d", "arange", "chunk", "full", "full_like", "interpolate", "masked_fill", "ones",
            "ones_like", "tril", "triu", "zeros", "zeros_like", *sorted(_OPS)]

@@ -168,7 +168,55 @@ def import_markdown(measured: str = "") -> str:
     head = head.replace("## The ATen table\n", zoo + "## The ATen table\n")
     return head + "\n".join(rows) + \
         "\n\nAlso mapped (non-core overloads exports can keep): " + ", ".join(f"`aten.{n}`" for n in extra) + ".\n" + \
-        onnx_markdown()
+        onnx_markdown() + mil_markdown()
+
+
+def mil_markdown() -> str:
+    """docs/import.md's ML Program part: every MIL op the mil reader runs, supported or why not."""
+    from .importers.mil_ops import MIL, note
+    from .mil.registry import OPS
+    ops = sorted(OPS)
+    folded = "folded at import when its inputs are constants; not a program op"
+    rows = [f"| `{n}` | {folded if n.startswith('constexpr_') or n in _MIL_FOLDED else note(n)} |" for n in ops]
+    done = sum(n in MIL for n in ops)
+    return MIL_HEAD.format(done=done, total=len(ops)) + "\n".join(rows) + "\n"
+
+
+_MIL_FOLDED = {"fill", "fill_like", "range_1d", "shape"}
+
+MIL_HEAD = """
+# Importing Core ML packages: af.from_mlpackage
+
+```python
+net = af.from_mlpackage("Model.mlpackage")                 # a compiled Net (compile options pass through)
+net = af.from_mlpackage("Model.mlpackage", compress="int4", target="M4")
+traced = af.trace_mlpackage("Model.mlpackage")            # the graph: .inputs, .outputs (dicts by name)
+```
+
+`af.from_mlpackage` reads an ML Program (an `.mlpackage` made by af or by coremltools, or a
+`model.mlmodel` with its `weights/` beside it) with the mil backend's reader, which checks every
+path and size in it, and maps each op of the main function by its entry in the MIL table
+(`aneforge/importers/mil_ops.py`), whose semantics are the mil backend's interpreter's. Constants,
+compressed ones included (`constexpr_*`), are resolved to their values; ops computed from
+constants alone are run by the interpreter at import. Weight layers take their const's name.
+Core ML users so get af's targets, compression, sim and engine dispatch for their models;
+`af.load_mlpackage` runs a package as it is on the mil backend.
+
+Integer inputs past 2048 enter af's own programs as two fp16 planes (high and low parts); a
+package exported from such a graph has those planes as its inputs.
+
+The tests import every op case of the op table exported by af (both constant and runtime
+parameters) and compare with the mil backend running the same file (within 2 fp16 ulps;
+measured at most 1), and programs made by coremltools' PyTorch converter (MobileNetV2,
+EfficientNet-B0, a UNet, an attention block; FLOAT16 and FLOAT32) against PyTorch.
+
+## The MIL table
+
+{done} of the {total} MIL ops the mil backend runs are mapped.
+
+| op | supported |
+|---|---|
+"""
 
 
 def onnx_operators() -> list:
@@ -232,9 +280,10 @@ onnx {onnx}: {done} of the {total} operators of the default domain (opsets up to
 """
 
 
-IMPORT_HEAD = """# Importing models: af.from_torch and af.from_onnx
+IMPORT_HEAD = """# Importing models: af.from_torch, af.from_onnx, af.from_mlpackage
 
-PyTorch modules (below) and ONNX files ([af.from_onnx](#importing-onnx-models-afrom_onnx)).
+PyTorch modules (below), ONNX files ([af.from_onnx](#importing-onnx-models-affrom_onnx)) and Core ML
+packages ([af.from_mlpackage](#importing-core-ml-packages-affrom_mlpackage)).
 
 ```python
 net = af.from_torch(module, (example_x,))                  # a compiled Net (compile options pass through)
