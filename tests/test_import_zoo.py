@@ -156,3 +156,54 @@ def test_plain_pytorch_cnns_import_through_torch_export_and_onnx(name):
     assert min(af.testing.cosine(a, b) for a, b in zip(from_onnx, onnx_ref)) >= 0.9999  # measured 0.99995
     # the exporter folds batch norm in float32, the compiler folds it too: the same program to rounding
     assert min(af.testing.cosine(a, b) for a, b in zip(from_onnx, got)) >= 0.9999  # measured 0.99998
+
+
+def test_af_load_takes_clip_whisper_and_swin_directories(tmp_path):
+    """CLIP: a DualEncoder (text and image towers with their projections); Whisper: the
+    encoder, any batch size; Swin: an ImageModel, any batch size (its 6-D window views and
+    per-sample class of sizes follow the batch)."""
+    t = transformers
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clip = t.CLIPModel(t.CLIPConfig(
+            text_config=dict(vocab_size=100, bos_token_id=1, eos_token_id=2, hidden_size=32,
+                             max_position_embeddings=64, **SMALL),
+            vision_config=dict(hidden_size=32, image_size=32, patch_size=8, **SMALL), projection_dim=16)).eval()
+        clip.save_pretrained(tmp_path / "clip")
+        whisper = t.WhisperModel(t.WhisperConfig(
+            vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, num_mel_bins=16,
+            d_model=32, encoder_layers=2, encoder_attention_heads=4, decoder_layers=1, decoder_attention_heads=4,
+            encoder_ffn_dim=64, decoder_ffn_dim=64, max_source_positions=32, max_target_positions=16)).eval()
+        whisper.save_pretrained(tmp_path / "whisper")
+        swin = t.SwinModel(t.SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 4],
+                                        window_size=4)).eval()
+        swin.save_pretrained(tmp_path / "swin")
+    rng = np.random.default_rng(0)
+
+    pair = af.load(tmp_path / "clip")
+    assert isinstance(pair, af.models.DualEncoder)
+    ids = rng.integers(3, 100, (2, 9))
+    ids[:, -1] = 2  # CLIP pools at the end-of-text token
+    got = pair.text.run(ids, np.ones((2, 9)))["text_embeds"]
+    images = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+    img = pair.vision(images)["image_embeds"]
+    with torch.no_grad():
+        ref_text = clip.get_text_features(input_ids=torch.from_numpy(ids))
+        ref_img = clip.get_image_features(pixel_values=torch.from_numpy(images))
+    ref_text = getattr(ref_text, "pooler_output", ref_text).numpy()
+    ref_img = getattr(ref_img, "pooler_output", ref_img).numpy()
+    assert min(af.testing.cosine(a, b) for a, b in zip(got, ref_text)) >= 0.9999  # measured 0.999999
+    assert min(af.testing.cosine(a, b) for a, b in zip(img, ref_img)) >= 0.9999
+
+    enc = af.load(tmp_path / "whisper")
+    feats = rng.standard_normal((3, 16, 64)).astype(np.float32)
+    with torch.no_grad():
+        ref = whisper.encoder(torch.from_numpy(feats)).last_hidden_state.numpy()
+    assert af.testing.cosine(enc(feats)["last_hidden_state"], ref) >= 0.9999
+
+    net = af.load(tmp_path / "swin")
+    for batch in (1, 3):
+        with torch.no_grad():
+            ref = swin(torch.from_numpy(images[:batch])).last_hidden_state.numpy()
+        assert af.testing.cosine(net(images[:batch])["last_hidden_state"], ref) >= 0.9999

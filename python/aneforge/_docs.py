@@ -158,6 +158,7 @@ def import_markdown(measured: str = "") -> str:
     """docs/import.md: af.from_torch and the ATen table, every core ATen op supported or why not;
     af.from_onnx and the ONNX table; ``measured``, the import zoo benchmark's table."""
     import torch
+    from .importers import aten_math  # noqa: F401 - registers its entries
     from .importers.aten import ATEN, note
     core = core_aten_ops()
     extra = sorted(n for n in ATEN if n not in core and n != "getitem")

@@ -44,6 +44,10 @@ UNSUPPORTED = {
 }
 
 
+class SymSize(int):
+    """A size that follows the batch (dynamic_batch=True): reshapes take it as -1."""
+
+
 def aten(*names):
     """Register ``fn`` as the mapping of the named ATen ops ("add.Tensor", ...)."""
     def deco(fn):
@@ -113,24 +117,29 @@ def _to_copy(ctx, x, dtype=None, **_):
 
 @aten("view.default", "_unsafe_view.default", "reshape.default")
 def _view(ctx, x, shape):
-    shape = ctx.sizes(shape)
     if isinstance(x, Wide):
         x = x.tensor
     if _const(x):
-        return x.reshape(shape)
+        return x.reshape(ctx.sizes(shape, x.size))
     if len(shape) > MAX_RANK:
-        return Wide(x, _resolve(shape, x.shape))
-    return _F.reshape(x, shape)
+        # with a flexible batch, the model's own -1 leading a view is taken to follow it (the
+        # replay's checks refuse a graph where it does not)
+        return Wide(x, _resolve(shape, x.shape, follow=ctx.batch_ref is not None))
+    return _F.reshape(x, ctx.sizes(shape, int(np.prod(x.shape))))
 
 
 MAX_RANK = 5  # the engine's tensors have at most 5 dimensions
 
 
-def _resolve(shape, like):
+def _resolve(shape, like, follow=False):
+    """The model's own -1 resolved (following the batch when it leads and ``follow``); sizes
+    that follow the batch (SymSize) kept as they are."""
     shape = list(shape)
-    if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1]))
-        shape[shape.index(-1)] = int(np.prod(like)) // max(known, 1)
+    own = [i for i, s in enumerate(shape) if s == -1 and not isinstance(s, SymSize)]
+    if own:
+        known = int(np.prod([int(s) for i, s in enumerate(shape) if i != own[0]]))
+        n = int(np.prod(like)) // max(known, 1)
+        shape[own[0]] = SymSize(n) if follow and own[0] == 0 else n
     return tuple(shape)
 
 
@@ -153,7 +162,8 @@ class Wide:
             raise NotImplementedError(f"a permute of a {len(self.shape)}-D view that needs more than "
                                       f"{MAX_RANK} dimensions (the engine's maximum rank)")
         order = sorted(groups)
-        merged = [int(np.prod([self.shape[d] for d in g])) for g in order]
+        merged = [-1 if any(isinstance(self.shape[d], SymSize) for d in g) else int(np.prod([self.shape[d] for d in g]))
+                  for g in order]  # the group holding the batch follows it
         y = _F.permute(_F.reshape(self.tensor, merged), [order.index(g) for g in groups])
         return Wide(y, [self.shape[d] for d in dims])
 
@@ -162,6 +172,7 @@ class Wide:
 def _as_strided(ctx, x, size, stride, storage_offset=0):
     """A view of x's memory: mapped when it is x itself in row-major order (size-1 dimensions'
     strides do not matter), as decompositions leave it (adaptive_avg_pool1d)."""
+    target = ctx.sizes(size)  # a size following the batch as -1
     size = [int(s) for s in size]
     expect, step = [], 1
     for n in reversed(size):
@@ -172,7 +183,7 @@ def _as_strided(ctx, x, size, stride, storage_offset=0):
     if storage_offset or not same or int(np.prod(size)) != int(np.prod(x.shape)):
         raise NotImplementedError(f"as_strided to size {size}, stride {list(stride)}: a view that is not the "
                                   "tensor in row-major order")
-    return x.reshape(size) if _const(x) else _F.reshape(x, size)
+    return x.reshape(size) if _const(x) else _F.reshape(x, target)
 
 
 @aten("permute.default")
@@ -208,14 +219,22 @@ def _squeeze(ctx, x, dim):
 
 @aten("expand.default")
 def _expand(ctx, x, sizes):
-    sizes = [int(s) for s in sizes]  # -1 keeps a size; a size following the batch is its traced value
+    batch = [i for i, s in enumerate(sizes) if isinstance(s, SymSize)]
+    sizes = [int(s) for s in sizes]  # -1 keeps a size
     lead = len(sizes) - len(x.shape)
-    if _const(x):
+    if _const(x) and not batch:
         return np.broadcast_to(x, [s if s != -1 else d for s, d in zip(sizes, (1,) * lead + tuple(x.shape))]).copy()
+    x = _t(x)
     if lead:
         x = _F.reshape(x, (1,) * lead + tuple(x.shape))
-    reps = [1 if s == -1 or s == d else s for s, d in zip(sizes, x.shape)]
-    return x if all(r == 1 for r in reps) else _F.tile(x, reps)
+    follow = batch == [0] and x.shape[0] == 1 and ctx.batch_ref is not None
+    reps = [1 if s == -1 or s == d or (follow and i == 0) else s for i, (s, d) in enumerate(zip(sizes, x.shape))]
+    y = x if all(r == 1 for r in reps) else _F.tile(x, reps)
+    if follow:  # a constant (a class token) repeated per sample: ones of the batch's size, from an input
+        ref = _F.reshape(ctx.batch_ref, [-1, int(np.prod(ctx.batch_ref.shape[1:]))])[:, :1]
+        ones = _F.where(_F.equal(ref, ref), 1.0, 1.0)  # 1 also where the input is NaN
+        y = y * _F.reshape(ones, [-1] + [1] * (len(sizes) - 1))
+    return y
 
 
 @aten("cat.default")
@@ -649,6 +668,6 @@ def _gather(ctx, x, dim, index, sparse_grad=False):
 
 def note(name: str) -> str:
     """Supported, or why not (docs/import.md)."""
-    if name in ATEN:
+    if name in ATEN or name == "sym_size.int":  # sizes: the importer reads them (or follows the batch)
         return "yes"
     return UNSUPPORTED.get(name, "not mapped yet (af.register_aten maps it)")

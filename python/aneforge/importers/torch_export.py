@@ -17,11 +17,8 @@ from ..compiler.build import compile as _compile
 from ..graph import functional as _F
 from ..graph.state import parameter as _parameter
 from ..graph.tensor import Tensor
-from .aten import ATEN, UNSUPPORTED, Wide, aten
-
-
-class SymSize(int):
-    """A size that follows the batch (dynamic_batch=True): reshapes take it as -1."""
+from . import aten_math  # noqa: F401  (registers its entries in the ATen table)
+from .aten import ATEN, UNSUPPORTED, SymSize, Wide, aten
 
 
 _SYM_OPS = {operator.mul: operator.mul, operator.add: operator.add, operator.sub: operator.sub,
@@ -68,6 +65,7 @@ class _Context:
         self.node = None
         self.names: dict = {}
         self.zero_one: set = set()  # node ids of integer tensors known to hold only 0 and 1 (masks)
+        self.batch_ref = None  # with dynamic_batch: an input whose first size is the batch
 
     def layer(self, t: Tensor) -> Tensor:
         """``t`` named after the module that computed it ("encoder.layer.0.attention.query")."""
@@ -81,8 +79,13 @@ class _Context:
         return t
 
     @staticmethod
-    def sizes(shape):
-        """A list of sizes, the one following the batch as -1."""
+    def sizes(shape, numel=None):
+        """A list of sizes, the one following the batch as -1. A -1 of the model's own beside
+        it (Swin's windows.view(-1, ...)) is resolved from ``numel``, the traced element count."""
+        shape = list(shape)
+        if numel is not None and -1 in shape and any(isinstance(s, SymSize) for s in shape):
+            known = int(np.prod([int(s) for s in shape if not (s == -1 and not isinstance(s, SymSize))]))
+            shape[shape.index(-1)] = numel // max(known, 1)
         out = [-1 if isinstance(s, SymSize) else int(s) for s in shape]
         if out.count(-1) > 1:
             raise NotImplementedError(f"a reshape to {list(shape)} with more than one size following the batch")
@@ -240,6 +243,8 @@ def trace_torch(module, example_inputs, *, trainable=False, dynamic_batch=False,
                 shape = tuple(d if isinstance(d, int) else None for d in val.shape)
                 dtype = "int32" if not val.dtype.is_floating_point else "fp16"
                 env[node.name] = inputs[node.name] = _F.input(shape, dtype, name=node.name)
+                if dynamic_batch and ctx.batch_ref is None and shape and shape[0] is None:
+                    ctx.batch_ref = env[node.name]
             else:
                 # non-persistent buffers (position ids) and lifted constants live in ep.constants
                 value = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]

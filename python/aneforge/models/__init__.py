@@ -6,6 +6,7 @@ import os
 
 from ._files import load_weights, read_json
 from .text import TextEncoder
+from .dual import DualEncoder
 from .vision import ImageModel, mobilenet_v2, resnet18, resnet34, resnet50, vit_b_16
 
 SUPPORTED = ("bert", "resnet", "vit")
@@ -48,22 +49,28 @@ def _load_exported(path, cfg, kind, target, compress, precision, backend, max_pr
                    max_weight_error, weight_rounding):
     """Any other architecture: built by transformers from the directory, mapped by
     af.from_torch (text models get TextEncoder's buckets, pooling and encode())."""
-    from .exported import image_model, torch_model
+    from .dual import dual_encoder
+    from .exported import encoder_of, image_model, torch_model
     model = torch_model(path)
     options = dict(target=target, compress=compress, precision=precision, backend=backend)
     gate = dict(calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
                 weight_rounding=weight_rounding)
     options.update({k: v for k, v in gate.items() if v is not None})
     main = getattr(model, "main_input_name", "input_ids")
+    dual = hasattr(model, "text_model") and hasattr(model, "vision_model")
+    if calibration is not None and (dual or main != "input_ids"):
+        raise ValueError("af.load: calibration= is supported for text encoders; for other models, trace them "
+                         "(af.trace_torch) and pass calibration inputs to af.compile")
+    if dual:  # CLIP-style: a text tower and an image tower
+        return dual_encoder(path, model, cfg, options, max_programs)
+    if main == "input_features" and hasattr(model, "get_encoder"):  # Whisper-style: the encoder
+        return encoder_of(model, cfg, options, max_programs)
     if main == "input_ids":
         return TextEncoder(path, None, cfg, options, max_programs, torch_model=model)
     if main == "pixel_values":
-        if calibration is not None:
-            raise ValueError("af.load: calibration= is supported for text encoders; for an image model, trace it "
-                             "(af.trace_torch) and pass calibration images to af.compile")
         return image_model(model, cfg, options, max_programs)
     raise ValueError(f"af.load: {path}: model_type {kind!r} takes {main!r}; af.load runs models of token ids or "
                      "images (use af.from_torch with example inputs for others)")
 
 
-__all__ = ["load", "TextEncoder", "ImageModel", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]
+__all__ = ["load", "TextEncoder", "ImageModel", "DualEncoder", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]

@@ -90,3 +90,16 @@ def image_model(model, cfg: dict, options: dict, max_programs: int):
     net = from_torch(model, (torch.zeros(1, channels, size, size),), dynamic_batch=True, max_programs=max_programs,
                      **options)
     return ImageModel(net, cfg.get("model_type", "model"), size)
+
+
+def encoder_of(model, cfg: dict, options: dict, max_programs: int):
+    """The encoder of a speech encoder-decoder (Whisper): a Net of input_features, any batch
+    size, returning last_hidden_state (the decoder generates, which is the LLM issue's work)."""
+    import torch
+
+    from ..importers.torch_export import from_torch
+    encoder = model.get_encoder()
+    c = model.config
+    frames = 2 * int(getattr(c, "max_source_positions", 1500))  # the encoder's two-stride conv halves them
+    features = torch.zeros(1, int(getattr(c, "num_mel_bins", 80)), frames)
+    return from_torch(encoder, (features,), dynamic_batch=True, max_programs=max_programs, **options)
