@@ -14,6 +14,7 @@ import numpy as np
 
 from ..graph import composites as _C, functional as _F
 from ..graph.tensor import Tensor
+from ._values import is_const as _const, tensor_of as _t
 
 ATEN: dict = {}  # "convolution.default" -> fn(ctx, *args, **kwargs)
 
@@ -55,20 +56,6 @@ def aten(*names):
             ATEN[n] = fn
         return fn
     return deco
-
-
-def _const(x) -> bool:
-    return isinstance(x, np.ndarray)
-
-
-def _t(x):
-    """An af Tensor of a tensor argument (a constant becomes a constant node)."""
-    if isinstance(x, Tensor):
-        return x
-    a = np.asarray(x)
-    if a.dtype.kind in "iu":
-        return _F.constant(a.astype(np.int32), "int32")
-    return _F.as_tensor(a if a.dtype == bool else a.astype(np.float32))
 
 
 def _dims(d, rank):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..graph import composites as _C, functional as _F
 from ..graph.tensor import Tensor
+from ._values import tensor_of as _t
 from ..mil.ops.conv import spatial_pads
 
 MIL: dict = {}  # MIL op type -> fn(ctx, p)
@@ -40,15 +41,6 @@ def mil_op(*names):
             MIL[n] = fn
         return fn
     return deco
-
-
-def _t(x):
-    if isinstance(x, Tensor):
-        return x
-    a = np.asarray(x)
-    if a.dtype.kind in "iu":
-        return _F.constant(a.astype(np.int32), "int32")
-    return _F.as_tensor(a if a.dtype == bool else a.astype(np.float32))
 
 
 def _float(x):

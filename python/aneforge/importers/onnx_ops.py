@@ -16,6 +16,7 @@ import numpy as np
 
 from ..graph import composites as _C, functional as _F
 from ..graph.tensor import Tensor
+from ._values import is_const as _const, tensor_of as _t
 
 ONNX: dict = {}  # "Conv" -> fn(ctx, *inputs, **attributes)
 
@@ -58,20 +59,6 @@ def onnx_op(*names):
             ONNX[n] = fn
         return fn
     return deco
-
-
-def _const(x) -> bool:
-    return isinstance(x, np.ndarray)
-
-
-def _t(x):
-    """An af Tensor of an input (a constant becomes a constant node; integers as int32)."""
-    if isinstance(x, Tensor):
-        return x
-    a = np.asarray(x)
-    if a.dtype.kind in "iu":
-        return _F.constant(a.astype(np.int32), "int32")
-    return _F.as_tensor(a if a.dtype == bool else a.astype(np.float32))
 
 
 def _ints(x) -> list:
