@@ -248,6 +248,7 @@ ONNX_HEAD = """
 ```python
 net = af.from_onnx("model.onnx")                           # a compiled Net (compile options pass through)
 net = af.from_onnx(model_proto, input_shapes={{"ids": (1, 128)}}, compress="int8")
+net = af.from_onnx("model.onnx", dynamic_batch=True)       # any batch size, a program per size
 traced = af.trace_onnx("model.onnx")                       # the graph: .inputs, .outputs (dicts by name)
 ```
 
@@ -264,7 +265,9 @@ folded takes its node's module path). One output returns an array; several, a di
 model's output names.
 
 A symbolic batch size is 1; `input_shapes={{name: shape}}` sets any symbolic size (the engine
-runs static shapes). A model with operators the table lacks fails once, listing each with the
+runs static shapes). `dynamic_batch=True` takes any batch size on the inputs whose first size is
+symbolic: the graph is built again from the model for each size (importing is fast: the zoo's
+table above has MobileNetV2 in 0.03 s), a program per size, the compression gate run once. A model with operators the table lacks fails once, listing each with the
 node that uses it and why it is not mapped.
 
 The tests run every entry on single-node models at the opsets it changed in, against

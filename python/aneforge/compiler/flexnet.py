@@ -185,3 +185,21 @@ def _delegate_method(name):
 
 for _name in ("compression_report", "packed_weights"):
     setattr(FlexNet, _name, _delegate_method(_name))
+
+
+class RebuiltNet(FlexNet):
+    """A flexible-batch net whose graph is built again for each batch size by ``build(batch)``
+    -> (outputs as af.compile takes them, inputs in call order): for importers whose models
+    state their shapes (ONNX), where rebuilding is cheaper and surer than replaying a trace."""
+
+    def __init__(self, build, specs, options: dict, max_programs: int, compile_fixed):
+        """specs: (name, shape with None at the batch, dtype, follows the batch) per input."""
+        self._build_graph, self._given_specs = build, list(specs)
+        super().__init__(None, None, None, None, options, max_programs, compile_fixed)
+
+    def _input_specs(self, order):
+        return self._given_specs
+
+    def _build(self, batch):
+        outputs, inputs = self._build_graph(batch)
+        return self._compile_fixed(outputs, inputs=inputs, **self._options)

@@ -223,7 +223,10 @@ def _initializer(t):
 def trace_onnx(model, *, input_shapes=None) -> TracedOnnx:
     """``model`` (a path, bytes or onnx.ModelProto, opsets 13-21) mapped into an af graph: its
     inputs (a symbolic batch size is 1; ``input_shapes`` {name: shape} sets any) and outputs."""
-    model, opset = _load(model)
+    return _trace(*_load(model), input_shapes)
+
+
+def _trace(model, opset, input_shapes) -> TracedOnnx:
     graph = model.graph
     input_shapes = dict(input_shapes or {})
     env: dict = {t.name: _initializer(t) for t in graph.initializer}
@@ -268,13 +271,40 @@ def trace_onnx(model, *, input_shapes=None) -> TracedOnnx:
     return TracedOnnx(inputs, outputs, opset)
 
 
-def from_onnx(model, *, input_shapes=None, **compile_options):
+def from_onnx(model, *, input_shapes=None, dynamic_batch=False, max_programs=8, **compile_options):
     """A compiled Net from an ONNX model (a path, bytes or onnx.ModelProto; opsets 13-21),
     mapped op by op (docs/import.md) and compiled with ``compile_options`` (those of
     af.compile: target, compress, precision, backend, ...). A symbolic batch size is 1;
-    ``input_shapes`` ({input name: shape}) sets symbolic sizes. One output returns an array;
-    several, a dict by the model's output names."""
-    traced = trace_onnx(model, input_shapes=input_shapes)
+    ``input_shapes`` ({input name: shape}) sets symbolic sizes; ``dynamic_batch=True`` takes
+    any batch size on the inputs whose first size is symbolic (a program per size, at most
+    ``max_programs`` kept). One output returns an array; several, a dict by the model's names."""
+    loaded, opset = _load(model)
+    if not dynamic_batch:
+        traced = _trace(loaded, opset, input_shapes)
+        return _compile(_result(traced), inputs=list(traced.inputs.values()), **compile_options)
+    from ..compiler.flexnet import RebuiltNet
+    fixed = dict(input_shapes or {})
+    first = _trace(loaded, opset, fixed)  # batch 1: checks the model now, at the user's line
+    flexible = {vi.name for vi in loaded.graph.input if vi.name in first.inputs and vi.name not in fixed
+                and _symbolic_batch(vi)}
+    if not flexible:
+        raise ValueError(f"from_onnx: dynamic_batch=True, but no input has a symbolic first size (inputs: "
+                         f"{list(first.inputs)}); export the model with a dynamic batch axis")
+    specs = [(n, (None,) + tuple(t.shape[1:]) if n in flexible else tuple(t.shape), t.dtype, n in flexible)
+             for n, t in first.inputs.items()]
+
+    def build(batch):
+        shapes = dict(fixed, **{n: (batch,) + tuple(first.inputs[n].shape[1:]) for n in flexible})
+        traced = first if batch == 1 else _trace(loaded, opset, shapes)
+        return _result(traced), list(traced.inputs.values())
+    return RebuiltNet(build, specs, compile_options, max_programs, _compile)
+
+
+def _symbolic_batch(value_info) -> bool:
+    dims = value_info.type.tensor_type.shape.dim
+    return bool(dims) and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
+
+
+def _result(traced):
     outs = traced.outputs
-    result = next(iter(outs.values())) if len(outs) == 1 else outs
-    return _compile(result, inputs=list(traced.inputs.values()), **compile_options)
+    return next(iter(outs.values())) if len(outs) == 1 else outs
