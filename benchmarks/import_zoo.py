@@ -25,6 +25,7 @@ import aneforge as af
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
 from models_fidelity import median_s  # noqa: E402  (one timing rule for the benchmarks)
 
 warnings.filterwarnings("ignore")
@@ -38,11 +39,14 @@ def _row(name, route, make_net, run_ref, x, first=lambda out: out):
         return (name, route, f"no: {type(e).__name__}", float("nan"), float("nan"), float("nan"), float("nan"))
     compile_s = time.perf_counter() - t
     got, ref = first(net(x)), run_ref()
+    # Blocked runs: alternating the two frameworks call by call measured each slower by the
+    # other's idle threads still spinning (OpenMP, onnxruntime) on this 2-core machine.
     with torch.no_grad():
-        torch_s = median_s(lambda: run_torch(), 5) if (run_torch := getattr(run_ref, "torch", None)) else float("nan")
-    sim_s = median_s(lambda: net(x), 5)
+        torch_s = median_s(run_ref.torch, 9)
+    sim_s = median_s(lambda: net(x), 9)
     cos = min(af.testing.cosine(a, b) for a, b in zip(got, ref))
     return (name, route, "yes", cos, sim_s * 1e3, torch_s * 1e3, compile_s)
+
 
 
 def zoo_rows():
@@ -74,7 +78,10 @@ def zoo_rows():
         except ImportError:
             continue
         proto = torch.onnx.export(model, (x,), None, dynamo=True, opset_version=18, verbose=False).model_proto
-        sess = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = af.num_threads()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would steal the sim's cores
+        sess = onnxruntime.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
         def ort_ref(sess=sess, x=x):
             return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
@@ -115,6 +122,7 @@ def main():
     ap.add_argument("--large", action="store_true")
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/import.md")
     args = ap.parse_args()
+    torch.set_num_threads(af.num_threads())  # the same threads on both sides
     text = table(zoo_rows())
     print(text, flush=True)
     if args.large:

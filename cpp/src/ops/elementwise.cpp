@@ -84,7 +84,9 @@ void register_unary() {
     map(k, [](float x) { return x > 0.0f ? x : (x == x ? 0.0f : x); });
   }, false));
   register_op(unary("relu6", "activation", "relu6", "min(max(x, 0), 6).", {},
-                    [](const KernelArgs& k) { map(k, relu6); }));
+                    // a lambda, not the function pointer: the call inlines and the loop vectorises
+                    // (the pointer made conv+relu6 35% slower than conv+clip)
+                    [](const KernelArgs& k) { map(k, [](float x) { return relu6(x); }); }));
   register_op(unary("leaky_relu", "activation", "leaky_relu", "x if x >= 0 else negative_slope * x.",
                     {P("negative_slope", A, "0.01")}, [](const KernelArgs& k) {
     float a = static_cast<float>(k.node.attrs.f("negative_slope"));
@@ -113,7 +115,7 @@ void register_unary() {
   register_op(unary("silu", "activation", "silu", "x * sigmoid(x).", {},
                     [](const KernelArgs& k) { map(k, [](float x) { return x * sigmoid(x); }); }));
   register_op(unary("sigmoid", "activation", "sigmoid", "1 / (1 + exp(-x)).", {},
-                    [](const KernelArgs& k) { map(k, sigmoid); }));
+                    [](const KernelArgs& k) { map(k, [](float x) { return sigmoid(x); }); }));
   register_op(aliased(unary("hard_sigmoid", "activation", "sigmoid_hard", "relu6(x + 3) / 6 (torch hardsigmoid).", {},
                     [](const KernelArgs& k) { map(k, [](float x) { return relu6(x + 3.0f) / 6.0f; }); }), {"hardsigmoid"}));
   register_op(aliased(unary("hard_swish", "activation", "mul(x, sigmoid_hard(x))", "x * relu6(x + 3) / 6 (torch hardswish).",
