@@ -2,6 +2,8 @@
 configurations (offline), each through af.from_torch, against PyTorch float32 on the same
 inputs, and equal on the mil backend. Every program compiles for the default target, so it
 is inside that target's limits (check_target runs at compile)."""
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -207,3 +209,32 @@ def test_af_load_takes_clip_whisper_and_swin_directories(tmp_path):
         with torch.no_grad():
             ref = swin(torch.from_numpy(images[:batch])).last_hidden_state.numpy()
         assert af.testing.cosine(net(images[:batch])["last_hidden_state"], ref) >= 0.9999
+
+
+IMPORT_MEMORY = r"""
+import resource, sys, numpy as np, torch, transformers, aneforge as af
+torch.manual_seed(0)
+cfg = transformers.BertConfig(num_hidden_layers=2)  # bert-base width: 38M parameters
+model = transformers.BertModel(cfg).eval()
+ids = torch.randint(0, cfg.vocab_size, (1, 32))
+with torch.no_grad():
+    ref = model(ids)["last_hidden_state"].numpy()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+net = af.from_torch(model, (ids,))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+fp16 = 2 * sum(p.numel() for p in model.parameters())
+out = net(ids.numpy().astype(np.int32))["last_hidden_state"]
+print((peak - before) / fp16, af.testing.cosine(out, ref))
+"""
+
+
+def test_import_and_compile_peak_memory_is_within_twice_the_fp16_weights(tmp_path):
+    """The process's peak RSS while from_torch imports and compiles grows by at most 2x the
+    model's fp16 weight bytes (measured 1.3x: the program's fp16 weights and transients); a
+    float32 copy of the weights anywhere would take it past 2x on its own."""
+    script = tmp_path / "mem.py"
+    script.write_text(IMPORT_MEMORY)
+    ratio, cos = map(float, subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                           check=True).stdout.split())
+    assert ratio <= 2.0, ratio
+    assert cos >= 0.9999

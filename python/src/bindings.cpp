@@ -160,12 +160,19 @@ NB_MODULE(_core, m) {
     return af::input(to_shape(shape, "input"), af::dtype_from_name(dtype), name);
   }, "shape"_a, "dtype"_a = "fp16", "name"_a = "");
 
-  m.def("constant", [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> a, const std::string& dtype) {
+  // borrow=True: the constant reads the array in place and keeps it alive (importers hand over
+  // a model's weights without a copy; compile gives the program its own). The caller must not
+  // write the array afterwards.
+  m.def("constant", [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> a, const std::string& dtype, bool borrow) {
     af::Shape s;
     for (size_t i = 0; i < a.ndim(); ++i) s.push_back(static_cast<int64_t>(a.shape(i)));
+    if (borrow) {
+      auto owner = std::make_shared<nb::ndarray<const float, nb::c_contig, nb::device::cpu>>(a);  // releases under the GIL
+      return af::constant(af::ConstValues::borrow(a.data(), a.size(), owner), s, af::dtype_from_name(dtype));
+    }
     std::vector<float> v(a.data(), a.data() + a.size());
     return af::constant(std::move(v), s, af::dtype_from_name(dtype));
-  }, "values"_a, "dtype"_a = "fp16");
+  }, "values"_a, "dtype"_a = "fp16", "borrow"_a = false);
 
   m.def("make", [](const std::string& op, const std::vector<af::Tensor>& inputs, nb::dict attrs) {
     af::Attrs at;

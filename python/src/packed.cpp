@@ -96,7 +96,7 @@ void bind_packed(nb::module_& m) {
       if (s.node->name == layer && s.in.size() >= 2) {
         const af::Value& w = p.values[s.in[1]];
         if (!w.data || w.data->packed) throw af::ValueError("dense_weight: layer '" + layer + "' has no dense constant weight");
-        return to_numpy(w.data->values);
+        return to_numpy(w.data->values.to_vector());
       }
     throw af::ValueError("dense_weight: the program has no layer '" + layer + "' with a weight");
   }, "program"_a, "layer"_a);

@@ -1,6 +1,8 @@
 // The lazy graph: tensors are handles to nodes; nodes are checked when built.
 #pragma once
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,11 +55,57 @@ struct PackedWeights {
   std::string check() const;           // "" when every size agrees, else what does not
 };
 
-// Constant payload. Values are held as float32 (every supported dtype fits exactly
-// except int32 beyond 2^24, which constants do not use) so the simulator reads them directly;
-// a compressed weight holds `packed` instead, and `values` stays empty.
+// A constant's values in one of three forms: float32 owned, float32 borrowed from memory the
+// caller keeps alive through `owner` (an imported model's parameters: no copy while the graph
+// is built), or fp16 bits (large fp16 weights of a compiled program: half the bytes). Every
+// form reads element by element; data() is the float32 forms only.
+class ConstValues {
+ public:
+  ConstValues() = default;
+  ConstValues(std::vector<float> v) : owned_(std::move(v)) {}  // NOLINT: implicit, like the vector it was
+  static ConstValues borrow(const float* p, size_t n, std::shared_ptr<const void> owner);
+  static ConstValues halves(std::vector<uint16_t> bits);
+
+  size_t size() const { return half_.empty() ? (borrowed_ ? n_ : owned_.size()) : half_.size(); }
+  bool empty() const { return size() == 0; }
+  bool is_half() const { return !half_.empty(); }
+  bool is_borrowed() const { return borrowed_ != nullptr; }
+  float operator[](size_t i) const;
+  const float* data() const;                  // float32 forms; throws for fp16 bits
+  const uint16_t* half_data() const { return half_.data(); }
+  std::vector<float> to_vector() const;       // a float32 copy of any form
+  std::vector<float>& mutable_floats();       // the owned float32 vector (copies other forms first)
+  int64_t bytes() const { return static_cast<int64_t>(size()) * (is_half() ? 2 : 4); }
+
+  class iterator {
+   public:
+    using value_type = float;
+    using difference_type = std::ptrdiff_t;
+    iterator(const ConstValues* v, size_t i) : v_(v), i_(i) {}
+    float operator*() const { return (*v_)[i_]; }
+    iterator& operator++() { return ++i_, *this; }
+    bool operator!=(const iterator& o) const { return i_ != o.i_; }
+    bool operator==(const iterator& o) const { return i_ == o.i_; }
+   private:
+    const ConstValues* v_;
+    size_t i_;
+  };
+  iterator begin() const { return {this, 0}; }
+  iterator end() const { return {this, size()}; }
+
+ private:
+  std::vector<float> owned_;
+  const float* borrowed_ = nullptr;
+  size_t n_ = 0;
+  std::shared_ptr<const void> owner_;
+  std::vector<uint16_t> half_;
+};
+
+// Constant payload. Values read as float32 (every supported dtype fits exactly except int32
+// beyond 2^24, which constants do not use); a compressed weight holds `packed` instead, and
+// `values` stays empty.
 struct ConstData {
-  std::vector<float> values;
+  ConstValues values;
   std::shared_ptr<const PackedWeights> packed;
 };
 
@@ -102,6 +150,7 @@ uint64_t next_node_id();
 // Graph inputs and constants.
 Tensor input(const Shape& shape, DType dtype = DType::fp16, const std::string& name = "");
 Tensor constant(std::vector<float> values, const Shape& shape, DType dtype = DType::fp16);
+Tensor constant(ConstValues values, const Shape& shape, DType dtype = DType::fp16);
 Tensor scalar(double value, DType dtype = DType::fp16);
 
 // Build a node of a registered op. Checks inputs and attributes with the op's shape rule

@@ -66,6 +66,10 @@ struct KernelArgs {
   const SimContext& ctx;
   const TensorType* const* in_types;
   size_t num_inputs;
+  // Per input, fp16 bits where the sim holds it that way and the op reads it so (its
+  // OpDef::half_inputs); that input's `in` pointer is then null. Null: every input is float32.
+  const uint16_t* const* half_in = nullptr;
+  const uint16_t* half(size_t i) const { return half_in ? half_in[i] : nullptr; }
   const TensorType& in_type(size_t i) const { return *in_types[i]; }
   const TensorType& out_type(size_t i) const { return node.outputs[i]; }
 };
@@ -92,6 +96,10 @@ struct OpDef {
 
   std::function<void(InferContext&)> infer;
   SimKernel kernel = nullptr;
+  // Inputs the kernel reads as fp16 bits when the program stores them so (large fp16
+  // weights, kHalfConstMin): the weight crosses memory at 2 bytes per element, widened in
+  // cache-sized pieces, instead of being widened whole before the layer.
+  std::vector<int> half_inputs;
   BuildFn build;
   GradFn grad;
   // The output is integer-valued or constant almost everywhere in its inputs (comparisons,

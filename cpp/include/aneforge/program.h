@@ -38,6 +38,10 @@ struct CompileOptions {
   bool fold_constants = true;
 };
 
+// An fp16 program holds its dense fp16 constants of at least this many elements as fp16 bits
+// (half the memory of float32); the sim widens each into a scratch buffer as its layer runs.
+inline constexpr int64_t kHalfConstMin = 4096;
+
 // One value in the program: a graph input, a constant, or an op result.
 struct Value {
   TensorType type;

@@ -562,7 +562,7 @@ Program build(const af::Program& p, int opset) {
                                    std::to_string(static_cast<int64_t>(x)) +
                                    ", which fp16 cannot hold exactly (the engine computes integers in fp16: exact to 2048)");
       var[v] = val.data->packed ? packed_weight(b, *val.data->packed, type_of(val.type), m.opset)
-                                : b.tensor(val.data->values, val.type.shape, emitted_dtype(val.type.dtype), "const");
+                                : b.tensor(val.data->values.to_vector(), val.type.shape, emitted_dtype(val.type.dtype), "const");
     }
     return var[v];
   };

@@ -240,6 +240,12 @@ std::string body_of(const Program& p) {
       // Since version 4: an fp16 constant whose values fp16 holds exactly (all of them, after
       // cast_constants) is stored as fp16 bits, as the engine gets it; anything else as float32.
       const auto& vals = v.data->values;
+      if (vals.is_half()) {  // held as fp16 bits already
+        w.i64(static_cast<int64_t>(vals.size()));
+        w.u32(2);
+        w.buf.append(reinterpret_cast<const char*>(vals.half_data()), vals.size() * 2);
+        continue;
+      }
       std::vector<uint16_t> halves(v.type.dtype == DType::fp16 ? vals.size() : 0);
       bool as_fp16 = v.type.dtype == DType::fp16;
       for (size_t i = 0; as_fp16 && i < vals.size(); ++i) {
@@ -351,13 +357,20 @@ void read_body(Reader& r, Program& p) {
       if (elem != 4 && !(elem == 2 && v.type.dtype == DType::fp16)) r.corrupt("constant '" + v.name + "' element size");
       r.need(static_cast<size_t>(n) * elem);
       auto d = std::make_shared<ConstData>();
-      d->values.resize(static_cast<size_t>(n));
       if (elem == 2) {
         std::vector<uint16_t> halves(static_cast<size_t>(n));
         std::memcpy(halves.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * 2);
-        halves_to_floats(halves.data(), d->values.data(), halves.size());
+        if (n >= kHalfConstMin) {
+          d->values = ConstValues::halves(std::move(halves));
+        } else {
+          std::vector<float> f(halves.size());
+          halves_to_floats(halves.data(), f.data(), halves.size());
+          d->values = std::move(f);
+        }
       } else {
-        std::memcpy(d->values.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
+        std::vector<float> f(static_cast<size_t>(n));
+        std::memcpy(f.data(), r.buf.data() + r.pos, static_cast<size_t>(n) * sizeof(float));
+        d->values = std::move(f);
       }
       r.pos += static_cast<size_t>(n) * elem;
       v.data = std::move(d);

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "aneforge/error.h"
+#include "aneforge/fp16.h"
 #include "aneforge/op.h"
 
 namespace af {
@@ -65,7 +66,50 @@ Tensor input(const Shape& shape, DType dtype, const std::string& name) {
   return Tensor(n, 0);
 }
 
+ConstValues ConstValues::borrow(const float* p, size_t n, std::shared_ptr<const void> owner) {
+  ConstValues v;
+  v.borrowed_ = n ? p : nullptr;
+  v.n_ = n;
+  v.owner_ = std::move(owner);
+  return v;
+}
+
+ConstValues ConstValues::halves(std::vector<uint16_t> bits) {
+  ConstValues v;
+  v.half_ = std::move(bits);
+  return v;
+}
+
+float ConstValues::operator[](size_t i) const {
+  if (!half_.empty()) return half_to_float(half_[i]);
+  return borrowed_ ? borrowed_[i] : owned_[i];
+}
+
+const float* ConstValues::data() const {
+  if (!half_.empty()) throw Error(Status::internal, "constant values are fp16 bits, not float32");
+  return borrowed_ ? borrowed_ : owned_.data();
+}
+
+std::vector<float> ConstValues::to_vector() const {
+  if (half_.empty()) return std::vector<float>(data(), data() + size());
+  std::vector<float> out(half_.size());
+  halves_to_floats(half_.data(), out.data(), half_.size());
+  return out;
+}
+
+std::vector<float>& ConstValues::mutable_floats() {
+  if (borrowed_ || !half_.empty()) {
+    std::vector<float> v = to_vector();
+    *this = ConstValues(std::move(v));
+  }
+  return owned_;
+}
+
 Tensor constant(std::vector<float> values, const Shape& shape, DType dtype) {
+  return constant(ConstValues(std::move(values)), shape, dtype);
+}
+
+Tensor constant(ConstValues values, const Shape& shape, DType dtype) {
   check_shape(shape, "constant");
   if (static_cast<int64_t>(values.size()) != numel(shape))
     throw ValueError("constant: " + std::to_string(values.size()) + " values do not fill shape " +

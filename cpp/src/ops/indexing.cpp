@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 
+#include "aneforge/fp16.h"
 #include "ops/lower_util.h"
 #include "ops/mil_util.h"
 #include "ops/register.h"
@@ -79,18 +80,21 @@ void embedding_kernel(const KernelArgs& k) {
   const Shape& ws = k.in_type(1).shape;
   const int64_t V = ws[0], D = ws[1], n = numel(k.in_type(0).shape);
   const float* w = k.in[1];
+  const uint16_t* wh = k.half(1);  // or the table as fp16 bits: only the rows asked for are widened
   std::vector<int32_t> bad(static_cast<size_t>(D), 0);  // non-finite weights per column
   bool any_bad = false;
   for (int64_t r = 0; r < V; ++r)
     for (int64_t d = 0; d < D; ++d)
-      if (!std::isfinite(w[r * D + d])) ++bad[d], any_bad = true;
+      if (wh ? (wh[r * D + d] & 0x7c00) == 0x7c00 : !std::isfinite(w[r * D + d])) ++bad[d], any_bad = true;
   for (int64_t t = 0; t < n; ++t) {
     float fi = k.in[0][t];
     bool in_range = fi >= 0 && fi < static_cast<float>(V);
-    const float* row = in_range ? w + static_cast<int64_t>(fi) * D : nullptr;
+    int64_t at = in_range ? static_cast<int64_t>(fi) * D : -1;
     float* dst = k.out[0] + t * D;
-    if (row) std::memcpy(dst, row, D * sizeof(float));
+    if (at >= 0 && wh) halves_to_floats(wh + at, dst, static_cast<size_t>(D));
+    else if (at >= 0) std::memcpy(dst, w + at, D * sizeof(float));
     else std::memset(dst, 0, D * sizeof(float));  // no column of the one-hot matches
+    const float* row = at >= 0 ? dst : nullptr;  // the row's values, as widened
     if (any_bad)
       for (int64_t d = 0; d < D; ++d)
         if (bad[d] - (row && !std::isfinite(row[d]) ? 1 : 0) > 0) dst[d] = std::numeric_limits<float>::quiet_NaN();
@@ -271,6 +275,7 @@ void register_indexing_ops() {
   e.mil_op = "equal, select, matmul per 2048-row chunk of weight, summed (a one-hot matmul)";
   e.infer = infer_embedding;
   e.kernel = embedding_kernel;
+  e.half_inputs = {1};
   e.emit_mil = emit_embedding;
   register_op(std::move(e));
   OpDef s = indexing_op("index_select", "Entries of x at the int32 indices along dim (torch.index_select).",

@@ -1,6 +1,8 @@
 // matmul (PyTorch broadcasting semantics) and linear (x @ W^T + b), via BLAS.
 #include <algorithm>
 
+#include "aneforge/fp16.h"
+#include "aneforge/parallel.h"
 #include "ops/kernel_util.h"
 #include "ops/mil_util.h"
 #include "ops/register.h"
@@ -9,6 +11,19 @@
 namespace af {
 
 namespace {
+
+// The calling thread's panel buffer (at most about 4 MiB, kept: no page faults per call).
+std::vector<float>& panel_buffer(int64_t elems) {
+  static thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(elems)) buf.resize(static_cast<size_t>(elems));
+  return buf;
+}
+
+// Rows of an fp16-stored weight widened per GEMM call: about 4 MiB of float32 (a piece stays
+// in cache between its widening and its use), a multiple of 64 rows.
+int64_t panel_rows(int64_t row_elems) {
+  return std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(1, row_elems) / 64 * 64);
+}
 
 void infer_matmul(InferContext& c) {
   const Shape &a = c.in(0).shape(), &b = c.in(1).shape();
@@ -38,6 +53,22 @@ void matmul_kernel(const KernelArgs& k) {
   int64_t nb = numel(batch);
   const float *A = k.in[0], *B = k.in[1];
   float* C = k.out[0];
+  if (const uint16_t* bh = k.half(1)) {
+    if (numel(bb) == 1 && numel(ba) == nb) {  // B (K, N) in fp16: a panel of its columns at a time
+      int64_t step = std::min(N, panel_rows(K));
+      std::vector<float>& panel = panel_buffer(K * step);
+      for (int64_t n0 = 0; n0 < N; n0 += step) {
+        int64_t w = std::min(step, N - n0);
+        for (int64_t r = 0; r < K; ++r) halves_to_floats(bh + r * N + n0, panel.data() + r * w, static_cast<size_t>(w));
+        blas::sgemm(false, false, nb * M, w, K, 1.0f, A, K, panel.data(), w, 0.0f, C + n0, N);
+      }
+      return;
+    }
+    static thread_local std::vector<float> whole;  // a broadcast batch of B: widened whole
+    whole.resize(static_cast<size_t>(numel(k.in_type(1).shape)));
+    halves_to_floats(bh, whole.data(), whole.size());
+    B = whole.data();
+  }
   if (numel(bb) == 1) {  // shared right operand: one GEMM over all batch rows
     if (numel(ba) == nb) return blas::sgemm(false, false, nb * M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
   }
@@ -76,11 +107,49 @@ void infer_linear(InferContext& c) {
   c.outputs = {{out, c.in(0).dtype()}};
 }
 
+// y (M, N) = x (M, K) W^T for a few rows of x and W (N, K) as fp16 bits: each weight row is
+// read once at 2 bytes per element, widened into a small buffer and dotted with every row of
+// x; 8 fp32 partial sums per dot product, added in a fixed order (products of fp16 values
+// are exact in fp32, so the sums are the only rounding).
+void linear_fp16_rows(const float* x, const uint16_t* w, float* y, int64_t M, int64_t N, int64_t K) {
+  parallel_for(static_cast<size_t>(N), 16, [&](size_t n0, size_t n1) {
+    std::vector<float> row(static_cast<size_t>(K));
+    for (size_t n = n0; n < n1; ++n) {
+      halves_to_floats(w + n * K, row.data(), static_cast<size_t>(K));  // inline: inside parallel_for
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * K;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= K; i += 8)
+          for (int j = 0; j < 8; ++j) acc[j] += xm[i + j] * row[static_cast<size_t>(i + j)];
+        for (int j = 0; i < K; ++i, ++j) acc[j] += xm[i] * row[static_cast<size_t>(i)];
+        y[m * N + static_cast<int64_t>(n)] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      }
+    }
+  });
+}
+
+// Up to this many rows of x, a linear layer with an fp16-stored weight reads it row by row
+// (decode steps, batch-1 inference); more rows amortize a widened panel over a GEMM.
+constexpr int64_t kFp16RowsMax = 4;
+
 void linear_kernel(const KernelArgs& k) {
   const Shape &x = k.in_type(0).shape, &w = k.in_type(1).shape;
   int64_t K = x.back(), N = w[0], M = numel(x) / K;
   float* y = k.out[0];
-  blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
+  if (const uint16_t* wh = k.half(1); wh && M <= kFp16RowsMax) {
+    linear_fp16_rows(k.in[0], wh, y, M, N, K);
+  } else if (wh) {  // W (N, K) in fp16: output columns a panel at a time
+    int64_t step = panel_rows(K);
+    std::vector<float>& panel = panel_buffer(std::min(step, N) * K);
+    for (int64_t n0 = 0; n0 < N; n0 += step) {
+      int64_t nb = std::min(step, N - n0);
+      halves_to_floats(wh + n0 * K, panel.data(), static_cast<size_t>(nb * K));
+      blas::sgemm(false, true, M, nb, K, 1.0f, k.in[0], K, panel.data(), K, 0.0f, y + n0, N);
+    }
+  } else {
+    blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
+  }
   const float* b = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
   if (b)
     parallel_for(M, 64, [&](size_t s, size_t e) {
@@ -105,6 +174,7 @@ void register_linalg_ops() {
   m.method = true;
   m.infer = infer_matmul;
   m.kernel = matmul_kernel;
+  m.half_inputs = {1};
   m.mil_op = "matmul";
   register_op(std::move(m));
 
@@ -116,6 +186,7 @@ void register_linalg_ops() {
               P("bias", ParamKind::opt_tensor, "None")};
   l.infer = infer_linear;
   l.kernel = linear_kernel;
+  l.half_inputs = {1};
   l.mil_op = "linear";
   register_op(std::move(l));
 }

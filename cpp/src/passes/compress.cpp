@@ -291,10 +291,10 @@ void compress_weights(Program& p, const CompileOptions& o) {
       if (!bad.empty()) throw ValueError(where + "the packed weight given for it does not fit: " + bad);
       pk = std::make_shared<PackedWeights>(g);
     } else {
-      pk = pack(w.data->values, w.type.shape, fmt);
+      pk = pack(w.data->values.to_vector(), w.type.shape, fmt);
     }
     // Rounding error against the pruned weight; pruning's own error apart (it was asked for).
-    std::vector<float> kept = w.data->values;
+    std::vector<float> kept = w.data->values.to_vector();
     double pruned = 0, total = 0;
     for (size_t i = 0; i < kept.size(); ++i) {
       total += static_cast<double>(kept[i]) * kept[i];

@@ -25,13 +25,13 @@ int sole_producer(const Program& p, const std::vector<int>& uses, int v, bool co
 std::vector<float>& ensure_bias(Program& p, Step& st, int64_t O) {
   auto node = std::make_shared<Node>(*st.node);
   std::vector<float> b(static_cast<size_t>(O), 0.0f);
-  if (node->attrs.b("has_bias")) b = p.values[st.in[2]].data->values;
+  if (node->attrs.b("has_bias")) b = p.values[st.in[2]].data->values.to_vector();
   int bv = p.add_constant(std::move(b), {O}, p.values[st.in[0]].type.dtype);
   if (node->attrs.b("has_bias")) st.in[2] = bv;
   else st.in.push_back(bv);
   node->attrs.set("has_bias", true);
   st.node = std::move(node);
-  return std::const_pointer_cast<ConstData>(p.values[bv].data)->values;
+  return std::const_pointer_cast<ConstData>(p.values[bv].data)->values.mutable_floats();
 }
 
 }  // namespace
@@ -52,10 +52,10 @@ void fold_batch_norm(Program& p) {
     const auto& mean = p.values[bn.in[1]].data->values;
     const auto& var = p.values[bn.in[2]].data->values;
     size_t k = 3;
-    const std::vector<float>* gamma = bn.node->attrs.b("has_weight") ? &p.values[bn.in[k++]].data->values : nullptr;
-    const std::vector<float>* beta = bn.node->attrs.b("has_bias") ? &p.values[bn.in[k++]].data->values : nullptr;
+    const ConstValues* gamma = bn.node->attrs.b("has_weight") ? &p.values[bn.in[k++]].data->values : nullptr;
+    const ConstValues* beta = bn.node->attrs.b("has_bias") ? &p.values[bn.in[k++]].data->values : nullptr;
     double eps = bn.node->attrs.f("eps");
-    std::vector<float> w = p.values[conv.in[1]].data->values;
+    std::vector<float> w = p.values[conv.in[1]].data->values.to_vector();
     std::vector<float>& b = ensure_bias(p, conv, O);
     for (int64_t o = 0; o < O; ++o) {
       double scale = (gamma ? (*gamma)[o] : 1.0) / std::sqrt(static_cast<double>(var[o]) + eps);

@@ -80,6 +80,31 @@ std::shared_ptr<Program> build_program(const std::vector<Tensor>& outputs, const
 
 }  // namespace
 
+namespace {
+
+// A layer keeps its op and attributes, not the graph it came from: its node's inputs become
+// type-only leaves, as in a loaded program. Otherwise the program would hold every graph
+// constant (an imported model's float32 weights) alive through its nodes.
+std::shared_ptr<Node> detached(const Node& n) {
+  auto copy = std::make_shared<Node>(n);
+  for (auto& t : copy->inputs) {
+    auto leaf = std::make_shared<Node>();
+    leaf->op = &op_def("input");
+    leaf->outputs = {t.type()};
+    t = Tensor(leaf, 0);
+  }
+  return copy;
+}
+
+void detach_from_graph(Program& p) {
+  for (auto& s : p.steps) {
+    s.node = detached(*s.node);
+    for (auto& e : s.epilogue) e = detached(*e);
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const CompileOptions& opts) {
   if (user_outputs.empty()) throw ValueError("compile: no outputs given");
   for (size_t i = 0; i < user_outputs.size(); ++i)
@@ -139,6 +164,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
     if (user_outputs[j].node()->auto_name && v.auto_name && v.producer >= 0) v.name = names[j];
   }
   check_target(*prog, target);  // nothing reaches a lower layer that the target cannot run
+  detach_from_graph(*prog);
   prog->pass_log = std::move(log);
   return prog;
 }

@@ -13,6 +13,29 @@ namespace {
 constexpr int64_t kMaxFoldElements = 1 << 22;  // larger constant results are computed at run time
 }
 
+namespace {
+
+uint32_t bits_of(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+uint64_t bits_hash(const ConstValues& v) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < v.size(); ++i) h = (h ^ bits_of(v[i])) * 1099511628211ull;
+  return h;
+}
+
+bool same_bits(const ConstValues& a, const ConstValues& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (bits_of(a[i]) != bits_of(b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
 void fold_constants(Program& p) {
   SimContext ctx{p.options.numerics};
   std::vector<bool> dead(p.steps.size(), false);
@@ -29,7 +52,7 @@ void fold_constants(Program& p) {
     // Inputs read at their stored precision, exactly as at run time.
     std::vector<std::vector<float>> stored;
     for (int v : st.in) {
-      stored.push_back(p.values[v].data->values);
+      stored.push_back(p.values[v].data->values.to_vector());
       ctx.store(stored.back().data(), stored.back().size(), p.values[v].type.dtype);
       in.push_back(stored.back().data());
       types.push_back(&p.values[v].type);
@@ -38,8 +61,9 @@ void fold_constants(Program& p) {
     std::vector<float*> optr;
     for (int v : st.out) {
       outs.push_back(std::make_shared<ConstData>());
-      outs.back()->values.resize(static_cast<size_t>(std::max<int64_t>(1, numel(p.values[v].type.shape))));
-      optr.push_back(outs.back()->values.data());
+      auto& vals = outs.back()->values.mutable_floats();
+      vals.resize(static_cast<size_t>(std::max<int64_t>(1, numel(p.values[v].type.shape))));
+      optr.push_back(vals.data());
     }
     KernelArgs args{*st.node, in.data(), optr.data(), ctx, types.data(), in.size()};
     st.node->op->kernel(args);
@@ -56,14 +80,18 @@ void fold_constants(Program& p) {
 
 void eliminate_common_subexpressions(Program& p) {
   // Identical constants first (same dtype, shape and bits), then identical layers.
-  std::map<std::tuple<int, Shape, std::string>, int> consts;
+  // Keyed by a hash of the bits (no copy of the weights), then compared bit for bit.
+  std::map<std::tuple<int, Shape, uint64_t>, std::vector<int>> consts;
   for (size_t v = 0; v < p.values.size(); ++v) {
     const Value& val = p.values[v];
-    if (!val.data) continue;
-    std::string bits(reinterpret_cast<const char*>(val.data->values.data()), val.data->values.size() * sizeof(float));
-    auto key = std::make_tuple(static_cast<int>(val.type.dtype), val.type.shape, std::move(bits));
-    auto [it, fresh] = consts.emplace(std::move(key), static_cast<int>(v));
-    if (!fresh) redirect(p, static_cast<int>(v), it->second);
+    if (!val.data || val.data->packed) continue;
+    auto key = std::make_tuple(static_cast<int>(val.type.dtype), val.type.shape, bits_hash(val.data->values));
+    auto& same = consts[key];
+    int found = -1;
+    for (int c : same)
+      if (same_bits(p.values[c].data->values, val.data->values)) found = c;
+    if (found >= 0) redirect(p, static_cast<int>(v), found);
+    else same.push_back(static_cast<int>(v));
   }
   std::map<std::string, size_t> seen;
   std::vector<bool> dead(p.steps.size(), false);

@@ -1,4 +1,5 @@
 // The simulator backend: runs a Program on the CPU with the engine's numerics.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -61,16 +62,25 @@ class SimExecutable final : public Executable {
     ptr_.resize(prog_->values.size(), nullptr);
     for (size_t v = 0; v < prog_->values.size(); ++v) {
       const auto& val = prog_->values[v];
-      if (val.data && val.data->packed) scratch_elems_ = std::max(scratch_elems_, numel(val.type.shape));
-      else if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
+      if (widened(val)) continue;
+      if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
       else if (val.slot >= 0) ptr_[v] = slots_[val.slot].data();
     }
     for (const auto& s : prog_->steps) {
       StepPtrs sp;
-      for (int v : s.in) {
-        sp.in.push_back(ptr_[v]);
-        sp.in_types.push_back(&prog_->values[v].type);
+      int64_t scratch = 0;  // this layer's widened weights, one after the other
+      const auto& reads_half = s.node->op->half_inputs;
+      for (size_t i = 0; i < s.in.size(); ++i) {
+        const Value& val = prog_->values[s.in[i]];
+        bool as_half = val.data && val.data->values.is_half() &&
+                       std::find(reads_half.begin(), reads_half.end(), static_cast<int>(i)) != reads_half.end();
+        sp.in.push_back(ptr_[s.in[i]]);
+        sp.in_types.push_back(&val.type);
+        sp.half.push_back(as_half ? val.data->values.half_data() : nullptr);
+        sp.scratch_at.push_back(widened(val) && !as_half ? scratch : -1);
+        if (widened(val) && !as_half) scratch += numel(val.type.shape);
       }
+      scratch_elems_ = std::max(scratch_elems_, scratch);
       for (int v : s.out) sp.out.push_back(ptr_[v]);
       steps_.push_back(std::move(sp));
     }
@@ -107,7 +117,7 @@ class SimExecutable final : public Executable {
       const Node& node = *p.steps[s].node;
       unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
-                      steps_[s].in.size()};
+                      steps_[s].in.size(), steps_[s].half.data()};
       node.op->kernel(args);
       for (size_t o = 0; o < node.outputs.size(); ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
@@ -151,6 +161,12 @@ class SimExecutable final : public Executable {
       const Value& v = p.values[st.in[i]];
       if (v.data && v.data->packed) continue;  // dequantized weights are finite
       const float* x = steps_[s].in[i];
+      if (!x) {  // fp16 bits the kernel read: a weight, outside the input range reported
+        const uint16_t* h = steps_[s].half[i];
+        for (int64_t k = 0, n = numel(v.type.shape); k < n; ++k)
+          if ((h[k] & 0x7c00) == 0x7c00) return;  // inf or NaN: not this layer's doing
+        continue;
+      }
       for (int64_t k = 0, n = numel(v.type.shape); k < n; ++k) {
         if (!std::isfinite(x[k])) return;  // not this layer's doing
         lo = std::min(lo, x[k]), hi = std::max(hi, x[k]);
@@ -163,18 +179,27 @@ class SimExecutable final : public Executable {
                              " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
   }
 
-  // A compressed weight is dequantized into a scratch buffer just before its layer runs: the
-  // program holds only the packed bytes, and the values are the fp16 ones the engine's
-  // constexpr op produces.
+  // Weights the program holds in fewer bytes than float32 are widened into a scratch buffer
+  // just before their layer runs: a compressed weight dequantized to the fp16 values the
+  // engine's constexpr op produces, an fp16-stored one converted exactly.
+  static bool widened(const Value& v) { return v.data && (v.data->packed || v.data->values.is_half()); }
+
   void unpack_weights(size_t s) {
     const Program& p = *prog_;
     for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
+      int64_t at = steps_[s].scratch_at[i];
+      if (at < 0) continue;
       const Value& v = p.values[p.steps[s].in[i]];
-      if (!v.data || !v.data->packed) continue;
       if (!scratch_) scratch_.reset(new float[static_cast<size_t>(scratch_elems_)]);  // not zero-filled
-      v.data->packed->dequantize(scratch_.get());
-      ctx_.store(scratch_.get(), static_cast<size_t>(numel(v.type.shape)), v.type.dtype);
-      steps_[s].in[i] = scratch_.get();
+      float* dst = scratch_.get() + at;
+      size_t n = static_cast<size_t>(numel(v.type.shape));
+      if (v.data->packed) {
+        v.data->packed->dequantize(dst);
+        ctx_.store(dst, n, v.type.dtype);
+      } else {
+        halves_to_floats(v.data->values.half_data(), dst, n);
+      }
+      steps_[s].in[i] = dst;
     }
   }
 
@@ -182,6 +207,8 @@ class SimExecutable final : public Executable {
     std::vector<const float*> in;
     std::vector<float*> out;
     std::vector<const TensorType*> in_types;
+    std::vector<int64_t> scratch_at;  // per input: its offset in scratch_ when widened, else -1
+    std::vector<const uint16_t*> half;  // per input: fp16 bits the kernel reads itself, else null
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;

@@ -1,6 +1,8 @@
 """Tensor: a handle to one output of a lazy graph node."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 
 import numpy as np
@@ -192,8 +194,23 @@ def as_tensor(value, ref_dtype=None, what="value") -> Tensor:
         if arr.dtype == object:
             raise TypeError(f"{what}: cannot make a constant from {type(value).__name__}")
         dt = _np_dtype_name(arr, ref_dtype)
-        return Tensor(_core.constant(np.ascontiguousarray(arr, dtype=np.float32), dt))
+        return Tensor(_core.constant(np.ascontiguousarray(arr, dtype=np.float32), dt, borrow=_BORROW.get()))
     raise TypeError(f"{what}: expected a Tensor, a number or a NumPy array, got {type(value).__name__}")
+
+
+_BORROW = contextvars.ContextVar("aneforge_borrow_arrays", default=False)
+
+
+@contextlib.contextmanager
+def borrowing_arrays():
+    """Inside: constants made from arrays read them in place instead of copying them. For
+    importers whose arrays nobody writes while the graph lives (a model's weights, imported
+    and compiled at once); the compiled program holds its own copy."""
+    token = _BORROW.set(True)
+    try:
+        yield
+    finally:
+        _BORROW.reset(token)
 
 
 def input(shape, dtype="fp16", name=None) -> Tensor:  # noqa: A001 - the seed's name

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..compiler.build import compile as _compile
 from ..graph import functional as _F
-from ..graph.tensor import Tensor
+from ..graph.tensor import Tensor, borrowing_arrays
 from .onnx_ops import ONNX, UNSUPPORTED
 
 OPSETS = range(13, 22)  # the default domain's versions the table follows
@@ -227,6 +227,13 @@ def trace_onnx(model, *, input_shapes=None) -> TracedOnnx:
 
 
 def _trace(model, opset, input_shapes) -> TracedOnnx:
+    # The arrays are the importer's own (initializers are read into fresh float32 arrays), so
+    # the graph's constants read them in place: no second copy of the weights.
+    with borrowing_arrays():
+        return _trace_graph(model, opset, input_shapes)
+
+
+def _trace_graph(model, opset, input_shapes) -> TracedOnnx:
     graph = model.graph
     input_shapes = dict(input_shapes or {})
     env: dict = {t.name: _initializer(t) for t in graph.initializer}

@@ -9,6 +9,7 @@ the outputs the names the model gives them.
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from ..compiler.build import compile as _compile
 from ..graph import functional as _F
 from ..graph.state import parameter as _parameter
-from ..graph.tensor import Tensor
+from ..graph.tensor import Tensor, borrowing_arrays
 from . import aten_math  # noqa: F401  (registers its entries in the ATen table)
 from .aten import ATEN, UNSUPPORTED, SymSize, Wide, aten
 
@@ -311,6 +312,10 @@ def from_torch(module, example_inputs, *, dynamic_batch=False, trainable=False, 
     af.compile: target, compress, precision, backend, ...). ``dynamic_batch``: any batch size
     (one program per size, as af.input((None, ...))); ``trainable``: parameters as
     af.parameter (defaults to their values; use af.trace_torch to build a loss on them)."""
-    traced = trace_torch(module, example_inputs, trainable=trainable, dynamic_batch=dynamic_batch,
-                         example_kwargs=example_kwargs)
-    return _compile(traced.outputs, inputs=list(traced.inputs.values()), **compile_options)
+    # A static-shape import compiles at once and drops its graph, so the graph may read the
+    # module's weights in place (peak memory: the program's fp16 copy, not a float32 one more).
+    # A flexible batch keeps its graph to compile new sizes later: it copies them.
+    with borrowing_arrays() if not dynamic_batch else contextlib.nullcontext():
+        traced = trace_torch(module, example_inputs, trainable=trainable, dynamic_batch=dynamic_batch,
+                             example_kwargs=example_kwargs)
+        return _compile(traced.outputs, inputs=list(traced.inputs.values()), **compile_options)
