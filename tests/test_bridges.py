@@ -224,6 +224,22 @@ def test_flatten_channels_input_view_dynamic_slice(rng):
         np.testing.assert_array_equal(out, af.round_fp16(seq)[:, want:want + 4])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_dynamic_update_slice_writes_a_window_and_keeps_the_rest(rng, precision):
+    """A KV cache's write: (1, heads, positions, dim) with new rows at a runtime position."""
+    cache = af.round_fp16(rng.standard_normal((1, 2, 10, 4)).astype(np.float32))
+    new = af.round_fp16(rng.standard_normal((1, 2, 3, 4)).astype(np.float32))
+    ci, ui = af.input((1, 2, 10, 4), name="cache"), af.input((1, 2, 3, 4), name="new")
+    start = af.input((1,), dtype="int32", name="start")
+    net = af.compile(af.dynamic_update_slice(ci, ui, start, dim=2), precision=precision)
+    for s, at in [(0, 0), (4, 4), (7, 7), (9, 7), (-2, 0)]:  # start is clamped to [0, n - length]
+        want = cache.copy()
+        want[:, :, at:at + 3] = new
+        np.testing.assert_array_equal(net(cache, new, np.array([s], np.int32)), want)
+    with pytest.raises(ValueError, match="must match x"):
+        af.dynamic_update_slice(ci, af.input((1, 3, 3, 4)), start, dim=2)
+
+
 def test_bridges_join_larger_graphs(rng):
     """A bridge in the middle of a graph: conv -> topk over channels -> further math."""
     W = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
@@ -243,5 +259,5 @@ def test_every_bridge_op_is_tested_here():
     import pathlib
     text = pathlib.Path(__file__).read_text()
     bridges = [o.name for o in af.ops() if o.bridge and o.category != "indexing"]  # indexing: test_ops.py
-    assert len(bridges) == 20  # the 19 of the reference, argmax and argmin counted apart
+    assert len(bridges) == 21  # the 19 of the reference, argmax and argmin counted apart, dynamic_update_slice
     assert [b for b in bridges if f"af.{b}" not in text and f"\"{b}\"" not in text] == []

@@ -183,6 +183,7 @@ EXTRA = {
     "flatten_channels": (lambda x: af.flatten_channels(x), lambda x: x.reshape(2, -1, 1, 1), [(2, 3, 2, 2)]),
     "input_view": (lambda x: af.input_view(x, (2, 5), offset=3), lambda x: x.reshape(-1)[3:13].reshape(2, 5), [(4, 4)]),
     "dynamic_slice": (lambda x, s: af.dynamic_slice(x, s, 3, dim=1), None, [(2, 6), "i:4"]),
+    "dynamic_update_slice": (lambda x, u, s: af.dynamic_update_slice(x, u, s, dim=1), None, [(2, 6), (2, 3), "i:4"]),
     "cost_volume": (lambda l, r: af.cost_volume(l, r, 3), None, [(1, 4, 3, 6), (1, 4, 3, 6)]),
     "affine": (lambda x, t: af.affine(x, t * 0.3 + _EYE, size=(4, 5)),
                lambda x, t: F.grid_sample(x, F.affine_grid(t * 0.3 + torch.from_numpy(_EYE), (2, 3, 4, 5), align_corners=False),

@@ -86,6 +86,7 @@ BRIDGE_GRAPHS = {
     "flatten_channels": lambda x4, x2, p: af.flatten_channels(x4),
     "input_view": lambda x4, x2, p: af.input_view(x2, (4, 4), offset=3),
     "dynamic_slice": lambda x4, x2, p: af.dynamic_slice(x2, _i32([2]), 4, 1),
+    "dynamic_update_slice": lambda x4, x2, p: af.dynamic_update_slice(x2, x2[:, :4] * 2, _i32([3]), 1),
     "scaled_elementwise": lambda x4, x2, p: af.scaled_elementwise(x2, x2, "maximum", 0.5, 2.0, 1.0),
     "index_select": lambda x4, x2, p: af.index_select(x2, 1, _i32([3, 0, 3])),
     "gather": lambda x4, x2, p: af.gather(x2, 1, _i32([[0, 5], [15, 1]])),

@@ -512,6 +512,47 @@ std::vector<Tensor> lower_dynamic_slice(const std::vector<Tensor>& in, const Att
   return {unrows(picked, perm, moved, len)};
 }
 
+void infer_dynamic_update_slice(InferContext& c) {
+  c.expect_float(0);
+  c.expect_same_dtype(0, 1);
+  const Shape &s = c.in(0).shape(), &u = c.in(1).shape();
+  if (s.empty()) c.fail("x must have rank >= 1");
+  if (is_float(c.in(2).dtype()) || numel(c.in(2).shape()) != 1)
+    c.fail("start must be one integer (an int32 tensor of one element), got " + std::string(dtype_name(c.in(2).dtype())) +
+           " " + shape_str(c.in(2).shape()));
+  int axis = normalize_axis(c.attrs.i("dim", 0), static_cast<int>(s.size()), c.op.name);
+  Shape expect = s;
+  if (u.size() == s.size()) expect[axis] = u[axis];
+  if (u.size() != s.size() || u != expect || u[axis] < 1 || u[axis] > s[axis])
+    c.fail("update " + shape_str(u) + " must match x " + shape_str(s) + " except along dim " + std::to_string(axis) +
+           ", where it may hold 1.." + std::to_string(s[axis]));
+  check_index_range(c, s[axis], "the updated axis");
+  c.attrs.set("dim", int64_t{axis});
+  c.outputs = {{s, c.in(0).dtype()}};
+}
+
+// x with the window [start, start + len) along dim replaced by update; start clamped to
+// [0, n - len] as dynamic_slice clamps it. A one-hot placement matrix P (n, len) puts the
+// update's rows in place with a matmul and a 0/1 mask keeps x elsewhere: exact, since each
+// output element is one value plus zeros.
+std::vector<Tensor> lower_dynamic_update_slice(const std::vector<Tensor>& in, const Attrs& a) {
+  const Tensor &x = in[0], &update = in[1];
+  int axis = static_cast<int>(a.i("dim"));
+  const Shape& s = x.shape();
+  int64_t n = s[axis], len = update.shape()[axis], before = 1, after = 1;
+  for (int i = 0; i < axis; ++i) before *= s[i];
+  for (int i = axis + 1; i < static_cast<int>(s.size()); ++i) after *= s[i];
+  DType dt = x.dtype();
+  Tensor start = op("clip", {cast(reshape(in[2], {1, 1}), dt)}, {{"min", 0.0}, {"max", static_cast<double>(n - len)}});
+  Tensor rows = iota(n, 2, 0, dt);                                                   // (n, 1)
+  Tensor place = cast(op("equal", {rows, add(start, iota(len, 2, 1, dt))}), dt);      // (n, len)
+  Tensor placed = op("matmul", {place, reshape(update, {before, len, after})});       // (before, n, after)
+  Tensor inside = mul(cast(op("greater_equal", {rows, start}), dt),
+                      cast(op("less", {rows, add(start, scalar(static_cast<double>(len), dt))}), dt));  // (n, 1)
+  Tensor kept = mul(reshape(x, {before, n, after}), sub(scalar(1.0, dt), inside));
+  return {reshape(add(kept, placed), s)};
+}
+
 void infer_scaled(InferContext& c) {
   c.expect_float(0);
   c.expect_same_dtype(0, 1);
@@ -684,6 +725,14 @@ void register_bridge_ops() {
     ds.infer = infer_dynamic_slice;
     ds.lower = lower_dynamic_slice;
     register_op(std::move(ds));
+    OpDef dus = bridge("dynamic_update_slice", "layout",
+                       "x with x.narrow(dim, start, update.shape[dim]) replaced by update, start a runtime int32 tensor "
+                       "clamped to [0, n - length] (a KV cache's write; jax.lax.dynamic_update_slice).",
+                       "clip, equal, one-hot matmul, mul, add",
+                       {P("x", T), P("update", T), P("start", T), P("dim", ParamKind::int_, "0")});
+    dus.infer = infer_dynamic_update_slice;
+    dus.lower = lower_dynamic_update_slice;
+    register_op(std::move(dus));
     OpDef se = bridge("scaled_elementwise", "binary", "op(x * x_scale, y * y_scale) + bias, op in add/sub/mul/maximum/minimum.",
                       "mul, mul, op, add", {P("x", T), P("y", T), P("op", ParamKind::str, "'add'"), P("x_scale", ParamKind::float_, "1.0"),
                                             P("y_scale", ParamKind::float_, "1.0"), P("bias", ParamKind::float_, "0.0")});
