@@ -96,6 +96,32 @@ def _run(args) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    lm = af.load(args.model, precision=args.precision, max_context=args.max_context)
+    if not isinstance(lm, af.models.CausalLM):
+        raise ValueError(f"{args.model} is not a causal language model (a *ForCausalLM / LMHeadModel directory)")
+    if lm.tokenizer is None and args.prompt is not None:
+        raise ValueError(f"{args.model} has no tokenizer.json: give --ids")
+    if (args.prompt is None) == (args.ids is None):
+        raise ValueError("give --prompt TEXT or --ids 1,2,3 (one of them)")
+    prompt = args.prompt if args.prompt is not None else [int(t) for t in args.ids.split(",")]
+    options = dict(do_sample=args.temperature > 0, seed=args.seed)
+    if args.temperature > 0:
+        options.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    tokens = []
+    shown = ""
+    for tok in lm.stream(prompt, args.max_new_tokens, **options):
+        tokens.append(tok)
+        if lm.tokenizer is None:
+            print(tok, end=" ", flush=True)
+            continue
+        text = lm.tokenizer.decode(tokens)  # whole-text decode: multi-token characters come out right
+        print(text[len(shown):], end="", flush=True)
+        shown = text
+    print()
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="aneforge", description="ANEForge: compile tensor graphs for the Apple Neural Engine.")
     p.add_argument("--version", action="version", version=f"aneforge {af.__version__}")
@@ -119,6 +145,18 @@ def main(argv=None) -> int:
     r.add_argument("--output", required=True, metavar="DIR", help="directory for OUTPUT_NAME.npy files (created)")
     r.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT_NAME.npy files in DIR")
     r.set_defaults(fn=_run)
+    g = sub.add_parser("generate", help="generate text with a causal language model directory (streamed)")
+    g.add_argument("model", help="a Hugging Face directory (GPT-2, Llama, Mistral, Qwen2, Qwen3)")
+    g.add_argument("--prompt", help="the prompt text (needs the directory's tokenizer.json)")
+    g.add_argument("--ids", help="or the prompt as token ids, comma-separated")
+    g.add_argument("--max-new-tokens", type=int, default=32)
+    g.add_argument("--max-context", type=int, default=None, help="KV cache positions (default: the model's, <= 1024)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the default); > 0: sample")
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
+    g.set_defaults(fn=_generate)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ._files import load_weights, read_json
+from .causal_lm import CausalLM, is_causal_lm
 from .text import TextEncoder
 from .dual import DualEncoder
 from .vision import ImageModel, mobilenet_v2, resnet18, resnet34, resnet50, vit_b_16
@@ -13,18 +14,29 @@ SUPPORTED = ("bert", "resnet", "vit")
 
 
 def load(path, *, target=None, compress=None, precision="fp16", backend="sim", max_programs=8, calibration=None,
-         min_cosine=None, max_weight_error=None, weight_rounding=None):
+         min_cosine=None, max_weight_error=None, weight_rounding=None, max_context=None):
     """A compiled model from a Hugging Face model directory (config.json; model.safetensors or
     pytorch_model.bin; tokenizer.json; for sentence-transformers modules.json and the pooling
     config). BERT, ResNet and ViT are built by hand; any other architecture whose forward
     torch.export captures goes through transformers and af.from_torch. Nothing is downloaded. Compile options pass through to af.compile; for a text
     encoder, ``calibration`` is a list of sentences (the accuracy gate and data-aware
-    rounding run once on them, docs/compression.md)."""
+    rounding run once on them, docs/compression.md). A causal language model (a directory
+    saved from GPT-2, Llama, Mistral, Qwen2 or Qwen3's *ForCausalLM / LMHeadModel class)
+    loads as a CausalLM with a KV cache of ``max_context`` positions (default: the model's,
+    at most 1024) for ``generate`` and ``stream``."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"af.load: {path} is not a model directory")
     cfg = read_json(os.path.join(path, "config.json"), "model config.json")
     kind = cfg.get("model_type")
+    if is_causal_lm(cfg):
+        if calibration is not None:
+            raise ValueError("af.load: calibration= is not supported for language models yet")
+        return CausalLM(path, cfg, max_context=max_context, target=target, compress=compress, precision=precision,
+                        backend=backend)
+    if max_context is not None:
+        raise ValueError(f"af.load: max_context= applies to causal language models; {path} holds "
+                         f"{(cfg.get('architectures') or [kind])[0]}")
     if kind not in SUPPORTED:
         return _load_exported(path, cfg, kind, target, compress, precision, backend, max_programs, calibration,
                               min_cosine, max_weight_error, weight_rounding)
@@ -73,4 +85,4 @@ def _load_exported(path, cfg, kind, target, compress, precision, backend, max_pr
                      "images (use af.from_torch with example inputs for others)")
 
 
-__all__ = ["load", "TextEncoder", "ImageModel", "DualEncoder", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]
+__all__ = ["load", "CausalLM", "TextEncoder", "ImageModel", "DualEncoder", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "vit_b_16"]

@@ -1,0 +1,388 @@
+"""Decoder-only language models with a KV cache: af.load of a Hugging Face directory whose
+architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3). Two programs from one
+builder: prefill (a chunk of prompt tokens) and decode (one token). Each layer's K and V
+caches (1, kv_heads, max_context, head_dim) are program inputs and outputs; a step writes
+its tokens' rows with dynamic_update_slice and attends over the cache up to each token's
+position. Grouped-query attention groups the query heads per KV head (no expanded K/V).
+Sampling runs on the host from the last token's logits."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..graph import functional as _F
+from ..graph.tensor import borrowing_arrays
+from ._files import Weights, load_weights
+
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
+_NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -inf, also 0)
+
+
+def is_causal_lm(cfg: dict) -> bool:
+    """A directory saved from a *ForCausalLM / *LMHeadModel class of a family built here."""
+    archs = cfg.get("architectures") or []
+    return cfg.get("model_type") in FAMILIES and any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+
+
+class _Spec:
+    """The sizes and options a family's config gives, under one set of names."""
+
+    def __init__(self, cfg: dict, path: str):
+        self.family = cfg["model_type"]
+        g = cfg.get
+        if self.family == "gpt2":
+            self.hidden, self.layers, self.heads = g("n_embd"), g("n_layer"), g("n_head")
+            self.kv_heads, self.positions = self.heads, g("n_positions")
+            self.eps, self.tied = g("layer_norm_epsilon", 1e-5), True
+        else:
+            self.hidden, self.layers, self.heads = g("hidden_size"), g("num_hidden_layers"), g("num_attention_heads")
+            self.kv_heads = g("num_key_value_heads") or self.heads
+            self.positions = g("max_position_embeddings")
+            self.eps, self.tied = g("rms_norm_eps", 1e-6), bool(g("tie_word_embeddings", False))
+            self.theta = float(g("rope_theta", 10000.0))
+            if g("rope_scaling") not in (None, {}) and (g("rope_scaling") or {}).get("rope_type", "default") != "default":
+                raise NotImplementedError(f"af.load: {path}: rope_scaling {g('rope_scaling')} is not supported yet")
+            act = g("hidden_act", "silu")
+            if act != "silu":
+                raise NotImplementedError(f"af.load: {path}: hidden_act {act!r} is not supported (silu is)")
+        self.vocab = g("vocab_size")
+        sizes = (self.hidden, self.layers, self.heads, self.kv_heads, self.vocab)
+        if not all(isinstance(v, int) and v > 0 for v in sizes):
+            raise ValueError(f"af.load: {path}: config.json lacks valid sizes (hidden, layers, heads, kv heads, vocab)")
+        self.head_dim = g("head_dim") or self.hidden // self.heads
+        if self.heads % self.kv_heads:
+            raise ValueError(f"af.load: {path}: {self.heads} heads do not group over {self.kv_heads} KV heads")
+        eos = g("eos_token_id")
+        self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
+class CausalLM:
+    """``lm.generate(ids, max_new_tokens)`` returns the prompt and the new tokens, as
+    transformers' generate does; ``lm.stream(...)`` yields each new token as it comes."""
+
+    def __init__(self, path, cfg, *, max_context=None, prefill_chunk=32, **compile_options):
+        self.path, self.config = path, cfg
+        self.spec = s = _Spec(cfg, path)
+        limit = s.positions or 2048
+        self.max_context = int(max_context or min(limit, 1024))
+        if not 1 <= self.max_context <= limit:
+            raise ValueError(f"max_context={max_context} must be in 1..{limit} (the model's positions)")
+        self.prefill_chunk = max(1, min(int(prefill_chunk), self.max_context))
+        w = Weights(load_weights(path), os.path.join(path, "model.safetensors"))
+        if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
+            raise ValueError(f"af.load: {path}: missing tensor 'model.embed_tokens.weight'")
+        self._w = w
+        self._options = compile_options
+        self._nets = {}
+        with borrowing_arrays():  # the checkpoint's arrays are ours: the graphs read them in place
+            for n in sorted({1, self.prefill_chunk}):
+                self._nets[n] = self._compile(n)
+        self._w = None  # the programs hold their own weights
+        self.tokenizer = _tokenizer(path)
+
+    # ---- the programs --------------------------------------------------------------------
+    def _compile(self, S):
+        from ..compiler.build import compile as _compile
+        outs, inputs = _build(self.spec, self._w, S, self.max_context)
+        net = _compile(outs, inputs=inputs, **self._options)
+        net.resident = hasattr(net._exe, "alias")  # a backend without resident state: the caches go round
+        for i in range(self.spec.layers if net.resident else 0):  # the caches stay with the program between calls
+            net.make_resident(f"k{i}", f"k{i}")
+            net.make_resident(f"v{i}", f"v{i}")
+        return net
+
+    def _step(self, net, tokens, pos, caches):
+        """Run ``tokens`` (at most the net's chunk) at positions pos.. ; logits of the last."""
+        S = net.inputs[0][1][1]
+        n = len(tokens)
+        ids = np.zeros((1, S), np.int32)
+        ids[0, :n] = tokens
+        positions = np.minimum(np.arange(pos, pos + S, dtype=np.int32), self.max_context - 1)[None]
+        feed = {"input_ids": ids, "positions": positions, "start": np.array([pos], np.int32),
+                "last": np.array([n - 1], np.int32)}
+        if caches is not None:  # the other program's caches: this one takes them over
+            feed.update(caches)
+        out = net(**{k: v for k, v in feed.items() if k in {m for m, _, _ in net.inputs}})
+        return out
+
+    def _run_tokens(self, tokens, pos, state):
+        """Feed tokens from position pos: chunks through prefill, the rest one by one."""
+        chunk = self.prefill_chunk
+        logits = None
+        i = 0
+        while i < len(tokens):
+            use = chunk if (len(tokens) - i > 1 and pos + chunk <= self.max_context and chunk > 1) else 1
+            part = tokens[i:i + use]
+            net = self._nets[use]
+            caches = state["caches"] if state["owner"] is not net or not net.resident else None
+            out = self._step(net, part, pos, caches)
+            state["caches"] = {k: v for k, v in out.items() if k != "logits"}
+            state["owner"] = net
+            logits = out["logits"][0, -1]
+            pos += len(part)
+            i += len(part)
+        return logits, pos
+
+    # ---- generation ----------------------------------------------------------------------
+    def stream(self, input_ids, max_new_tokens=32, *, do_sample=False, temperature=1.0, top_k=None, top_p=None,
+               seed=None, stop=None):
+        """Yield each new token id (an int) as it is generated; stops after max_new_tokens, at
+        an end-of-sequence token of the config (yielded), or at a token in ``stop``."""
+        prompt = self._prompt(input_ids)
+        if not prompt:
+            raise ValueError("the prompt is empty: give at least one token")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if len(prompt) + max_new_tokens > self.max_context:
+            raise ValueError(f"the prompt ({len(prompt)} tokens) and max_new_tokens={max_new_tokens} exceed "
+                             f"max_context={self.max_context}; af.load(..., max_context=...) sets it")
+        rng = np.random.default_rng(seed)
+        stops = set(self.spec.eos) | set(stop or ())
+        state = {"caches": _zero_caches(self.spec, self.max_context), "owner": None}
+        logits, pos = self._run_tokens(list(prompt), 0, state)
+        for _ in range(max_new_tokens):
+            tok = _pick(logits, do_sample, temperature, top_k, top_p, rng)
+            yield tok
+            if tok in stops:
+                return
+            logits, pos = self._run_tokens([tok], pos, state)
+
+    def generate(self, input_ids, max_new_tokens=32, **kwargs) -> np.ndarray:
+        """The prompt followed by the generated tokens, (1, n) int64, as transformers returns it
+        (greedy by default: ``do_sample=False``; sampling with temperature, top_k, top_p, seed)."""
+        prompt = self._prompt(input_ids)
+        new = list(self.stream(prompt, max_new_tokens, **kwargs))
+        return np.asarray([list(prompt) + new], np.int64)
+
+    def next_logits(self, input_ids) -> np.ndarray:
+        """The logits of the token after ``input_ids``, (vocab,) float32."""
+        prompt = self._prompt(input_ids)
+        if not prompt or len(prompt) > self.max_context:
+            raise ValueError(f"the prompt must hold 1..{self.max_context} tokens, got {len(prompt)}")
+        state = {"caches": _zero_caches(self.spec, self.max_context), "owner": None}
+        return np.asarray(self._run_tokens(prompt, 0, state)[0], np.float32)
+
+    def chat(self, messages, max_new_tokens=128, **kwargs) -> str:
+        """The assistant's reply to ``messages`` ([{"role": ..., "content": ...}, ...]), the
+        prompt made by the model's chat template (tokenizer_config.json) as transformers'
+        apply_chat_template makes it; generation options as for generate."""
+        ids = self.chat_ids(messages)
+        new = [t for t in self.stream(ids, max_new_tokens, **kwargs)]
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def chat_ids(self, messages) -> list:
+        """The token ids of ``messages`` rendered by the chat template, with the generation prompt."""
+        if self.tokenizer is None:
+            raise FileNotFoundError(f"{self.path} has no tokenizer.json: chat needs one")
+        text = _render_chat(self.path, messages)
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _prompt(self, input_ids):
+        if isinstance(input_ids, str):
+            if self.tokenizer is None:
+                raise FileNotFoundError(f"{self.path} has no tokenizer.json: give token ids")
+            return list(self.tokenizer.encode(input_ids).ids)
+        a = np.asarray(input_ids)
+        if a.size == 0:
+            raise ValueError("the prompt is empty: give at least one token")
+        if a.ndim == 2 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 1 or a.dtype.kind not in "iu":
+            raise ValueError(f"input_ids must be one sequence of token ids ((n,) or (1, n) integers), got "
+                             f"{a.dtype} {a.shape}")
+        if a.size and (a.min() < 0 or a.max() >= self.spec.vocab):
+            raise IndexError(f"input_ids hold ids outside 0..{self.spec.vocab - 1}")
+        return [int(t) for t in a]
+
+    def __repr__(self):
+        s = self.spec
+        return (f"CausalLM({s.family}, {s.layers} layers, {s.hidden} wide, {s.heads} heads / {s.kv_heads} KV, "
+                f"max_context={self.max_context}, chunks {sorted(self._nets)})")
+
+
+def _zero_caches(spec, C):
+    z = np.zeros((1, spec.kv_heads, C, spec.head_dim), np.float32)
+    return {f"{kv}{i}": z for i in range(spec.layers) for kv in "kv"}
+
+
+def _pick(logits, do_sample, temperature, top_k, top_p, rng) -> int:
+    """The next token from one position's logits: argmax, or a sample after temperature,
+    top-k and top-p filtering (transformers' order)."""
+    logits = np.asarray(logits, np.float64)
+    if not do_sample:
+        return int(np.argmax(logits))
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    z = logits / temperature
+    if top_k:
+        kth = np.sort(z)[-min(int(top_k), z.size)]
+        z = np.where(z < kth, -np.inf, z)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        keep = np.cumsum(p[order]) - p[order] < top_p  # the smallest set reaching top_p
+        mask = np.zeros_like(p, bool)
+        mask[order[keep]] = True
+        p = np.where(mask, p, 0.0)
+        p /= p.sum()
+    return int(rng.choice(p.size, p=p))
+
+
+def _render_chat(path, messages) -> str:
+    """tokenizer_config.json's chat_template rendered as transformers renders it: a sandboxed
+    jinja2 environment with trim_blocks and lstrip_blocks, raise_exception and tojson."""
+    import json
+
+    cfg_path = os.path.join(path, "tokenizer_config.json")
+    cfg = {}
+    if os.path.isfile(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    template = cfg.get("chat_template")
+    if isinstance(template, list):  # named templates: the default one
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    if not isinstance(template, str) or not template:
+        raise ValueError(f"{path} has no chat template (tokenizer_config.json chat_template): use generate")
+    if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    try:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:
+        raise ImportError("chat templates are rendered with jinja2 (pip install 'aneforge[chat]')") from None
+
+    def raise_exception(message):
+        raise ValueError(f"the chat template refused the messages: {message}")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    env.filters["tojson"] = lambda x, indent=None, **kw: json.dumps(x, ensure_ascii=False, indent=indent)
+    special = {k: (v.get("content") if isinstance(v, dict) else v) for k, v in cfg.items()
+               if k.endswith("_token") and isinstance(v, (str, dict))}
+    return env.from_string(template).render(messages=list(messages), add_generation_prompt=True, **special)
+
+
+def _tokenizer(path):
+    tj = os.path.join(path, "tokenizer.json")
+    if not os.path.isfile(tj):
+        return None
+    from tokenizers import Tokenizer
+    try:
+        return Tokenizer.from_file(tj)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
+        raise ValueError(f"cannot read the tokenizer {tj}: {e}") from None
+
+
+# ---- the graph ---------------------------------------------------------------------------
+def _build(spec, w, S, C):
+    """The step program for S tokens: inputs input_ids, positions (1, S), start, last (1,)
+    and the caches; outputs the last token's logits and the updated caches."""
+    Hkv, hd, D = spec.kv_heads, spec.head_dim, spec.hidden
+    ids = _F.input((1, S), "int32", name="input_ids")
+    positions = _F.input((1, S), "int32", name="positions")
+    start = _F.input((1,), "int32", name="start")
+    last = _F.input((1,), "int32", name="last") if S > 1 else None
+    caches = [(_F.input((1, Hkv, C, hd), name=f"k{i}"), _F.input((1, Hkv, C, hd), name=f"v{i}"))
+              for i in range(spec.layers)]
+    # key j is visible to the token at position p when j <= p: (1, 1, 1, S, C), additive
+    keys = _F.constant(np.arange(C, dtype=np.float32).reshape(1, C))
+    visible = _F.less_equal(keys, positions.reshape(S, 1).cast("fp16"))
+    mask = _F.where(visible, 0.0, _NEG).reshape(1, 1, 1, S, C)
+    if spec.family == "gpt2":
+        h = _F.embedding(ids, w("transformer.wte.weight", (spec.vocab, D)))
+        h = h + _F.embedding(positions, w("transformer.wpe.weight", (spec.positions, D)))
+        rope = None
+    else:
+        h = _F.embedding(ids, w("model.embed_tokens.weight", (spec.vocab, D)))
+        cos, sin = _rope_tables(spec, C)
+        rope = (_F.embedding(positions, cos).reshape(1, 1, S, hd), _F.embedding(positions, sin).reshape(1, 1, S, hd))
+    outs = {}
+    for i in range(spec.layers):
+        h = _layer(spec, w, i, h, caches[i], start, mask, rope, S, C, outs)
+    h = _final_norm(spec, w, h)
+    if last is not None:
+        h = _F.dynamic_slice(h, last, 1, dim=1)
+    head = w("transformer.wte.weight" if spec.family == "gpt2" else
+             "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
+             (spec.vocab, D))
+    inputs = [ids, positions, start] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
+    return {"logits": _F.linear(h, head), **outs}, inputs
+
+
+def _rope_tables(spec, C):
+    """cos and sin of each position's angles, (C, head_dim), halves repeated (rotate_half form)."""
+    hd = spec.head_dim
+    inv = 1.0 / (spec.theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    ang = np.arange(C, dtype=np.float64)[:, None] * inv[None]
+    ang = np.concatenate([ang, ang], axis=1)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+def _rotate(x, cos, sin, hd):
+    half = hd // 2
+    rotated = _F.concat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+def _norm(spec, w, name, x):
+    if spec.family == "gpt2":
+        return _F.layer_norm(x, (spec.hidden,), w(name + ".weight"), w(name + ".bias"), eps=spec.eps)
+    return _F.rms_norm(x, (x.shape[-1],), w(name + ".weight"), eps=spec.eps)
+
+
+def _final_norm(spec, w, h):
+    return _norm(spec, w, "transformer.ln_f" if spec.family == "gpt2" else "model.norm", h)
+
+
+def _linear(w, name, x, out, inp, bias):
+    b = w(name + ".bias", (out,)) if bias and w.has(name + ".bias") else None
+    return _F.linear(x, w(name + ".weight", (out, inp)), b)
+
+
+def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
+    H, Hkv, hd, D = spec.heads, spec.kv_heads, spec.head_dim, spec.hidden
+    G = H // Hkv
+    if spec.family == "gpt2":
+        p = f"transformer.h.{i}."
+        x = _norm(spec, w, p + "ln_1", h)
+        qkv = _F.linear(x, w(p + "attn.c_attn.weight", (D, 3 * D)).T, w(p + "attn.c_attn.bias", (3 * D,)))
+        q, k, v = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
+    else:
+        p = f"model.layers.{i}."
+        x = _norm(spec, w, p + "input_layernorm", h)
+        q = _linear(w, p + "self_attn.q_proj", x, H * hd, D, True)
+        k = _linear(w, p + "self_attn.k_proj", x, Hkv * hd, D, True)
+        v = _linear(w, p + "self_attn.v_proj", x, Hkv * hd, D, True)
+    q = q.reshape(1, S, H, hd).permute(0, 2, 1, 3)      # (1, H, S, hd)
+    k = k.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)    # (1, Hkv, S, hd)
+    v = v.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)
+    if spec.family == "qwen3":  # per-head RMSNorm of q and k before the rotation
+        q = _norm(spec, w, p + "self_attn.q_norm", q)
+        k = _norm(spec, w, p + "self_attn.k_norm", k)
+    if rope is not None:
+        q, k = _rotate(q, *rope, hd), _rotate(k, *rope, hd)
+    kc = _F.dynamic_update_slice(cache[0], k, start, dim=2)
+    vc = _F.dynamic_update_slice(cache[1], v, start, dim=2)
+    outs[f"k{i}"], outs[f"v{i}"] = kc, vc
+    q5 = q.reshape(1, Hkv, G, S, hd)                      # each KV head's group of query heads
+    scores = _F.matmul(q5, kc.reshape(1, Hkv, 1, C, hd).transpose(-1, -2)) * (1.0 / math.sqrt(hd)) + mask
+    attn = _F.matmul(_F.softmax(scores, dim=-1), vc.reshape(1, Hkv, 1, C, hd))  # (1, Hkv, G, S, hd)
+    attn = attn.reshape(1, H, S, hd).permute(0, 2, 1, 3).reshape(1, S, H * hd)
+    if spec.family == "gpt2":
+        h = h + _F.linear(attn, w(p + "attn.c_proj.weight", (D, D)).T, w(p + "attn.c_proj.bias", (D,)))
+        x = _norm(spec, w, p + "ln_2", h)
+        inner = w(p + "mlp.c_fc.weight").shape[1]
+        x = _F.gelu(_F.linear(x, w(p + "mlp.c_fc.weight", (D, inner)).T, w(p + "mlp.c_fc.bias", (inner,))),
+                    approximate="tanh")
+        return h + _F.linear(x, w(p + "mlp.c_proj.weight", (inner, D)).T, w(p + "mlp.c_proj.bias", (D,)))
+    h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
+    x = _norm(spec, w, p + "post_attention_layernorm", h)
+    inner = w(p + "mlp.gate_proj.weight").shape[0]
+    gate = _linear(w, p + "mlp.gate_proj", x, inner, D, False)
+    up = _linear(w, p + "mlp.up_proj", x, inner, D, False)
+    return h + _linear(w, p + "mlp.down_proj", _F.silu(gate) * up, D, inner, False)
+
+
+__all__ = ["CausalLM", "is_causal_lm"]

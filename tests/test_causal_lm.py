@@ -1,0 +1,173 @@
+"""Causal language models through af.load: directories saved by transformers from random
+configurations (offline) of each family, generating against transformers' own generate."""
+import warnings
+
+import numpy as np
+import pytest
+
+import aneforge as af
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+SMALL = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             intermediate_size=64, max_position_embeddings=128, bos_token_id=98, eos_token_id=99)
+
+
+def _model(family):
+    t = transformers
+    if family == "gpt2":
+        return t.GPT2LMHeadModel(t.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                                              bos_token_id=99, eos_token_id=99))
+    if family == "llama":
+        return t.LlamaForCausalLM(t.LlamaConfig(**SMALL))
+    if family == "qwen2":  # biases on q, k and v
+        return t.Qwen2ForCausalLM(t.Qwen2Config(**SMALL))
+    if family == "qwen3":  # RMSNorm of q and k per head, a head_dim of its own
+        return t.Qwen3ForCausalLM(t.Qwen3Config(**SMALL, head_dim=16))
+    if family == "mistral":
+        return t.MistralForCausalLM(t.MistralConfig(**SMALL))
+    raise AssertionError(family)
+
+
+FAMILIES = ("gpt2", "llama", "qwen2", "qwen3", "mistral")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lms")
+    out = {}
+    for family in FAMILIES:
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = _model(family).eval()
+            model.save_pretrained(root / family)
+        out[family] = (model, root / family)
+    return out
+
+
+def _reference(model, prompt, new):
+    ids = torch.from_numpy(np.asarray(prompt, np.int64)[None])
+    with torch.no_grad():
+        return model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=new,
+                              pad_token_id=0).numpy()
+
+
+PROMPTS = {"short": np.arange(3, 14) % 97, "past one chunk": (np.arange(40) * 7 + 5) % 97}
+
+
+@pytest.mark.parametrize("prompt", sorted(PROMPTS))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_greedy_generation_equals_transformers_at_fp32(saved, family, prompt):
+    """64 new tokens, token for token. The short prompt goes through the prefill program (one
+    padded chunk of 32); the long one through a chunk, then one token at a time."""
+    model, path = saved[family]
+    lm = af.load(path, precision="fp32", max_context=128)
+    assert isinstance(lm, af.models.CausalLM)
+    got = lm.generate(PROMPTS[prompt], max_new_tokens=64)
+    np.testing.assert_array_equal(got, _reference(model, PROMPTS[prompt], 64))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_fp16_generation_follows_transformers(saved, family):
+    """At fp16 storage the greedy tokens of these models equal transformers' float32 ones for
+    all 64 steps (measured; a near-tie between two logits could part them, none occurs here)."""
+    model, path = saved[family]
+    lm = af.load(path, max_context=128)
+    np.testing.assert_array_equal(lm.generate(PROMPTS["short"], 64), _reference(model, PROMPTS["short"], 64))
+
+
+def test_the_mil_backend_generates_what_the_sim_does(saved):
+    """The emitted programs (prefill and decode, with the cache writes) run by the mil backend."""
+    _, path = saved["llama"]
+    sim = af.load(path, max_context=64).generate(PROMPTS["past one chunk"], 6)
+    mil = af.load(path, max_context=64, backend="mil").generate(PROMPTS["past one chunk"], 6)
+    np.testing.assert_array_equal(mil, sim)
+
+
+def test_stream_sampling_and_stops(saved):
+    model, path = saved["qwen2"]
+    lm = af.load(path, precision="fp32", max_context=128)
+    greedy = lm.generate(PROMPTS["short"], 20)
+    assert list(lm.stream(PROMPTS["short"], 20)) == list(greedy[0, 11:])
+    stop = int(greedy[0, 15])
+    stopped = lm.generate(PROMPTS["short"], 20, stop=[stop])  # ends with the stop token
+    assert stopped[0, -1] == stop and stopped.shape[1] == 11 + list(greedy[0, 11:]).index(stop) + 1
+    a = lm.generate(PROMPTS["short"], 20, do_sample=True, temperature=0.8, top_p=0.9, seed=3)
+    b = lm.generate(PROMPTS["short"], 20, do_sample=True, temperature=0.8, top_p=0.9, seed=3)
+    np.testing.assert_array_equal(a, b)  # a seed repeats a sample
+    np.testing.assert_array_equal(lm.generate(PROMPTS["short"], 20, do_sample=True, top_k=1, seed=5), greedy)
+
+
+def test_refusals(saved, tmp_path):
+    _, path = saved["gpt2"]
+    lm = af.load(path, max_context=32)
+    with pytest.raises(ValueError, match="exceed max_context=32"):
+        lm.generate(np.arange(30), 8)
+    with pytest.raises(IndexError, match="outside 0..99"):
+        lm.generate([5, 100], 2)
+    with pytest.raises(ValueError, match="must be in 1..128"):
+        af.load(path, max_context=1000)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        lm.generate([], 2)
+
+
+def _word_tokenizer(directory):
+    """A word-level tokenizer.json for the 100-token test vocabulary: "w0" .. "w99"."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(100)}, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tok.save(str(directory / "tokenizer.json"))
+    return tok
+
+
+def test_text_prompts_and_the_generate_command(saved, capsys):
+    from aneforge.cli import main
+    model, path = saved["llama"]
+    tok = _word_tokenizer(path)
+    text = " ".join(f"w{int(i)}" for i in PROMPTS["short"])
+    lm = af.load(path, precision="fp32", max_context=64)
+    got = lm.generate(text, 12)
+    np.testing.assert_array_equal(got, _reference(model, PROMPTS["short"], 12))
+    assert main(["generate", str(path), "--prompt", text, "--max-new-tokens", "12", "--precision", "fp32",
+                 "--max-context", "64"]) == 0
+    assert capsys.readouterr().out.strip() == tok.decode(list(got[0, 11:]))
+    assert main(["generate", str(path), "--max-new-tokens", "3"]) == 2
+    assert "give --prompt TEXT or --ids" in capsys.readouterr().err
+
+
+CHAT_TEMPLATE = ("{{ bos_token }} {% for m in messages %}{% if m['role'] == 'user' %}w1{% else %}w2{% endif %} "
+                 "{{ m['content'] }} w4 {% endfor %}{% if add_generation_prompt %}w2{% endif %}")
+
+
+def test_chat_renders_the_template_as_transformers_does(saved, tmp_path):
+    import json
+    import shutil
+    model, path = saved["qwen2"]
+    chat_dir = tmp_path / "chat"
+    shutil.copytree(path, chat_dir)
+    _word_tokenizer(chat_dir)
+    (chat_dir / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "w98", "eos_token": "w99",
+         "chat_template": CHAT_TEMPLATE}))
+    messages = [{"role": "user", "content": "w5 w6 w7"}, {"role": "assistant", "content": "w8"},
+                {"role": "user", "content": "w9 w10"}]
+    ref_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(chat_dir / "tokenizer.json"), bos_token="w98",
+                                                   eos_token="w99", chat_template=CHAT_TEMPLATE)
+    want = ref_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    want = list(want["input_ids"])
+    assert want[:3] == [98, 1, 5]  # bos, the user's marker, the first word
+    lm = af.load(chat_dir, precision="fp32", max_context=64)
+    assert lm.chat_ids(messages) == want
+    reply = lm.chat(messages, max_new_tokens=10)
+    new = _reference(model, want, 10)[0, len(want):]
+    assert reply == ref_tok.decode(new, skip_special_tokens=True)
+    with pytest.raises(TypeError, match="list of"):
+        lm.chat("hello")
+    (chat_dir / "tokenizer_config.json").write_text(json.dumps({"bos_token": "w98"}))
+    with pytest.raises(ValueError, match="no chat template"):
+        lm.chat(messages)
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
+        af.load(path, max_context=16).chat(messages)
