@@ -1,5 +1,5 @@
 """Chat with a causal language model on the simulator: a Hugging Face directory of GPT-2,
-Llama, Mistral, Qwen2 or Qwen3 (with tokenizer.json, and a chat template for chat), or
+Llama, Mistral, Qwen2, Qwen3, Phi-3 or Gemma (with tokenizer.json, and a chat template for chat), or
 without one a tiny random Llama built here to show the mechanics (its words are "w0".."w99").
 
     python examples/chat.py [MODEL_DIR] [--prompt "..."] [--max-new-tokens 32]

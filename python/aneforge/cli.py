@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     r.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT_NAME.npy files in DIR")
     r.set_defaults(fn=_run)
     g = sub.add_parser("generate", help="generate text with a causal language model directory (streamed)")
-    g.add_argument("model", help="a Hugging Face directory (GPT-2, Llama, Mistral, Qwen2, Qwen3)")
+    g.add_argument("model", help="a Hugging Face directory (GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma)")
     g.add_argument("--prompt", help="the prompt text (needs the directory's tokenizer.json)")
     g.add_argument("--ids", help="or the prompt as token ids, comma-separated")
     g.add_argument("--max-new-tokens", type=int, default=32)

@@ -21,7 +21,7 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
     torch.export captures goes through transformers and af.from_torch. Nothing is downloaded. Compile options pass through to af.compile; for a text
     encoder, ``calibration`` is a list of sentences (the accuracy gate and data-aware
     rounding run once on them, docs/compression.md). A causal language model (a directory
-    saved from GPT-2, Llama, Mistral, Qwen2 or Qwen3's *ForCausalLM / LMHeadModel class)
+    saved from GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3 or Gemma's *ForCausalLM / LMHeadModel class)
     loads as a CausalLM with a KV cache of ``max_context`` positions (default: the model's,
     at most 1024) for ``generate`` and ``stream``."""
     path = os.fspath(path)

@@ -1,5 +1,5 @@
 """Decoder-only language models with a KV cache: af.load of a Hugging Face directory whose
-architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3). Two programs from one
+architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma). Two programs from one
 builder: prefill (a chunk of prompt tokens) and decode (one token). Each layer's K and V
 caches (1, kv_heads, max_context, head_dim) are program inputs and outputs; a step writes
 its tokens' rows with dynamic_update_slice and attends over the cache up to each token's
@@ -16,7 +16,7 @@ from ..graph import functional as _F
 from ..graph.tensor import borrowing_arrays
 from ._files import Weights, load_weights
 
-FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
 _NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -inf, also 0)
 
 
@@ -41,12 +41,25 @@ class _Spec:
             self.kv_heads = g("num_key_value_heads") or self.heads
             self.positions = g("max_position_embeddings")
             self.eps, self.tied = g("rms_norm_eps", 1e-6), bool(g("tie_word_embeddings", False))
-            self.theta = float(g("rope_theta", 10000.0))
-            if g("rope_scaling") not in (None, {}) and (g("rope_scaling") or {}).get("rope_type", "default") != "default":
-                raise NotImplementedError(f"af.load: {path}: rope_scaling {g('rope_scaling')} is not supported yet")
-            act = g("hidden_act", "silu")
-            if act != "silu":
-                raise NotImplementedError(f"af.load: {path}: hidden_act {act!r} is not supported (silu is)")
+            # transformers 5 writes rope_parameters; older configs rope_theta and rope_scaling
+            rp = g("rope_parameters") or {}
+            self.rope = dict(rp) if rp else dict(g("rope_scaling") or {})
+            self.theta = float(rp.get("rope_theta", g("rope_theta", 10000.0)))
+            self.rope_type = self.rope.get("rope_type", self.rope.get("type", "default"))
+            if self.rope_type not in ("default", "linear", "llama3"):
+                raise NotImplementedError(f"af.load: {path}: RoPE type {self.rope_type!r} is not supported "
+                                          "(default, linear and llama3 are)")
+            self.partial_rotary = float(rp.get("partial_rotary_factor", g("partial_rotary_factor", 1.0)))
+            act = g("hidden_activation") or g("hidden_act", "silu")
+            self.act = {"silu": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh"}.get(act)
+            if self.act is None or (self.family == "gemma" and self.act != "gelu_tanh"):
+                raise NotImplementedError(f"af.load: {path}: hidden_act {act!r} is not supported (silu, and "
+                                          "gelu_pytorch_tanh for Gemma)")
+            layer_types = g("layer_types") or []
+            window = g("sliding_window") if g("use_sliding_window", True) else None
+            if any(t != "full_attention" for t in layer_types) and window is None:
+                raise NotImplementedError(f"af.load: {path}: layer types {sorted(set(layer_types))}: only full attention")
+            self.window = window if any(t != "full_attention" for t in layer_types) or self.family == "mistral" else None
         self.vocab = g("vocab_size")
         sizes = (self.hidden, self.layers, self.heads, self.kv_heads, self.vocab)
         if not all(isinstance(v, int) and v > 0 for v in sizes):
@@ -69,6 +82,9 @@ class CausalLM:
         self.max_context = int(max_context or min(limit, 1024))
         if not 1 <= self.max_context <= limit:
             raise ValueError(f"max_context={max_context} must be in 1..{limit} (the model's positions)")
+        if getattr(s, "window", None) and self.max_context > s.window:
+            raise NotImplementedError(f"max_context={self.max_context} is past the model's sliding window of "
+                                      f"{s.window} positions, which is not built yet: use max_context <= {s.window}")
         self.prefill_chunk = max(1, min(int(prefill_chunk), self.max_context))
         w = Weights(load_weights(path), os.path.join(path, "model.safetensors"))
         if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
@@ -297,7 +313,10 @@ def _build(spec, w, S, C):
     else:
         h = _F.embedding(ids, w("model.embed_tokens.weight", (spec.vocab, D)))
         cos, sin = _rope_tables(spec, C)
-        rope = (_F.embedding(positions, cos).reshape(1, 1, S, hd), _F.embedding(positions, sin).reshape(1, 1, S, hd))
+        rd = cos.shape[1]
+        rope = (_F.embedding(positions, cos).reshape(1, 1, S, rd), _F.embedding(positions, sin).reshape(1, 1, S, rd))
+        if spec.family == "gemma":  # embeddings scaled by sqrt(hidden), rounded to the weights' dtype as there
+            h = h * float(np.float32(math.sqrt(D)))
     outs = {}
     for i in range(spec.layers):
         h = _layer(spec, w, i, h, caches[i], start, mask, rope, S, C, outs)
@@ -311,25 +330,47 @@ def _build(spec, w, S, C):
     return {"logits": _F.linear(h, head), **outs}, inputs
 
 
+def _inv_freq(spec, rd):
+    """RoPE's inverse frequencies for a rotated width rd, with the config's scaling (as
+    transformers' rope utilities compute them, in float64 here)."""
+    inv = 1.0 / (spec.theta ** (np.arange(0, rd, 2, dtype=np.float64) / rd))
+    r = spec.rope
+    if spec.rope_type == "linear":
+        return inv / float(r["factor"])
+    if spec.rope_type == "llama3":
+        factor, low, high = float(r["factor"]), float(r["low_freq_factor"]), float(r["high_freq_factor"])
+        old = float(r["original_max_position_embeddings"])
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > old / low, inv / factor, inv)
+        smooth = (old / wavelen - low) / (high - low)
+        medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+        return np.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
+    return inv
+
+
 def _rope_tables(spec, C):
-    """cos and sin of each position's angles, (C, head_dim), halves repeated (rotate_half form)."""
-    hd = spec.head_dim
-    inv = 1.0 / (spec.theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
-    ang = np.arange(C, dtype=np.float64)[:, None] * inv[None]
+    """cos and sin of each position's angles, (C, rotated width), halves repeated (rotate_half form)."""
+    rd = int(spec.head_dim * spec.partial_rotary)
+    ang = np.arange(C, dtype=np.float64)[:, None] * _inv_freq(spec, rd)[None]
     ang = np.concatenate([ang, ang], axis=1)
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
 def _rotate(x, cos, sin, hd):
-    half = hd // 2
-    rotated = _F.concat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    rd = cos.shape[-1]  # the rotated width (partial_rotary_factor < 1 leaves the rest as is)
+    xr = x[..., :rd] if rd < hd else x
+    half = rd // 2
+    out = xr * cos + _F.concat([-xr[..., half:], xr[..., :half]], dim=-1) * sin
+    return _F.concat([out, x[..., rd:]], dim=-1) if rd < hd else out
 
 
 def _norm(spec, w, name, x):
     if spec.family == "gpt2":
         return _F.layer_norm(x, (spec.hidden,), w(name + ".weight"), w(name + ".bias"), eps=spec.eps)
-    return _F.rms_norm(x, (x.shape[-1],), w(name + ".weight"), eps=spec.eps)
+    weight = w(name + ".weight")
+    if spec.family == "gemma":  # Gemma's RMSNorm scales by (1 + weight)
+        weight = weight + np.float32(1.0)
+    return _F.rms_norm(x, (x.shape[-1],), weight, eps=spec.eps)
 
 
 def _final_norm(spec, w, h):
@@ -352,9 +393,13 @@ def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
     else:
         p = f"model.layers.{i}."
         x = _norm(spec, w, p + "input_layernorm", h)
-        q = _linear(w, p + "self_attn.q_proj", x, H * hd, D, True)
-        k = _linear(w, p + "self_attn.k_proj", x, Hkv * hd, D, True)
-        v = _linear(w, p + "self_attn.v_proj", x, Hkv * hd, D, True)
+        if spec.family == "phi3":  # one fused q, k, v projection
+            qkv = _linear(w, p + "self_attn.qkv_proj", x, (H + 2 * Hkv) * hd, D, True)
+            q, k, v = qkv[..., :H * hd], qkv[..., H * hd:(H + Hkv) * hd], qkv[..., (H + Hkv) * hd:]
+        else:
+            q = _linear(w, p + "self_attn.q_proj", x, H * hd, D, True)
+            k = _linear(w, p + "self_attn.k_proj", x, Hkv * hd, D, True)
+            v = _linear(w, p + "self_attn.v_proj", x, Hkv * hd, D, True)
     q = q.reshape(1, S, H, hd).permute(0, 2, 1, 3)      # (1, H, S, hd)
     k = k.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)    # (1, Hkv, S, hd)
     v = v.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)
@@ -379,10 +424,16 @@ def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
         return h + _F.linear(x, w(p + "mlp.c_proj.weight", (inner, D)).T, w(p + "mlp.c_proj.bias", (D,)))
     h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
     x = _norm(spec, w, p + "post_attention_layernorm", h)
-    inner = w(p + "mlp.gate_proj.weight").shape[0]
-    gate = _linear(w, p + "mlp.gate_proj", x, inner, D, False)
-    up = _linear(w, p + "mlp.up_proj", x, inner, D, False)
-    return h + _linear(w, p + "mlp.down_proj", _F.silu(gate) * up, D, inner, False)
+    if spec.family == "phi3":  # one fused gate and up projection
+        inner = w(p + "mlp.gate_up_proj.weight").shape[0] // 2
+        gate_up = _linear(w, p + "mlp.gate_up_proj", x, 2 * inner, D, False)
+        gate, up = gate_up[..., :inner], gate_up[..., inner:]
+    else:
+        inner = w(p + "mlp.gate_proj.weight").shape[0]
+        gate = _linear(w, p + "mlp.gate_proj", x, inner, D, False)
+        up = _linear(w, p + "mlp.up_proj", x, inner, D, False)
+    act = _F.silu(gate) if spec.act == "silu" else _F.gelu(gate, approximate="tanh")
+    return h + _linear(w, p + "mlp.down_proj", act * up, D, inner, False)
 
 
 __all__ = ["CausalLM", "is_causal_lm"]
