@@ -135,3 +135,21 @@ TEST(ConstStorage, ProgramFilesKeepFp16Weights) {
   EXPECT_EQ(run_sim(back, {{x.shape(), xv}})[0].data, run_sim(p, {{x.shape(), xv}})[0].data);
   std::remove(path.c_str());
 }
+
+TEST(ConstStorage, ProgramsFromTheSameBorrowedWeightsShareTheirFp16Copy) {
+  auto owner = std::make_shared<std::vector<float>>(randn(64 * 96, 13));
+  auto graph = [&]() {
+    Tensor x = input({2, 96});
+    return call1("linear", {x, constant(ConstValues::borrow(owner->data(), owner->size(), owner), {64, 96})});
+  };
+  Tensor y1 = graph(), y2 = graph();  // both graphs alive: the memory stays borrowed
+  auto p1 = compile({y1}), p2 = compile({y2});
+  EXPECT_EQ(weight_of(*p1, "linear", 1).data, weight_of(*p2, "linear", 1).data);
+  CompileOptions keep_subnormals;  // other numerics round differently: their own copy
+  keep_subnormals.numerics.fp16.flush_subnormals = false;
+  EXPECT_NE(weight_of(*compile({y1}, keep_subnormals), "linear", 1).data, weight_of(*p1, "linear", 1).data);
+  // Owned (not borrowed) constants are never matched by address.
+  Tensor x = input({2, 96});
+  auto p3 = compile({call1("linear", {x, constant(*owner, {64, 96})})});
+  EXPECT_NE(weight_of(*p3, "linear", 1).data, weight_of(*p1, "linear", 1).data);
+}

@@ -76,6 +76,7 @@ class ConstValues {
   std::vector<float> to_vector() const;       // a float32 copy of any form
   std::vector<float>& mutable_floats();       // the owned float32 vector (copies other forms first)
   int64_t bytes() const { return static_cast<int64_t>(size()) * (is_half() ? 2 : 4); }
+  const std::shared_ptr<const void>& owner() const { return owner_; }  // of borrowed memory
 
   class iterator {
    public:

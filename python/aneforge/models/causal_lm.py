@@ -89,19 +89,20 @@ class CausalLM:
         w = Weights(load_weights(path), os.path.join(path, "model.safetensors"))
         if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
             raise ValueError(f"af.load: {path}: missing tensor 'model.embed_tokens.weight'")
-        self._w = w
         self._options = compile_options
         self._nets = {}
-        with borrowing_arrays():  # the checkpoint's arrays are ours: the graphs read them in place
-            for n in sorted({1, self.prefill_chunk}):
-                self._nets[n] = self._compile(n)
-        self._w = None  # the programs hold their own weights
+        # The checkpoint's arrays are ours: the graphs read them in place. Both graphs live
+        # until both are compiled, so the programs share one fp16 copy of each weight.
+        with borrowing_arrays():
+            graphs = {n: _build(s, w, n, self.max_context) for n in sorted({1, self.prefill_chunk})}
+            for n, (outs, inputs) in graphs.items():
+                self._nets[n] = self._compile(outs, inputs)
+        del graphs, w
         self.tokenizer = _tokenizer(path)
 
     # ---- the programs --------------------------------------------------------------------
-    def _compile(self, S):
+    def _compile(self, outs, inputs):
         from ..compiler.build import compile as _compile
-        outs, inputs = _build(self.spec, self._w, S, self.max_context)
         net = _compile(outs, inputs=inputs, **self._options)
         net.resident = hasattr(net._exe, "alias")  # a backend without resident state: the caches go round
         for i in range(self.spec.layers if net.resident else 0):  # the caches stay with the program between calls
@@ -382,13 +383,21 @@ def _linear(w, name, x, out, inp, bias):
     return _F.linear(x, w(name + ".weight", (out, inp)), b)
 
 
+def _transposed(w, name, shape):
+    """GPT-2's Conv1D weight (in, out) as a linear weight (out, in), made once per name."""
+    memo = w.__dict__.setdefault("_transposed", {})
+    if name not in memo:
+        memo[name] = np.ascontiguousarray(w(name, shape).T)
+    return memo[name]
+
+
 def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
     H, Hkv, hd, D = spec.heads, spec.kv_heads, spec.head_dim, spec.hidden
     G = H // Hkv
     if spec.family == "gpt2":
         p = f"transformer.h.{i}."
         x = _norm(spec, w, p + "ln_1", h)
-        qkv = _F.linear(x, w(p + "attn.c_attn.weight", (D, 3 * D)).T, w(p + "attn.c_attn.bias", (3 * D,)))
+        qkv = _F.linear(x, _transposed(w, p + "attn.c_attn.weight", (D, 3 * D)), w(p + "attn.c_attn.bias", (3 * D,)))
         q, k, v = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
     else:
         p = f"model.layers.{i}."
@@ -416,12 +425,12 @@ def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
     attn = _F.matmul(_F.softmax(scores, dim=-1), vc.reshape(1, Hkv, 1, C, hd))  # (1, Hkv, G, S, hd)
     attn = attn.reshape(1, H, S, hd).permute(0, 2, 1, 3).reshape(1, S, H * hd)
     if spec.family == "gpt2":
-        h = h + _F.linear(attn, w(p + "attn.c_proj.weight", (D, D)).T, w(p + "attn.c_proj.bias", (D,)))
+        h = h + _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)), w(p + "attn.c_proj.bias", (D,)))
         x = _norm(spec, w, p + "ln_2", h)
         inner = w(p + "mlp.c_fc.weight").shape[1]
-        x = _F.gelu(_F.linear(x, w(p + "mlp.c_fc.weight", (D, inner)).T, w(p + "mlp.c_fc.bias", (inner,))),
+        x = _F.gelu(_F.linear(x, _transposed(w, p + "mlp.c_fc.weight", (D, inner)), w(p + "mlp.c_fc.bias", (inner,))),
                     approximate="tanh")
-        return h + _F.linear(x, w(p + "mlp.c_proj.weight", (inner, D)).T, w(p + "mlp.c_proj.bias", (D,)))
+        return h + _F.linear(x, _transposed(w, p + "mlp.c_proj.weight", (inner, D)), w(p + "mlp.c_proj.bias", (D,)))
     h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
     x = _norm(spec, w, p + "post_attention_layernorm", h)
     if spec.family == "phi3":  # one fused gate and up projection
