@@ -4,21 +4,16 @@
 
 #include <cmath>
 #include <cstdio>
-#include <random>
 
 #include "aneforge/aneforge.h"
+#include "test_util.h"
 
 using namespace af;
 
 namespace {
 
-std::vector<float> randn(size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g) * 0.1f;
-  return v;
-}
+// Weight-sized values: standard deviation 0.1.
+std::vector<float> small_randn(size_t n, unsigned seed) { return randn(n, seed, 0.1f); }
 
 // The value that holds the constant fed to the first layer of op `op` at input `i`.
 const Value& weight_of(const Program& p, const std::string& op, size_t i) {
@@ -51,7 +46,7 @@ TEST(ConstStorage, FormsReadTheSameValues) {
 
 TEST(ConstStorage, Fp16ProgramsHoldLargeWeightsAsFp16AndComputeTheSame) {
   const int64_t K = 96, N = 64, M = 3;  // 6144 weight elements: past kHalfConstMin
-  auto wv = randn(static_cast<size_t>(N * K), 1), xv = randn(static_cast<size_t>(M * K), 2);
+  auto wv = small_randn(static_cast<size_t>(N * K), 1), xv = small_randn(static_cast<size_t>(M * K), 2);
   Tensor x = input({M, K}), wi = input({N, K});
   auto held = compile({call1("linear", {x, constant(wv, {N, K})})});
   const Value& w = weight_of(*held, "linear", 1);
@@ -73,10 +68,10 @@ TEST(ConstStorage, Fp16ProgramsHoldLargeWeightsAsFp16AndComputeTheSame) {
   Tensor x2 = input({40, K}), x2i = input({40, K});
   auto held2 = compile({call1("linear", {x2, constant(wv, {N, K})})});
   auto fed2 = compile({call1("linear", {x2i, wi})});
-  auto x2v = randn(static_cast<size_t>(40 * K), 12);
+  auto x2v = small_randn(static_cast<size_t>(40 * K), 12);
   EXPECT_EQ(run_sim(held2, {{x2.shape(), x2v}})[0].data, run_sim(fed2, {{wi.shape(), wv}, {x2i.shape(), x2v}})[0].data);
   // Small constants stay float32; fp32 programs keep float32.
-  auto small = compile({call1("linear", {x, constant(randn(16 * K, 3), {16, K})})});
+  auto small = compile({call1("linear", {x, constant(small_randn(16 * K, 3), {16, K})})});
   EXPECT_FALSE(weight_of(*small, "linear", 1).data->values.is_half());
   CompileOptions o;
   o.numerics.precision = Precision::fp32;
@@ -85,7 +80,7 @@ TEST(ConstStorage, Fp16ProgramsHoldLargeWeightsAsFp16AndComputeTheSame) {
 
 TEST(ConstStorage, EmbeddingAndMatmulReadFp16Tables) {
   const int64_t V = 128, D = 48, K = 48, N = 100;
-  auto table = randn(static_cast<size_t>(V * D), 4), bv = randn(static_cast<size_t>(K * N), 5);
+  auto table = small_randn(static_cast<size_t>(V * D), 4), bv = small_randn(static_cast<size_t>(K * N), 5);
   Tensor ids = input({2, 5}, DType::int32), ti = input({V, D});
   std::vector<float> idv = {0, 3, 127, 64, 5, 9, 8, 7, 100, 1};
   auto held = compile({call1("embedding", {ids, constant(table, {V, D})})});
@@ -95,7 +90,7 @@ TEST(ConstStorage, EmbeddingAndMatmulReadFp16Tables) {
   // A batch of right operands (a 2-D one becomes a linear layer, tested above).
   const int64_t KN = K * N / 2;
   Tensor a = input({2, 3, K}), bi = input({2, K, N / 2});
-  auto av = randn(static_cast<size_t>(6 * K), 6);
+  auto av = small_randn(static_cast<size_t>(6 * K), 6);
   auto mh = compile({call1("matmul", {a, constant(bv, {2, K, N / 2})})});
   ASSERT_EQ(static_cast<int64_t>(bv.size()), 2 * KN);
   ASSERT_TRUE(weight_of(*mh, "matmul", 1).data->values.is_half());
@@ -106,7 +101,7 @@ TEST(ConstStorage, EmbeddingAndMatmulReadFp16Tables) {
   auto vh = compile({call1("matmul", {v, constant(bv, {K, N})})});
   ASSERT_TRUE(weight_of(*vh, "matmul", 1).data->values.is_half());
   auto vf = compile({call1("matmul", {v, b2})});
-  auto vv = randn(static_cast<size_t>(K), 11);
+  auto vv = small_randn(static_cast<size_t>(K), 11);
   EXPECT_EQ(run_sim(vh, {{v.shape(), vv}})[0].data, run_sim(vf, {{v.shape(), vv}, {b2.shape(), bv}})[0].data);
 }
 
@@ -115,29 +110,29 @@ TEST(ConstStorage, ACompiledProgramDoesNotKeepTheGraphAlive) {
   std::shared_ptr<Program> p;
   {
     Tensor x = input({2, 64});
-    Tensor w = constant(randn(64 * 64, 7), {64, 64});
+    Tensor w = constant(small_randn(64 * 64, 7), {64, 64});
     graph_weight = w.node()->data;
     Tensor y = call1("relu", {call1("linear", {x, w})});
     p = compile({y});
   }
   EXPECT_TRUE(graph_weight.expired());  // the program holds its own fp16 copy only
-  EXPECT_EQ(run_sim(p, {{{2, 64}, randn(128, 8)}})[0].data.size(), 128u);
+  EXPECT_EQ(run_sim(p, {{{2, 64}, small_randn(128, 8)}})[0].data.size(), 128u);
 }
 
 TEST(ConstStorage, ProgramFilesKeepFp16Weights) {
   Tensor x = input({2, 80});
-  auto p = compile({call1("linear", {x, constant(randn(80 * 80, 9), {80, 80})})});
+  auto p = compile({call1("linear", {x, constant(small_randn(80 * 80, 9), {80, 80})})});
   std::string path = ::testing::TempDir() + "/const_storage.afp";
   save_program(*p, path, true);
   auto back = load_program(path);
   EXPECT_TRUE(weight_of(*back, "linear", 1).data->values.is_half());
-  auto xv = randn(160, 10);
+  auto xv = small_randn(160, 10);
   EXPECT_EQ(run_sim(back, {{x.shape(), xv}})[0].data, run_sim(p, {{x.shape(), xv}})[0].data);
   std::remove(path.c_str());
 }
 
 TEST(ConstStorage, ProgramsFromTheSameBorrowedWeightsShareTheirFp16Copy) {
-  auto owner = std::make_shared<std::vector<float>>(randn(64 * 96, 13));
+  auto owner = std::make_shared<std::vector<float>>(small_randn(64 * 96, 13));
   auto graph = [&]() {
     Tensor x = input({2, 96});
     return call1("linear", {x, constant(ConstValues::borrow(owner->data(), owner->size(), owner), {64, 96})});

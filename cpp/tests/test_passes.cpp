@@ -7,18 +7,11 @@
 
 #include "aneforge/aneforge.h"
 #include "passes/passes.h"
+#include "test_util.h"
 
 using namespace af;
 
 namespace {
-
-std::vector<float> randn(size_t n, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
 
 int count_op(const Program& p, const std::string& op) {
   int n = 0;
