@@ -197,6 +197,50 @@ def check_dispatch_facts(quick: bool) -> dict:
     return facts
 
 
+def _tiny_llama(directory: str, rng) -> None:
+    """A Llama-shaped causal LM with random weights (config.json and model.safetensors written
+    here: no transformers needed), 2 layers, 4 query heads over 2 KV heads."""
+    from safetensors.numpy import save_file
+    V, D, F, L, H, KV = 256, 64, 128, 2, 4, 2
+    hd = D // H
+    t = {"model.embed_tokens.weight": (V, D), "model.norm.weight": (D,), "lm_head.weight": (V, D)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        t.update({p + "input_layernorm.weight": (D,), p + "post_attention_layernorm.weight": (D,),
+                  p + "self_attn.q_proj.weight": (H * hd, D), p + "self_attn.k_proj.weight": (KV * hd, D),
+                  p + "self_attn.v_proj.weight": (KV * hd, D), p + "self_attn.o_proj.weight": (D, H * hd),
+                  p + "mlp.gate_proj.weight": (F, D), p + "mlp.up_proj.weight": (F, D), p + "mlp.down_proj.weight": (D, F)})
+    weights = {k: (1.0 + 0.1 * rng.standard_normal(s) if k.endswith("norm.weight") else 0.08 * rng.standard_normal(s))
+               .astype(np.float32) for k, s in t.items()}
+    save_file(weights, os.path.join(directory, "model.safetensors"))
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": V, "hidden_size": D,
+           "intermediate_size": F, "num_hidden_layers": L, "num_attention_heads": H, "num_key_value_heads": KV,
+           "max_position_embeddings": 128, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu",
+           "tie_word_embeddings": False}
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(cfg, f)
+
+
+def check_decode(quick: bool) -> dict:
+    """A language model's prefill and decode programs with their KV caches resident on the
+    engine: greedy tokens against the same model on the simulator, and decode tokens/s."""
+    if not hasattr(af.models, "CausalLM"):
+        return {"skipped": "language models (af.models.CausalLM) are not in this version"}
+    import tempfile
+    new = 8 if quick else 64
+    prompt = list(range(3, 43))  # one prefill chunk of 32, then 8 decode steps
+    with tempfile.TemporaryDirectory() as d:
+        _tiny_llama(d, np.random.default_rng(0))
+        eng, sim = af.load(d, backend="engine", max_context=128), af.load(d, max_context=128)
+        want = sim.generate(prompt, new)
+        t = time.perf_counter()
+        got = eng.generate(prompt, new)
+        seconds = time.perf_counter() - t
+    same = got.shape == want.shape and bool((got == want).all())
+    return {"new_tokens": new, "tokens_equal_to_sim": same, "engine_tokens_per_s_incl_prefill": new / seconds,
+            "passed": same}
+
+
 def check_dispatch_floor(quick: bool) -> dict:
     x = af.input((1, 64), name="x")
     net = af.compile(x + 1, backend="engine")
@@ -206,7 +250,7 @@ def check_dispatch_floor(quick: bool) -> dict:
 
 
 CHECKS = [("quickstart", check_quickstart), ("resnet18", check_resnet18), ("minilm", check_minilm),
-          ("train_step", check_train_step), ("dispatch_facts", check_dispatch_facts),
+          ("train_step", check_train_step), ("decode", check_decode), ("dispatch_facts", check_dispatch_facts),
           ("dispatch_floor", check_dispatch_floor)]
 
 

@@ -25,7 +25,8 @@ def test_the_report_covers_every_check(engine, tmp_path):  # noqa: F811
     r = json.loads(out.read_text())
     assert r["double"] is True and r["engine"]["available"] and r["engine"]["path"] == engine.path
     checks = r["checks"]
-    assert set(checks) == {"quickstart", "resnet18", "minilm", "train_step", "dispatch_facts", "dispatch_floor"}
+    assert set(checks) == {"quickstart", "resnet18", "minilm", "train_step", "decode", "dispatch_facts",
+                           "dispatch_floor"}
     assert r["not_verified"] == [] and all(c["verified"] for c in checks.values())
     facts = checks["dispatch_facts"]
     assert facts["passed"] and facts["two_weight_sets_kept_apart"] and facts["port_report"]
@@ -35,6 +36,7 @@ def test_the_report_covers_every_check(engine, tmp_path):  # noqa: F811
     assert checks["dispatch_floor"]["per_call_us"] > 0
     assert checks["minilm"]["passed"] and checks["minilm"]["min_cosine_vs_float32"] > 0.9999
     assert checks["train_step"]["passed"] and checks["train_step"]["last_loss"] < checks["train_step"]["first_loss"]
+    assert checks["decode"]["passed"] and checks["decode"]["tokens_equal_to_sim"]
     assert engine.violations() == ""
 
 
