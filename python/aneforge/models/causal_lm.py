@@ -137,7 +137,7 @@ class CausalLM:
             out = self._step(net, part, pos, caches)
             state["caches"] = {k: v for k, v in out.items() if k != "logits"}
             state["owner"] = net
-            logits = out["logits"][0, -1]
+            logits = out["logits"].reshape(-1)[:self.spec.vocab]  # (the head's pieces, padded, in order)
             pos += len(part)
             i += len(part)
         return logits, pos
@@ -328,7 +328,25 @@ def _build(spec, w, S, C):
              "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
              (spec.vocab, D))
     inputs = [ids, positions, start] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
-    return {"logits": _F.linear(h, head), **outs}, inputs
+    return {"logits": _head(h, head, spec.vocab), **outs}, inputs
+
+
+_HEAD_MAX = 65536  # the widest axis a target holds (channel_max of every target)
+
+
+def _head(h, head, V):
+    """The vocabulary's logits. Past the targets' widest axis (Qwen's 151936 tokens) the head
+    runs in k equal pieces, the last padded with zeros, stacked as (1, k, 1, width): the host
+    reads them in order."""
+    if V <= _HEAD_MAX:
+        return _F.linear(h, head)
+    k = -(-V // _HEAD_MAX)
+    width = -(-V // k)
+    parts = [_F.linear(h, head[i * width:(i + 1) * width]) for i in range(k)]  # row slices: views, borrowed
+    short = width - parts[-1].shape[-1]
+    if short:
+        parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, 1, short), np.float32))], dim=-1)
+    return _F.stack(parts, dim=1)
 
 
 def _inv_freq(spec, rd):
