@@ -267,7 +267,7 @@ model's output names.
 A symbolic batch size is 1; `input_shapes={{name: shape}}` sets any symbolic size (the engine
 runs static shapes). `dynamic_batch=True` takes any batch size on the inputs whose first size is
 symbolic: the graph is built again from the model for each size (importing is fast: the zoo's
-table above has MobileNetV2 in 0.03 s), a program per size, the compression gate run once.
+table above has MobileNetV2 in 0.04 s), a program per size, the compression gate run once.
 
 A model with operators the table lacks fails once, listing each with the node that uses it and
 why it is not mapped.
