@@ -249,3 +249,33 @@ def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypa
         want = model(torch.from_numpy(np.asarray(prompt, np.int64)[None])).logits[0, -1].numpy()
     assert np.abs(lm.next_logits(prompt) - want).max() <= 1e-6 * np.abs(want).max()
     np.testing.assert_array_equal(lm.generate(prompt, 8), _reference(model, prompt, 8))
+
+
+def test_sharded_checkpoints_load_and_bad_indexes_are_refused(saved, tmp_path):
+    import json
+    model, _ = saved["qwen2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    shards = sorted(p.name for p in (tmp_path / "sharded").glob("model-*.safetensors"))
+    assert len(shards) > 1 and not (tmp_path / "sharded" / "model.safetensors").exists()
+    lm = af.load(tmp_path / "sharded", precision="fp32", max_context=64)
+    np.testing.assert_array_equal(lm.generate(PROMPTS["short"], 16), _reference(model, PROMPTS["short"], 16))
+    index = tmp_path / "sharded" / "model.safetensors.index.json"
+    data = json.loads(index.read_text())
+    first = next(iter(data["weight_map"]))
+    data["weight_map"][first] = "../outside.safetensors"
+    index.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="not a file in"):
+        af.load(tmp_path / "sharded", max_context=64)
+    # a tensor mapped to a shard that does not hold it
+    data["weight_map"][first] = next(s for s in shards if first not in _keys(tmp_path / "sharded" / s))
+    index.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="lack them"):
+        af.load(tmp_path / "sharded", max_context=64)
+
+
+def _keys(path):
+    from safetensors import safe_open
+    with safe_open(str(path), framework="np") as f:
+        return set(f.keys())

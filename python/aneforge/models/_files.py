@@ -21,18 +21,52 @@ def read_json(path: str, what: str) -> dict:
     return data
 
 
+def _safetensors(st: str) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    try:
+        raw = load_file(st)
+    except (SafetensorError, ValueError, OSError, TypeError) as e:
+        raise ValueError(f"corrupt safetensors file {st}: {e}") from None
+    return {k: _float32(v, k, st) for k, v in raw.items()}
+
+
+def _sharded(directory: str, index: str) -> dict:
+    """The shards model.safetensors.index.json names (transformers' sharded checkpoints): each
+    a plain file name in the directory, each tensor in the shard the map gives."""
+    data = read_json(index, "safetensors index")
+    wmap = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(wmap, dict) or not wmap:
+        raise ValueError(f"{index} has no weight_map")
+    shards = sorted(set(wmap.values()))
+    for name in shards:
+        if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ValueError(f"{index} names the shard {name!r}, which is not a file in {directory}")
+    out = {}
+    for name in shards:
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"shard {path} (listed in {index}) not found")
+        tensors = _safetensors(path)
+        for k, v in tensors.items():
+            if wmap.get(k) == name:
+                out[k] = v
+    missing = sorted(k for k in wmap if k not in out)
+    if missing:
+        raise ValueError(f"{index} maps {len(missing)} tensors to shards that lack them, e.g. {missing[:3]}")
+    return out
+
+
 def load_weights(directory: str) -> dict:
-    """name -> float32 NumPy array, from model.safetensors or pytorch_model.bin."""
+    """name -> float32 NumPy array, from model.safetensors (or its shards, with
+    model.safetensors.index.json) or pytorch_model.bin."""
     st = os.path.join(directory, "model.safetensors")
+    index = os.path.join(directory, "model.safetensors.index.json")
     pt = os.path.join(directory, "pytorch_model.bin")
     if os.path.isfile(st):
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-        try:
-            raw = load_file(st)
-        except (SafetensorError, ValueError, OSError, TypeError) as e:
-            raise ValueError(f"corrupt safetensors file {st}: {e}") from None
-        return {k: _float32(v, k, st) for k, v in raw.items()}
+        return _safetensors(st)
+    if os.path.isfile(index):
+        return _sharded(directory, index)
     if os.path.isfile(pt):
         try:
             import torch

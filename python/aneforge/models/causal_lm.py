@@ -86,7 +86,7 @@ class CausalLM:
             raise NotImplementedError(f"max_context={self.max_context} is past the model's sliding window of "
                                       f"{s.window} positions, which is not built yet: use max_context <= {s.window}")
         self.prefill_chunk = max(1, min(int(prefill_chunk), self.max_context))
-        w = Weights(load_weights(path), os.path.join(path, "model.safetensors"))
+        w = Weights(load_weights(path), path)
         if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
             raise ValueError(f"af.load: {path}: missing tensor 'model.embed_tokens.weight'")
         self._options = compile_options
