@@ -279,3 +279,39 @@ def _keys(path):
     from safetensors import safe_open
     with safe_open(str(path), framework="np") as f:
         return set(f.keys())
+
+
+def test_bfloat16_checkpoints_load(saved, tmp_path):
+    """Released LLMs ship bfloat16 safetensors, which NumPy cannot hold: read as float32 (the
+    same numbers), generation equals transformers' on the same bfloat16 weights in float32."""
+    import copy
+    import json
+    import struct
+
+    from aneforge.models._files import _bfloat16_safetensors
+    model = copy.deepcopy(saved["llama"][0]).to(torch.bfloat16)  # the fixture's model stays float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(tmp_path / "bf16")
+    model.float()  # the bfloat16 values, now in float32: the reference
+    lm = af.load(tmp_path / "bf16", precision="fp32", max_context=64)
+    np.testing.assert_array_equal(lm.generate(PROMPTS["short"], 16), _reference(model, PROMPTS["short"], 16))
+
+    def file(header, payload=b"\0" * 8):
+        raw = json.dumps(header).encode()
+        path = tmp_path / "t.safetensors"
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw + payload)
+        return path
+    good = {"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]}}
+    np.testing.assert_array_equal(_bfloat16_safetensors(file(good, bytes([0, 0x3F, 0, 0x40, 0, 0xBF, 0, 0])) )["w"],
+                                  [[0.5, 2.0], [-0.5, 0.0]])
+    for bad in ({"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 16]}},   # past the file
+                {"w": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [0, 8]}},    # size disagrees
+                {"w": {"dtype": "Q4", "shape": [2, 2], "data_offsets": [0, 8]}},      # unknown dtype
+                {"w": {"dtype": "BF16", "shape": [-2, -2], "data_offsets": [0, 8]}},  # negative sizes
+                {"w": {"dtype": "BF16", "shape": [2, 2]}}):                           # no range
+        with pytest.raises(ValueError, match="bad dtype, shape or range"):
+            _bfloat16_safetensors(file(bad))
+    (tmp_path / "t.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(ValueError, match="header size"):
+        _bfloat16_safetensors(tmp_path / "t.safetensors")

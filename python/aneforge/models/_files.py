@@ -26,9 +26,53 @@ def _safetensors(st: str) -> dict:
     from safetensors.numpy import load_file
     try:
         raw = load_file(st)
-    except (SafetensorError, ValueError, OSError, TypeError) as e:
+    except TypeError as e:
+        if "bfloat16" not in str(e):
+            raise ValueError(f"corrupt safetensors file {st}: {e}") from None
+        raw = _bfloat16_safetensors(st)  # NumPy has no bfloat16: read the file here
+    except (SafetensorError, ValueError, OSError) as e:
         raise ValueError(f"corrupt safetensors file {st}: {e}") from None
     return {k: _float32(v, k, st) for k, v in raw.items()}
+
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I64": np.int64,
+              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _bfloat16_safetensors(path: str) -> dict:
+    """A safetensors file holding bfloat16 tensors (most released LLM checkpoints), read as
+    float32 (bfloat16 is float32's upper half). The header is untrusted: its size, every
+    tensor's dtype, shape and byte range are checked against the file before any data is read."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if size < 8 or not 2 <= n <= min(size - 8, 100 << 20):
+            raise ValueError(f"corrupt safetensors file {path}: header size {n} in a {size}-byte file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"corrupt safetensors file {path}: header is not JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"corrupt safetensors file {path}: header is not an object")
+        data_size = size - 8 - n
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            try:
+                dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+                count = int(np.prod([int(d) for d in shape], dtype=np.int64)) if shape else 1
+                ok = (dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
+                      and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size
+                      and end - begin == count * np.dtype(_ST_DTYPES[dtype]).itemsize)
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"corrupt safetensors file {path}: tensor {name!r} has a bad dtype, shape or range")
+            f.seek(8 + n + begin)
+            a = np.frombuffer(f.read(end - begin), dtype=_ST_DTYPES[dtype]).reshape(shape)
+            out[name] = (a.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else a
+    return out
 
 
 def _sharded(directory: str, index: str) -> dict:
