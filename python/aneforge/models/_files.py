@@ -129,6 +129,8 @@ def load_weights(directory: str) -> dict:
 
 def _float32(v, key, path):
     a = np.asarray(v)
+    if a.dtype.name == "bfloat16" and a.dtype.itemsize == 2:  # NumPy with ml_dtypes loaded (onnx imports it)
+        return (a.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
     if a.dtype.kind not in "fiub":
         raise ValueError(f"{path}: tensor {key!r} has dtype {a.dtype}")
     return a.astype(np.float32) if a.dtype.kind == "f" else a
