@@ -312,6 +312,7 @@ def test_bfloat16_checkpoints_load(saved, tmp_path):
                 {"w": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [0, 8]}},    # size disagrees
                 {"w": {"dtype": "Q4", "shape": [2, 2], "data_offsets": [0, 8]}},      # unknown dtype
                 {"w": {"dtype": "BF16", "shape": [-2, -2], "data_offsets": [0, 8]}},  # negative sizes
+                {"w": {"dtype": "BF16", "shape": [2 ** 32, 2 ** 32], "data_offsets": [0, 0]}},  # 2^64 wraps to 0 in int64
                 {"w": {"dtype": "BF16", "shape": [2, 2]}}):                           # no range
         with pytest.raises(ValueError, match="bad dtype, shape or range"):
             _bfloat16_safetensors(file(bad))

@@ -3,6 +3,7 @@ Every file is untrusted: a missing or corrupt one is a clear error naming it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -61,8 +62,9 @@ def _bfloat16_safetensors(path: str) -> dict:
                 continue
             try:
                 dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-                count = int(np.prod([int(d) for d in shape], dtype=np.int64)) if shape else 1
-                ok = (dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
+                ok = dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
+                count = math.prod(shape)  # Python ints: a huge shape cannot wrap around
+                ok = (ok
                       and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size
                       and end - begin == count * np.dtype(_ST_DTYPES[dtype]).itemsize)
             except (KeyError, TypeError, ValueError):
