@@ -155,6 +155,68 @@ def test_resident_state_stays_on_the_backend(engine, backend):
         assert engine.violations() == ""
 
 
+@pytest.mark.parametrize("backend", ["sim", "mil", "engine"])
+def test_held_inputs_change_only_the_rows_written(engine, backend, rng, monkeypatch):
+    """A held input (a KV cache) starts at zeros, keeps its value between calls, takes row
+    writes in place along any dim, is replaced by a value given to a call, and survives the
+    engine unloading its program. The program doubles it, so each output shows the state."""
+    c = af.input((2, 5, 3), name="cache")
+    x = af.input((1, 3), name="x")
+    net = af.compile({"seen": c * 2.0, "dot": (c * x).sum(dim=-1)}, backend=backend)
+    net.hold_input("cache")
+    held = np.zeros((2, 5, 3), np.float32)
+    xs = rng.standard_normal((1, 3)).astype(np.float32)
+
+    def check():
+        out = net(x=xs)
+        np.testing.assert_array_equal(out["seen"], 2 * held)
+        assert_fp16_close(out["dot"], (held * xs).sum(-1), ulps=2, floor_ulps=2)
+
+    check()
+    rows = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    net.write_input("cache", rows, 1, dim=1)
+    held[:, 1:3] = rows.astype(np.float16)
+    check()
+    col = rng.standard_normal((2, 5, 1)).astype(np.float32)
+    net.write_input("cache", col, 2, dim=-1)
+    held[..., 2:3] = col.astype(np.float16)
+    check()
+    new = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    held = new.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(net(x=xs, cache=new)["seen"], 2 * held)  # a given value replaces it
+    plane = rng.standard_normal((1, 5, 3)).astype(np.float32)
+    net.write_input("cache", plane, 1, dim=0)
+    held[1:] = plane.astype(np.float16)
+    check()
+    if backend == "engine":  # another program takes the only slot; the held value comes back
+        monkeypatch.setenv("ANEFORGE_ENGINE_MAX_LOADED", "1")
+        with pytest.warns(RuntimeWarning, match="least recently used"):
+            other = af.compile(x * 3, backend="engine")
+        other(xs)
+        with pytest.warns(RuntimeWarning, match="least recently used"):
+            check()
+        assert engine.violations() == ""
+    with pytest.raises(ValueError, match="outside dim 1"):
+        net.write_input("cache", rows, 4, dim=1)
+    with pytest.raises(ValueError, match="match it on every dim but"):
+        net.write_input("cache", rows[:, :, :2], 0, dim=1)
+    with pytest.raises(ValueError, match="not held"):
+        net.write_input("x", xs, 0)
+    with pytest.raises(ValueError, match="no input named"):
+        net.hold_input("nope")
+
+
+def test_held_inputs_are_float_and_not_also_resident():
+    i = af.input((1, 4), "int32", name="ids")
+    s = af.input((1, 4), name="s")
+    net = af.compile({"s_next": s + i.cast("fp16")})
+    with pytest.raises(ValueError, match="held inputs are float"):
+        net.hold_input("ids")
+    net.make_resident("s_next", "s")
+    with pytest.raises(ValueError, match="already resident"):
+        net.hold_input("s")
+
+
 def test_a_flexible_batch_runs_one_engine_program_per_batch(engine, rng):
     x = af.input((None, 16), name="x")
     W = rng.standard_normal((4, 16)).astype(np.float32)

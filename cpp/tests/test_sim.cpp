@@ -154,3 +154,38 @@ TEST(Sim, SparseWeightsAreLosslessAndChecked) {
   pk.nz16.assign(10, 0);
   EXPECT_EQ(pk.check(), "mask bits set past the last element");
 }
+
+// A held input (a KV cache from C++): the program reads the held value where it is, row
+// writes change only their rows, and a run given a value replaces it.
+TEST(Sim, HeldInputTakesRowWritesInPlace) {
+  Tensor c = input({2, 4, 3});
+  Tensor x = input({1, 3});
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto prog = compile({call1("mul", {c, x})}, o);
+  auto exe = backend("sim").load(prog);
+  exe->hold(0);
+  std::vector<float> xv{1.0f, 2.0f, 3.0f}, out(24), held(24, 0.0f);
+  const float* in[2] = {nullptr, xv.data()};
+  float* outs[1] = {out.data()};
+  auto check = [&] {
+    exe->run(in, outs);
+    for (int i = 0; i < 24; ++i) ASSERT_EQ(out[i], held[i] * xv[i % 3]) << i;
+  };
+  check();  // zeros at first
+  std::vector<float> rows{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // (2, 2, 3): rows 1..2 of dim 1
+  exe->write_rows(0, 1, 1, 2, rows.data());
+  for (int a = 0; a < 2; ++a)
+    for (int r = 0; r < 2; ++r)
+      for (int k = 0; k < 3; ++k) held[(a * 4 + 1 + r) * 3 + k] = rows[(a * 2 + r) * 3 + k];
+  check();
+  std::vector<float> full(24, 0.5f);
+  in[0] = full.data();
+  held = full;
+  check();  // a given value replaces the held one
+  in[0] = nullptr;
+  check();
+  EXPECT_THROW(exe->write_rows(0, 1, 3, 2, rows.data()), ValueError);  // rows 3..4 of 4
+  EXPECT_THROW(exe->write_rows(1, 0, 0, 1, xv.data()), ValueError);    // x is not held
+  EXPECT_THROW(exe->write_rows(0, 3, 0, 1, rows.data()), ValueError);  // no dim 3
+}

@@ -112,6 +112,31 @@ class PyExecutable {
     resident_.insert(static_cast<size_t>(in));
   }
 
+  // Input `in` keeps its value on the backend (zeros at first); write_rows updates it in place.
+  void hold(int in) {
+    std::lock_guard<std::mutex> lock(mu_);
+    exe_->hold(in);
+    resident_.insert(static_cast<size_t>(in));
+  }
+
+  void write_rows(int in, int dim, int64_t start, nb::ndarray<const float, nb::c_contig, nb::device::cpu> rows) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in < 0 || static_cast<size_t>(in) >= in_types_.size()) throw af::ValueError("write_rows: no input " + std::to_string(in));
+    const af::Shape& s = in_types_[in].shape;
+    const int rank = static_cast<int>(s.size());
+    const int d = dim < 0 ? dim + rank : dim;
+    if (d < 0 || d >= rank || static_cast<int>(rows.ndim()) != rank)
+      throw af::ValueError("write_rows: the rows of input '" + in_names_[in] + "' " + af::shape_str(s) +
+                           " have its rank and the dim to write along");
+    for (int k = 0; k < rank; ++k)
+      if (k != d && static_cast<int64_t>(rows.shape(k)) != s[k])
+        throw af::ValueError("write_rows: rows for input '" + in_names_[in] + "' " + af::shape_str(s) +
+                             " must match it on every dim but " + std::to_string(d));
+    const int64_t count = static_cast<int64_t>(rows.shape(d));
+    nb::gil_scoped_release nogil;
+    exe_->write_rows(in, d, start, count, rows.data());
+  }
+
  private:
   std::string names() const {
     std::string r;
@@ -269,7 +294,9 @@ void bind_run(nb::module_& m) {
   nb::class_<PyExecutable>(m, "Executable")
       .def(nb::init<std::shared_ptr<af::Program>, const std::string&, int>(), "program"_a, "backend"_a, "mode"_a)
       .def("__call__", &PyExecutable::call)
-      .def("alias", &PyExecutable::alias, "out"_a, "in"_a);
+      .def("alias", &PyExecutable::alias, "out"_a, "in"_a)
+      .def("hold", &PyExecutable::hold, "in"_a)
+      .def("write_rows", &PyExecutable::write_rows, "in"_a, "dim"_a, "start"_a, "rows"_a);
 }
 
 }  // namespace afpy

@@ -29,7 +29,20 @@ class Executable {
   // (the engine binds one buffer to both ports). The first run gives the input; later runs
   // pass nullptr for it (or a value, which replaces the state). Same dtype and shape.
   virtual void alias(int out, int in);
+  // A held input (KV caches): its value stays with the backend between runs, starting at
+  // zeros; a run given a value replaces it. write_rows changes entries start..start+count-1
+  // of axis `dim` (src packed, the input's shape with `count` on that axis) and moves
+  // nothing else, so a decode step sends only its new rows.
+  virtual void hold(int in);
+  virtual void write_rows(int in, int dim, int64_t start, int64_t count, const float* src);
 };
+
+// The contiguous runs write_rows touches: `outer` runs of `run` elements, run k starting at
+// element first + k * stride of the input. Checks the arguments (ValueError naming the input).
+struct RowRuns {
+  int64_t outer = 0, run = 0, first = 0, stride = 0;
+};
+RowRuns row_runs(const Program& p, int in, int dim, int64_t start, int64_t count);
 
 class Backend {
  public:

@@ -172,6 +172,10 @@ class E5rtProgram final : public Loaded {
 
   void write_input(size_t i, const std::function<void(void*)>& fill) override { fill(in_data_.at(i)); }
   void read_output(size_t j, const std::function<void(const void*)>& read) override { read(out_data_.at(j)); }
+  void write_input_range(size_t i, size_t offset, const void* src, size_t n) override {
+    std::memcpy(static_cast<char*>(in_data_.at(i)) + offset, src, n);  // packed: checked at load
+  }
+  void read_input(size_t i, const std::function<void(const void*)>& read) override { read(in_data_.at(i)); }
 
   void alias(size_t out, size_t in) override {
     if (encoded_) throw EngineError("alias: resident state must be set up before the first run");

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <list>
 #include <map>
+#include <set>
 #include <mutex>
 #include <cctype>
 
@@ -297,7 +298,49 @@ class EngineExecutable final : public Executable {
     std::lock_guard<std::mutex> lock(mu_);
     check_alias(*prog_, out, in);
     if (loaded_) loaded_->alias(out, in);
+    if (held_.count(static_cast<size_t>(in)))
+      throw ValueError("alias: input '" + prog_->values[prog_->inputs[in]].name + "' is held (hold_input)");
     aliases_.push_back({static_cast<size_t>(out), static_cast<size_t>(in)});
+  }
+
+  // A held input keeps its bytes in the engine's input buffer; write_rows converts only the
+  // new rows and writes them there.
+  void hold(int in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    row_runs(*prog_, in, 0, 0, 0);  // checks the index
+    const Value& v = prog_->values[prog_->inputs[in]];
+    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
+      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) +
+                       "; held inputs are float");
+    const size_t i = static_cast<size_t>(in);
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == i; }))
+      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
+    if (!held_.insert(i).second) return;
+    check_not_forked();
+    ensure_loaded_locked();
+    loaded_->write_input(i, [&](void* dst) { std::memset(dst, 0, files_.inputs[i].bytes); });
+  }
+
+  void write_rows(int in, int dim, int64_t start, int64_t count, const float* src) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    RowRuns r = row_runs(*prog_, in, dim, start, count);
+    const size_t i = static_cast<size_t>(in);
+    if (!held_.count(i))
+      throw ValueError("write_rows: input '" + prog_->values[prog_->inputs[in]].name + "' is not held (hold_input)");
+    check_not_forked();
+    ensure_loaded_locked();
+    const Port& port = files_.inputs[i];
+    const size_t elem = element_bytes(port.dtype);
+    std::vector<char> packed(static_cast<size_t>(r.run) * elem);
+    for (int64_t o = 0; o < r.outer; ++o) {
+      const float* from = src + o * r.run;
+      if (port.dtype == DType::fp16)
+        floats_to_halves(from, reinterpret_cast<uint16_t*>(packed.data()), static_cast<size_t>(r.run),
+                         prog_->options.numerics.fp16);
+      else
+        std::memcpy(packed.data(), from, packed.size());
+      loaded_->write_input_range(i, static_cast<size_t>(r.first + o * r.stride) * elem, packed.data(), packed.size());
+    }
   }
 
   void run(const float* const* inputs, float* const* outputs) override {
@@ -309,6 +352,7 @@ class EngineExecutable final : public Executable {
     for (size_t i = 0; i < files_.inputs.size(); ++i) {
       const Port& p = files_.inputs[i];
       if (!inputs[i]) {  // resident: the value the last run left in the shared buffer
+        if (held_.count(i)) continue;
         bool resident = std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == i; });
         if (!resident || !ran_)
           throw ValueError("input '" + prog_->values[prog_->inputs[i]].name +
@@ -419,6 +463,12 @@ class EngineExecutable final : public Executable {
           saved_[in].assign(b, b + files_.outputs[out].bytes);
         });
       }
+    if (loaded_)
+      for (size_t in : held_)
+        loaded_->read_input(in, [&](const void* src) {
+          const char* b = static_cast<const char*>(src);
+          saved_[in].assign(b, b + files_.inputs[in].bytes);
+        });
     loaded_.reset();
   }
 
@@ -429,6 +479,7 @@ class EngineExecutable final : public Executable {
   std::unique_ptr<Loaded> loaded_;
   std::vector<std::pair<size_t, size_t>> aliases_;
   std::map<size_t, std::string> saved_;  // input -> resident bytes while unloaded
+  std::set<size_t> held_;                // held inputs (hold): their value lives in the input buffer
   bool ran_ = false;
   std::mutex mu_;
 };

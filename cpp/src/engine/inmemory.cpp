@@ -214,6 +214,32 @@ class InMemoryProgram final : public Loaded {
     read(stage_.data());
   }
 
+  // Only the surface rows the range touches are written.
+  void write_input_range(size_t i, size_t offset, const void* src, size_t n) override {
+    const SurfaceLayout& l = in_layout_.at(i);
+    Id s = in_surf_[i];
+    if (a_->surface_lock(s, 0, nullptr) != 0) throw EngineError("IOSurfaceLock failed for input '" + f_.inputs[i].name + "'");
+    char* base = static_cast<char*>(a_->surface_base(s));
+    const size_t row = l.w * l.elem, end = offset + n;
+    l.rows([&](size_t packed, size_t at) {
+      size_t lo = std::max(packed, offset), hi = std::min(packed + row, end);
+      if (lo < hi) std::memcpy(base + at + (lo - packed), static_cast<const char*>(src) + (lo - offset), hi - lo);
+    });
+    a_->surface_unlock(s, 0, nullptr);
+  }
+
+  void read_input(size_t i, const std::function<void(const void*)>& read) override {
+    const SurfaceLayout& l = in_layout_.at(i);
+    stage_.assign(f_.inputs[i].bytes, 0);
+    Id s = in_surf_[i];
+    if (a_->surface_lock(s, kLockReadOnly, nullptr) != 0)
+      throw EngineError("IOSurfaceLock failed for input '" + f_.inputs[i].name + "'");
+    const char* base = static_cast<const char*>(a_->surface_base(s));
+    l.rows([&](size_t packed, size_t at) { std::memcpy(stage_.data() + packed, base + at, l.w * l.elem); });
+    a_->surface_unlock(s, kLockReadOnly, nullptr);
+    read(stage_.data());
+  }
+
   void alias(size_t out, size_t in) override {
     if (ran_) throw EngineError("alias: resident state must be set up before the first run");
     if (f_.outputs.at(out).alloc_bytes != f_.inputs.at(in).alloc_bytes || f_.outputs[out].dtype != f_.inputs[in].dtype ||

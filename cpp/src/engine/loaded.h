@@ -27,6 +27,10 @@ class Loaded {
   virtual void write_input(size_t i, const std::function<void(void*)>& fill) = 0;
   virtual void execute() = 0;
   virtual void read_output(size_t j, const std::function<void(const void*)>& read) = 0;
+  // Bytes [offset, offset + n) of input i's packed form, written in place (a held input's
+  // new rows); the rest of the input keeps its value.
+  virtual void write_input_range(size_t i, size_t offset, const void* src, size_t n) = 0;
+  virtual void read_input(size_t i, const std::function<void(const void*)>& read) = 0;
   // Output `out` is also input `in` from now on: one buffer, no host copy (resident state).
   // Before the first execute only.
   virtual void alias(size_t out, size_t in) = 0;

@@ -39,6 +39,38 @@ void Executable::alias(int, int) {
   throw UnsupportedError("this backend has no resident state");
 }
 
+void Executable::hold(int) {
+  throw UnsupportedError("this backend has no held inputs");
+}
+
+void Executable::write_rows(int, int, int64_t, int64_t, const float*) {
+  throw UnsupportedError("this backend has no held inputs");
+}
+
+RowRuns row_runs(const Program& p, int in, int dim, int64_t start, int64_t count) {
+  if (in < 0 || static_cast<size_t>(in) >= p.inputs.size())
+    throw ValueError("write_rows: the program has " + std::to_string(p.inputs.size()) + " inputs; got input " +
+                     std::to_string(in));
+  const Value& v = p.values[p.inputs[in]];
+  const Shape& s = v.type.shape;
+  const int rank = static_cast<int>(s.size());
+  if (dim < 0) dim += rank;
+  if (dim < 0 || dim >= rank)
+    throw ValueError("write_rows: input '" + v.name + "' " + shape_str(s) + " has no dim " + std::to_string(dim));
+  if (start < 0 || count < 0 || start > s[dim] - count)
+    throw ValueError("write_rows: rows " + std::to_string(start) + ".." + std::to_string(start + count - 1) +
+                     " are outside dim " + std::to_string(dim) + " of input '" + v.name + "' " + shape_str(s));
+  RowRuns r;
+  int64_t inner = 1;
+  for (int k = dim + 1; k < rank; ++k) inner *= s[k];
+  r.outer = 1;
+  for (int k = 0; k < dim; ++k) r.outer *= s[k];
+  r.run = count * inner;
+  r.first = start * inner;
+  r.stride = s[dim] * inner;
+  return r;
+}
+
 void check_alias(const Program& p, int out, int in) {
   if (out < 0 || in < 0 || static_cast<size_t>(out) >= p.outputs.size() || static_cast<size_t>(in) >= p.inputs.size())
     throw ValueError("alias: the program has " + std::to_string(p.outputs.size()) + " outputs and " +
@@ -91,7 +123,42 @@ class SimExecutable final : public Executable {
   void alias(int out, int in) override {
     std::lock_guard<std::mutex> lock(mu_);
     check_alias(*prog_, out, in);
+    if (in < static_cast<int>(held_.size()) && !held_[in].empty())
+      throw ValueError("alias: input '" + prog_->values[prog_->inputs[in]].name + "' is held (hold_input)");
     aliases_.push_back({out, in});
+  }
+
+  // The held value is the input's buffer itself: a run reads it where it is.
+  void hold(int in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Program& p = *prog_;
+    row_runs(p, in, 0, 0, 0);  // checks the index
+    const Value& v = p.values[p.inputs[in]];
+    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
+      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) + "; held inputs are float");
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == in; }))
+      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
+    held_.resize(p.inputs.size());
+    if (!held_[in].empty()) return;
+    held_[in].assign(static_cast<size_t>(std::max<int64_t>(1, numel(v.type.shape))), 0.0f);
+    float* old = ptr_[p.inputs[in]];
+    ptr_[p.inputs[in]] = held_[in].data();
+    for (size_t s = 0; s < p.steps.size(); ++s)
+      for (size_t i = 0; i < p.steps[s].in.size(); ++i)
+        if (p.steps[s].in[i] == p.inputs[in] && steps_[s].in[i] == old) steps_[s].in[i] = held_[in].data();
+  }
+
+  void write_rows(int in, int dim, int64_t start, int64_t count, const float* src) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    RowRuns r = row_runs(*prog_, in, dim, start, count);
+    if (in >= static_cast<int>(held_.size()) || held_[in].empty())
+      throw ValueError("write_rows: input '" + prog_->values[prog_->inputs[in]].name + "' is not held (hold_input)");
+    const DType dt = prog_->values[prog_->inputs[in]].type.dtype;
+    for (int64_t o = 0; o < r.outer; ++o) {
+      float* dst = held_[in].data() + r.first + o * r.stride;
+      std::memcpy(dst, src + o * r.run, static_cast<size_t>(r.run) * sizeof(float));
+      ctx_.store(dst, static_cast<size_t>(r.run), dt);
+    }
   }
 
   void run(const float* const* inputs, float* const* outputs) override {
@@ -103,6 +170,13 @@ class SimExecutable final : public Executable {
       const Value& v = p.values[p.inputs[i]];
       size_t n = static_cast<size_t>(numel(v.type.shape));
       const float* src = inputs[i];
+      if (i < held_.size() && !held_[i].empty()) {  // read in place; a given value replaces it
+        if (src) {
+          std::memcpy(held_[i].data(), src, n * sizeof(float));
+          ctx_.store(held_[i].data(), n, v.type.dtype);
+        }
+        continue;
+      }
       if (!src) {
         if (state_[i].empty())
           throw ValueError("input '" + v.name + "' has no value: give it (a resident input needs one on the first run)");
@@ -219,6 +293,7 @@ class SimExecutable final : public Executable {
   std::unique_ptr<float[]> scratch_;          // the running layer's weight, dequantized; freed after each run
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
+  std::vector<std::vector<float>> held_;      // per input: its held value (hold), else empty
   std::mutex mu_;
 };
 

@@ -119,7 +119,17 @@ class Net:
     _check_finite = False
     _warned_nonfinite = False
 
+    _host_held: dict = {}  # input name -> value, for a backend that holds no inputs itself (mil)
+
     def __call__(self, *args, **kwargs):
+        if self._host_held:
+            given = {n for n, _, _ in self.inputs[:len(args)]} | set(kwargs)
+            for k in list(self._host_held):
+                if k in given:  # a given value replaces the held one
+                    v = args[[n for n, _, _ in self.inputs].index(k)] if k not in kwargs else kwargs[k]
+                    self._host_held[k] = np.array(v, np.float32, copy=True).reshape(self._host_held[k].shape)
+                else:
+                    kwargs[k] = self._host_held[k]
         if self._defaults:
             given = {n for n, _, _ in self.inputs[:len(args)]} | set(kwargs)
             kwargs = {**{k: e[0] for k, e in self._defaults.items() if k not in given}, **kwargs}
@@ -170,6 +180,56 @@ class Net:
             raise NotImplementedError(f"the {self.backend} backend has no resident state (sim and engine do)")
         self._exe.alias(int(output), int(input))
         self._defaults = {k: v for k, v in self._defaults.items() if k != names[int(input)]}  # the state, not its first value
+
+    def hold_input(self, input) -> None:  # noqa: A002 - PyTorch-style name
+        """Keep ``input`` (a name or an index) with the program between calls, starting at
+        zeros: calls may leave it out, a call that gives it replaces it, and ``write_input``
+        changes some of its rows in place. A KV cache held so costs a decode step only its new
+        rows: the sim reads the held value where it is, the engine keeps it in its input
+        buffer. The mil backend keeps it on the host and passes it to each call."""
+        i = self._input_index(input, "hold_input")
+        name, shape, _ = self.inputs[i]
+        if hasattr(self._exe, "hold"):
+            self._exe.hold(i)
+        else:
+            if self._host_held is Net._host_held:
+                self._host_held = {}
+            self._host_held.setdefault(name, np.zeros(shape, np.float32))
+        self._defaults = {k: v for k, v in self._defaults.items() if k != name}
+
+    def write_input(self, input, rows, start, dim=0) -> None:  # noqa: A002
+        """Write ``rows`` into the held ``input`` at ``start`` along ``dim`` (as
+        ``held[..., start:start + n, ...] = rows``), rounded to the input's dtype; the rest of
+        the input keeps its value."""
+        i = self._input_index(input, "write_input")
+        name, shape, _ = self.inputs[i]
+        rows = np.ascontiguousarray(rows, np.float32)
+        rank = len(shape)
+        d = dim + rank if dim < 0 else dim
+        if not 0 <= d < rank or rows.ndim != rank or any(rows.shape[k] != shape[k] for k in range(rank) if k != d):
+            raise ValueError(f"write_input: rows {rows.shape} for input {name!r} {tuple(shape)} must have its rank and "
+                             f"match it on every dim but dim={dim}")
+        n = rows.shape[d]
+        if not 0 <= start <= shape[d] - n:
+            raise ValueError(f"write_input: rows {start}..{start + n - 1} are outside dim {dim} of input {name!r} "
+                             f"{tuple(shape)}")
+        if hasattr(self._exe, "write_rows"):
+            self._exe.write_rows(i, d, int(start), rows)
+            return
+        if name not in self._host_held:
+            raise ValueError(f"write_input: input {name!r} is not held (hold_input)")
+        index = (slice(None),) * d + (slice(start, start + n),)
+        self._host_held[name][index] = rows
+
+    def _input_index(self, input, what) -> int:  # noqa: A002
+        names = [n for n, _, _ in self.inputs]
+        if isinstance(input, str):
+            if input not in names:
+                raise ValueError(f"{what}: no input named {input!r}; inputs: {names}")
+            return names.index(input)
+        if not 0 <= int(input) < len(names):
+            raise ValueError(f"{what}: no input {input}; the net has {len(names)}")
+        return int(input)
 
     @property
     def inputs(self) -> list:
