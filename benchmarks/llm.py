@@ -6,7 +6,13 @@ Random-weight models of real shapes (GPT-2 small: 124M parameters; a Qwen2-0.5B 
 saved by transformers and loaded by af.load. Reports prefill tokens/s (a 128-token prompt),
 decode tokens/s (greedy, the KV cache at --context positions), the bytes each decode step
 reads (the program's weights plus its caches), compile seconds and the process's peak RSS.
-transformers runs float32 with its own KV cache (generate, do_sample=False)."""
+transformers runs float32 with its own KV cache (generate, do_sample=False).
+
+    python benchmarks/llm.py --scaling [--models gpt2-small]
+
+Decode milliseconds per token with 16 and with 1008 tokens already in the cache
+(max_context 1024): how a step's cost grows with the context (attention over the cache only:
+the new rows are written in place)."""
 import argparse
 import pathlib
 import resource
@@ -70,13 +76,63 @@ def bench(name, context, new, prompt_len=128):
                 af_decode=af_decode, pt_decode=pt_decode, step_bytes=weight_bytes + cache_bytes, peak=peak_mib())
 
 
+def _decode_ms(step, steps=16):
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t) / steps * 1e3
+
+
+def scaling(name, contexts=(16, 1008), steps=16):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SHAPES[name]().eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        lm = af.load(pathlib.Path(tmp), max_context=1024)
+    row = {}
+    for n in contexts:
+        prompt = list(np.random.default_rng(0).integers(0, model.config.vocab_size, n))
+        logits, pos = lm._run_tokens(prompt, 0)
+        tok = int(np.argmax(logits))
+
+        def af_step():
+            nonlocal logits, pos, tok
+            logits, pos = lm._run_tokens([tok], pos)
+            tok = int(np.argmax(logits))
+        af_ms = _decode_ms(af_step, steps)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # past_key_values' deprecation notice, once per step
+            out = model(torch.tensor([prompt]), use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+
+            def pt_step():
+                nonlocal past, nxt
+                o = model(nxt, past_key_values=past, use_cache=True)
+                past, nxt = o.past_key_values, o.logits[:, -1:].argmax(-1)
+            pt_ms = _decode_ms(pt_step, steps)
+        row[n] = (af_ms, pt_ms)
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="gpt2-small,qwen2-0.5b")
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--new", type=int, default=32)
+    ap.add_argument("--scaling", action="store_true", help="decode ms/token at 16 and 1008 tokens of context")
     args = ap.parse_args()
     torch.set_num_threads(af.num_threads())
+    if args.scaling:
+        print(f"threads {af.num_threads()}, decode ms per token (16 steps), max_context 1024")
+        print("| model | af at 16 / 1008 context | torch at 16 / 1008 context | af growth | torch growth |")
+        print("|---|---|---|---|---|")
+        for name in args.models.split(","):
+            r = scaling(name)
+            (a0, p0), (a1, p1) = r[16], r[1008]
+            print(f"| {name} | {a0:.1f} / {a1:.1f} | {p0:.1f} / {p1:.1f} | {a1 / a0:.2f}x | {p1 / p0:.2f}x |", flush=True)
+        return
     print(f"threads {af.num_threads()}, context {args.context}, {args.new} new tokens, 128-token prompt")
     print("| model | parameters | compile s | prefill tok/s af / torch | decode tok/s af / torch | "
           "bytes read per decode step | peak RSS MiB |")

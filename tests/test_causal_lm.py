@@ -104,6 +104,30 @@ def test_fp16_generation_follows_transformers(saved, family):
     np.testing.assert_array_equal(lm.generate(PROMPTS["short"], 64), _reference(model, PROMPTS["short"], 64))
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fp16_logits_follow_transformers_at_every_step(saved, family):
+    """At fp16 storage, on transformers' own 64 greedy tokens: the next-token logits have
+    cosine >= 0.999 with transformers' float32 ones at every step, and af's greedy tokens
+    equal transformers' until they part, if ever, at a near-tie: a step whose two best
+    float32 logits are closer than twice af's logit error there."""
+    model, path = saved[family]
+    lm = af.load(path, max_context=128)
+    prompt = PROMPTS["short"]
+    ref = _reference(model, prompt, 64)[0]
+    got = lm.generate(prompt, 64)[0]
+    with torch.no_grad():
+        want_all = model(torch.from_numpy(ref[None])).logits[0].numpy()
+    parts = next((i for i in range(len(prompt), len(ref)) if got[i] != ref[i]), None)
+    for i in range(len(prompt), len(ref) if parts is None else parts + 1):
+        want, mine = want_all[i - 1], lm.next_logits(ref[:i])
+        cos = float(mine @ want / np.linalg.norm(mine) / np.linalg.norm(want))
+        assert cos >= 0.999, (i, cos)
+    if parts is not None:
+        top = np.sort(want_all[parts - 1])[::-1]
+        err = np.abs(lm.next_logits(ref[:parts]) - want_all[parts - 1]).max()
+        assert top[0] - top[1] <= 2 * err, (parts, top[:2], err)
+
+
 def test_the_mil_backend_generates_what_the_sim_does(saved):
     """The emitted programs (prefill and decode, with the cache writes) run by the mil backend."""
     _, path = saved["llama"]
@@ -197,6 +221,43 @@ def test_chat_renders_the_template_as_transformers_does(saved, tmp_path):
         lm.chat(messages)
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         af.load(path, max_context=16).chat(messages)
+
+
+def test_the_decode_program_never_copies_a_cache(saved):
+    """A decode step's cost outside attention does not grow with the context: each cache is
+    read by one matmul as it lies (scores from the transposed keys, the output from the
+    values), no layer produces anything as large as a cache, and the only layers as wide as
+    the context are the attention scores' (matmul, scale, mask, concat, softmax, slice).
+    The step returns only its own keys and values, which the host writes in place."""
+    import re
+    _, path = saved["llama"]
+    C = 128  # the config's positions
+    lm = af.load(path, max_context=C)
+    net = lm._nets[1]
+    spec = lm.spec
+    cache = spec.kv_heads * spec.head_dim * C
+    assert spec.heads * C < cache  # so "as large as a cache" cannot be the scores
+    lines = net.text().splitlines()
+    caches = {m.group(1): m.group(2) for m in (re.match(r"\s*(%\d+) = input '([kv]\d+)'", ln) for ln in lines) if m}
+    assert len(caches) == 2 * spec.layers
+    readers = {}
+    for ln in lines:
+        m = re.match(r"\s*%\d+ = ([\w+]+)\((.*?)\)(?: \{.*\})? : \(([\d, ]+)\)", ln)
+        if not m:
+            continue
+        op, args, shape = m.group(1), m.group(2), [int(d) for d in m.group(3).split(",")]
+        for a in re.findall(r"%\d+", args):
+            if a in caches:
+                readers.setdefault(caches[a], []).append(op)
+        size = int(np.prod(shape))
+        assert size < cache, ln
+        if size >= C:
+            assert op in {"matmul", "mul", "add", "concat", "softmax", "slice"}, ln
+    assert readers == {name: ["matmul"] for name in caches.values()}
+    held = sum(2 * int(np.prod(shape)) for name, shape, _ in net.inputs if name in caches.values())
+    assert lm.cache_bytes == held and f"KV caches {held / 2**20:.2f} MiB fp16 per program" in repr(lm)
+    assert [o[0] for o in net.outputs] == ["logits"] + [f"{kv}{i}" for i in range(spec.layers) for kv in "kv"]
+    assert all(np.prod(shape) == spec.kv_heads * spec.head_dim for name, shape, _ in net.outputs if name != "logits")
 
 
 LM_MEMORY = r"""

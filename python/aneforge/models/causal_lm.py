@@ -104,39 +104,40 @@ class CausalLM:
     def _compile(self, outs, inputs):
         from ..compiler.build import compile as _compile
         net = _compile(outs, inputs=inputs, **self._options)
-        net.resident = hasattr(net._exe, "alias")  # a backend without resident state: the caches go round
-        for i in range(self.spec.layers if net.resident else 0):  # the caches stay with the program between calls
-            net.make_resident(f"k{i}", f"k{i}")
-            net.make_resident(f"v{i}", f"v{i}")
+        for i in range(self.spec.layers):  # the caches stay with the program; a step writes its new rows
+            net.hold_input(f"k{i}")
+            net.hold_input(f"v{i}")
         return net
 
-    def _step(self, net, tokens, pos, caches):
-        """Run ``tokens`` (at most the net's chunk) at positions pos.. ; logits of the last."""
+    def _step(self, net, tokens, pos):
+        """Run ``tokens`` (at most the net's chunk) at positions pos.. ; write their keys and
+        values into every program's caches; the logits of the last token."""
         S = net.inputs[0][1][1]
         n = len(tokens)
         ids = np.zeros((1, S), np.int32)
         ids[0, :n] = tokens
         positions = np.minimum(np.arange(pos, pos + S, dtype=np.int32), self.max_context - 1)[None]
-        feed = {"input_ids": ids, "positions": positions, "start": np.array([pos], np.int32),
-                "last": np.array([n - 1], np.int32)}
-        if caches is not None:  # the other program's caches: this one takes them over
-            feed.update(caches)
+        past = np.where(np.arange(self.max_context) < pos, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, 1, -1)
+        feed = {"input_ids": ids, "positions": positions, "past_mask": past, "last": np.array([n - 1], np.int32)}
         out = net(**{k: v for k, v in feed.items() if k in {m for m, _, _ in net.inputs}})
+        for name in out:
+            if name != "logits":  # this step's keys (..., head_dim, S) and values (..., S, head_dim): the valid ones
+                dim = 4 if name[0] == "k" else 3
+                rows = out[name][..., :n] if dim == 4 else out[name][..., :n, :]
+                for other in self._nets.values():
+                    other.write_input(name, rows, pos, dim=dim)
         return out
 
-    def _run_tokens(self, tokens, pos, state):
-        """Feed tokens from position pos: chunks through prefill, the rest one by one."""
+    def _run_tokens(self, tokens, pos):
+        """Feed tokens from position pos: chunks through prefill, the rest one by one. Keys
+        at pos and after are masked, so a new prompt needs no cleared cache."""
         chunk = self.prefill_chunk
         logits = None
         i = 0
         while i < len(tokens):
             use = chunk if (len(tokens) - i > 1 and pos + chunk <= self.max_context and chunk > 1) else 1
             part = tokens[i:i + use]
-            net = self._nets[use]
-            caches = state["caches"] if state["owner"] is not net or not net.resident else None
-            out = self._step(net, part, pos, caches)
-            state["caches"] = {k: v for k, v in out.items() if k != "logits"}
-            state["owner"] = net
+            out = self._step(self._nets[use], part, pos)
             logits = out["logits"].reshape(-1)[:self.spec.vocab]  # (the head's pieces, padded, in order)
             pos += len(part)
             i += len(part)
@@ -157,14 +158,13 @@ class CausalLM:
                              f"max_context={self.max_context}; af.load(..., max_context=...) sets it")
         rng = np.random.default_rng(seed)
         stops = set(self.spec.eos) | set(stop or ())
-        state = {"caches": _zero_caches(self.spec, self.max_context), "owner": None}
-        logits, pos = self._run_tokens(list(prompt), 0, state)
+        logits, pos = self._run_tokens(list(prompt), 0)
         for _ in range(max_new_tokens):
             tok = _pick(logits, do_sample, temperature, top_k, top_p, rng)
             yield tok
             if tok in stops:
                 return
-            logits, pos = self._run_tokens([tok], pos, state)
+            logits, pos = self._run_tokens([tok], pos)
 
     def generate(self, input_ids, max_new_tokens=32, **kwargs) -> np.ndarray:
         """The prompt followed by the generated tokens, (1, n) int64, as transformers returns it
@@ -178,8 +178,7 @@ class CausalLM:
         prompt = self._prompt(input_ids)
         if not prompt or len(prompt) > self.max_context:
             raise ValueError(f"the prompt must hold 1..{self.max_context} tokens, got {len(prompt)}")
-        state = {"caches": _zero_caches(self.spec, self.max_context), "owner": None}
-        return np.asarray(self._run_tokens(prompt, 0, state)[0], np.float32)
+        return np.asarray(self._run_tokens(prompt, 0)[0], np.float32)
 
     def chat(self, messages, max_new_tokens=128, **kwargs) -> str:
         """The assistant's reply to ``messages`` ([{"role": ..., "content": ...}, ...]), the
@@ -213,15 +212,18 @@ class CausalLM:
             raise IndexError(f"input_ids hold ids outside 0..{self.spec.vocab - 1}")
         return [int(t) for t in a]
 
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of one program's K and V caches in fp16 (the engine's form; the sim holds
+        float32, twice this): 2 x layers x kv_heads x max_context x head_dim x 2."""
+        s = self.spec
+        return 2 * s.layers * s.kv_heads * self.max_context * s.head_dim * 2
+
     def __repr__(self):
         s = self.spec
         return (f"CausalLM({s.family}, {s.layers} layers, {s.hidden} wide, {s.heads} heads / {s.kv_heads} KV, "
-                f"max_context={self.max_context}, chunks {sorted(self._nets)})")
-
-
-def _zero_caches(spec, C):
-    z = np.zeros((1, spec.kv_heads, C, spec.head_dim), np.float32)
-    return {f"{kv}{i}": z for i in range(spec.layers) for kv in "kv"}
+                f"max_context={self.max_context}, chunks {sorted(self._nets)}, KV caches "
+                f"{self.cache_bytes / 2**20:.2f} MiB fp16 per program)")
 
 
 def _pick(logits, do_sample, temperature, top_k, top_p, rng) -> int:
@@ -294,19 +296,23 @@ def _tokenizer(path):
 
 # ---- the graph ---------------------------------------------------------------------------
 def _build(spec, w, S, C):
-    """The step program for S tokens: inputs input_ids, positions (1, S), start, last (1,)
-    and the caches; outputs the last token's logits and the updated caches."""
+    """The step program for S tokens at positions start..start+S-1. Inputs: input_ids and
+    positions (1, S), past_mask, last (1,) and per layer the caches of the positions before
+    start, keys transposed (1, kv_heads, 1, head_dim, C) and values (1, kv_heads, 1, C,
+    head_dim), so attention reads them as they lie. Outputs: the last token's logits and
+    the S tokens' keys and values in the caches' layouts (k0, v0, ...), which the host writes
+    into the caches. Nothing in the program copies a cache."""
     Hkv, hd, D = spec.kv_heads, spec.head_dim, spec.hidden
     ids = _F.input((1, S), "int32", name="input_ids")
     positions = _F.input((1, S), "int32", name="positions")
-    start = _F.input((1,), "int32", name="start")
     last = _F.input((1,), "int32", name="last") if S > 1 else None
-    caches = [(_F.input((1, Hkv, C, hd), name=f"k{i}"), _F.input((1, Hkv, C, hd), name=f"v{i}"))
+    caches = [(_F.input((1, Hkv, 1, hd, C), name=f"k{i}"), _F.input((1, Hkv, 1, C, hd), name=f"v{i}"))
               for i in range(spec.layers)]
-    # key j is visible to the token at position p when j <= p: (1, 1, 1, S, C), additive
-    keys = _F.constant(np.arange(C, dtype=np.float32).reshape(1, C))
-    visible = _F.less_equal(keys, positions.reshape(S, 1).cast("fp16"))
-    mask = _F.where(visible, 0.0, _NEG).reshape(1, 1, 1, S, C)
+    # Additive masks: cached key j is visible when j < start (past_mask, 0 or -inf, made on the
+    # host: fp16 compares positions exactly only to 2048); a new key s to new token t when s <= t.
+    past_mask = _F.input((1, 1, 1, 1, C), name="past_mask")
+    causal = np.where(np.tril(np.ones((S, S), bool)), 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, S, S)
+    mask = (past_mask, _F.constant(causal))
     if spec.family == "gpt2":
         h = _F.embedding(ids, w("transformer.wte.weight", (spec.vocab, D)))
         h = h + _F.embedding(positions, w("transformer.wpe.weight", (spec.positions, D)))
@@ -320,14 +326,14 @@ def _build(spec, w, S, C):
             h = h * float(np.float32(math.sqrt(D)))
     outs = {}
     for i in range(spec.layers):
-        h = _layer(spec, w, i, h, caches[i], start, mask, rope, S, C, outs)
+        h = _layer(spec, w, i, h, caches[i], mask, rope, S, C, outs)
     h = _final_norm(spec, w, h)
     if last is not None:
         h = _F.dynamic_slice(h, last, 1, dim=1)
     head = w("transformer.wte.weight" if spec.family == "gpt2" else
              "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
              (spec.vocab, D))
-    inputs = [ids, positions, start] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
+    inputs = [ids, positions, past_mask] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
     return {"logits": _head(h, head, spec.vocab), **outs}, inputs
 
 
@@ -409,7 +415,7 @@ def _transposed(w, name, shape):
     return memo[name]
 
 
-def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
+def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
     H, Hkv, hd, D = spec.heads, spec.kv_heads, spec.head_dim, spec.hidden
     G = H // Hkv
     if spec.family == "gpt2":
@@ -435,12 +441,16 @@ def _layer(spec, w, i, h, cache, start, mask, rope, S, C, outs):
         k = _norm(spec, w, p + "self_attn.k_norm", k)
     if rope is not None:
         q, k = _rotate(q, *rope, hd), _rotate(k, *rope, hd)
-    kc = _F.dynamic_update_slice(cache[0], k, start, dim=2)
-    vc = _F.dynamic_update_slice(cache[1], v, start, dim=2)
-    outs[f"k{i}"], outs[f"v{i}"] = kc, vc
-    q5 = q.reshape(1, Hkv, G, S, hd)                      # each KV head's group of query heads
-    scores = _F.matmul(q5, kc.reshape(1, Hkv, 1, C, hd).transpose(-1, -2)) * (1.0 / math.sqrt(hd)) + mask
-    attn = _F.matmul(_F.softmax(scores, dim=-1), vc.reshape(1, Hkv, 1, C, hd))  # (1, Hkv, G, S, hd)
+    # Attention over the cached keys (before start) and the new ones, one softmax over both;
+    # grouped-query: each KV head's group of query heads, no expanded K/V.
+    q5 = q.reshape(1, Hkv, G, S, hd)
+    scale = 1.0 / math.sqrt(hd)
+    kc, vc = cache
+    kn, vn = k.reshape(1, Hkv, 1, S, hd).transpose(-1, -2), v.reshape(1, Hkv, 1, S, hd)
+    outs[f"k{i}"], outs[f"v{i}"] = kn, vn
+    scores = _F.concat([_F.matmul(q5, kc) * scale + mask[0], _F.matmul(q5, kn) * scale + mask[1]], dim=-1)
+    probs = _F.softmax(scores, dim=-1)                    # (1, Hkv, G, S, C + S)
+    attn = _F.matmul(probs[..., :C], vc) + _F.matmul(probs[..., C:], vn)  # (1, Hkv, G, S, hd)
     attn = attn.reshape(1, H, S, hd).permute(0, 2, 1, 3).reshape(1, S, H * hd)
     if spec.family == "gpt2":
         h = h + _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)), w(p + "attn.c_proj.bias", (D,)))
