@@ -19,5 +19,10 @@ float half_to_float(uint16_t h);
 void round_to_fp16(float* data, size_t n, Fp16Mode mode = {});
 void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode = {});
 void halves_to_floats(const uint16_t* src, float* dst, size_t n);
+// y[m * ldy] = dot(x + m * ldx, w) over K for m < M (1..4), w as fp16 bits, widened exactly
+// as it is read. The sum order is fixed on every machine: eight fp32 lanes (lane j takes
+// k = j, j + 8, ... in order; each product rounded, then added), the tail k >= K - K % 8 into
+// lanes 0.., then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+void dot_halves(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float* y, int64_t ldy);
 
 }  // namespace af

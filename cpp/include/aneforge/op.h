@@ -70,6 +70,10 @@ struct KernelArgs {
   // OpDef::half_inputs); that input's `in` pointer is then null. Null: every input is float32.
   const uint16_t* const* half_in = nullptr;
   const uint16_t* half(size_t i) const { return half_in ? half_in[i] : nullptr; }
+  // Per input, nonzero when it is a constant the sim found free of inf/NaN once, at load (its
+  // OpDef::finite_checked_inputs): the kernel need not scan it on every run.
+  const uint8_t* finite_in = nullptr;
+  bool known_finite(size_t i) const { return finite_in && finite_in[i]; }
   const TensorType& in_type(size_t i) const { return *in_types[i]; }
   const TensorType& out_type(size_t i) const { return node.outputs[i]; }
 };
@@ -100,6 +104,9 @@ struct OpDef {
   // weights, kHalfConstMin): the weight crosses memory at 2 bytes per element, widened in
   // cache-sized pieces, instead of being widened whole before the layer.
   std::vector<int> half_inputs;
+  // Inputs whose inf/NaN the kernel looks for (a one-hot matmul's 0 * inf): when constant, the
+  // sim checks them once at load and tells the kernel (KernelArgs::known_finite).
+  std::vector<int> finite_checked_inputs;
   BuildFn build;
   GradFn grad;
   // The output is integer-valued or constant almost everywhere in its inputs (comparisons,

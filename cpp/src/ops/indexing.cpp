@@ -83,7 +83,7 @@ void embedding_kernel(const KernelArgs& k) {
   const uint16_t* wh = k.half(1);  // or the table as fp16 bits: only the rows asked for are widened
   std::vector<int32_t> bad(static_cast<size_t>(D), 0);  // non-finite weights per column
   bool any_bad = false;
-  for (int64_t r = 0; r < V; ++r)
+  for (int64_t r = 0; r < V && !k.known_finite(1); ++r)
     for (int64_t d = 0; d < D; ++d)
       if (wh ? (wh[r * D + d] & 0x7c00) == 0x7c00 : !std::isfinite(w[r * D + d])) ++bad[d], any_bad = true;
   for (int64_t t = 0; t < n; ++t) {
@@ -276,6 +276,7 @@ void register_indexing_ops() {
   e.infer = infer_embedding;
   e.kernel = embedding_kernel;
   e.half_inputs = {1};
+  e.finite_checked_inputs = {1};
   e.emit_mil = emit_embedding;
   register_op(std::move(e));
   OpDef s = indexing_op("index_select", "Entries of x at the int32 indices along dim (torch.index_select).",

@@ -108,24 +108,12 @@ void infer_linear(InferContext& c) {
 }
 
 // y (M, N) = x (M, K) W^T for a few rows of x and W (N, K) as fp16 bits: each weight row is
-// read once at 2 bytes per element, widened into a small buffer and dotted with every row of
-// x; 8 fp32 partial sums per dot product, added in a fixed order (products of fp16 values
-// are exact in fp32, so the sums are the only rounding).
+// read once at 2 bytes per element, widened as it is read (dot_halves) and dotted with every
+// row of x; 8 fp32 partial sums per dot product, added in a fixed order (products of fp16
+// values are exact in fp32, so the sums are the only rounding).
 void linear_fp16_rows(const float* x, const uint16_t* w, float* y, int64_t M, int64_t N, int64_t K) {
   parallel_for(static_cast<size_t>(N), 16, [&](size_t n0, size_t n1) {
-    std::vector<float> row(static_cast<size_t>(K));
-    for (size_t n = n0; n < n1; ++n) {
-      halves_to_floats(w + n * K, row.data(), static_cast<size_t>(K));  // inline: inside parallel_for
-      for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * K;
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t i = 0;
-        for (; i + 8 <= K; i += 8)
-          for (int j = 0; j < 8; ++j) acc[j] += xm[i + j] * row[static_cast<size_t>(i + j)];
-        for (int j = 0; i < K; ++i, ++j) acc[j] += xm[i] * row[static_cast<size_t>(i)];
-        y[m * N + static_cast<int64_t>(n)] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      }
-    }
+    for (size_t n = n0; n < n1; ++n) dot_halves(x, K, static_cast<int>(M), w + n * K, K, y + n, N);
   });
 }
 

@@ -206,6 +206,63 @@ void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode) 
   parallel_for(n, 1 << 16, [&](size_t b, size_t e) { to_halves_chunk(src + b, dst + b, e - b, mode); });
 }
 
+namespace {
+
+float reduce_lanes(const float* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+void dot_tail(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float (*acc)[8], float* y,
+              int64_t ldy) {
+  const int64_t body = K - K % 8;
+  for (int m = 0; m < M; ++m) {
+    for (int64_t i = body, j = 0; i < K; ++i, ++j)
+      acc[m][j] += x[m * ldx + i] * half_to_float(w[i]);
+    y[m * ldy] = reduce_lanes(acc[m]);
+  }
+}
+
+// Portable: the row widened a block at a time, the lanes as plain loops (vectorised by the
+// compiler; products are not fused into the adds: -ffp-contract=off, CMakeLists.txt).
+void dot_halves_portable(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float* y, int64_t ldy) {
+  float acc[4][8] = {};
+  float row[512];
+  const int64_t body = K - K % 8;
+  for (int64_t b = 0; b < body; b += 512) {
+    const int64_t n = std::min<int64_t>(512, body - b);
+    to_floats_chunk(w + b, row, static_cast<size_t>(n));
+    for (int m = 0; m < M; ++m) {
+      const float* xm = x + m * ldx + b;
+      for (int64_t i = 0; i < n; i += 8)
+        for (int j = 0; j < 8; ++j) acc[m][j] += xm[i + j] * row[i + j];
+    }
+  }
+  dot_tail(x, ldx, M, w, K, acc, y, ldy);
+}
+
+#ifdef AF_X86
+// F16C widens eight halves in a register; separate mul and add, as the portable loop rounds.
+__attribute__((target("avx,f16c"))) void dot_halves_f16c(const float* x, int64_t ldx, int M, const uint16_t* w,
+                                                          int64_t K, float* y, int64_t ldy) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const int64_t body = K - K % 8;
+  for (int64_t i = 0; i < body; i += 8) {
+    __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    for (int m = 0; m < M; ++m) acc[m] = _mm256_add_ps(acc[m], _mm256_mul_ps(_mm256_loadu_ps(x + m * ldx + i), wv));
+  }
+  float lanes[4][8];
+  for (int m = 0; m < M; ++m) _mm256_storeu_ps(lanes[m], acc[m]);
+  dot_tail(x, ldx, M, w, K, lanes, y, ldy);
+}
+#endif
+
+}  // namespace
+
+void dot_halves(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float* y, int64_t ldy) {
+#ifdef AF_X86
+  if (has_f16c()) return dot_halves_f16c(x, ldx, M, w, K, y, ldy);
+#endif
+  dot_halves_portable(x, ldx, M, w, K, y, ldy);
+}
+
 void halves_to_floats(const uint16_t* src, float* dst, size_t n) {
   parallel_for(n, 1 << 16, [&](size_t b, size_t e) { to_floats_chunk(src + b, dst + b, e - b); });
 }

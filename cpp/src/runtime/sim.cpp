@@ -109,6 +109,9 @@ class SimExecutable final : public Executable {
         sp.in.push_back(ptr_[s.in[i]]);
         sp.in_types.push_back(&val.type);
         sp.half.push_back(as_half ? val.data->values.half_data() : nullptr);
+        const auto& checked = s.node->op->finite_checked_inputs;
+        sp.finite.push_back(std::find(checked.begin(), checked.end(), static_cast<int>(i)) != checked.end() &&
+                            constant_is_finite(val));
         sp.scratch_at.push_back(widened(val) && !as_half ? scratch : -1);
         if (widened(val) && !as_half) scratch += numel(val.type.shape);
       }
@@ -191,7 +194,7 @@ class SimExecutable final : public Executable {
       const Node& node = *p.steps[s].node;
       unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
-                      steps_[s].in.size(), steps_[s].half.data()};
+                      steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
       node.op->kernel(args);
       for (size_t o = 0; o < node.outputs.size(); ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
@@ -258,6 +261,23 @@ class SimExecutable final : public Executable {
   // engine's constexpr op produces, an fp16-stored one converted exactly.
   static bool widened(const Value& v) { return v.data && (v.data->packed || v.data->values.is_half()); }
 
+  // A constant held as float32 or fp16 bits with no inf/NaN (compressed ones are not checked).
+  static bool constant_is_finite(const Value& v) {
+    if (!v.data || v.data->packed) return false;
+    const auto& c = v.data->values;
+    const size_t n = static_cast<size_t>(numel(v.type.shape));
+    if (c.is_half()) {
+      const uint16_t* h = c.half_data();
+      for (size_t i = 0; i < n; ++i)
+        if ((h[i] & 0x7c00) == 0x7c00) return false;
+      return true;
+    }
+    const float* f = c.data();
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(f[i])) return false;
+    return true;
+  }
+
   void unpack_weights(size_t s) {
     const Program& p = *prog_;
     for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
@@ -283,6 +303,7 @@ class SimExecutable final : public Executable {
     std::vector<const TensorType*> in_types;
     std::vector<int64_t> scratch_at;  // per input: its offset in scratch_ when widened, else -1
     std::vector<const uint16_t*> half;  // per input: fp16 bits the kernel reads itself, else null
+    std::vector<uint8_t> finite;        // per input: a constant checked free of inf/NaN at load
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
