@@ -1,5 +1,7 @@
 """Every foundation op against torch.nn.functional in float32, at the fp16 tolerance policy
 (aneforge.testing), and bit-level fp16 behaviour against NumPy's float16."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -164,6 +166,34 @@ def test_overflow_becomes_inf_in_the_program():
     assert out[1] == np.float16(218 * 300)        # 65400: still finite
     assert np.isposinf(out[2]) and np.isneginf(out[3])  # past 65504
     assert np.all(np.isfinite(af.compile(x * 300, precision="fp32")(np.array([100, 218, 219, -300], np.float32))))
+
+
+@pytest.mark.parametrize("rows", [4, 96])  # 4 x 8: float32 constant; 96 x 64: held as fp16 bits
+@pytest.mark.parametrize("table_is", ["constant", "input"])
+def test_an_inf_in_an_embedding_table_reaches_every_id_as_the_one_hot_matmul_does(rows, table_is):
+    """The engine gathers rows with a one-hot matmul, so an inf in any row makes that column
+    NaN for every other id (0 * inf) and stays inf for its own row. The sim checks a constant
+    table once at load; the mil backend runs the matmul itself, the reference here."""
+    D = 8 if rows == 4 else 64
+    table = np.arange(rows * D, dtype=np.float32).reshape(rows, D) / (rows * D)
+    table[3, 1] = np.inf
+    ids = np.array([[0, 3, 2]], np.int32)
+    i = af.input(ids.shape, "int32", name="ids")
+    w = af.constant(table) if table_is == "constant" else af.input(table.shape, name="table")
+    y = af.embedding(i, w)
+    feed = {"ids": ids} if table_is == "constant" else {"ids": ids, "table": table}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the non-finite output is the point
+        got = af.compile(y)(**feed)
+        ref = af.compile(y, backend="mil")(**feed)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isinf(got[0, 1, 1]) and np.isnan(got[0, 0, 1]) and np.isnan(got[0, 2, 1])
+    assert np.isfinite(np.delete(got, 1, axis=2)).all()
+    clean = table.copy()
+    clean[3, 1] = 0.5
+    w2 = af.constant(clean) if table_is == "constant" else w
+    got = af.compile(af.embedding(i, w2))(**({"ids": ids} if table_is == "constant" else {"ids": ids, "table": clean}))
+    np.testing.assert_array_equal(got[0], clean[[0, 3, 2]].astype(np.float16).astype(np.float32))
 
 
 def test_accumulation_is_fp32_not_fp16():
