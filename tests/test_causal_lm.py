@@ -260,41 +260,65 @@ def test_the_decode_program_never_copies_a_cache(saved):
     assert all(np.prod(shape) == spec.kv_heads * spec.head_dim for name, shape, _ in net.outputs if name != "logits")
 
 
-LM_MEMORY = r"""
-import gc, sys, warnings, numpy as np, torch, transformers, aneforge as af
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+SAVE_LM = r"""
+import sys, warnings, torch, transformers
 torch.manual_seed(0)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     cfg = transformers.LlamaConfig(vocab_size=16000, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
                                    num_key_value_heads=4, intermediate_size=1376, max_position_embeddings=256)
     model = transformers.LlamaForCausalLM(cfg).eval()
+    if sys.argv[2] != "float32":
+        model = model.to(getattr(torch, sys.argv[2]))
     model.save_pretrained(sys.argv[1])
-fp16 = 2 * sum(p.numel() for p in model.parameters())
-del model
-gc.collect()
-before = rss()
+"""
+
+LM_PEAK = r"""
+import sys, numpy as np, aneforge as af
+def status(key):  # this process image's own figures (ru_maxrss would count the parent's before exec)
+    return int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith(key))) * 1024
+before = status("VmRSS:")
 lm = af.load(sys.argv[1], max_context=64)
 lm.generate([1, 2, 3], 2)
-gc.collect()
-print((rss() - before) / fp16)
+print((status("VmHWM:") - before) / lm._nets[1].weight_bytes)
 """
 
 
-def test_prefill_and_decode_programs_share_one_fp16_copy_of_the_weights(tmp_path):
-    """The process holding a loaded model grows by about its fp16 weight bytes once (measured
-    0.95x: the small norm weights stay float32 in each program; caches and activations are
-    small here), not twice for its two programs."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_loading_peaks_within_1_3x_of_the_programs_weight_bytes(tmp_path, dtype):
+    """A 29M-parameter Llama checkpoint, float32 or bfloat16: the loading process's peak RSS
+    grows by at most 1.3x the weight bytes the programs hold (issue 23's bound). Weights are
+    read a tensor at a time straight into fp16 bits which both programs read in place
+    (measured 1.19x for float32, 1.22x for bfloat16; reading the checkpoint whole as
+    float32, as before, measured 4.0x and 4.1x)."""
     import subprocess
     import sys
     if not __import__("os").path.exists("/proc/self/statm"):
         pytest.skip("needs /proc")
-    script = tmp_path / "lm_mem.py"
-    script.write_text(LM_MEMORY)
-    r = subprocess.run([sys.executable, str(script), str(tmp_path / "model")], capture_output=True, text=True, check=True)
+    (tmp_path / "save.py").write_text(SAVE_LM)
+    (tmp_path / "peak.py").write_text(LM_PEAK)
+    subprocess.run([sys.executable, str(tmp_path / "save.py"), str(tmp_path / "m"), dtype], check=True,
+                   capture_output=True)
+    r = subprocess.run([sys.executable, str(tmp_path / "peak.py"), str(tmp_path / "m")], capture_output=True,
+                       text=True, check=True)
     ratio = float(r.stdout.split()[-1])
-    assert ratio <= 1.4, ratio
+    assert ratio <= 1.3, ratio
+
+
+def test_an_fp16_checkpoint_gives_the_programs_the_same_weights(saved, tmp_path, monkeypatch):
+    """float16 and float32 checkpoints of one model load to the same fp16 weights (rounded to
+    nearest even either way, subnormals flushed as the program does), read in small chunks
+    here to cross chunk boundaries: identical logits."""
+    from aneforge.models import _files
+    model, path = saved["llama"]
+    model16 = __import__("copy").deepcopy(model).to(torch.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model16.save_pretrained(tmp_path / "f16")
+    monkeypatch.setattr(_files.SafetensorsTensors, "_CHUNK", 1000)
+    prompt = PROMPTS["short"]
+    np.testing.assert_array_equal(af.load(tmp_path / "f16", max_context=64).next_logits(prompt),
+                                  af.load(path, max_context=64).next_logits(prompt))
 
 
 def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypatch):

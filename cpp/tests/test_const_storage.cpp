@@ -148,3 +148,21 @@ TEST(ConstStorage, ProgramsFromTheSameBorrowedWeightsShareTheirFp16Copy) {
   auto p3 = compile({call1("linear", {x, constant(*owner, {64, 96})})});
   EXPECT_NE(weight_of(*p3, "linear", 1).data, weight_of(*p1, "linear", 1).data);
 }
+
+// fp16 bits borrowed from their owner (a checkpoint read straight into fp16): programs read
+// them where they are, and compute what the same weight rounded by the compiler computes.
+TEST(ConstStorage, BorrowedFp16BitsAreReadInPlace) {
+  auto wv = small_randn(64 * 96, 14);
+  auto bits = std::make_shared<std::vector<uint16_t>>(wv.size());
+  floats_to_halves(wv.data(), bits->data(), wv.size(), Fp16Mode{});
+  ConstValues h = ConstValues::borrow_halves(bits->data(), bits->size(), bits);
+  ASSERT_TRUE(h.is_half());
+  EXPECT_EQ(h.size(), wv.size());
+  EXPECT_EQ(h.half_data(), bits->data());
+  Tensor x = input({2, 96}), x2 = input({2, 96});
+  auto borrowed = compile({call1("linear", {x, constant(h, {64, 96})})});
+  auto rounded = compile({call1("linear", {x2, constant(wv, {64, 96})})});
+  EXPECT_EQ(weight_of(*borrowed, "linear", 1).data->values.half_data(), bits->data());
+  auto xv = small_randn(2 * 96, 15);
+  EXPECT_EQ(run_sim(borrowed, {{x.shape(), xv}})[0].data, run_sim(rounded, {{x2.shape(), xv}})[0].data);
+}

@@ -173,6 +173,36 @@ NB_MODULE(_core, m) {
     std::vector<float> v(a.data(), a.data() + a.size());
     return af::constant(std::move(v), s, af::dtype_from_name(dtype));
   }, "values"_a, "dtype"_a = "fp16", "borrow"_a = false);
+  // An fp16 constant from its bits, read in place (the array stays alive with the graph).
+  m.def("constant_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> a) {
+    af::Shape s;
+    for (size_t i = 0; i < a.ndim(); ++i) s.push_back(static_cast<int64_t>(a.shape(i)));
+    auto owner = std::make_shared<nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu>>(a);
+    return af::constant(af::ConstValues::borrow_halves(a.data(), a.size(), owner), s, af::DType::fp16);
+  }, "bits"_a);
+  // dst (cols, rows) = src (rows, cols) transposed, 2-byte elements, in cache-sized tiles
+  // (GPT-2's Conv1D weights as linear weights; NumPy's strided copy is several times slower).
+  m.def("transpose_u16", [](nb::ndarray<const uint16_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> src,
+                            nb::ndarray<uint16_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> dst) {
+    const size_t R = src.shape(0), C = src.shape(1);
+    if (dst.shape(0) != C || dst.shape(1) != R) throw af::ValueError("transpose_u16: dst must be (cols, rows) of src");
+    const uint16_t* s = src.data();
+    uint16_t* d = dst.data();
+    nb::gil_scoped_release nogil;
+    constexpr size_t T = 64;
+    for (size_t r0 = 0; r0 < R; r0 += T)
+      for (size_t c0 = 0; c0 < C; c0 += T)
+        for (size_t r = r0; r < std::min(R, r0 + T); ++r)
+          for (size_t c = c0; c < std::min(C, c0 + T); ++c) d[c * R + r] = s[r * C + c];
+  }, "src"_a, "dst"_a);
+  // float32 values rounded to fp16 bits as a default program rounds its constants (nearest
+  // even, subnormals flushed), into dst.
+  m.def("round_to_fp16_bits", [](nb::ndarray<const float, nb::c_contig, nb::device::cpu> src,
+                                 nb::ndarray<uint16_t, nb::c_contig, nb::device::cpu> dst) {
+    if (src.size() != dst.size()) throw af::ValueError("round_to_fp16_bits: src and dst differ in size");
+    nb::gil_scoped_release nogil;
+    af::floats_to_halves(src.data(), dst.data(), src.size(), af::Fp16Mode{});
+  }, "src"_a, "dst"_a);
 
   m.def("make", [](const std::string& op, const std::vector<af::Tensor>& inputs, nb::dict attrs) {
     af::Attrs at;

@@ -65,14 +65,16 @@ class ConstValues {
   ConstValues(std::vector<float> v) : owned_(std::move(v)) {}  // NOLINT: implicit, like the vector it was
   static ConstValues borrow(const float* p, size_t n, std::shared_ptr<const void> owner);
   static ConstValues halves(std::vector<uint16_t> bits);
+  // fp16 bits in memory `owner` keeps alive (a checkpoint's weights, rounded once on load).
+  static ConstValues borrow_halves(const uint16_t* p, size_t n, std::shared_ptr<const void> owner);
 
-  size_t size() const { return half_.empty() ? (borrowed_ ? n_ : owned_.size()) : half_.size(); }
+  size_t size() const { return borrowed_ || half_borrowed_ ? n_ : half_.empty() ? owned_.size() : half_.size(); }
   bool empty() const { return size() == 0; }
-  bool is_half() const { return !half_.empty(); }
+  bool is_half() const { return !half_.empty() || half_borrowed_; }
   bool is_borrowed() const { return borrowed_ != nullptr; }
   float operator[](size_t i) const;
   const float* data() const;                  // float32 forms; throws for fp16 bits
-  const uint16_t* half_data() const { return half_.data(); }
+  const uint16_t* half_data() const { return half_borrowed_ ? half_borrowed_ : half_.data(); }
   std::vector<float> to_vector() const;       // a float32 copy of any form
   std::vector<float>& mutable_floats();       // the owned float32 vector (copies other forms first)
   int64_t bytes() const { return static_cast<int64_t>(size()) * (is_half() ? 2 : 4); }
@@ -100,6 +102,7 @@ class ConstValues {
   size_t n_ = 0;
   std::shared_ptr<const void> owner_;
   std::vector<uint16_t> half_;
+  const uint16_t* half_borrowed_ = nullptr;
 };
 
 // Constant payload. Values read as float32 (every supported dtype fits exactly except int32

@@ -80,25 +80,34 @@ ConstValues ConstValues::halves(std::vector<uint16_t> bits) {
   return v;
 }
 
+ConstValues ConstValues::borrow_halves(const uint16_t* p, size_t n, std::shared_ptr<const void> owner) {
+  if (!n) return halves({});
+  ConstValues v;
+  v.half_borrowed_ = p;
+  v.n_ = n;
+  v.owner_ = std::move(owner);
+  return v;
+}
+
 float ConstValues::operator[](size_t i) const {
-  if (!half_.empty()) return half_to_float(half_[i]);
+  if (is_half()) return half_to_float(half_data()[i]);
   return borrowed_ ? borrowed_[i] : owned_[i];
 }
 
 const float* ConstValues::data() const {
-  if (!half_.empty()) throw Error(Status::internal, "constant values are fp16 bits, not float32");
+  if (is_half()) throw Error(Status::internal, "constant values are fp16 bits, not float32");
   return borrowed_ ? borrowed_ : owned_.data();
 }
 
 std::vector<float> ConstValues::to_vector() const {
-  if (half_.empty()) return std::vector<float>(data(), data() + size());
-  std::vector<float> out(half_.size());
-  halves_to_floats(half_.data(), out.data(), half_.size());
+  if (!is_half()) return std::vector<float>(data(), data() + size());
+  std::vector<float> out(size());
+  halves_to_floats(half_data(), out.data(), size());
   return out;
 }
 
 std::vector<float>& ConstValues::mutable_floats() {
-  if (borrowed_ || !half_.empty()) {
+  if (borrowed_ || is_half()) {
     std::vector<float> v = to_vector();
     *this = ConstValues(std::move(v));
   }

@@ -21,14 +21,26 @@ uint32_t bits_of(float x) {
   return b;
 }
 
+// FNV-1a over the stored bytes, 8 at a time (a form's bytes: fp16 bits or float32), so
+// hashing a model's weights runs at memory speed. Equal values in different forms hash apart
+// and are simply not merged.
 uint64_t bits_hash(const ConstValues& v) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < v.size(); ++i) h = (h ^ bits_of(v[i])) * 1099511628211ull;
+  const char* p = v.is_half() ? reinterpret_cast<const char*>(v.half_data()) : reinterpret_cast<const char*>(v.data());
+  const size_t n = v.size() * (v.is_half() ? 2 : 4);
+  uint64_t h = 1469598103934665603ull ^ (v.is_half() ? 1 : 0);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+  }
+  for (; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 1099511628211ull;
   return h;
 }
 
 bool same_bits(const ConstValues& a, const ConstValues& b) {
   if (a.size() != b.size()) return false;
+  if (a.is_half() && b.is_half()) return std::memcmp(a.half_data(), b.half_data(), a.size() * 2) == 0;
   for (size_t i = 0; i < a.size(); ++i)
     if (bits_of(a[i]) != bits_of(b[i])) return false;
   return true;

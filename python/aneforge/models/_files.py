@@ -40,10 +40,10 @@ _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": n
               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
-def _bfloat16_safetensors(path: str) -> dict:
-    """A safetensors file holding bfloat16 tensors (most released LLM checkpoints), read as
-    float32 (bfloat16 is float32's upper half). The header is untrusted: its size, every
-    tensor's dtype, shape and byte range are checked against the file before any data is read."""
+def _header(path: str) -> tuple:
+    """A safetensors file's tensors: {name: (dtype, shape, absolute begin, end)}. The header is
+    untrusted: its size, every tensor's dtype, shape and byte range are checked against the
+    file before any data is read."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
@@ -53,54 +53,169 @@ def _bfloat16_safetensors(path: str) -> dict:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"corrupt safetensors file {path}: header is not JSON ({e})") from None
-        if not isinstance(header, dict):
-            raise ValueError(f"corrupt safetensors file {path}: header is not an object")
-        data_size = size - 8 - n
-        out = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            try:
-                dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-                ok = dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
-                count = math.prod(shape)  # Python ints: a huge shape cannot wrap around
-                ok = (ok
-                      and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size
-                      and end - begin == count * np.dtype(_ST_DTYPES[dtype]).itemsize)
-            except (KeyError, TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ValueError(f"corrupt safetensors file {path}: tensor {name!r} has a bad dtype, shape or range")
-            f.seek(8 + n + begin)
-            a = np.frombuffer(f.read(end - begin), dtype=_ST_DTYPES[dtype]).reshape(shape)
-            out[name] = (a.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else a
+    if not isinstance(header, dict):
+        raise ValueError(f"corrupt safetensors file {path}: header is not an object")
+    data_size = size - 8 - n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = dtype in _ST_DTYPES and isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
+            count = math.prod(shape)  # Python ints: a huge shape cannot wrap around
+            ok = (ok
+                  and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size
+                  and end - begin == count * np.dtype(_ST_DTYPES[dtype]).itemsize)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"corrupt safetensors file {path}: tensor {name!r} has a bad dtype, shape or range")
+        out[name] = (dtype, tuple(shape), 8 + n + begin, 8 + n + end)
     return out
 
 
+def _bfloat16_safetensors(path: str) -> dict:
+    """A safetensors file holding bfloat16 tensors (most released LLM checkpoints), read as
+    float32 (bfloat16 is float32's upper half); the header checked by _header."""
+    return {name: SafetensorsTensors._read(path, entry) for name, entry in _header(path).items()}
+
+
+class SafetensorsTensors:
+    """The tensors of safetensors files, read one at a time when asked (a Mapping of float32
+    arrays), so a loader holds no copy of the whole checkpoint; ``fp16_bits`` reads a tensor
+    straight into fp16 bits a few MiB at a time, never as a whole float32 copy."""
+
+    _CHUNK = 1 << 20  # elements per read while rounding to fp16
+
+    def __init__(self, entries: dict):
+        self._entries = entries  # name -> (path, (dtype, shape, begin, end))
+
+    @classmethod
+    def open(cls, files: dict):
+        """files: {path: names to take from it, or None for all}."""
+        entries = {}
+        for path, names in files.items():
+            for name, e in _header(path).items():
+                if names is None or name in names:
+                    entries[name] = (path, e)
+        return cls(entries)
+
+    def __contains__(self, key):
+        return key in self._entries
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self):
+        return len(self._entries)
+
+    def keys(self):
+        return self._entries.keys()
+
+    def shape(self, key):
+        return self._entries[key][1][1]
+
+    def __getitem__(self, key):
+        path, e = self._entries[key]
+        return _float32(self._read(path, e), key, path)
+
+    @staticmethod
+    def _read(path, entry, first=0, count=None):
+        dtype, shape, begin, end = entry
+        item = np.dtype(_ST_DTYPES[dtype]).itemsize
+        total = (end - begin) // item
+        count = total - first if count is None else count
+        with open(path, "rb") as f:
+            f.seek(begin + first * item)
+            raw = f.read(count * item)
+        if len(raw) != count * item:
+            raise ValueError(f"corrupt safetensors file {path}: it ends inside a tensor")
+        a = np.frombuffer(raw, dtype=_ST_DTYPES[dtype])
+        if dtype == "BF16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        return a.reshape(shape) if count == total else a
+
+    def fp16_bits(self, key) -> np.ndarray:
+        """The tensor as fp16 bits (uint16), rounded as a default program rounds its fp16
+        constants (nearest even, subnormals flushed). Read a chunk at a time into two buffers
+        kept for every tensor, so loading allocates little besides the bits it keeps."""
+        from .. import _core
+        path, (dtype, shape, begin, end) = self._entries[key]
+        if dtype not in ("F32", "F16", "BF16"):
+            raise ValueError(f"{path}: tensor {key!r} has dtype {dtype}, not float32, float16 or bfloat16")
+        n = math.prod(shape)
+        item = 4 if dtype == "F32" else 2
+        if getattr(self, "_raw", None) is None or self._raw.size < self._CHUNK * 4:
+            self._raw = np.empty(self._CHUNK * 4, np.uint8)     # the file's bytes
+            self._f32 = np.empty(self._CHUNK, np.float32)       # widened to float32
+        out = np.empty(n, np.uint16)
+        with open(path, "rb") as f:
+            f.seek(begin)
+            for at in range(0, n, self._CHUNK):
+                m = min(self._CHUNK, n - at)
+                raw = self._raw[:m * item]
+                if f.readinto(memoryview(raw)) != m * item:
+                    raise ValueError(f"corrupt safetensors file {path}: it ends inside tensor {key!r}")
+                f32 = self._f32[:m]
+                if dtype == "F32":
+                    f32 = raw.view(np.float32)
+                elif dtype == "F16":
+                    f32[:] = raw.view(np.float16)                # exact
+                else:  # bfloat16: float32's upper half
+                    u32 = f32.view(np.uint32)
+                    u32[:] = raw.view(np.uint16)
+                    np.left_shift(u32, 16, out=u32)
+                _core.round_to_fp16_bits(f32, out[at:at + m])
+        return out.reshape(shape)
+
+
 def _sharded(directory: str, index: str) -> dict:
-    """The shards model.safetensors.index.json names (transformers' sharded checkpoints): each
-    a plain file name in the directory, each tensor in the shard the map gives."""
+    """The shards model.safetensors.index.json names (transformers' sharded checkpoints), read
+    whole: each tensor from the shard the map gives."""
+    files = _shard_files(directory, index)
+    out = {}
+    for path, names in sorted(files.items()):
+        out.update({k: v for k, v in _safetensors(path).items() if k in names})
+    missing = sorted(k for names in files.values() for k in names if k not in out)
+    if missing:
+        raise ValueError(f"{index} maps {len(missing)} tensors to shards that lack them, e.g. {missing[:3]}")
+    return out
+
+
+def _shard_files(directory: str, index: str) -> dict:
+    """{shard path: names mapped to it} from model.safetensors.index.json, each shard a plain
+    file name in the directory."""
     data = read_json(index, "safetensors index")
     wmap = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(wmap, dict) or not wmap:
         raise ValueError(f"{index} has no weight_map")
-    shards = sorted(set(wmap.values()))
-    for name in shards:
+    files = {}
+    for k, name in wmap.items():
         if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
             raise ValueError(f"{index} names the shard {name!r}, which is not a file in {directory}")
-    out = {}
-    for name in shards:
-        path = os.path.join(directory, name)
+        files.setdefault(os.path.join(directory, name), set()).add(k)
+    for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"shard {path} (listed in {index}) not found")
-        tensors = _safetensors(path)
-        for k, v in tensors.items():
-            if wmap.get(k) == name:
-                out[k] = v
-    missing = sorted(k for k in wmap if k not in out)
-    if missing:
-        raise ValueError(f"{index} maps {len(missing)} tensors to shards that lack them, e.g. {missing[:3]}")
-    return out
+    return files
+
+
+def open_weights(directory: str):
+    """The weights of a directory as a Mapping read on demand (SafetensorsTensors) when they
+    are safetensors, else load_weights' dict."""
+    st = os.path.join(directory, "model.safetensors")
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.isfile(st):
+        return SafetensorsTensors.open({st: None})
+    if os.path.isfile(index):
+        files = _shard_files(directory, index)
+        tensors = SafetensorsTensors.open(files)
+        missing = sorted(k for names in files.values() for k in names if k not in tensors)
+        if missing:
+            raise ValueError(f"{index} maps {len(missing)} tensors to shards that lack them, e.g. {missing[:3]}")
+        return tensors
+    return load_weights(directory)
 
 
 def load_weights(directory: str) -> dict:
@@ -148,6 +263,12 @@ class Weights:
     def has(self, key: str) -> bool:
         return self.prefix + key in self.tensors
 
+    def shape(self, key: str) -> tuple:
+        k = self.prefix + key
+        if k not in self.tensors:
+            raise ValueError(f"{self.source}: missing tensor {k!r}")
+        return tuple(self.tensors.shape(k)) if hasattr(self.tensors, "shape") else np.shape(self.tensors[k])
+
     def __call__(self, key: str, shape=None) -> np.ndarray:
         k = self.prefix + key
         if k not in self.tensors:
@@ -156,6 +277,41 @@ class Weights:
         if shape is not None and tuple(a.shape) != tuple(shape):
             raise ValueError(f"{self.source}: tensor {k!r} has shape {tuple(a.shape)}, expected {tuple(shape)}")
         return a
+
+
+    def fp16_bits(self, key: str, shape=None) -> np.ndarray:
+        """The tensor as fp16 bits (uint16), rounded as a default program rounds its fp16
+        constants; read a chunk at a time where the weights are safetensors files."""
+        k = self.prefix + key
+        if k not in self.tensors:
+            raise ValueError(f"{self.source}: missing tensor {k!r}")
+        if hasattr(self.tensors, "fp16_bits"):
+            bits = self.tensors.fp16_bits(k)
+        else:
+            from .. import _core
+            a = np.ascontiguousarray(self.tensors[k], np.float32)
+            bits = np.empty(a.shape, np.uint16)
+            _core.round_to_fp16_bits(a.reshape(-1), bits.reshape(-1))
+        if shape is not None and tuple(bits.shape) != tuple(shape):
+            raise ValueError(f"{self.source}: tensor {k!r} has shape {tuple(bits.shape)}, expected {tuple(shape)}")
+        return bits
+
+    def matrix(self, key: str, shape, fp16: bool, transpose: bool = False) -> np.ndarray:
+        """A weight a program holds in bulk, made once per key: fp16 bits when ``fp16``, else
+        float32; ``transpose`` for a (in, out) checkpoint layout (GPT-2's Conv1D)."""
+        memo = self.__dict__.setdefault("_matrices", {})
+        mk = (key, fp16, transpose)
+        if mk not in memo:
+            a = self.fp16_bits(key, shape) if fp16 else self(key, shape)
+            if transpose and fp16:
+                from .. import _core
+                t = np.empty(a.shape[::-1], np.uint16)
+                _core.transpose_u16(a, t)
+                a = t
+            elif transpose:
+                a = np.ascontiguousarray(a.T)
+            memo[mk] = a
+        return memo[mk]
 
 
 def state_dict_arrays(state_dict) -> dict:

@@ -1,10 +1,11 @@
 """Decoder-only language models with a KV cache: af.load of a Hugging Face directory whose
 architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma). Two programs from one
 builder: prefill (a chunk of prompt tokens) and decode (one token). Each layer's K and V
-caches (1, kv_heads, max_context, head_dim) are program inputs and outputs; a step writes
-its tokens' rows with dynamic_update_slice and attends over the cache up to each token's
-position. Grouped-query attention groups the query heads per KV head (no expanded K/V).
-Sampling runs on the host from the last token's logits."""
+caches are held inputs of both programs; a step outputs its tokens' keys and values, which
+the host writes into the caches in place, and attends over the cached keys before it and its
+own. Grouped-query attention groups the query heads per KV head (no expanded K/V). Weights
+are read from the checkpoint one tensor at a time straight into fp16 bits, which both
+programs read in place. Sampling runs on the host from the last token's logits."""
 from __future__ import annotations
 
 import math
@@ -12,9 +13,10 @@ import os
 
 import numpy as np
 
+from .. import _core
 from ..graph import functional as _F
-from ..graph.tensor import borrowing_arrays
-from ._files import Weights, load_weights
+from ..graph.tensor import Tensor, borrowing_arrays
+from ._files import Weights, open_weights
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
 _NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -inf, also 0)
@@ -86,7 +88,12 @@ class CausalLM:
             raise NotImplementedError(f"max_context={self.max_context} is past the model's sliding window of "
                                       f"{s.window} positions, which is not built yet: use max_context <= {s.window}")
         self.prefill_chunk = max(1, min(int(prefill_chunk), self.max_context))
-        w = Weights(load_weights(path), path)
+        w = Weights(open_weights(path), path)
+        # fp16 programs hold bulk weights as fp16 bits rounded on load (as a default program
+        # rounds); fp32 programs and other rounding modes take float32 arrays.
+        w.fp16 = (compile_options.get("precision", "fp16") == "fp16"
+                  and compile_options.get("rounding", "nearest_even") == "nearest_even"
+                  and compile_options.get("flush_subnormals", True))
         if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
             raise ValueError(f"af.load: {path}: missing tensor 'model.embed_tokens.weight'")
         self._options = compile_options
@@ -314,11 +321,11 @@ def _build(spec, w, S, C):
     causal = np.where(np.tril(np.ones((S, S), bool)), 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, S, S)
     mask = (past_mask, _F.constant(causal))
     if spec.family == "gpt2":
-        h = _F.embedding(ids, w("transformer.wte.weight", (spec.vocab, D)))
-        h = h + _F.embedding(positions, w("transformer.wpe.weight", (spec.positions, D)))
+        h = _F.embedding(ids, _big(w, "transformer.wte.weight", (spec.vocab, D)))
+        h = h + _F.embedding(positions, _big(w, "transformer.wpe.weight", (spec.positions, D)))
         rope = None
     else:
-        h = _F.embedding(ids, w("model.embed_tokens.weight", (spec.vocab, D)))
+        h = _F.embedding(ids, _big(w, "model.embed_tokens.weight", (spec.vocab, D)))
         cos, sin = _rope_tables(spec, C)
         rd = cos.shape[1]
         rope = (_F.embedding(positions, cos).reshape(1, 1, S, rd), _F.embedding(positions, sin).reshape(1, 1, S, rd))
@@ -330,9 +337,9 @@ def _build(spec, w, S, C):
     h = _final_norm(spec, w, h)
     if last is not None:
         h = _F.dynamic_slice(h, last, 1, dim=1)
-    head = w("transformer.wte.weight" if spec.family == "gpt2" else
+    head = w.matrix("transformer.wte.weight" if spec.family == "gpt2" else
              "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
-             (spec.vocab, D))
+             (spec.vocab, D), w.fp16)
     inputs = [ids, positions, past_mask] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
     return {"logits": _head(h, head, spec.vocab), **outs}, inputs
 
@@ -345,10 +352,10 @@ def _head(h, head, V):
     runs in k equal pieces, the last padded with zeros, stacked as (1, k, 1, width): the host
     reads them in order."""
     if V <= _HEAD_MAX:
-        return _F.linear(h, head)
+        return _F.linear(h, _const(head))
     k = -(-V // _HEAD_MAX)
     width = -(-V // k)
-    parts = [_F.linear(h, head[i * width:(i + 1) * width]) for i in range(k)]  # row slices: views, borrowed
+    parts = [_F.linear(h, _const(head[i * width:(i + 1) * width])) for i in range(k)]  # row slices: views, read in place
     short = width - parts[-1].shape[-1]
     if short:
         parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, 1, short), np.float32))], dim=-1)
@@ -402,17 +409,26 @@ def _final_norm(spec, w, h):
     return _norm(spec, w, "transformer.ln_f" if spec.family == "gpt2" else "model.norm", h)
 
 
+def _const(a):
+    """A weight array as a linear's or embedding's operand: fp16 bits become an fp16 constant
+    read in place; float32 arrays are borrowed by the graph as they are."""
+    return Tensor(_core.constant_fp16_bits(a)) if a.dtype == np.uint16 else a
+
+
+def _big(w, name, shape, transpose=False):
+    """A bulk weight, in the form the program holds (fp16 bits unless precision is fp32),
+    made once for both programs."""
+    return _const(w.matrix(name, shape, w.fp16, transpose))
+
+
 def _linear(w, name, x, out, inp, bias):
     b = w(name + ".bias", (out,)) if bias and w.has(name + ".bias") else None
-    return _F.linear(x, w(name + ".weight", (out, inp)), b)
+    return _F.linear(x, _big(w, name + ".weight", (out, inp)), b)
 
 
 def _transposed(w, name, shape):
-    """GPT-2's Conv1D weight (in, out) as a linear weight (out, in), made once per name."""
-    memo = w.__dict__.setdefault("_transposed", {})
-    if name not in memo:
-        memo[name] = np.ascontiguousarray(w(name, shape).T)
-    return memo[name]
+    """GPT-2's Conv1D weight (in, out) as a linear weight (out, in)."""
+    return _big(w, name, shape, transpose=True)
 
 
 def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
@@ -455,18 +471,18 @@ def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
     if spec.family == "gpt2":
         h = h + _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)), w(p + "attn.c_proj.bias", (D,)))
         x = _norm(spec, w, p + "ln_2", h)
-        inner = w(p + "mlp.c_fc.weight").shape[1]
+        inner = w.shape(p + "mlp.c_fc.weight")[1]
         x = _F.gelu(_F.linear(x, _transposed(w, p + "mlp.c_fc.weight", (D, inner)), w(p + "mlp.c_fc.bias", (inner,))),
                     approximate="tanh")
         return h + _F.linear(x, _transposed(w, p + "mlp.c_proj.weight", (inner, D)), w(p + "mlp.c_proj.bias", (D,)))
     h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
     x = _norm(spec, w, p + "post_attention_layernorm", h)
     if spec.family == "phi3":  # one fused gate and up projection
-        inner = w(p + "mlp.gate_up_proj.weight").shape[0] // 2
+        inner = w.shape(p + "mlp.gate_up_proj.weight")[0] // 2
         gate_up = _linear(w, p + "mlp.gate_up_proj", x, 2 * inner, D, False)
         gate, up = gate_up[..., :inner], gate_up[..., inner:]
     else:
-        inner = w(p + "mlp.gate_proj.weight").shape[0]
+        inner = w.shape(p + "mlp.gate_proj.weight")[0]
         gate = _linear(w, p + "mlp.gate_proj", x, inner, D, False)
         up = _linear(w, p + "mlp.up_proj", x, inner, D, False)
     act = _F.silu(gate) if spec.act == "silu" else _F.gelu(gate, approximate="tanh")
