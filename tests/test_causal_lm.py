@@ -70,11 +70,12 @@ PROMPTS = {"short": np.arange(3, 14) % 97, "past one chunk": (np.arange(40) * 7 
 @pytest.mark.parametrize("prompt", sorted(PROMPTS))
 @pytest.mark.parametrize("family", FAMILIES)
 def test_greedy_generation_equals_transformers_at_fp32(saved, family, prompt):
-    """64 new tokens, token for token. The short prompt goes through the prefill program (one
-    padded chunk of 32); the long one through a chunk, then one token at a time."""
+    """64 new tokens, token for token. The short prompt (11 tokens) goes through the 8-token
+    prefill program, then a padded 8; the long one (40) through the 32-token program, then
+    the 8; new tokens one at a time through decode."""
     model, path = saved[family]
     lm = af.load(path, precision="fp32", max_context=128)
-    assert isinstance(lm, af.models.CausalLM)
+    assert isinstance(lm, af.models.CausalLM) and sorted(lm._nets) == [1, 8, 32]
     got = lm.generate(PROMPTS[prompt], max_new_tokens=64)
     np.testing.assert_array_equal(got, _reference(model, PROMPTS[prompt], 64))
 
@@ -186,6 +187,47 @@ def test_text_prompts_and_the_generate_command(saved, capsys):
     assert capsys.readouterr().out.strip() == tok.decode(list(got[0, 11:]))
     assert main(["generate", str(path), "--max-new-tokens", "3"]) == 2
     assert "give --prompt TEXT or --ids" in capsys.readouterr().err
+
+
+CALIBRATION = ["w3 w17 w42 w8 w8 w61 w5 w90 w23 w11 w70 w2 w33", "w50 w51 w9 w14 w77 w3 w28 w45 w60"]
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4"])
+def test_compressed_weights_gated_on_calibration_text(saved, tmp_path, fmt):
+    """compress= with calibration text: the widest (prefill) program is gated on its logits
+    and keys/values over the texts; the decode program takes the very same packed weights.
+    What a user sees: fewer weight bytes, next-token logits close to the fp16 model's on
+    another prompt, and the report's measured cosine at or above min_cosine."""
+    import shutil
+    _, src = saved["llama"]
+    path = tmp_path / "llama"
+    shutil.copytree(src, path)
+    _word_tokenizer(path)
+    fp16 = af.load(path, max_context=64)
+    lm = af.load(path, max_context=64, compress=fmt, calibration=CALIBRATION, min_cosine=0.99)
+    report = lm.compression_report()
+    assert report["gate"] == "calibration" and report["min_cosine"] >= 0.99
+    assert lm.weight_bytes <= {"int8": 0.55, "int4": 0.40}[fmt] * fp16.weight_bytes, lm.weight_bytes  # 0.548, 0.335
+    formats = {r["layer"]: r["format"] for r in report["layers"]}
+    assert formats["model.layers.0.self_attn.q_proj"] in ("int8", "int4")
+    assert not any(k.startswith("embedding_") and v != "fp16" for k, v in formats.items())  # RoPE tables stay
+    prefill = lm._nets[32].packed_weights()
+    for n in (8, 1):  # the other programs hold the same packed weights
+        other = lm._nets[n].packed_weights()
+        assert sorted(other) == sorted(prefill)
+        for name in prefill:
+            np.testing.assert_array_equal(prefill[name].dequantize(), other[name].dequantize())
+    a, b = lm.next_logits(PROMPTS["past one chunk"]), fp16.next_logits(PROMPTS["past one chunk"])
+    cos = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert cos >= {"int8": 0.9995, "int4": 0.99}[fmt], cos  # measured 0.99996 / 0.9919 (deterministic)
+
+
+def test_compression_options_are_checked(saved):
+    _, path = saved["llama"]
+    with pytest.raises(ValueError, match="not weight layers of this model"):
+        af.load(path, max_context=64, compress={"q_proj": "int8"})
+    with pytest.raises(ValueError, match="give compress="):
+        af.load(path, max_context=64, min_cosine=0.99)
 
 
 CHAT_TEMPLATE = ("{{ bos_token }} {% for m in messages %}{% if m['role'] == 'user' %}w1{% else %}w2{% endif %} "

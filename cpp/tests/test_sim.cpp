@@ -189,3 +189,28 @@ TEST(Sim, HeldInputTakesRowWritesInPlace) {
   EXPECT_THROW(exe->write_rows(1, 0, 0, 1, xv.data()), ValueError);    // x is not held
   EXPECT_THROW(exe->write_rows(0, 3, 0, 1, rows.data()), ValueError);  // no dim 3
 }
+
+// A program given another program's packed weight for a layer (an LLM's decode program and
+// its prefill program) holds that very weight, not a copy; a different weight of the same
+// shape gets its own copy, so the giver's errors stay its own.
+TEST(Sim, PackedWeightsGivenToAnotherProgramAreShared) {
+  auto wv = randn(32 * 64, 21);
+  auto graph = [&](const std::vector<float>& w, int64_t rows) {
+    Tensor x = input({rows, 64});
+    Tensor y = call1("linear", {x, constant(w, {32, 64})});
+    y.node()->name = "fc";
+    return y;
+  };
+  CompileOptions o;
+  o.compress_layers = {{"fc", "int8"}};
+  auto first = compile({graph(wv, 8)}, o);
+  const auto& given = first->values[first->steps[0].in[1]].data->packed;
+  ASSERT_TRUE(given);
+  o.packed_layers = {{"fc", given}};
+  auto second = compile({graph(wv, 1)}, o);
+  EXPECT_EQ(second->values[second->steps[0].in[1]].data->packed.get(), given.get());
+  auto other = randn(32 * 64, 22);
+  auto third = compile({graph(other, 1)}, o);
+  EXPECT_NE(third->values[third->steps[0].in[1]].data->packed.get(), given.get());
+  EXPECT_NE(third->values[third->steps[0].in[1]].data->packed->rel_error, given->rel_error);
+}

@@ -289,7 +289,7 @@ void compress_weights(Program& p, const CompileOptions& o) {
                           g.group_rows != (fmt.kind == "int4" ? fmt.n : 0)))
         bad = "it is packed as " + g.format + ", not as " + f;
       if (!bad.empty()) throw ValueError(where + "the packed weight given for it does not fit: " + bad);
-      pk = std::make_shared<PackedWeights>(g);
+      pk = std::const_pointer_cast<PackedWeights>(given->second);  // shared with its giver (another program of the same model) while it is the same weight
     } else {
       pk = pack(w.data->values.to_vector(), w.type.shape, fmt);
     }
@@ -300,8 +300,12 @@ void compress_weights(Program& p, const CompileOptions& o) {
       total += static_cast<double>(kept[i]) * kept[i];
       if (!pk->stored_at(static_cast<int64_t>(i))) pruned += static_cast<double>(kept[i]) * kept[i], kept[i] = 0.0f;
     }
-    pk->prune_error = total > 0 ? std::sqrt(pruned / total) : 0.0;
-    pk->rel_error = relative_error(kept, *pk);
+    const double prune_error = total > 0 ? std::sqrt(pruned / total) : 0.0, rel_error = relative_error(kept, *pk);
+    if (pk->prune_error != prune_error || pk->rel_error != rel_error) {  // another weight: its own copy
+      if (o.packed_layers.count(s.node->name)) pk = std::make_shared<PackedWeights>(*pk);
+      pk->prune_error = prune_error;
+      pk->rel_error = rel_error;
+    }
     auto d = std::make_shared<ConstData>();
     d->packed = std::move(pk);
     w.data = std::move(d);

@@ -23,17 +23,19 @@ def load(path, *, target=None, compress=None, precision="fp16", backend="sim", m
     rounding run once on them, docs/compression.md). A causal language model (a directory
     saved from GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3 or Gemma's *ForCausalLM / LMHeadModel class)
     loads as a CausalLM with a KV cache of ``max_context`` positions (default: the model's,
-    at most 1024) for ``generate`` and ``stream``."""
+    at most 1024) for ``generate`` and ``stream``; its ``calibration`` is text (a string or a
+    list of them) or token id lists, on which the compressed prefill program's logits and
+    keys/values must keep ``min_cosine`` against the fp16 one."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"af.load: {path} is not a model directory")
     cfg = read_json(os.path.join(path, "config.json"), "model config.json")
     kind = cfg.get("model_type")
     if is_causal_lm(cfg):
-        if calibration is not None:
-            raise ValueError("af.load: calibration= is not supported for language models yet")
+        gate = dict(calibration=calibration, min_cosine=min_cosine, max_weight_error=max_weight_error,
+                    weight_rounding=weight_rounding)
         return CausalLM(path, cfg, max_context=max_context, target=target, compress=compress, precision=precision,
-                        backend=backend)
+                        backend=backend, **{k: v for k, v in gate.items() if v is not None})
     if max_context is not None:
         raise ValueError(f"af.load: max_context= applies to causal language models; {path} holds "
                          f"{(cfg.get('architectures') or [kind])[0]}")

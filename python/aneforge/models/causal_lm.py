@@ -1,10 +1,10 @@
 """Decoder-only language models with a KV cache: af.load of a Hugging Face directory whose
-architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma). Two programs from one
-builder: prefill (a chunk of prompt tokens) and decode (one token). Each layer's K and V
-caches are held inputs of both programs; a step outputs its tokens' keys and values, which
+architecture is a causal LM (GPT-2, Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma). Programs
+from one builder: prefill buckets (8 and 32 prompt tokens) and decode (one token). Each
+layer's K and V caches are held inputs of every program; a step outputs its tokens' keys and values, which
 the host writes into the caches in place, and attends over the cached keys before it and its
 own. Grouped-query attention groups the query heads per KV head (no expanded K/V). Weights
-are read from the checkpoint one tensor at a time straight into fp16 bits, which both
+are read from the checkpoint one tensor at a time straight into fp16 bits, which all the
 programs read in place. Sampling runs on the host from the last token's logits."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from .. import _core
 from ..graph import functional as _F
 from ..graph.tensor import Tensor, borrowing_arrays
-from ._files import Weights, open_weights
+from ._files import Weights, named, open_weights
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
 _NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -inf, also 0)
@@ -77,7 +77,8 @@ class CausalLM:
     """``lm.generate(ids, max_new_tokens)`` returns the prompt and the new tokens, as
     transformers' generate does; ``lm.stream(...)`` yields each new token as it comes."""
 
-    def __init__(self, path, cfg, *, max_context=None, prefill_chunk=32, **compile_options):
+    def __init__(self, path, cfg, *, max_context=None, prefill_sizes=(8, 32), compress=None, calibration=None,
+                 **compile_options):
         self.path, self.config = path, cfg
         self.spec = s = _Spec(cfg, path)
         limit = s.positions or 2048
@@ -87,7 +88,9 @@ class CausalLM:
         if getattr(s, "window", None) and self.max_context > s.window:
             raise NotImplementedError(f"max_context={self.max_context} is past the model's sliding window of "
                                       f"{s.window} positions, which is not built yet: use max_context <= {s.window}")
-        self.prefill_chunk = max(1, min(int(prefill_chunk), self.max_context))
+        # Prefill buckets: a prompt runs through the largest bucket it fills, its tail through the
+        # smallest one (padded); single tokens through decode.
+        self.prefill_sizes = sorted({max(1, min(int(n), self.max_context)) for n in prefill_sizes} - {1})
         w = Weights(open_weights(path), path)
         # fp16 programs hold bulk weights as fp16 bits rounded on load (as a default program
         # rounds); fp32 programs and other rounding modes take float32 arrays.
@@ -96,21 +99,64 @@ class CausalLM:
                   and compile_options.get("flush_subnormals", True))
         if s.family != "gpt2" and not w.has("model.embed_tokens.weight"):
             raise ValueError(f"af.load: {path}: missing tensor 'model.embed_tokens.weight'")
+        gate = {k: compile_options.pop(k) for k in ("min_cosine", "max_weight_error", "weight_rounding")
+                if k in compile_options}
+        if gate and compress is None:
+            raise ValueError(f"{', '.join(gate)}= apply to compressed weights: give compress=")
         self._options = compile_options
         self._nets = {}
-        # The checkpoint's arrays are ours: the graphs read them in place. Both graphs live
-        # until both are compiled, so the programs share one fp16 copy of each weight.
-        with borrowing_arrays():
-            graphs = {n: _build(s, w, n, self.max_context) for n in sorted({1, self.prefill_chunk})}
-            for n, (outs, inputs) in graphs.items():
-                self._nets[n] = self._compile(outs, inputs)
-        del graphs, w
         self.tokenizer = _tokenizer(path)
+        w.layer_names = []
+        # The checkpoint's arrays are ours: the graphs read them in place. The graphs live
+        # until all are compiled, so the programs share one fp16 copy of each weight.
+        with borrowing_arrays():
+            sizes = sorted({1, *self.prefill_sizes}, reverse=True)
+            graphs = {n: _build(s, w, n, self.max_context) for n in sizes}
+            packed = None
+            for n in sizes:  # the widest first: it runs the compression gate; the others take its weights
+                outs, inputs = graphs[n]
+                if compress is None:
+                    self._nets[n] = self._compile(outs, inputs)
+                elif packed is None:
+                    spec = _compress_spec(compress, sorted(set(w.layer_names)))
+                    feeds = None if calibration is None else self._calibration_feeds(calibration, n)
+                    self._nets[n] = self._compile(outs, inputs, compress=spec, calibration=feeds, **gate)
+                    packed = self._nets[n].packed_weights()
+                else:  # the same packed weights, shared with the first program
+                    self._nets[n] = self._compile(outs, inputs, compress=packed or None)
+        del graphs, w
 
     # ---- the programs --------------------------------------------------------------------
-    def _compile(self, outs, inputs):
+    def compression_report(self) -> dict:
+        """The compression gate's report of the widest program (whose packed weights the
+        others share): per layer its format, bytes and errors, and the outputs' cosine."""
+        return self._nets[max(self._nets)].compression_report()
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of weights the programs hold (shared between them)."""
+        return self._nets[1].weight_bytes
+
+    def _calibration_feeds(self, calibration, S):
+        """The widest program's inputs for each calibration text (or token id list): its first
+        S tokens at position 0, the caches empty."""
+        items = [calibration] if isinstance(calibration, str) else list(calibration)
+        if not items:
+            raise ValueError("calibration= is empty: give text or token id lists")
+        s = self.spec
+        feeds = []
+        for item in items:
+            ids = self._prompt(item)[:S]
+            feed = self._feed(ids, 0, S)
+            for i in range(s.layers):
+                feed[f"k{i}"] = np.zeros((1, s.kv_heads, 1, s.head_dim, self.max_context), np.float32)
+                feed[f"v{i}"] = np.zeros((1, s.kv_heads, 1, self.max_context, s.head_dim), np.float32)
+            feeds.append(feed if S > 1 else {k: v for k, v in feed.items() if k != "last"})
+        return feeds
+
+    def _compile(self, outs, inputs, **extra):
         from ..compiler.build import compile as _compile
-        net = _compile(outs, inputs=inputs, **self._options)
+        net = _compile(outs, inputs=inputs, **self._options, **extra)
         for i in range(self.spec.layers):  # the caches stay with the program; a step writes its new rows
             net.hold_input(f"k{i}")
             net.hold_input(f"v{i}")
@@ -121,11 +167,7 @@ class CausalLM:
         values into every program's caches; the logits of the last token."""
         S = net.inputs[0][1][1]
         n = len(tokens)
-        ids = np.zeros((1, S), np.int32)
-        ids[0, :n] = tokens
-        positions = np.minimum(np.arange(pos, pos + S, dtype=np.int32), self.max_context - 1)[None]
-        past = np.where(np.arange(self.max_context) < pos, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, 1, -1)
-        feed = {"input_ids": ids, "positions": positions, "past_mask": past, "last": np.array([n - 1], np.int32)}
+        feed = self._feed(tokens, pos, S)
         out = net(**{k: v for k, v in feed.items() if k in {m for m, _, _ in net.inputs}})
         for name in out:
             if name != "logits":  # this step's keys (..., head_dim, S) and values (..., S, head_dim): the valid ones
@@ -135,14 +177,26 @@ class CausalLM:
                     other.write_input(name, rows, pos, dim=dim)
         return out
 
+    def _feed(self, tokens, pos, S):
+        """A program's inputs for tokens at positions pos.. (padded to S)."""
+        ids = np.zeros((1, S), np.int32)
+        ids[0, :len(tokens)] = tokens
+        positions = np.minimum(np.arange(pos, pos + S, dtype=np.int32), self.max_context - 1)[None]
+        past = np.where(np.arange(self.max_context) < pos, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, 1, -1)
+        return {"input_ids": ids, "positions": positions, "past_mask": past,
+                "last": np.array([len(tokens) - 1], np.int32)}
+
     def _run_tokens(self, tokens, pos):
-        """Feed tokens from position pos: chunks through prefill, the rest one by one. Keys
-        at pos and after are masked, so a new prompt needs no cleared cache."""
-        chunk = self.prefill_chunk
+        """Feed tokens from position pos: the largest prefill bucket they fill, a padded smaller
+        one for a tail, single tokens through decode. Keys at pos and after are masked, so a new
+        prompt needs no cleared cache."""
         logits = None
         i = 0
         while i < len(tokens):
-            use = chunk if (len(tokens) - i > 1 and pos + chunk <= self.max_context and chunk > 1) else 1
+            left = len(tokens) - i
+            fits = [n for n in self.prefill_sizes if pos + n <= self.max_context]
+            filled = [n for n in fits if n <= left]
+            use = 1 if left == 1 or not fits else max(filled) if filled else min(fits)
             part = tokens[i:i + use]
             out = self._step(self._nets[use], part, pos)
             logits = out["logits"].reshape(-1)[:self.spec.vocab]  # (the head's pieces, padded, in order)
@@ -229,7 +283,7 @@ class CausalLM:
     def __repr__(self):
         s = self.spec
         return (f"CausalLM({s.family}, {s.layers} layers, {s.hidden} wide, {s.heads} heads / {s.kv_heads} KV, "
-                f"max_context={self.max_context}, chunks {sorted(self._nets)}, KV caches "
+                f"max_context={self.max_context}, programs for {sorted(self._nets)} tokens, KV caches "
                 f"{self.cache_bytes / 2**20:.2f} MiB fp16 per program)")
 
 
@@ -321,11 +375,12 @@ def _build(spec, w, S, C):
     causal = np.where(np.tril(np.ones((S, S), bool)), 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, S, S)
     mask = (past_mask, _F.constant(causal))
     if spec.family == "gpt2":
-        h = _F.embedding(ids, _big(w, "transformer.wte.weight", (spec.vocab, D)))
-        h = h + _F.embedding(positions, _big(w, "transformer.wpe.weight", (spec.positions, D)))
+        h = _named(w, _F.embedding(ids, _big(w, "transformer.wte.weight", (spec.vocab, D))), "transformer.wte")
+        h = h + _named(w, _F.embedding(positions, _big(w, "transformer.wpe.weight", (spec.positions, D))),
+                       "transformer.wpe")
         rope = None
     else:
-        h = _F.embedding(ids, _big(w, "model.embed_tokens.weight", (spec.vocab, D)))
+        h = _named(w, _F.embedding(ids, _big(w, "model.embed_tokens.weight", (spec.vocab, D))), "model.embed_tokens")
         cos, sin = _rope_tables(spec, C)
         rd = cos.shape[1]
         rope = (_F.embedding(positions, cos).reshape(1, 1, S, rd), _F.embedding(positions, sin).reshape(1, 1, S, rd))
@@ -341,21 +396,22 @@ def _build(spec, w, S, C):
              "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
              (spec.vocab, D), w.fp16)
     inputs = [ids, positions, past_mask] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
-    return {"logits": _head(h, head, spec.vocab), **outs}, inputs
+    return {"logits": _head(w, h, head, spec.vocab), **outs}, inputs
 
 
 _HEAD_MAX = 65536  # the widest axis a target holds (channel_max of every target)
 
 
-def _head(h, head, V):
+def _head(w, h, head, V):
     """The vocabulary's logits. Past the targets' widest axis (Qwen's 151936 tokens) the head
     runs in k equal pieces, the last padded with zeros, stacked as (1, k, 1, width): the host
     reads them in order."""
     if V <= _HEAD_MAX:
-        return _F.linear(h, _const(head))
+        return _named(w, _F.linear(h, _const(head)), "lm_head")
     k = -(-V // _HEAD_MAX)
     width = -(-V // k)
-    parts = [_F.linear(h, _const(head[i * width:(i + 1) * width])) for i in range(k)]  # row slices: views, read in place
+    parts = [_named(w, _F.linear(h, _const(head[i * width:(i + 1) * width])), f"lm_head.{i}")  # row slices: views
+             for i in range(k)]
     short = width - parts[-1].shape[-1]
     if short:
         parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, 1, short), np.float32))], dim=-1)
@@ -415,15 +471,37 @@ def _const(a):
     return Tensor(_core.constant_fp16_bits(a)) if a.dtype == np.uint16 else a
 
 
+def _named(w, t, name):
+    """Layer t named after its checkpoint weight (compress dicts and reports use the name)."""
+    w.layer_names.append(name)
+    return named(t, name)
+
+
+def _compress_spec(compress, layers):
+    """compress= for the checkpoint's weight layers only (not the RoPE tables): a format for
+    all of them, a dict by checkpoint name, or a callable name -> format."""
+    if isinstance(compress, str):
+        return {n: compress for n in layers}
+    if callable(compress):
+        return {n: compress(n) for n in layers}
+    if isinstance(compress, dict):
+        unknown = sorted(set(compress) - set(layers))
+        if unknown:
+            raise ValueError(f"compress= names {unknown[:3]}, which are not weight layers of this model; they are "
+                             f"named after the checkpoint, e.g. {layers[:3]}")
+        return dict(compress)
+    raise TypeError(f"compress= must be a format, a dict or a callable, got {type(compress).__name__}")
+
+
 def _big(w, name, shape, transpose=False):
     """A bulk weight, in the form the program holds (fp16 bits unless precision is fp32),
-    made once for both programs."""
+    made once for all the programs."""
     return _const(w.matrix(name, shape, w.fp16, transpose))
 
 
 def _linear(w, name, x, out, inp, bias):
     b = w(name + ".bias", (out,)) if bias and w.has(name + ".bias") else None
-    return _F.linear(x, _big(w, name + ".weight", (out, inp)), b)
+    return _named(w, _F.linear(x, _big(w, name + ".weight", (out, inp)), b), name)
 
 
 def _transposed(w, name, shape):
@@ -437,7 +515,8 @@ def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
     if spec.family == "gpt2":
         p = f"transformer.h.{i}."
         x = _norm(spec, w, p + "ln_1", h)
-        qkv = _F.linear(x, _transposed(w, p + "attn.c_attn.weight", (D, 3 * D)), w(p + "attn.c_attn.bias", (3 * D,)))
+        qkv = _named(w, _F.linear(x, _transposed(w, p + "attn.c_attn.weight", (D, 3 * D)),
+                                  w(p + "attn.c_attn.bias", (3 * D,))), p + "attn.c_attn")
         q, k, v = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
     else:
         p = f"model.layers.{i}."
@@ -469,12 +548,14 @@ def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
     attn = _F.matmul(probs[..., :C], vc) + _F.matmul(probs[..., C:], vn)  # (1, Hkv, G, S, hd)
     attn = attn.reshape(1, H, S, hd).permute(0, 2, 1, 3).reshape(1, S, H * hd)
     if spec.family == "gpt2":
-        h = h + _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)), w(p + "attn.c_proj.bias", (D,)))
+        h = h + _named(w, _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)),
+                                    w(p + "attn.c_proj.bias", (D,))), p + "attn.c_proj")
         x = _norm(spec, w, p + "ln_2", h)
         inner = w.shape(p + "mlp.c_fc.weight")[1]
-        x = _F.gelu(_F.linear(x, _transposed(w, p + "mlp.c_fc.weight", (D, inner)), w(p + "mlp.c_fc.bias", (inner,))),
-                    approximate="tanh")
-        return h + _F.linear(x, _transposed(w, p + "mlp.c_proj.weight", (inner, D)), w(p + "mlp.c_proj.bias", (D,)))
+        x = _F.gelu(_named(w, _F.linear(x, _transposed(w, p + "mlp.c_fc.weight", (D, inner)),
+                                        w(p + "mlp.c_fc.bias", (inner,))), p + "mlp.c_fc"), approximate="tanh")
+        return h + _named(w, _F.linear(x, _transposed(w, p + "mlp.c_proj.weight", (inner, D)),
+                                       w(p + "mlp.c_proj.bias", (D,))), p + "mlp.c_proj")
     h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
     x = _norm(spec, w, p + "post_attention_layernorm", h)
     if spec.family == "phi3":  # one fused gate and up projection
