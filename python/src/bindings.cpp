@@ -1,4 +1,6 @@
 // The Python extension module aneforge._core: graph building, the op table, compile.
+#include <algorithm>
+#include <cstring>
 #include <optional>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/map.h>
@@ -194,6 +196,24 @@ NB_MODULE(_core, m) {
       for (size_t c0 = 0; c0 < C; c0 += T)
         for (size_t r = r0; r < std::min(R, r0 + T); ++r)
           for (size_t c = c0; c < std::min(C, c0 + T); ++c) d[c * R + r] = s[r * C + c];
+  }, "src"_a, "dst"_a);
+  // bfloat16 bits (float32's upper half) rounded to fp16 bits as round_to_fp16_bits does.
+  m.def("bf16_to_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> src,
+                                nb::ndarray<uint16_t, nb::c_contig, nb::device::cpu> dst) {
+    if (src.size() != dst.size()) throw af::ValueError("bf16_to_fp16_bits: src and dst differ in size");
+    const uint16_t* s = src.data();
+    uint16_t* d = dst.data();
+    nb::gil_scoped_release nogil;
+    af::parallel_for(src.size(), 1 << 14, [&](size_t b, size_t e) {
+      uint32_t bits[4096];
+      float wide[4096];
+      for (size_t at = b; at < e; at += 4096) {
+        const size_t n = std::min<size_t>(4096, e - at);
+        for (size_t i = 0; i < n; ++i) bits[i] = static_cast<uint32_t>(s[at + i]) << 16;
+        std::memcpy(wide, bits, n * 4);
+        af::floats_to_halves(wide, d + at, n, af::Fp16Mode{});
+      }
+    });
   }, "src"_a, "dst"_a);
   // float32 values rounded to fp16 bits as a default program rounds its constants (nearest
   // even, subnormals flushed), into dst.

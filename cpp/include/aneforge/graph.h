@@ -72,6 +72,10 @@ class ConstValues {
   bool empty() const { return size() == 0; }
   bool is_half() const { return !half_.empty() || half_borrowed_; }
   bool is_borrowed() const { return borrowed_ != nullptr; }
+  // Memory held by someone else (float32 or fp16 bits), or null.
+  const void* borrowed_memory() const {
+    return borrowed_ ? static_cast<const void*>(borrowed_) : static_cast<const void*>(half_borrowed_);
+  }
   float operator[](size_t i) const;
   const float* data() const;                  // float32 forms; throws for fp16 bits
   const uint16_t* half_data() const { return half_borrowed_ ? half_borrowed_ : half_.data(); }
@@ -111,6 +115,11 @@ class ConstValues {
 struct ConstData {
   ConstValues values;
   std::shared_ptr<const PackedWeights> packed;
+  // Whether `values` hold no inf/NaN, found once by the first program that asks (-1: not yet);
+  // programs sharing this data (an LLM's prefill and decode) share the answer.
+  mutable std::atomic<int> finite{-1};
+  ConstData() = default;
+  ConstData(const ConstData& o) : values(o.values), packed(o.packed) {}
 };
 
 // A handle to one output of a node.

@@ -38,7 +38,21 @@ uint64_t bits_hash(const ConstValues& v) {
   return h;
 }
 
+// Large borrowed constants (a checkpoint's weights) are keyed by their memory: the same array
+// is the same constant. Hashing gigabytes of weights in every compile would cost more than
+// the rare merge of two equal arrays at different addresses.
+bool by_address(const ConstValues& v) {
+  return v.borrowed_memory() && static_cast<int64_t>(v.size()) >= kHalfConstMin;
+}
+
+uint64_t const_key(const ConstValues& v) {
+  if (by_address(v)) return reinterpret_cast<uintptr_t>(v.borrowed_memory()) * 2 + (v.is_half() ? 1 : 0);
+  return bits_hash(v);
+}
+
 bool same_bits(const ConstValues& a, const ConstValues& b) {
+  if (by_address(a) || by_address(b))
+    return a.borrowed_memory() == b.borrowed_memory() && a.is_half() == b.is_half() && a.size() == b.size();
   if (a.size() != b.size()) return false;
   if (a.is_half() && b.is_half()) return std::memcmp(a.half_data(), b.half_data(), a.size() * 2) == 0;
   for (size_t i = 0; i < a.size(); ++i)
@@ -97,7 +111,7 @@ void eliminate_common_subexpressions(Program& p) {
   for (size_t v = 0; v < p.values.size(); ++v) {
     const Value& val = p.values[v];
     if (!val.data || val.data->packed) continue;
-    auto key = std::make_tuple(static_cast<int>(val.type.dtype), val.type.shape, bits_hash(val.data->values));
+    auto key = std::make_tuple(static_cast<int>(val.type.dtype), val.type.shape, const_key(val.data->values));
     auto& same = consts[key];
     int found = -1;
     for (int c : same)

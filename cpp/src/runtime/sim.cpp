@@ -261,21 +261,27 @@ class SimExecutable final : public Executable {
   // engine's constexpr op produces, an fp16-stored one converted exactly.
   static bool widened(const Value& v) { return v.data && (v.data->packed || v.data->values.is_half()); }
 
-  // A constant held as float32 or fp16 bits with no inf/NaN (compressed ones are not checked).
+  // A constant held as float32 or fp16 bits with no inf/NaN (compressed ones are not checked),
+  // scanned once per constant and remembered with it.
   static bool constant_is_finite(const Value& v) {
     if (!v.data || v.data->packed) return false;
+    int known = v.data->finite.load(std::memory_order_relaxed);
+    if (known >= 0) return known == 1;
     const auto& c = v.data->values;
-    const size_t n = static_cast<size_t>(numel(v.type.shape));
-    if (c.is_half()) {
-      const uint16_t* h = c.half_data();
-      for (size_t i = 0; i < n; ++i)
-        if ((h[i] & 0x7c00) == 0x7c00) return false;
-      return true;
-    }
-    const float* f = c.data();
-    for (size_t i = 0; i < n; ++i)
-      if (!std::isfinite(f[i])) return false;
-    return true;
+    std::atomic<bool> bad{false};
+    parallel_for(c.size(), 1 << 20, [&](size_t b, size_t e) {
+      int found = 0;  // branch-free, so the loops vectorise
+      if (c.is_half()) {
+        const uint16_t* h = c.half_data();
+        for (size_t i = b; i < e; ++i) found |= (h[i] & 0x7c00) == 0x7c00;
+      } else {
+        const float* f = c.data();
+        for (size_t i = b; i < e; ++i) found |= !std::isfinite(f[i]);
+      }
+      if (found) bad = true;
+    });
+    v.data->finite.store(bad ? 0 : 1, std::memory_order_relaxed);
+    return !bad;
   }
 
   void unpack_weights(size_t s) {
