@@ -12,7 +12,12 @@ transformers runs float32 with its own KV cache (generate, do_sample=False).
 
 Decode milliseconds per token with 16 and with 1008 tokens already in the cache
 (max_context 1024): how a step's cost grows with the context (attention over the cache only:
-the new rows are written in place)."""
+the new rows are written in place).
+
+    python benchmarks/llm.py --load-scaling
+
+af.load seconds of the Qwen2-0.5B shape with 6, 12 and 24 layers (bfloat16 checkpoints):
+load and compile time should grow linearly with the layers."""
 import argparse
 import pathlib
 import resource
@@ -26,11 +31,15 @@ import transformers
 
 import aneforge as af
 
+def _qwen2(layers=24):
+    return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=layers, num_attention_heads=14,
+        num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True))
+
+
 SHAPES = {
     "gpt2-small": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config()),
-    "qwen2-0.5b": lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-        num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True)),
+    "qwen2-0.5b": _qwen2,
 }
 
 
@@ -125,14 +134,39 @@ def scaling(name, contexts=(16, 1008), steps=16):
     return row
 
 
+def load_scaling(layer_counts=(6, 12, 24)):
+    rows = []
+    for n in layer_counts:
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = _qwen2(n)
+        with tempfile.TemporaryDirectory() as tmp:
+            _save_bf16(model, tmp)
+            del model
+            af.load(pathlib.Path(tmp), max_context=256)  # warm: imports, page cache
+            t = time.perf_counter()
+            lm = af.load(pathlib.Path(tmp), max_context=256)
+            rows.append((n, time.perf_counter() - t, lm.weight_bytes))
+            del lm
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="gpt2-small,qwen2-0.5b")
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--scaling", action="store_true", help="decode ms/token at 16 and 1008 tokens of context")
+    ap.add_argument("--load-scaling", action="store_true", help="af.load seconds for 6, 12 and 24 layers")
     args = ap.parse_args()
     torch.set_num_threads(af.num_threads())
+    if args.load_scaling:
+        print("| layers | af.load s | program weights MiB | GB/s | s per layer |")
+        print("|---|---|---|---|---|")
+        for n, sec, wb in load_scaling():
+            print(f"| {n} | {sec:.2f} | {wb / 2**20:.0f} | {wb / sec / 1e9:.2f} | {sec / n:.3f} |", flush=True)
+        return
     if args.scaling:
         print(f"threads {af.num_threads()}, decode ms per token (16 steps), max_context 1024")
         print("| model | af at 16 / 1008 context | torch at 16 / 1008 context | af growth | torch growth |")

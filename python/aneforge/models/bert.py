@@ -2,8 +2,6 @@
 lookup is an in-program one-hot matmul), N post-norm layers, and optional sentence pooling."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..graph import functional as _F
 from ._files import Weights, named as _named
 
