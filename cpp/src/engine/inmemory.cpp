@@ -203,15 +203,7 @@ class InMemoryProgram final : public Loaded {
   }
 
   void read_output(size_t j, const std::function<void(const void*)>& read) override {
-    const SurfaceLayout& l = out_layout_.at(j);
-    stage_.assign(f_.outputs[j].bytes, 0);
-    Id s = out_surf_[j];
-    if (a_->surface_lock(s, kLockReadOnly, nullptr) != 0)
-      throw EngineError("IOSurfaceLock failed for output '" + f_.outputs[j].name + "'");
-    const char* base = static_cast<const char*>(a_->surface_base(s));
-    l.rows([&](size_t packed, size_t at) { std::memcpy(stage_.data() + packed, base + at, l.w * l.elem); });
-    a_->surface_unlock(s, kLockReadOnly, nullptr);
-    read(stage_.data());
+    read_surface(out_surf_[j], out_layout_.at(j), f_.outputs[j], "output", read);
   }
 
   // Only the surface rows the range touches are written.
@@ -229,11 +221,15 @@ class InMemoryProgram final : public Loaded {
   }
 
   void read_input(size_t i, const std::function<void(const void*)>& read) override {
-    const SurfaceLayout& l = in_layout_.at(i);
-    stage_.assign(f_.inputs[i].bytes, 0);
-    Id s = in_surf_[i];
+    read_surface(in_surf_[i], in_layout_.at(i), f_.inputs[i], "input", read);
+  }
+
+  // A port's surface copied row by row (at its strides) into packed `stage_`, then read.
+  void read_surface(Id s, const SurfaceLayout& l, const Port& port, const char* what,
+                    const std::function<void(const void*)>& read) {
+    stage_.assign(port.bytes, 0);
     if (a_->surface_lock(s, kLockReadOnly, nullptr) != 0)
-      throw EngineError("IOSurfaceLock failed for input '" + f_.inputs[i].name + "'");
+      throw EngineError(std::string("IOSurfaceLock failed for ") + what + " '" + port.name + "'");
     const char* base = static_cast<const char*>(a_->surface_base(s));
     l.rows([&](size_t packed, size_t at) { std::memcpy(stage_.data() + packed, base + at, l.w * l.elem); });
     a_->surface_unlock(s, kLockReadOnly, nullptr);
