@@ -1,4 +1,5 @@
 // Simplifying passes: constant folding, common-subexpression elimination, dead code.
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <unordered_map>

@@ -1,5 +1,6 @@
 #include "aneforge/fp16.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "aneforge/parallel.h"
