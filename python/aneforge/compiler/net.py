@@ -125,9 +125,11 @@ class Net:
         if self._host_held:
             given = {n for n, _, _ in self.inputs[:len(args)]} | set(kwargs)
             for k in list(self._host_held):
-                if k in given:  # a given value replaces the held one
-                    v = args[[n for n, _, _ in self.inputs].index(k)] if k not in kwargs else kwargs[k]
-                    self._host_held[k] = np.array(v, np.float32, copy=True).reshape(self._host_held[k].shape)
+                if k in given:  # a given value replaces the held one (the backend checks its shape)
+                    v = np.array(args[[n for n, _, _ in self.inputs].index(k)] if k not in kwargs else kwargs[k],
+                                 np.float32, copy=True)
+                    if v.shape == self._host_held[k].shape:
+                        self._host_held[k] = v
                 else:
                     kwargs[k] = self._host_held[k]
         if self._defaults:
