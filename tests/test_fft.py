@@ -7,12 +7,17 @@ import aneforge as af
 
 torch = pytest.importorskip("torch")
 
-# Direct DFT matmuls (8, 60, 256), one four-step split (1000 = 25 x 40, 1024 = 32 x 32) and
-# a split within a split (4096 = 64 x 64 is one; 60000 would be two).
-SIZES = [8, 60, 256, 1000, 1024, 4096]
-# Measured over these sizes: fft 7.6e-4, rfft 7.5e-4, irfft 8.6e-4 at most (fp16 storage of the
-# signal, the DFT matrices and each stage's result); the issue asks <= 5e-3 for rfft at 1024.
-BOUND = 1e-3
+# Direct DFT matmuls (8, 60, 256), four-step splits (1000 = 25 x 40, 1024 = 32 x 32,
+# 4096 = 64 x 64) and Bluestein for prime factors above 256 (509, 1018 = 2 x 509).
+SIZES = [8, 60, 256, 509, 1000, 1018, 1024, 4096]
+BLUESTEIN = {509, 1018}
+# Measured here and by scripts/science_accuracy.py (docs/science.md): at most 1.2e-3 for the
+# direct and split lengths (ifft at 4096), 1.6e-3 for Bluestein's (ifft at 1018: three
+# transforms and three chirp products, each stored in fp16). fp16 holds 2^-11 = 4.9e-4
+# relative per value; the bounds leave a quarter on top for other signals. The issue asks
+# <= 5e-3 for rfft at 1024.
+BOUND = 1.5e-3
+BLUESTEIN_BOUND = 2e-3
 
 
 def _err(got, want):
@@ -25,20 +30,24 @@ def _signal(shape, seed):
 
 @pytest.mark.parametrize("n", SIZES)
 def test_fft_rfft_irfft_match_numpy(n):
+    bound = BLUESTEIN_BOUND if n in BLUESTEIN else BOUND
     x, y = _signal((3, n), 1), _signal((3, n), 2)
     a, b = af.input((3, n), name="a"), af.input((3, n), name="b")
     re, im = af.fft.fft(a, b)
     out = af.compile({"re": re, "im": im})(a=x, b=y)
-    assert _err(out["re"] + 1j * out["im"], np.fft.fft(x.astype(np.float64) + 1j * y)) <= BOUND
+    assert _err(out["re"] + 1j * out["im"], np.fft.fft(x.astype(np.float64) + 1j * y)) <= bound
     re, im = af.fft.rfft(a)
     out = af.compile({"re": re, "im": im})(a=x)
     spec = np.fft.rfft(x.astype(np.float64))
     assert out["re"].shape == (3, n // 2 + 1)
-    assert _err(out["re"] + 1j * out["im"], spec) <= BOUND
+    assert _err(out["re"] + 1j * out["im"], spec) <= bound
     m = n // 2 + 1
     p, q = af.input((3, m), name="p"), af.input((3, m), name="q")
     got = af.compile(af.fft.irfft(p, q, n=n))(p=spec.real.astype(np.float32), q=spec.imag.astype(np.float32))
-    assert _err(got, x) <= BOUND
+    assert _err(got, x) <= bound
+    re, im = af.fft.ifft(a, b)
+    out = af.compile({"re": re, "im": im})(a=x, b=y)
+    assert _err(out["re"] + 1j * out["im"], np.fft.ifft(x.astype(np.float64) + 1j * y)) <= bound
 
 
 def test_other_axes_2d_and_inverse():
@@ -106,8 +115,8 @@ def test_gradients_through_rfft_and_irfft_match_torch():
 
 
 def test_bad_input_is_refused_at_the_call():
-    a = af.input((2, 509), name="a")  # a prime above 256
-    with pytest.raises(ValueError, match="Bluestein"):
+    a = af.input((2, 70000), name="a")
+    with pytest.raises(ValueError, match="outside 1..65536"):
         af.fft.rfft(a)
     b = af.input((2, 8), name="b")
     with pytest.raises(ValueError, match="differ in shape"):

@@ -5,9 +5,10 @@ Complex values travel as a pair of real tensors ``(re, im)``; every transform re
 pair (``irfft`` returns the real signal). A length n is transformed by a DFT matmul when
 n <= 256, and otherwise as n = n1 * n2 (four-step Cooley-Tukey: a DFT of length n1, a
 twiddle product, a DFT of length n2, each factor <= 256 or split again), so every matrix
-stays small and each output sums few fp16-rounded terms. A length with a prime factor
-above 256 raises ValueError (Bluestein is not built). Sums accumulate in fp32 like every
-matmul; values are stored in fp16. docs/science.md tables the measured error per size.
+stays small and each output sums few fp16-rounded terms. A length with a prime factor above
+256 runs Bluestein's algorithm: a chirp product, a circular convolution of power-of-two
+length by two transforms, another chirp product. Sums accumulate in fp32 like every matmul;
+values are stored in fp16. docs/science.md tables the measured error per size.
 """
 from __future__ import annotations
 
@@ -21,22 +22,27 @@ from .graph.tensor import Tensor, as_tensor, constant
 _DIRECT_MAX = 256  # the longest axis transformed by one DFT matmul
 
 
-def _factor(n: int) -> tuple:
-    """n = n1 * n2 with both as close to sqrt(n) as a divisor allows; (n, 1) for n <= 256."""
+_MAX_LENGTH = 1 << 16  # the widest axis a target holds
+
+
+def _factor(n: int):
+    """n = n1 * n2 with both as close to sqrt(n) as a divisor allows; (n, 1) for n <= 256;
+    None when no split leaves every factor at most 256 (a large prime factor: Bluestein)."""
     if n <= _DIRECT_MAX:
         return n, 1
     for n1 in range(int(math.isqrt(n)), 1, -1):
-        if n % n1 == 0:
+        if n % n1 == 0 and _splits(n1) and _splits(n // n1):
             return n1, n // n1
-    raise ValueError(f"af.fft: length {n} is a prime above {_DIRECT_MAX}; such lengths need Bluestein's "
-                     "algorithm, which is not built: pad the signal to a composite length")
+    return None
+
+
+def _splits(n: int) -> bool:
+    return n <= _DIRECT_MAX or _factor(n) is not None
 
 
 def _check_factors(n: int):
-    n1, n2 = _factor(n)
-    if n2 > 1:
-        _check_factors(n1)
-        _check_factors(n2)
+    if not 1 <= n <= _MAX_LENGTH:
+        raise ValueError(f"af.fft: length {n} is outside 1..{_MAX_LENGTH} (the widest axis a target holds)")
 
 
 def _dft_mats(n: int, inverse: bool):
@@ -56,10 +62,45 @@ def _cmatmul(re, im, wr, wi):
     return _F.matmul(re, wr) - _F.matmul(im, wi), _F.matmul(re, wi) + _F.matmul(im, wr)
 
 
+def _bluestein(re, im, inverse: bool):
+    """The DFT of a length with a prime factor above 256 (Bluestein 1970): X_k = c_k *
+    sum_j (x_j c_j) b_(k-j), with chirps c_j = exp(-+ i pi j^2 / n) and b = conj(c), the
+    circular convolution of power-of-two length m >= 2n - 1 done by transforms. The
+    convolution kernel's transform is a constant, scaled by 1/m so that the inverse transform
+    runs unscaled and the products stay small."""
+    n = re.shape[-1]
+    lead = tuple(re.shape[:-1])
+    m = 1 << (2 * n - 2).bit_length()
+    sign = 1.0 if inverse else -1.0
+    ang = np.pi * ((np.arange(n) ** 2) % (2 * n)) / n       # j^2 mod 2n: exact before the angle
+    c_r, c_i = np.cos(ang), sign * np.sin(ang)
+    b = np.zeros(m, np.complex128)
+    b[:n] = c_r - 1j * c_i
+    b[m - n + 1:] = b[1:n][::-1]
+    B = np.fft.fft(b) / m
+    cr, ci = constant(c_r.astype(np.float32)), constant(c_i.astype(np.float32))
+    ar = re * cr if im is None else re * cr - im * ci
+    ai = re * ci if im is None else re * ci + im * cr
+    pad = constant(np.zeros(lead + (m - n,), np.float32))
+    fr, fi = _fft_last(_F.concat([ar, pad], dim=-1), _F.concat([ai, pad], dim=-1), False)
+    br, bi = constant(B.real.astype(np.float32)), constant(B.imag.astype(np.float32))
+    pr, pi_ = fr * br - fi * bi, fr * bi + fi * br
+    # the unscaled inverse transform: conj(fft(conj(p)))
+    qr, qi = _fft_last(pr, -pi_, False)
+    vr, vi = qr[..., :n], -qi[..., :n]
+    xr, xi = vr * cr - vi * ci, vr * ci + vi * cr
+    if inverse:
+        xr, xi = xr * (1.0 / n), xi * (1.0 / n)
+    return xr, xi
+
+
 def _fft_last(re, im, inverse: bool):
     """The DFT along the last axis of (re, im)."""
     n = re.shape[-1]
-    n1, n2 = _factor(n)
+    split = _factor(n)
+    if split is None:
+        return _bluestein(re, im, inverse)
+    n1, n2 = split
     if n2 == 1:
         return _cmatmul(re, im, *_dft_mats(n, inverse))
     lead = tuple(re.shape[:-1])
