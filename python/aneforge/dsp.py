@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .graph import functional as _F
-from .graph.tensor import as_tensor, constant
+from .graph.tensor import Tensor, as_tensor, constant
 
 
 def _window(n, periodic, coeffs):
@@ -92,4 +92,69 @@ def stft(x, n_fft, hop_length=None, win_length=None, window=None, center=True, p
     return re, im
 
 
-__all__ = ["stft", "hann_window", "hamming_window", "blackman_window"]
+def istft(re, im, n_fft, hop_length=None, win_length=None, window=None, center=True, length=None) -> Tensor:
+    """The signal whose stft is (re, im) (torch.istft with onesided bins, normalized=False):
+    each frame's inverse real DFT times the window (one matmul), overlap-added, divided by
+    the summed squared window. re, im: (bins, frames) or (B, bins, frames)."""
+    re, im = as_tensor(re), as_tensor(im)
+    if tuple(re.shape) != tuple(im.shape) or len(re.shape) not in (2, 3):
+        raise ValueError(f"istft: re and im must share a (bins, frames) or (B, bins, frames) shape, got "
+                         f"{tuple(re.shape)} and {tuple(im.shape)}")
+    n_fft = int(n_fft)
+    hop = n_fft // 4 if hop_length is None else int(hop_length)
+    win_length = n_fft if win_length is None else int(win_length)
+    single = len(re.shape) == 2
+    if single:
+        re, im = re.reshape(1, *re.shape), im.reshape(1, *im.shape)
+    B, m, frames = re.shape
+    if m != n_fft // 2 + 1:
+        raise ValueError(f"istft: {m} bins, but n_fft={n_fft} has {n_fft // 2 + 1}")
+    if hop < 1 or not 1 <= win_length <= n_fft:
+        raise ValueError(f"istft: need hop_length >= 1 and 1 <= win_length <= n_fft, got {hop}, {win_length}")
+    w = np.ones(win_length, np.float64) if window is None else np.asarray(
+        window.detach().cpu().numpy() if hasattr(window, "detach") else window, np.float64)
+    if w.shape != (win_length,):
+        raise ValueError(f"istft: window has shape {w.shape}, expected ({win_length},)")
+    left = (n_fft - win_length) // 2
+    w = np.pad(w, (left, n_fft - win_length - left))
+    # frame t's samples: sum_k c_k (Re X_k cos - Im X_k sin) / n * w_j, c_k = 2 but for 0 and n/2
+    k = np.arange(m)
+    c = np.where((k == 0) | ((n_fft % 2 == 0) & (k == n_fft // 2)), 1.0, 2.0)
+    ang = 2 * np.pi * (np.outer(k, np.arange(n_fft)) % n_fft) / n_fft
+    a = (c[:, None] * np.cos(ang) / n_fft * w[None]).astype(np.float32)
+    b = (-c[:, None] * np.sin(ang) / n_fft * w[None]).astype(np.float32)
+    framed = _F.matmul(re.transpose(-1, -2), constant(a)) + _F.matmul(im.transpose(-1, -2), constant(b))
+    # overlap-add in chunks of g = gcd(hop, n_fft): piece j of frame t lands on chunk t*step + j
+    g = math.gcd(hop, n_fft)
+    step, per = hop // g, n_fft // g
+    total = (frames - 1) * step + per
+    pieces = framed.reshape(B, frames, per, g)
+    out = None
+    for j in range(per):
+        piece = pieces[:, :, j:j + 1, :]                                          # (B, frames, 1, g)
+        if step > 1:
+            piece = _F.concat([piece, constant(np.zeros((B, frames, step - 1, g), np.float32))], dim=2)
+        spread = piece.reshape(B, frames * step, g)[:, :(frames - 1) * step + 1]   # frame t at chunk t*step
+        placed = _F.pad(spread, (0, 0, j, total - j - spread.shape[1]))
+        out = placed if out is None else out + placed
+    y = out.reshape(B, total * g)
+    # divide by the overlapping squared window (where it is not ~0, as torch checks)
+    env = np.zeros(total * g)
+    for t in range(frames):
+        env[t * hop:t * hop + n_fft] += w ** 2
+    start = n_fft // 2 if center else 0
+    end = total * g - (n_fft // 2 if center else 0)
+    if length is not None:
+        end = min(start + int(length), total * g)
+    if np.any(env[start:end] < 1e-11):
+        raise ValueError("istft: the window's overlap-add is zero somewhere in the output (NOLA fails): "
+                         "choose a window and hop whose overlapping squares never vanish")
+    inv = np.zeros_like(env)
+    inv[start:end] = 1.0 / env[start:end]
+    y = (y * constant(inv.astype(np.float32)))[:, start:end]
+    if length is not None and end - start < int(length):
+        y = _F.pad(y, (0, int(length) - (end - start)))
+    return y.reshape(y.shape[-1]) if single else y
+
+
+__all__ = ["stft", "istft", "hann_window", "hamming_window", "blackman_window"]
