@@ -1,9 +1,11 @@
-"""Measure af.fft's error against NumPy's float64 FFT per length, as docs/science.md tables
-it (tests/test_fft.py holds the bound):
+"""Measure af.fft's and af.linalg's errors against NumPy float64, as docs/science.md tables
+them (tests/test_fft.py and tests/test_linalg.py hold the bounds):
 
     python scripts/science_accuracy.py
 
-Error: max |af - NumPy| / max |NumPy| over 3 random normal rows, on the sim at fp16."""
+FFT error: max |af - NumPy| / max |NumPy| over 3 random normal rows. solve / inv error:
+relative Frobenius norm, on Q1 diag(s) Q2^T with singular values sqrt(cond) .. 1/sqrt(cond).
+All on the sim at fp16."""
 import numpy as np
 
 import aneforge as af
@@ -38,12 +40,35 @@ def row(n, rng):
     return f"| {n} | {plan} | {e_fft:.1e} | {e_ifft:.1e} | {e_rfft:.1e} | {err(got, x):.1e} |"
 
 
+def linalg_row(n, cond, rng):
+    q1, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    q2, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = ((q1 * np.geomspace(np.sqrt(cond), 1 / np.sqrt(cond), n)) @ q2.T).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    a, bb = af.input((n, n), name="a"), af.input((n,), name="b")
+    out = af.compile({"x0": af.linalg.solve(a, bb, refine=0), "x": af.linalg.solve(a, bb),
+                      "inv": af.linalg.inv(a)})(a=A, b=b)
+    A64 = A.astype(np.float64)
+    want = np.linalg.solve(A64, b.astype(np.float64))
+
+    def rel(g, w):
+        return np.linalg.norm(g - w) / np.linalg.norm(w)
+    return (f"| {n} | {cond:g} | {rel(out['x0'], want):.1e} | {rel(out['x'], want):.1e} | "
+            f"{rel(out['inv'], np.linalg.inv(A64)):.1e} |")
+
+
 def main():
     rng = np.random.default_rng(0)
     print("| n | plan | fft | ifft | rfft | irfft |")
     print("|---|---|---|---|---|---|")
     for n in SIZES:
         print(row(n, rng), flush=True)
+    print()
+    print("| n | condition | solve, no refinement | solve, 3 refinements | inv |")
+    print("|---|---|---|---|---|")
+    for n in (4, 16, 32):
+        for cond in (10, 100, 1000, 10000):
+            print(linalg_row(n, cond, rng), flush=True)
 
 
 if __name__ == "__main__":

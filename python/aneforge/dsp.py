@@ -41,6 +41,16 @@ def blackman_window(window_length, periodic=True) -> np.ndarray:
     return _window(int(window_length), periodic, (0.42, 0.5, 0.08)).astype(np.float32)
 
 
+def _centred_window(window, win_length, n_fft, what):
+    """The window's values (all ones by default), centred in n_fft samples as torch pads it."""
+    w = np.ones(win_length, np.float64) if window is None else np.asarray(
+        window.detach().cpu().numpy() if hasattr(window, "detach") else window, np.float64)
+    if w.shape != (win_length,):
+        raise ValueError(f"{what}: window has shape {w.shape}, expected ({win_length},)")
+    left = (n_fft - win_length) // 2
+    return np.pad(w, (left, n_fft - win_length - left))
+
+
 def stft(x, n_fft, hop_length=None, win_length=None, window=None, center=True, pad_mode="reflect") -> tuple:
     """The short-time Fourier transform of x (L,) or (B, L), as torch.stft with
     onesided=True, normalized=False: (re, im), each (B, n_fft // 2 + 1, frames) (no batch
@@ -55,12 +65,7 @@ def stft(x, n_fft, hop_length=None, win_length=None, window=None, center=True, p
     if n_fft < 1 or hop < 1 or not 1 <= win_length <= n_fft:
         raise ValueError(f"stft: need n_fft >= 1, hop_length >= 1 and 1 <= win_length <= n_fft; got n_fft={n_fft}, "
                          f"hop_length={hop}, win_length={win_length}")
-    w = np.ones(win_length, np.float64) if window is None else np.asarray(
-        window.detach().cpu().numpy() if hasattr(window, "detach") else window, np.float64)
-    if w.shape != (win_length,):
-        raise ValueError(f"stft: window has shape {w.shape}, expected ({win_length},)")
-    left = (n_fft - win_length) // 2
-    w = np.pad(w, (left, n_fft - win_length - left))
+    w = _centred_window(window, win_length, n_fft, "stft")
     single = len(x.shape) == 1
     if single:
         x = x.reshape(1, x.shape[0])
@@ -111,12 +116,7 @@ def istft(re, im, n_fft, hop_length=None, win_length=None, window=None, center=T
         raise ValueError(f"istft: {m} bins, but n_fft={n_fft} has {n_fft // 2 + 1}")
     if hop < 1 or not 1 <= win_length <= n_fft:
         raise ValueError(f"istft: need hop_length >= 1 and 1 <= win_length <= n_fft, got {hop}, {win_length}")
-    w = np.ones(win_length, np.float64) if window is None else np.asarray(
-        window.detach().cpu().numpy() if hasattr(window, "detach") else window, np.float64)
-    if w.shape != (win_length,):
-        raise ValueError(f"istft: window has shape {w.shape}, expected ({win_length},)")
-    left = (n_fft - win_length) // 2
-    w = np.pad(w, (left, n_fft - win_length - left))
+    w = _centred_window(window, win_length, n_fft, "istft")
     # frame t's samples: sum_k c_k (Re X_k cos - Im X_k sin) / n * w_j, c_k = 2 but for 0 and n/2
     k = np.arange(m)
     c = np.where((k == 0) | ((n_fft % 2 == 0) & (k == n_fft // 2)), 1.0, 2.0)
