@@ -101,3 +101,13 @@ def test_bad_input_is_refused_at_the_call():
         af.linalg.solve(af.input((4, 4), name="c"), af.input((5,), name="d"))
     with pytest.raises(ValueError, match="ord="):
         af.linalg.norm(af.input((4,), name="e"), ord=1)
+
+
+def test_a_singular_matrix_gives_nan_with_the_nets_warning():
+    """torch raises on a singular matrix; a program cannot look at its values before it runs,
+    so the zero pivot's inf/NaN comes out and the net warns about non-finite outputs."""
+    a, b = af.input((3, 3), name="a"), af.input((3,), name="b")
+    net = af.compile(af.linalg.solve(a, b))
+    with pytest.warns(RuntimeWarning, match="inf/NaN from finite inputs"):
+        out = net(a=np.ones((3, 3), np.float32), b=np.ones(3, np.float32))
+    assert not np.isfinite(out).any()
