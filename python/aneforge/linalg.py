@@ -3,7 +3,7 @@ fixed sequences of ops unrolled into the program, so they compile and run like a
 
 ``inv`` and ``solve`` run Gauss-Jordan elimination with partial pivoting: at each column the
 row of largest magnitude is found in the program (argmax, one-hot) and swapped in by a
-matmul. ``solve`` then refines its answer: the residual b - A x is one matmul of [A, b]
+matmul. ``solve`` eliminates once (for A^-1), then refines A^-1 b: the residual b - A x is one matmul of [A, b]
 with [x, -1], accumulated in fp32 and rounded once, so it keeps its own relative precision
 however small it is, and each step shrinks the error by about cond(A) x 5e-4.
 docs/science.md tables the measured error against condition number.
@@ -65,14 +65,20 @@ def solve(a, b, refine=3) -> Tensor:
     rhs = b.reshape(*b.shape, 1) if vector else b
     if tuple(rhs.shape[-2:-1]) != (n,):
         raise ValueError(f"solve: b {tuple(b.shape)} does not match A {tuple(a.shape)}")
-    x = _gauss_jordan(a, rhs, n)
-    ainv = inv(a) if refine else None
+    if not refine:
+        return _squeeze(_gauss_jordan(a, rhs, n), vector)
+    ainv = inv(a)  # one elimination: the first answer and every correction use it
+    x = _F.matmul(ainv, rhs)
     k = rhs.shape[-1]
     minus_eye = constant(np.broadcast_to(-np.eye(k, dtype=np.float32), tuple(x.shape[:-2]) + (k, k)).copy())
     for _ in range(int(refine)):
         # A x - b in one matmul, [A, b] @ [x; -I]: accumulated in fp32, rounded once
         r = _F.matmul(_F.concat([a, rhs], dim=-1), _F.concat([x, minus_eye], dim=-2))
         x = x - _F.matmul(ainv, r)
+    return _squeeze(x, vector)
+
+
+def _squeeze(x, vector):
     return x.reshape(*x.shape[:-1]) if vector else x
 
 
