@@ -50,6 +50,29 @@ def test_fft_rfft_irfft_match_numpy(n):
     assert _err(out["re"] + 1j * out["im"], np.fft.ifft(x.astype(np.float64) + 1j * y)) <= bound
 
 
+@pytest.mark.parametrize("n", [60, 1000, 509])  # direct, split, Bluestein: each scales its own way
+@pytest.mark.parametrize("norm", ["forward", "ortho"])
+def test_norm_scales_as_numpy_does(n, norm):
+    x, y = _signal((2, n), 5), _signal((2, n), 6)
+    bound = BLUESTEIN_BOUND if n in BLUESTEIN else BOUND
+    a, b = af.input(x.shape, name="a"), af.input(y.shape, name="b")
+    c = x.astype(np.float64) + 1j * y
+    outs = {}
+    for name, (re, im) in {"fft": af.fft.fft(a, b, norm=norm), "ifft": af.fft.ifft(a, b, norm=norm),
+                           "rfft": af.fft.rfft(a, norm=norm)}.items():
+        outs[name + "_re"], outs[name + "_im"] = re, im
+    m = n // 2 + 1
+    outs["irfft"] = af.fft.irfft(a[:, :m], b[:, :m], n=n, norm=norm)
+    got = af.compile(outs)(a=x, b=y)
+    for name, want in {"fft": np.fft.fft(c, norm=norm), "ifft": np.fft.ifft(c, norm=norm),
+                       "rfft": np.fft.rfft(x.astype(np.float64), norm=norm)}.items():
+        assert _err(got[name + "_re"] + 1j * got[name + "_im"], want) <= bound, name
+    half = x[:, :m].astype(np.float64) + 1j * y[:, :m]
+    assert _err(got["irfft"], np.fft.irfft(half, n=n, norm=norm)) <= bound
+    with pytest.raises(ValueError, match="norm='unitary' is not one of"):
+        af.fft.fft(a, norm="unitary")
+
+
 def test_other_axes_2d_and_inverse():
     x, y = _signal((2, 16, 24), 3), _signal((2, 16, 24), 4)
     a, b = af.input(x.shape, name="a"), af.input(y.shape, name="b")

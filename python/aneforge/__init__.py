@@ -77,10 +77,11 @@ from . import nets  # noqa: E402  (builds graphs with the ops installed above)
 from . import fft  # noqa: E402
 from . import dsp  # noqa: E402
 from . import linalg  # noqa: E402
+from . import sims  # noqa: E402
 from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
-__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "fft", "dsp", "linalg", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
+__all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "fft", "dsp", "linalg", "sims", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
            "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch",
            "from_onnx", "trace_onnx", "TracedOnnx", "from_mlpackage", "trace_mlpackage", "TracedMil",
            "adaptive_avg_pool2d", "arange", "chunk", "full", "full_like", "interpolate", "masked_fill", "ones",

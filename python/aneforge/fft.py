@@ -45,11 +45,24 @@ def _check_factors(n: int):
         raise ValueError(f"af.fft: length {n} is outside 1..{_MAX_LENGTH} (the widest axis a target holds)")
 
 
-def _dft_mats(n: int, inverse: bool):
-    """cos and sin parts of the DFT matrix W[j, k] = exp(-+2 pi i j k / n) (1/n for the inverse)."""
+_NORMS = ("backward", "ortho", "forward")
+
+
+def _power(norm, inverse: bool) -> float:
+    """p with the transform scaled by n^-p (torch.fft's ``norm``: "backward" scales only the
+    inverse by 1/n, "forward" only the forward one, "ortho" both by 1/sqrt(n))."""
+    norm = "backward" if norm is None else norm
+    if norm not in _NORMS:
+        raise ValueError(f"af.fft: norm={norm!r} is not one of {_NORMS}")
+    return {"backward": 1.0, "ortho": 0.5, "forward": 0.0}[norm] if inverse else \
+        {"backward": 0.0, "ortho": 0.5, "forward": 1.0}[norm]
+
+
+def _dft_mats(n: int, inverse: bool, p: float):
+    """cos and sin parts of the DFT matrix W[j, k] = exp(-+2 pi i j k / n) n^-p."""
     jk = np.outer(np.arange(n), np.arange(n)) % n  # exact before the angle: no large-argument error
     ang = 2 * np.pi * jk / n
-    scale = 1.0 / n if inverse else 1.0
+    scale = float(n) ** -p
     sign = 1.0 if inverse else -1.0
     return (np.cos(ang) * scale).astype(np.float32), (sign * np.sin(ang) * scale).astype(np.float32)
 
@@ -62,7 +75,7 @@ def _cmatmul(re, im, wr, wi):
     return _F.matmul(re, wr) - _F.matmul(im, wi), _F.matmul(re, wi) + _F.matmul(im, wr)
 
 
-def _bluestein(re, im, inverse: bool):
+def _bluestein(re, im, inverse: bool, p: float):
     """The DFT of a length with a prime factor above 256 (Bluestein 1970): X_k = c_k *
     sum_j (x_j c_j) b_(k-j), with chirps c_j = exp(-+ i pi j^2 / n) and b = conj(c), the
     circular convolution of power-of-two length m >= 2n - 1 done by transforms. The
@@ -82,36 +95,37 @@ def _bluestein(re, im, inverse: bool):
     ar = re * cr if im is None else re * cr - im * ci
     ai = re * ci if im is None else re * ci + im * cr
     pad = constant(np.zeros(lead + (m - n,), np.float32))
-    fr, fi = _fft_last(_F.concat([ar, pad], dim=-1), _F.concat([ai, pad], dim=-1), False)
+    fr, fi = _fft_last(_F.concat([ar, pad], dim=-1), _F.concat([ai, pad], dim=-1), False, 0.0)
     br, bi = constant(B.real.astype(np.float32)), constant(B.imag.astype(np.float32))
     pr, pi_ = fr * br - fi * bi, fr * bi + fi * br
     # the unscaled inverse transform: conj(fft(conj(p)))
-    qr, qi = _fft_last(pr, -pi_, False)
+    qr, qi = _fft_last(pr, -pi_, False, 0.0)
     vr, vi = qr[..., :n], -qi[..., :n]
     xr, xi = vr * cr - vi * ci, vr * ci + vi * cr
-    if inverse:
-        xr, xi = xr * (1.0 / n), xi * (1.0 / n)
+    if p:
+        xr, xi = xr * float(n) ** -p, xi * float(n) ** -p
     return xr, xi
 
 
-def _fft_last(re, im, inverse: bool):
-    """The DFT along the last axis of (re, im)."""
+def _fft_last(re, im, inverse: bool, p: float):
+    """The DFT along the last axis of (re, im), scaled by n^-p (each stage of a split by its
+    own length^-p, so the scale is spread and folded into the DFT matrices)."""
     n = re.shape[-1]
     split = _factor(n)
     if split is None:
-        return _bluestein(re, im, inverse)
+        return _bluestein(re, im, inverse, p)
     n1, n2 = split
     if n2 == 1:
-        return _cmatmul(re, im, *_dft_mats(n, inverse))
+        return _cmatmul(re, im, *_dft_mats(n, inverse, p))
     lead = tuple(re.shape[:-1])
     # x[j1 * n2 + j2] as (n1, n2); DFT over j1 (moved last), twiddle, DFT over j2.
     def split(t):
         return None if t is None else t.reshape(*lead, n1, n2).transpose(-1, -2)  # (..., n2, n1)
-    ar, ai = _fft_last(split(re), split(im), inverse)                               # (..., n2 [j2], n1 [k1])
+    ar, ai = _fft_last(split(re), split(im), inverse, p)                              # (..., n2 [j2], n1 [k1])
     ang = 2 * np.pi * (np.outer(np.arange(n2), np.arange(n1)) % n) / n
     tw_r, tw_i = np.cos(ang).astype(np.float32), ((1.0 if inverse else -1.0) * np.sin(ang)).astype(np.float32)
     br, bi = ar * constant(tw_r) - ai * constant(tw_i), ar * constant(tw_i) + ai * constant(tw_r)
-    cr, ci = _fft_last(br.transpose(-1, -2), bi.transpose(-1, -2), inverse)        # (..., n1 [k1], n2 [k2])
+    cr, ci = _fft_last(br.transpose(-1, -2), bi.transpose(-1, -2), inverse, p)     # (..., n1 [k1], n2 [k2])
     # X[k1 + n1 * k2]: k2 outer
     return cr.transpose(-1, -2).reshape(*lead, n), ci.transpose(-1, -2).reshape(*lead, n)
 
@@ -150,39 +164,43 @@ def _length(re, dim):
     return n
 
 
-def fft(re, im=None, dim=-1) -> tuple:
-    """The DFT of (re + i im) along ``dim`` (torch.fft.fft, norm="backward"): (re, im)."""
+def fft(re, im=None, dim=-1, norm=None) -> tuple:
+    """The DFT of (re + i im) along ``dim`` (torch.fft.fft; ``norm`` as torch's): (re, im)."""
     re, im = _pair(re, im)
     _length(re, dim)
-    return _along(lambda r, i: _fft_last(r, i, False), [re, im], dim)
+    p = _power(norm, False)
+    return _along(lambda r, i: _fft_last(r, i, False, p), [re, im], dim)
 
 
-def ifft(re, im=None, dim=-1) -> tuple:
-    """The inverse DFT along ``dim``, scaled by 1/n (torch.fft.ifft): (re, im)."""
+def ifft(re, im=None, dim=-1, norm=None) -> tuple:
+    """The inverse DFT along ``dim``, scaled by 1/n by default (torch.fft.ifft): (re, im)."""
     re, im = _pair(re, im)
     _length(re, dim)
-    return _along(lambda r, i: _fft_last(r, i, True), [re, im], dim)
+    p = _power(norm, True)
+    return _along(lambda r, i: _fft_last(r, i, True, p), [re, im], dim)
 
 
-def rfft(x, dim=-1) -> tuple:
+def rfft(x, dim=-1, norm=None) -> tuple:
     """The DFT of a real signal along ``dim``, bins 0..n//2 (torch.fft.rfft): (re, im)."""
     x, _ = _pair(x, None)
     n = _length(x, dim)
+    p = _power(norm, False)
     m = n // 2 + 1
     if n <= _DIRECT_MAX:  # only the bins kept: a (n, m) real DFT
-        wr, wi = _dft_mats(n, False)
+        wr, wi = _dft_mats(n, False, p)
         return _along(lambda r: (_F.matmul(r, constant(wr[:, :m])), _F.matmul(r, constant(wi[:, :m]))), [x], dim)
 
     def keep(r):
-        fr, fi = _fft_last(r, None, False)
+        fr, fi = _fft_last(r, None, False, p)
         return fr[..., :m], fi[..., :m]
     return _along(keep, [x], dim)
 
 
-def irfft(re, im, n=None, dim=-1) -> Tensor:
+def irfft(re, im, n=None, dim=-1, norm=None) -> Tensor:
     """The real signal of length ``n`` (default 2 * (bins - 1)) whose rfft is (re, im)
     (torch.fft.irfft: the imaginary parts of bin 0 and, for even n, bin n/2 are ignored)."""
     re, im = _pair(re, im)
+    p = _power(norm, True)
     rank = len(re.shape)
     d = dim + rank if dim < 0 else dim
     if not 0 <= d < rank:
@@ -196,12 +214,12 @@ def irfft(re, im, n=None, dim=-1) -> Tensor:
 
     def inverse(r, i):
         r, i = r[..., :keep], i[..., :keep]
-        if n <= _DIRECT_MAX:  # x[j] = sum_k c_k (Re X_k cos - Im X_k sin) / n, c_k = 2 but for 0 and n/2
+        if n <= _DIRECT_MAX:  # x[j] = sum_k c_k (Re X_k cos - Im X_k sin) n^-p, c_k = 2 but for 0 and n/2
             k = np.arange(keep)
             c = np.where((k == 0) | ((n % 2 == 0) & (k == n // 2)), 1.0, 2.0)
             ang = 2 * np.pi * (np.outer(k, np.arange(n)) % n) / n
-            a = (c[:, None] * np.cos(ang) / n).astype(np.float32)
-            b = (-c[:, None] * np.sin(ang) / n).astype(np.float32)
+            a = (c[:, None] * np.cos(ang) * float(n) ** -p).astype(np.float32)
+            b = (-c[:, None] * np.sin(ang) * float(n) ** -p).astype(np.float32)
             return _F.matmul(r, constant(a)) + _F.matmul(i, constant(b))
         # The full Hermitian spectrum: bin k >= keep is the conjugate of bin n - k (a 0/1
         # matmul picks it); bin 0 and, for even n, bin n/2 are real.
@@ -214,20 +232,20 @@ def irfft(re, im, n=None, dim=-1) -> Tensor:
             real_bins[n // 2] = 0.0
         full_r = _F.concat([r, _F.matmul(r, constant(mirror))], dim=-1)
         full_i = _F.concat([i, -_F.matmul(i, constant(mirror))], dim=-1) * constant(real_bins)
-        return _fft_last(full_r, full_i, True)[0]
+        return _fft_last(full_r, full_i, True, p)[0]
     return _along(inverse, [re, im], dim)
 
 
-def fft2(re, im=None) -> tuple:
+def fft2(re, im=None, norm=None) -> tuple:
     """The 2-D DFT over the last two axes (torch.fft.fft2): (re, im)."""
-    r, i = fft(re, im, dim=-1)
-    return fft(r, i, dim=-2)
+    r, i = fft(re, im, dim=-1, norm=norm)
+    return fft(r, i, dim=-2, norm=norm)
 
 
-def ifft2(re, im=None) -> tuple:
+def ifft2(re, im=None, norm=None) -> tuple:
     """The inverse 2-D DFT over the last two axes (torch.fft.ifft2): (re, im)."""
-    r, i = ifft(re, im, dim=-1)
-    return ifft(r, i, dim=-2)
+    r, i = ifft(re, im, dim=-1, norm=norm)
+    return ifft(r, i, dim=-2, norm=norm)
 
 
 def fftfreq(n, d=1.0) -> Tensor:
