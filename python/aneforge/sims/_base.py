@@ -13,7 +13,11 @@ MAX_STEPS_PER_PROGRAM = 256  # unrolled steps per program: compile time and prog
 
 class Simulation:
     """Base of the af.sims classes: ``state_names`` name the state tensors, ``_shapes`` gives
-    their shapes and ``_step`` advances them one time step as graph ops."""
+    their shapes and ``_step`` advances them one time step as graph ops.
+
+    Every simulation takes ``steps_per_program`` (steps unrolled per program, 1..256),
+    ``backend`` ("sim", "mil" or "engine"), ``precision`` ("fp16", or "fp32" on the sim to
+    separate a scheme's error from fp16's) and ``target``, as ``af.compile`` does."""
 
     state_names: tuple = ()
 
