@@ -109,3 +109,14 @@ def wrap_pad(x, width: int = 1):
     """x (..., H, W) padded periodically by ``width`` on both sides of the last two axes."""
     x = _F.concat([x[..., -width:], x, x[..., :width]], dim=-1)
     return _F.concat([x[..., -width:, :], x, x[..., :width, :]], dim=-2)
+
+
+def compensated_add(hi, lo, increment):
+    """(hi, lo) + increment with the rounding error kept in lo (Kahan 1965; Fast2Sum, Dekker
+    1971: exact in any binary format rounding to nearest while |hi| >= |increment + lo|).
+    fp16 keeps 11 bits: an increment below half of hi's spacing would otherwise be rounded
+    away every step (a slow viscous decay never happens); with lo it accumulates until it
+    counts."""
+    y = increment + lo
+    t = hi + y
+    return t, y - (t - hi)
