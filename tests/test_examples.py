@@ -36,3 +36,26 @@ def test_cifar10_example_says_where_the_data_goes_and_trains_on_cifar_files(tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert "test accuracy after 1 epochs" in r.stdout
     assert (tmp_path / "cifar10_training.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "cifar10.ckpt").exists()
+
+
+# The science demos write what a person looks at; each checks its own result against an
+# independent reference (float64 NumPy, the float32 program, an analytic orbit) and exits 1
+# when it misses.
+SCIENCE = {"navier_stokes.py": "navier_stokes.gif", "gray_scott.py": "gray_scott.png", "nbody.py": "nbody.png",
+           "spectrogram.py": "spectrogram.png", "solver_error.py": "solver_error.png"}
+
+
+def test_every_science_demo_is_listed():
+    assert sorted(p.name for p in (ROOT / "examples" / "science").glob("*.py")) == sorted(SCIENCE)
+
+
+@pytest.mark.parametrize("name", sorted(SCIENCE))
+def test_science_demo_runs_checks_itself_and_writes_its_picture(name, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "science" / name), "--small", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "check:" in r.stdout
+    picture = (tmp_path / SCIENCE[name]).read_bytes()
+    magic = b"GIF89a" if name == "navier_stokes.py" else b"\x89PNG\r\n"
+    assert picture.startswith(magic)
+    assert len(picture) > 2000
