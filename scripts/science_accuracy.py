@@ -5,7 +5,10 @@ them (tests/test_fft.py and tests/test_linalg.py hold the bounds):
 
 FFT error: max |af - NumPy| / max |NumPy| over 3 random normal rows. solve / inv error:
 relative Frobenius norm, on Q1 diag(s) Q2^T with singular values sqrt(cond) .. 1/sqrt(cond).
-All on the sim at fp16."""
+Factorizations: reconstruction and eigen/singular residuals relative to |A| (Frobenius),
+eigenvalues and singular values as max error / largest, cholesky and lstsq against NumPy's
+factor and solution; cholesky and eigh on symmetric positive definite matrices of the
+condition named. All on the sim at fp16."""
 import numpy as np
 
 import aneforge as af
@@ -57,6 +60,54 @@ def linalg_row(n, cond, rng):
             f"{rel(out['inv'], np.linalg.inv(A64)):.1e} |")
 
 
+def conditioned(n, cond, rng, m=None):
+    """Q1 diag(s) Q2^T, (m, n), singular values geometric from sqrt(cond) to 1/sqrt(cond)."""
+    m = n if m is None else m
+    q1, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    q2, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q1[:, :n] * np.geomspace(np.sqrt(cond), 1 / np.sqrt(cond), n)) @ q2.T
+
+
+def decomposition_errors(n, conds, rng):
+    """{cond: {measure: error}} for lu, qr, cholesky, eigh, svd and lstsq at size n."""
+    a = af.input((n, n), name="a")
+    p, lo, up = af.linalg.lu(a)
+    q, r = af.linalg.qr(a)
+    w, v = af.linalg.eigh(a)
+    u, s, vh = af.linalg.svd(a)
+    net = af.compile({"p": p, "l": lo, "u": up, "q": q, "r": r, "su": u, "s": s, "svh": vh})
+    symmetric = af.compile({"w": w, "v": v, "chol": af.linalg.cholesky(a)})
+    m = min(2 * n, 32)
+    ta, tb = af.input((m, n), name="ta"), af.input((m,), name="tb")
+    ls = af.compile(af.linalg.lstsq(ta, tb).solution)
+    out = {}
+    for cond in conds:
+        A = conditioned(n, cond, rng)
+        half = conditioned(n, np.sqrt(cond), rng)
+        spd = half @ half.T                                    # symmetric positive definite, condition cond
+        A32, S32 = A.astype(np.float32), spd.astype(np.float32)
+        o, os_ = net(a=A32), symmetric(a=S32)
+        fro = np.linalg.norm
+        lam = np.linalg.eigvalsh(S32.astype(np.float64))
+        sv = np.linalg.svd(A32.astype(np.float64), compute_uv=False)
+        T = conditioned(n, cond, rng, m).astype(np.float32)
+        b = rng.standard_normal(m).astype(np.float32)
+        x = np.linalg.lstsq(T.astype(np.float64), b.astype(np.float64), rcond=None)[0]
+        chol = np.linalg.cholesky(S32.astype(np.float64))
+        out[cond] = {
+            "lu": fro(o["p"] @ o["l"] @ o["u"] - A32) / fro(A32),
+            "qr": fro(o["q"] @ o["r"] - A32) / fro(A32),
+            "qr_orth": np.abs(o["q"].T @ o["q"] - np.eye(n)).max(),
+            "cholesky": fro(os_["chol"] - chol) / fro(chol),
+            "eigh": np.abs(os_["w"] - lam).max() / np.abs(lam).max(),
+            "eigh_residual": fro(S32 @ os_["v"] - os_["v"] * os_["w"]) / fro(S32),
+            "svd": np.abs(o["s"] - sv).max() / sv.max(),
+            "svd_residual": fro((o["su"] * o["s"]) @ o["svh"] - A32) / fro(A32),
+            "lstsq": fro(ls(ta=T, tb=b) - x) / fro(x),
+        }
+    return out
+
+
 def main():
     rng = np.random.default_rng(0)
     print("| n | plan | fft | ifft | rfft | irfft |")
@@ -69,6 +120,13 @@ def main():
     for n in (4, 16, 32):
         for cond in (10, 100, 1000, 10000):
             print(linalg_row(n, cond, rng), flush=True)
+    print()
+    cols = ["lu", "qr", "qr_orth", "cholesky", "eigh", "eigh_residual", "svd", "svd_residual", "lstsq"]
+    print("| n | condition | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 2) + "|")
+    for n in (4, 16, 32):
+        for cond, e in decomposition_errors(n, (10, 100, 1000, 10000), rng).items():
+            print(f"| {n} | {cond} | " + " | ".join(f"{e[c]:.1e}" for c in cols) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,4 @@
-"""Linear algebra as graph functions with torch.linalg's names, for small matrices (n <= 32):
-fixed sequences of ops unrolled into the program, so they compile and run like any layer.
+"""solve, inv, det, slogdet and norm (n <= 32).
 
 ``inv`` and ``solve`` run Gauss-Jordan elimination with partial pivoting: at each column the
 row of largest magnitude is found in the program (argmax, one-hot) and swapped in by a
@@ -12,21 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import functional as _F
-from .graph.tensor import Tensor, as_tensor, constant
-
-MAX_N = 32  # the largest matrix unrolled (n steps of a few ops each)
-
+from ..graph import functional as _F
+from ..graph.tensor import Tensor, as_tensor, constant
+from ._common import matrix
 
 def _square(a, what):
-    a = as_tensor(a)
-    if len(a.shape) < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"{what}: A must be (..., n, n), got {tuple(a.shape)}")
-    n = a.shape[-1]
-    if not 1 <= n <= MAX_N:
-        raise ValueError(f"{what}: n={n} is outside 1..{MAX_N}, the sizes unrolled into a program")
-    if a.dtype not in ("fp16", "fp32"):
-        raise TypeError(f"{what}: A must be float, got {a.dtype}")
+    a, _, n = matrix(a, what)
     return a, n
 
 
@@ -132,4 +122,4 @@ def norm(x, ord=None, dim=None, keepdim=False) -> Tensor:  # noqa: A002 - torch'
     return out.reshape(()) if dim is None else _F.sum(out, dim=dim)
 
 
-__all__ = ["inv", "solve", "det", "slogdet", "norm"]
+
