@@ -1,5 +1,6 @@
-"""Signal processing as graph functions, with torch's names and semantics: window functions
-and the short-time Fourier transform.
+"""Signal processing as graph functions, with torch's (and where torch has none, scipy's)
+names and semantics: window functions, the short-time Fourier transform and its inverse,
+FIR and IIR filters, and resampling.
 
 ``stft`` frames the signal without a gather: the signal is cut into chunks of
 g = gcd(hop_length, n_fft) samples, and each frame is n_fft / g strided slices of the chunks
@@ -157,4 +158,184 @@ def istft(re, im, n_fft, hop_length=None, win_length=None, window=None, center=T
     return y.reshape(y.shape[-1]) if single else y
 
 
-__all__ = ["stft", "istft", "hann_window", "hamming_window", "blackman_window"]
+# -- filters and resampling ------------------------------------------------------------------
+def _kernel_width_max() -> int:
+    """The narrowest conv kernel-width limit over every target (13 on h13..h15, 15 after), so
+    a filter compiles for any of them."""
+    from . import _core
+    return min(int(t["kernel_width_max"]) for t in _core.targets())
+
+
+def _strided_filter(x, kern: np.ndarray, hop: int):
+    """y[n * R + o] = sum_k kern[o, k] x[n * hop + k] for each frame n that fits in x (B, L),
+    as one conv1d: x cut into chunks of c * hop samples whose phases are the channels, c the
+    fewest frames per chunk that keep the kernel within the targets' width limit. Each output
+    is one sum of products in fp32, rounded once, as a direct convolution would round it."""
+    B, L = x.shape
+    R, K = kern.shape
+    frames = (L - K) // hop + 1
+    c, limit = 1, _kernel_width_max()
+    while math.ceil((K + (c - 1) * hop) / (c * hop)) > limit:
+        c += 1
+    P = c * hop
+    W = math.ceil((K + (c - 1) * hop) / P)
+    N = -(-frames // c)
+    chunks = N + W - 1
+    if chunks * P > L:
+        x = _F.concat([x, constant(np.zeros((B, chunks * P - L), np.float32))], dim=-1)
+    elif chunks * P < L:
+        x = x[:, :chunks * P]
+    xc = x.reshape(B, chunks, P).transpose(-1, -2)                                    # (B, P, chunks)
+    t, j = np.meshgrid(np.arange(W), np.arange(P), indexing="ij")                       # (W, P)
+    weight = np.zeros((c, R, P, W), np.float32)
+    for f in range(c):
+        idx = t * P + j - f * hop
+        ok = (idx >= 0) & (idx < K)
+        weight[f][:, j[ok], t[ok]] = kern[:, idx[ok]]
+    y = _F.conv1d(xc, constant(weight.reshape(c * R, P, W)))                           # (B, c R, N)
+    return y.transpose(-1, -2).reshape(B, N * c * R)[:, :frames * R]
+
+
+def _rows(x, dim, what):
+    """x with ``dim`` moved last and the rest flattened: (rows, L), and a function undoing it."""
+    x = as_tensor(x)
+    rank = len(x.shape)
+    d = dim + rank if dim < 0 else dim
+    if not 0 <= d < rank:
+        raise ValueError(f"{what}: dim={dim} is out of range for a tensor of rank {rank}")
+    if x.dtype not in ("fp16", "fp32"):
+        raise TypeError(f"{what}: the signal must be float, got {x.dtype}")
+    moved = x if d == rank - 1 else x.transpose(d, -1)
+    lead = tuple(moved.shape[:-1])
+    flat = moved.reshape(int(np.prod(lead)) if lead else 1, moved.shape[-1])
+
+    def back(y):
+        y = y.reshape(*lead, y.shape[-1])
+        return y if d == rank - 1 else y.transpose(d, -1)
+    return flat, back
+
+
+def fir(x, taps, dim=-1) -> Tensor:
+    """x filtered by the FIR ``taps`` along ``dim``, causal with zero initial state
+    (scipy.signal.lfilter(taps, [1.0], x)): y[n] = sum_k taps[k] x[n - k], same length as x.
+    One conv1d (a polyphase form when there are more than 15 taps)."""
+    h = np.asarray(taps, np.float64).reshape(-1)
+    if h.size < 1 or not np.isfinite(h).all():
+        raise ValueError(f"fir: taps must be finite values, got {h.size}")
+    flat, back = _rows(x, dim, "fir")
+    B, L = flat.shape
+    K = h.size
+    if K > 1:
+        flat = _F.concat([constant(np.zeros((B, K - 1), np.float32)), flat], dim=-1)
+    return back(_strided_filter(flat, h[::-1].astype(np.float32)[None, :].copy(), 1))
+
+
+def _biquad_blocks(section, T):
+    """The block matrices of one second-order section (direct form II transposed) over T
+    samples: y = x H^T + z G^T and z' = x S^T + z F^T for a block x (T,) and state z (2,)."""
+    b0, b1, b2, a0, a1, a2 = (float(v) for v in section)
+    b0, b1, b2, a1, a2 = b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0
+    A = np.array([[-a1, 1.0], [-a2, 0.0]])
+    Bv = np.array([b1 - a1 * b0, b2 - a2 * b0])
+    powers = [np.eye(2)]
+    for _ in range(T):
+        powers.append(A @ powers[-1])
+    h = np.array([b0] + [powers[m - 1][0] @ Bv for m in range(1, T)])                # impulse response
+    HT = np.zeros((T, T))
+    for jj in range(T):
+        HT[jj, jj:] = h[:T - jj]
+    GT = np.stack([powers[t][0] for t in range(T)], 1)                                # (2, T): C A^t
+    ST = np.stack([powers[T - 1 - jj] @ Bv for jj in range(T)])                       # (T, 2)
+    FT = powers[T].T
+    return HT, GT, ST, FT
+
+
+IIR_BLOCK = 128  # samples per block: the recursion runs once per block, everything else is matmuls
+
+
+def _balanced(sos: np.ndarray) -> np.ndarray:
+    """The same cascade with each section's numerator scaled to an equal share of the overall
+    gain: designs such as scipy's butter put all of it in the first section (numerators near
+    1e-4), whose output then sits at the bottom of fp16's range (6.1e-5) and loses its digits.
+    Each section is brought to a peak gain of 1 over 2048 frequencies, then all are scaled by
+    the same factor so the product is unchanged."""
+    sos = sos.astype(np.float64).copy()
+    w = np.exp(-1j * np.linspace(0, np.pi, 2048))
+    peaks = []
+    for s_ in sos:
+        h = np.abs(np.polyval(s_[2::-1], w) / np.polyval(s_[:2:-1], w))   # b(z^-1) / a(z^-1)
+        peaks.append(float(h.max()) if np.isfinite(h).all() and h.max() > 0 else 1.0)
+    share = float(np.exp(np.mean(np.log(peaks))))
+    for s_, peak in zip(sos, peaks):
+        s_[:3] *= share / peak
+    return sos
+
+
+def iir(x, sos, dim=-1) -> Tensor:
+    """x filtered by the cascade of second-order sections ``sos`` (n, 6) rows [b0, b1, b2, a0,
+    a1, a2] along ``dim``, zero initial state (scipy.signal.sosfilt); the sections' gains are
+    shared out evenly first (the product is the same filter). Each section runs in
+    blocks of 128 samples: every block's zero-state response and its effect on the state are
+    matmuls over all blocks at once; only the 2-value state steps from block to block."""
+    sos = np.asarray(sos, np.float64)
+    if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1 or not np.isfinite(sos).all() or (sos[:, 3] == 0).any():
+        raise ValueError(f"iir: sos must be finite (n_sections, 6) rows [b0, b1, b2, a0, a1, a2] with a0 != 0, "
+                         f"got shape {sos.shape}")
+    sos = _balanced(sos)
+    flat, back = _rows(x, dim, "iir")
+    B, L = flat.shape
+    T = min(IIR_BLOCK, L)
+    nb = -(-L // T)
+    y = flat
+    if nb * T > L:
+        y = _F.concat([y, constant(np.zeros((B, nb * T - L), np.float32))], dim=-1)
+    for section in sos:
+        HT, GT, ST, FT = (m.astype(np.float32) for m in _biquad_blocks(section, T))
+        xb = y.reshape(B, nb, T)
+        u = _F.matmul(xb, constant(ST))                                                 # (B, nb, 2)
+        step = constant(np.concatenate([FT, np.eye(2, dtype=np.float32)]))              # [z, u] @ [F^T; I]
+        z = constant(np.zeros((B, 1, 2), np.float32))
+        states = [z]
+        for k in range(nb - 1):
+            z = _F.matmul(_F.concat([z, u[:, k:k + 1, :]], dim=-1), step)
+            states.append(z)
+        zs = states[0] if nb == 1 else _F.concat(states, dim=1)                        # (B, nb, 2)
+        y = _F.matmul(_F.concat([xb, zs], dim=-1), constant(np.concatenate([HT, GT]))).reshape(B, nb * T)
+    return back(y[:, :L])
+
+
+def resample(waveform, orig_freq, new_freq, lowpass_filter_width=6, rolloff=0.99,
+             resampling_method="sinc_interp_hann", beta=None) -> Tensor:
+    """waveform (..., time) resampled from ``orig_freq`` to ``new_freq`` by band-limited
+    interpolation, as torchaudio.functional.resample computes it (its windowed-sinc kernel,
+    pytorch/audio src/torchaudio/functional/functional.py): ceil(new * time / orig) samples."""
+    if int(orig_freq) != orig_freq or int(new_freq) != new_freq or orig_freq <= 0 or new_freq <= 0:
+        raise ValueError(f"resample: frequencies must be positive whole numbers, got {orig_freq} and {new_freq}")
+    if resampling_method not in ("sinc_interp_hann", "sinc_interp_kaiser"):
+        raise ValueError(f"resample: resampling_method must be 'sinc_interp_hann' or 'sinc_interp_kaiser', "
+                         f"got {resampling_method!r}")
+    flat, back = _rows(waveform, -1, "resample")
+    if orig_freq == new_freq:
+        return as_tensor(waveform)
+    g = math.gcd(int(orig_freq), int(new_freq))
+    orig, new = int(orig_freq) // g, int(new_freq) // g
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    idx = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig
+    t = (np.arange(0, -new, -1, dtype=np.float64)[:, None] / new + idx) * base
+    t = np.clip(t, -lowpass_filter_width, lowpass_filter_width)
+    if resampling_method == "sinc_interp_hann":
+        window = np.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    else:
+        b = 14.769656459379492 if beta is None else float(beta)
+        window = np.i0(b * np.sqrt(1 - (t / lowpass_filter_width) ** 2)) / np.i0(b)
+    t = t * math.pi
+    kern = np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t)) * window * (base / orig)
+    B, L = flat.shape
+    padded = _F.concat([constant(np.zeros((B, width), np.float32)), flat,
+                        constant(np.zeros((B, width + orig), np.float32))], dim=-1)
+    y = _strided_filter(padded, kern.astype(np.float32), orig)
+    return back(y[:, :-(-new * L // orig)])
+
+
+__all__ = ["fir", "iir", "resample", "stft", "istft", "hann_window", "hamming_window", "blackman_window"]
