@@ -108,6 +108,32 @@ def decomposition_errors(n, conds, rng):
     return out
 
 
+def dsp_rows(rng):
+    """fir, iir and resample: max error / peak against scipy.signal and the band-limited signal."""
+    import scipy.signal as ss
+    x = rng.standard_normal((3, 4000)).astype(np.float32)
+    a = af.input(x.shape, name="x")
+    for taps in (1, 15, 16, 101, 257):
+        h = ss.firwin(taps, 0.3) if taps > 1 else np.array([0.7])
+        want = ss.lfilter(h, [1.0], x.astype(np.float64), axis=-1)
+        yield f"| fir, {taps} taps | scipy.signal.lfilter | {err(af.compile(af.dsp.fir(a, h))(x=x), want):.1e} |"
+    for order, wn, kind in ((2, 0.2, "low"), (4, 0.1, "low"), (6, 0.02, "high"), (8, [0.1, 0.3], "bandpass")):
+        sos = ss.butter(order, wn, kind, output="sos")
+        want = ss.sosfilt(sos, x.astype(np.float64), axis=-1)
+        yield (f"| iir, Butterworth {kind} order {order} | scipy.signal.sosfilt | "
+               f"{err(af.compile(af.dsp.iir(a, sos))(x=x), want):.1e} |")
+    for orig, new in ((16000, 8000), (8000, 16000), (44100, 16000), (16000, 44100)):
+        n = 2000
+        f1, f2 = 0.05 * min(orig, new), 0.2 * min(orig, new)
+
+        def wave(t):
+            return np.sin(2 * np.pi * f1 * t) + 0.5 * np.sin(2 * np.pi * f2 * t + 1)
+        got = af.compile(af.dsp.resample(af.input((1, n), name="s"), orig, new))(s=wave(np.arange(n) / orig)
+                                                                                .astype(np.float32)[None])[0]
+        e = float(np.abs(got - wave(np.arange(got.size) / new))[64:-64].max())
+        yield f"| resample {orig} -> {new} Hz | the band-limited signal at the new times | {e:.1e} |"
+
+
 def main():
     rng = np.random.default_rng(0)
     print("| n | plan | fft | ifft | rfft | irfft |")
@@ -120,6 +146,11 @@ def main():
     for n in (4, 16, 32):
         for cond in (10, 100, 1000, 10000):
             print(linalg_row(n, cond, rng), flush=True)
+    print()
+    print("| function | reference | max error / peak |")
+    print("|---|---|---|")
+    for line in dsp_rows(rng):
+        print(line, flush=True)
     print()
     cols = ["lu", "qr", "qr_orth", "cholesky", "eigh", "eigh_residual", "svd", "svd_residual", "lstsq"]
     print("| n | condition | " + " | ".join(cols) + " |")
