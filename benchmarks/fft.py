@@ -6,13 +6,11 @@ process with the same threads, alternating pairs, median of the per-pair ratios.
 Each case compiles one program for the transform (sim, fp16) and times calls with NumPy
 inputs, output returned to the host, as the references are timed.
 """
-import statistics
-import time
-
 import numpy as np
 import torch
 
 import aneforge as af
+from _timing import paired
 
 CASES = [  # name, input shape, af graph, NumPy, torch
     ("rfft 64 x 1024", (64, 1024), lambda a: af.fft.rfft(a), lambda x: np.fft.rfft(x), lambda t: torch.fft.rfft(t)),
@@ -21,21 +19,6 @@ CASES = [  # name, input shape, af graph, NumPy, torch
      lambda t: torch.fft.rfft(t)),
     ("fft2 256 x 256", (256, 256), lambda a: af.fft.fft2(a), lambda x: np.fft.fft2(x), lambda t: torch.fft.fft2(t)),
 ]
-
-
-def paired(fns, min_runs=15, min_seconds=2.0):
-    for f in fns:
-        f()
-    times = [[] for _ in fns]
-    start = time.perf_counter()
-    while len(times[0]) < min_runs or time.perf_counter() - start < min_seconds:
-        for f, ts in zip(fns, times):
-            t = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t)
-    med = [statistics.median(ts) for ts in times]
-    ratios = [statistics.median(a / b for a, b in zip(times[0], ts)) for ts in times[1:]]
-    return med, ratios
 
 
 def main():

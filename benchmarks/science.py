@@ -10,27 +10,13 @@ references the tests check against), the same steps per call. Every af program i
 for the default target, so it is checked against that target's limits.
 """
 import math
-import statistics
-import time
 
 import numpy as np
 import scipy.linalg
 import scipy.signal
 
 import aneforge as af
-
-
-def paired(fns, min_runs=7, min_seconds=2.0):
-    for f in fns:
-        f()
-    times = [[] for _ in fns]
-    start = time.perf_counter()
-    while len(times[0]) < min_runs or time.perf_counter() - start < min_seconds:
-        for f, ts in zip(fns, times):
-            t = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times], statistics.median(a / b for a, b in zip(*times))
+from _timing import paired
 
 
 def conditioned(n, cond, rng, batch):
@@ -158,7 +144,7 @@ def main():
         print("| case | af sim ms | reference ms | af / reference |")
         print("|---|---|---|---|")
         for name, net, inputs, ref in cases(rng):
-            (m_af, m_ref), ratio = paired([lambda: net(**inputs), ref])
+            (m_af, m_ref), (ratio,) = paired([lambda: net(**inputs), ref], min_runs=7)
             print(f"| {name} | {m_af * 1e3:.2f} | {m_ref * 1e3:.2f} | {ratio:.1f}x |", flush=True)
 
 
