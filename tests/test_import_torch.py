@@ -317,3 +317,27 @@ def test_math_sorting_and_padding_map_as_torch():
             # asinh, atanh at 0; log2, log10 at 1) the error is that of the larger terms:
             # measured up to 0.45 ulps of the largest output beyond 2 ulps of each element.
             af.testing.assert_fp16_close(g_, r, ulps=2.0, floor_ulps=0.5, what=f"fp16 output {i}")
+
+
+def test_a_vit_patch_embedding_wider_than_the_kernel_limit_compiles_for_every_target():
+    # Conv2d(3, 32, 16, stride 16): every target limits a kernel's width to 13 or 15; the
+    # compiler makes it pixel_unshuffle + a 1x1 conv (70 x 50 leaves rows and columns no
+    # patch reads, as torch leaves them)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 32, 16, 16).eval()
+    x = torch.randn(1, 3, 70, 50)
+    with torch.no_grad():
+        want = conv(x).numpy()
+    sim = None
+    for target in ("h13", "h16g", "h18"):
+        got = af.from_torch(conv, (x,), target=target)(x.numpy())
+        assert got.shape == want.shape == (1, 32, 4, 3)
+        assert np.abs(got - want).max() / np.abs(want).max() <= 1e-3  # measured 3.5e-4: one fp16 rounding
+        sim = got if sim is None else sim
+        assert np.array_equal(got, sim)
+    for fold in (True, False):
+        mil = af.from_torch(conv, (x,), backend="mil", fold_constants=fold)
+        assert np.array_equal(mil(x.numpy()), sim)
+    wide = torch.nn.Conv2d(3, 8, 16, 1).eval()  # not a patch embedding: still refused, saying why
+    with pytest.raises(af.TargetError, match="kernel width 16 .* exceeds target h16g"):
+        af.from_torch(wide, (x,))

@@ -24,6 +24,9 @@ std::vector<Tensor> rewrite_graph(const std::vector<Tensor>& outputs, const Grap
 // Bridge ops become their native lowering; ops native only above `family` (13..16) become
 // their decomposition.
 std::vector<Tensor> lower_bridges(const std::vector<Tensor>& outputs, int family = 16);
+// Convs whose stride equals a square kernel wider than `kernel_w_max` (patch embeddings) ->
+// pixel_unshuffle + a 1x1 conv.
+std::vector<Tensor> patchify_wide_convs(const std::vector<Tensor>& outputs, int64_t kernel_w_max);
 // Index ops over more than 2048 rows -> 2048-row chunks of ids offset by index_offset
 // (index_ranges.cpp); `rules` gets, per int32 graph input name, its table and other uses.
 std::vector<Tensor> split_index_ranges(const std::vector<Tensor>& outputs, std::map<std::string, IntInputRule>* rules);

@@ -127,6 +127,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
   // sequences and ops the target family lacks are decomposed.
   std::map<std::string, IntInputRule> rules;
   auto split = split_index_ranges(quantize_activations(user_outputs, opts.act_scales), &rules);
+  split = patchify_wide_convs(split, target.kernel_w_max);
   auto prog = build_program(lower_bridges(split, std::min(16, static_cast<int>(target.family))), o);
   prog->output_names = names;
   if (!rules.empty()) {
