@@ -354,23 +354,25 @@ struct Window {
 };
 
 // d loss / d weight of a conv from X (N, C, H, W) to the output gradient G (N, O, Ho, Wo):
-// per kernel tap, the strided window of X against G, one (grouped) matmul each, over chunks
-// of images and output rows that keep every axis within the engine's 65536 limit.
+// every kernel tap's strided window of X side by side, (groups, taps * Cg, positions), against
+// G in one (grouped) matmul, over chunks of images and output rows that keep every axis within
+// the engine's 65536 limit. (One matmul per tap ran nine skinny matmuls for a 3x3 kernel.)
 Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw, const Window& w, int64_t groups) {
   constexpr int64_t kMaxPositions = 65536;
   int64_t N = X.shape()[0], C = X.shape()[1], O = G.shape()[1], Ho = G.shape()[2], Wo = G.shape()[3];
-  int64_t P = Ho * Wo, Cg = C / groups, Og = O / groups;
+  int64_t P = Ho * Wo, Cg = C / groups, Og = O / groups, kk = kh * kw;
   int64_t rows = P <= kMaxPositions ? Ho : std::max<int64_t>(1, kMaxPositions / Wo);
   int64_t images = P <= kMaxPositions ? std::max<int64_t>(1, kMaxPositions / P) : 1;
   // X as (C, N, H, W), padded: each tap's strided window is then (groups, Cg, n*P) as it lies.
   Tensor xc = pad_axis(pad_axis(permute(X, {1, 0, 2, 3}), 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
-  std::vector<Tensor> taps(static_cast<size_t>(kh * kw));
+  Tensor acc;
   for (int64_t n0 = 0; n0 < N; n0 += images)
     for (int64_t h0 = 0; h0 < Ho; h0 += rows) {
       int64_t nb = std::min(images, N - n0), hb = std::min(rows, Ho - h0), Pc = hb * Wo;
       Tensor gc = op("slice_by_size", {G}, {{"begin", std::vector<int64_t>{n0, 0, h0, 0}},
                                             {"size", std::vector<int64_t>{nb, O, hb, Wo}}});
       Tensor gt = reshape(permute(reshape(gc, {nb, groups, Og, Pc}), {1, 0, 3, 2}), {groups, nb * Pc, Og});
+      std::vector<Tensor> wins;
       for (int64_t ky = 0; ky < kh; ++ky)
         for (int64_t kx = 0; kx < kw; ++kx) {
           int64_t y0 = ky * w.dh + h0 * w.sh, x0 = kx * w.dw;
@@ -378,14 +380,13 @@ Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw
                                           {"end", std::vector<int64_t>{C, n0 + nb, y0 + (hb - 1) * w.sh + 1,
                                                                        x0 + (Wo - 1) * w.sw + 1}},
                                           {"step", std::vector<int64_t>{1, 1, w.sh, w.sw}}});
-          Tensor part = op("matmul", {reshape(win, {groups, Cg, nb * Pc}), gt});  // (groups, Cg, Og)
-          Tensor& t = taps[static_cast<size_t>(ky * kw + kx)];
-          t = t.valid() ? op("add", {t, part}) : part;
+          wins.push_back(reshape(win, {groups, Cg, nb * Pc}));
         }
+      Tensor part = op("matmul", {concat(wins, 1), gt});  // (groups, taps * Cg, Og)
+      acc = acc.valid() ? op("add", {acc, part}) : part;
     }
-  for (auto& t : taps) t = reshape(t, {groups, Cg, Og, 1});
-  Tensor all = permute(concat(taps, 3), {0, 2, 1, 3});  // (groups, Og, Cg, kh*kw)
-  return reshape(all, {O, Cg, kh, kw});
+  // (groups, taps, Cg, Og) -> (groups, Og, Cg, taps) = (O, Cg, kh, kw)
+  return reshape(permute(reshape(acc, {groups, kk, Cg, Og}), {0, 3, 2, 1}), {O, Cg, kh, kw});
 }
 
 // d loss / d x of that conv: the transposed conv of G, unpadded, cut (or zero-extended) to x's size.

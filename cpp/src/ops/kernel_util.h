@@ -27,29 +27,77 @@ inline std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) 
   return st;
 }
 
+// An iteration space made as small as it can be: size-1 dims dropped and neighbours merged
+// where every operand's strides continue across them (a (..., 14, 2) block read in order is
+// one dim of 28), so index arithmetic runs over the fewest dims.
+template <size_t N>
+void collapse_dims(Shape& shp, std::array<std::vector<int64_t>, N>& st) {
+  Shape s2;
+  std::array<std::vector<int64_t>, N> st2;
+  for (size_t d = 0; d < shp.size(); ++d) {
+    if (shp[d] == 1) continue;
+    bool merge = !s2.empty();
+    for (size_t j = 0; j < N && merge; ++j) merge = st2[j].back() == shp[d] * st[j][d];
+    if (merge) {
+      s2.back() *= shp[d];
+      for (size_t j = 0; j < N; ++j) st2[j].back() = st[j][d];
+    } else {
+      s2.push_back(shp[d]);
+      for (size_t j = 0; j < N; ++j) st2[j].push_back(st[j][d]);
+    }
+  }
+  if (s2.empty()) {
+    s2.push_back(1);
+    for (size_t j = 0; j < N; ++j) st2[j].push_back(0);
+  }
+  shp = std::move(s2);
+  st = std::move(st2);
+}
+
+// Rows [b, e) of an iteration space (all dims but the last), in order: fn(row, offsets) with
+// each operand's element offset, kept by an odometer instead of a division per dim per row.
+template <size_t N, class F>
+void for_rows(const Shape& shp, const std::array<std::vector<int64_t>, N>& st, size_t b, size_t e, F fn) {
+  const int outer_dims = static_cast<int>(shp.size()) - 1;
+  std::vector<int64_t> idx(static_cast<size_t>(std::max(outer_dims, 0)), 0);
+  std::array<int64_t, N> off{};
+  int64_t rem = static_cast<int64_t>(b);
+  for (int d = outer_dims - 1; d >= 0; --d) {
+    idx[d] = rem % shp[d];
+    rem /= shp[d];
+    for (size_t j = 0; j < N; ++j) off[j] += idx[d] * st[j][d];
+  }
+  for (size_t row = b; row < e; ++row) {
+    fn(row, off);
+    for (int d = outer_dims - 1; d >= 0; --d) {
+      for (size_t j = 0; j < N; ++j) off[j] += st[j][d];
+      if (++idx[d] < shp[d]) break;
+      for (size_t j = 0; j < N; ++j) off[j] -= st[j][d] * shp[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 // out[i] = f(v) where v[j] is input j at the broadcast position of i.
 template <size_t N, class F>
 void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes, float* out, const Shape& so, F f) {
   Shape shp = so.empty() ? Shape{1} : so;
-  int r = static_cast<int>(shp.size());
   std::array<std::vector<int64_t>, N> st;
   for (size_t j = 0; j < N; ++j) st[j] = broadcast_strides(shapes[j], shp);
-  int64_t inner = shp[r - 1], outer = numel(shp) / inner;
+  collapse_dims<N>(shp, st);
+  const int r = static_cast<int>(shp.size());
+  const int64_t inner = shp[r - 1], outer = numel(shp) / inner;
+  std::array<int64_t, N> inner_st;
+  for (size_t j = 0; j < N; ++j) inner_st[j] = st[j][r - 1];
   parallel_for(outer, std::max<int64_t>(1, (1 << 14) / inner), [&](size_t s, size_t e) {
-    for (size_t row = s; row < e; ++row) {
-      int64_t rem = static_cast<int64_t>(row);
-      std::array<int64_t, N> off{};
-      for (int d = r - 2; d >= 0; --d) {
-        int64_t q = rem % shp[d];
-        rem /= shp[d];
-        for (size_t j = 0; j < N; ++j) off[j] += q * st[j][d];
-      }
+    for_rows<N>(shp, st, s, e, [&](size_t row, const std::array<int64_t, N>& off) {
       float v[N];
+      float* o = out + row * inner;
       for (int64_t i = 0; i < inner; ++i) {
-        for (size_t j = 0; j < N; ++j) v[j] = in[j][off[j] + i * st[j][r - 1]];
-        out[row * inner + i] = f(v);
+        for (size_t j = 0; j < N; ++j) v[j] = in[j][off[j] + i * inner_st[j]];
+        o[i] = f(v);
       }
-    }
+    });
   });
 }
 

@@ -10,31 +10,29 @@
 namespace af {
 
 void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& dims, float* y) {
-  int r = static_cast<int>(s.size());
+  const int r = static_cast<int>(s.size());
   if (r == 0) {
     y[0] = x[0];
     return;
   }
   auto ist = strides_of(s);
-  Shape os(r);
-  std::vector<int64_t> src(r);
+  Shape os(static_cast<size_t>(r));
+  std::array<std::vector<int64_t>, 1> src{std::vector<int64_t>(static_cast<size_t>(r))};
   for (int i = 0; i < r; ++i) {
     os[i] = s[dims[i]];
-    src[i] = ist[dims[i]];
+    src[0][i] = ist[dims[i]];
   }
-  int64_t inner = os[r - 1], outer = numel(os) / inner, inner_st = src[r - 1];
+  collapse_dims<1>(os, src);
+  const int m = static_cast<int>(os.size());
+  const int64_t inner = os[m - 1], outer = numel(os) / inner, inner_st = src[0][m - 1];
   parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {
-    for (size_t row = b; row < e; ++row) {
-      int64_t rem = static_cast<int64_t>(row), off = 0;
-      for (int d = r - 2; d >= 0; --d) {
-        off += (rem % os[d]) * src[d];
-        rem /= os[d];
-      }
+    for_rows<1>(os, src, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
       float* yr = y + row * inner;
-      if (inner_st == 1) std::memcpy(yr, x + off, sizeof(float) * inner);
+      const float* xr = x + off[0];
+      if (inner_st == 1 && inner >= 16) std::memcpy(yr, xr, sizeof(float) * inner);
       else
-        for (int64_t j = 0; j < inner; ++j) yr[j] = x[off + j * inner_st];
-    }
+        for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j * inner_st];
+    });
   });
 }
 
