@@ -127,13 +127,18 @@ void softmax_kernel(const KernelArgs& k) {
     float m = -INFINITY;
     for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i * st]);
     float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i * st] - m);
     if (Log) {
+      for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i * st] - m);
       float ls = std::log(sum);
       for (int64_t i = 0; i < n; ++i) y[i * st] = x[i * st] - m - ls;
-    } else {
+    } else {  // each exp once: kept in y, then scaled (the same values as computing it twice)
+      for (int64_t i = 0; i < n; ++i) {
+        float e = std::exp(x[i * st] - m);
+        y[i * st] = e;
+        sum += e;
+      }
       float inv = 1.0f / sum;
-      for (int64_t i = 0; i < n; ++i) y[i * st] = std::exp(x[i * st] - m) * inv;
+      for (int64_t i = 0; i < n; ++i) y[i * st] *= inv;
     }
   });
 }
