@@ -121,20 +121,18 @@ class SafetensorsTensors:
         return _float32(self._read(path, e), key, path)
 
     @staticmethod
-    def _read(path, entry, first=0, count=None):
+    def _read(path, entry):
+        """One whole tensor in its file's dtype (bfloat16 widened to float32)."""
         dtype, shape, begin, end = entry
-        item = np.dtype(_ST_DTYPES[dtype]).itemsize
-        total = (end - begin) // item
-        count = total - first if count is None else count
         with open(path, "rb") as f:
-            f.seek(begin + first * item)
-            raw = f.read(count * item)
-        if len(raw) != count * item:
+            f.seek(begin)
+            raw = f.read(end - begin)
+        if len(raw) != end - begin:
             raise ValueError(f"corrupt safetensors file {path}: it ends inside a tensor")
         a = np.frombuffer(raw, dtype=_ST_DTYPES[dtype])
         if dtype == "BF16":
             a = (a.astype(np.uint32) << 16).view(np.float32)
-        return a.reshape(shape) if count == total else a
+        return a.reshape(shape)
 
     def fp16_bits(self, key) -> np.ndarray:
         """The tensor as fp16 bits (uint16), rounded as a default program rounds its fp16
