@@ -106,10 +106,9 @@ ConvGeom geom(const KernelArgs& k) {
 }
 
 // col[(c*kh + i)*kw + j][(oh - oh0)*Wo + ow] for channels [c0, c0 + nc) of image x and
-// output rows [oh0, oh1); rows of col are `ld` floats apart (default: the positions).
-void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t oh0, int64_t oh1, float* col,
-            int64_t ld = 0) {
-  int64_t rows = nc * g.kh * g.kw, P = ld > 0 ? ld : (oh1 - oh0) * g.Wo;
+// output rows [oh0, oh1).
+void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t oh0, int64_t oh1, float* col) {
+  int64_t rows = nc * g.kh * g.kw, P = (oh1 - oh0) * g.Wo;
   parallel_for(rows, 8, [&](size_t rb, size_t re) {
     for (size_t r = rb; r < re; ++r) {
       int64_t c = static_cast<int64_t>(r) / (g.kh * g.kw), ij = static_cast<int64_t>(r) % (g.kh * g.kw);
@@ -175,30 +174,6 @@ void conv_kernel(const KernelArgs& k) {
   int64_t Cg = g.C / g.groups, Og = g.O / g.groups, Kg = Cg * g.kh * g.kw, P = g.Ho * g.Wo;
   bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                    g.Ho == g.H && g.Wo == g.W;
-  // Small images (a batch of 14 x 14 maps): the patches of several images side by side in one
-  // GEMM, (O, Kg) x (Kg, images * P), then each image's block put in place. The same dot
-  // products in the same order as one GEMM per image, which was too small to run well.
-  int64_t images = g.groups == 1 && !pointwise ? std::min<int64_t>(g.N, (int64_t{1} << 19) / std::max<int64_t>(1, Kg * P)) : 1;
-  if (images > 1) {
-    for (int64_t n0 = 0; n0 < g.N; n0 += images) {
-      int64_t nb = std::min(images, g.N - n0), cols = nb * P;
-      float* buf = scratch(static_cast<size_t>(Kg * cols));
-      float* out = scratch(static_cast<size_t>(g.O * cols), 1);
-      for (int64_t i = 0; i < nb; ++i)  // image i's patches: columns [i P, (i + 1) P) of a (Kg, cols) matrix
-        im2col(x + (n0 + i) * g.C * g.H * g.W, g, 0, g.C, 0, g.Ho, buf + i * P, cols);
-      blas::sgemm(false, false, g.O, cols, Kg, 1.0f, w, Kg, buf, cols, 0.0f, out, cols);
-      parallel_for(nb * g.O, 8, [&](size_t b, size_t e) {
-        for (size_t r = b; r < e; ++r) {
-          int64_t i = static_cast<int64_t>(r) / g.O, o = static_cast<int64_t>(r) % g.O;
-          float* yo = y + (n0 + i) * g.O * P + o * P;
-          const float* src = out + o * cols + i * P;
-          if (bias) for (int64_t p = 0; p < P; ++p) yo[p] = src[p] + bias[o];
-          else std::memcpy(yo, src, sizeof(float) * P);
-        }
-      });
-    }
-    return;
-  }
   for (int64_t n = 0; n < g.N; ++n) {
     const float* xn = x + n * g.C * g.H * g.W;
     float* yn = y + n * g.O * P;
@@ -289,59 +264,36 @@ void conv_transpose_kernel(const KernelArgs& k) {
   int64_t Cig = Ci / G, Cog = ws[1], kh = ws[2], kw = ws[3], Ho = os[2], Wo = os[3], O = Cog * G;
   int64_t rows = Cog * kh * kw, P = H * W;
   const float* bias = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
-  // Adds column matrix `col` (rows x ld; image columns from P * image) into y's channels of group g.
-  auto col2im = [&](const float* col, int64_t ld, float* y, int64_t g, size_t co) {
-    float* yc = y + (g * Cog + static_cast<int64_t>(co)) * Ho * Wo;
-    for (int64_t i = 0; i < kh; ++i)
-      for (int64_t j = 0; j < kw; ++j) {
-        const float* cr = col + ((static_cast<int64_t>(co) * kh + i) * kw + j) * ld;
-        for (int64_t ih = 0; ih < H; ++ih) {
-          int64_t oh = ih * st[0] - pd[0] + i * dl[0];
-          if (oh < 0 || oh >= Ho) continue;
-          for (int64_t iw = 0; iw < W; ++iw) {
-            int64_t ow = iw * st[1] - pd[1] + j * dl[1];
-            if (ow >= 0 && ow < Wo) yc[oh * Wo + ow] += cr[ih * W + iw];
-          }
-        }
-      }
-  };
-  // Small images: several side by side in one GEMM (the same products summed in the same
-  // order as one GEMM per image, which was too small to run well).
-  const int64_t images = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t{1} << 19) / std::max<int64_t>(1, rows * P)));
-  std::fill(k.out[0], k.out[0] + N * O * Ho * Wo, 0.0f);
-  for (int64_t n0 = 0; n0 < N; n0 += images) {
-    const int64_t nb = std::min(images, N - n0), cols = nb * P;
+  for (int64_t n = 0; n < N; ++n) {
+    float* y = k.out[0] + n * O * Ho * Wo;
+    std::fill(y, y + O * Ho * Wo, 0.0f);
     for (int64_t g = 0; g < G; ++g) {
-      const float* xg = k.in[0] + (n0 * Ci + g * Cig) * P;
-      int64_t ldx = P;
-      if (nb > 1) {  // x of the nb images as one (Cig, nb * P) matrix
-        float* xb = scratch(static_cast<size_t>(Cig * cols), 1);
-        parallel_for(Cig * nb, 16, [&](size_t b, size_t e) {
-          for (size_t r = b; r < e; ++r) {
-            int64_t ci = static_cast<int64_t>(r) / nb, i = static_cast<int64_t>(r) % nb;
-            std::memcpy(xb + ci * cols + i * P, k.in[0] + ((n0 + i) * Ci + g * Cig + ci) * P, sizeof(float) * P);
-          }
-        });
-        xg = xb;
-        ldx = cols;
-      }
-      float* col = scratch(static_cast<size_t>(rows * cols));
-      // col (Cog*kh*kw, nb*H*W) = W_g^T (rows x Cig) @ x_g (Cig x nb*P); W_g is (Cig, rows).
-      blas::sgemm(true, false, rows, cols, Cig, 1.0f, k.in[1] + g * Cig * rows, rows, xg, ldx, 0.0f, col, cols);
-      parallel_for(nb * Cog, 1, [&](size_t b, size_t e) {
-        for (size_t r = b; r < e; ++r) {
-          int64_t i = static_cast<int64_t>(r) / Cog;
-          col2im(col + i * P, cols, k.out[0] + (n0 + i) * O * Ho * Wo, g, static_cast<size_t>(static_cast<int64_t>(r) % Cog));
+      float* col = scratch(static_cast<size_t>(rows * P));
+      // col (Cog*kh*kw, H*W) = W_g^T (rows x Cig) @ x_g (Cig x P); W_g is (Cig, rows).
+      blas::sgemm(true, false, rows, P, Cig, 1.0f, k.in[1] + g * Cig * rows, rows,
+                  k.in[0] + (n * Ci + g * Cig) * P, P, 0.0f, col, P);
+      parallel_for(Cog, 1, [&](size_t cb, size_t ce) {
+        for (size_t co = cb; co < ce; ++co) {
+          float* yc = y + (g * Cog + static_cast<int64_t>(co)) * Ho * Wo;
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const float* cr = col + ((static_cast<int64_t>(co) * kh + i) * kw + j) * P;
+              for (int64_t ih = 0; ih < H; ++ih) {
+                int64_t oh = ih * st[0] - pd[0] + i * dl[0];
+                if (oh < 0 || oh >= Ho) continue;
+                for (int64_t iw = 0; iw < W; ++iw) {
+                  int64_t ow = iw * st[1] - pd[1] + j * dl[1];
+                  if (ow >= 0 && ow < Wo) yc[oh * Wo + ow] += cr[ih * W + iw];
+                }
+              }
+            }
         }
       });
     }
+    if (bias)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t p = 0; p < Ho * Wo; ++p) y[o * Ho * Wo + p] += bias[o];
   }
-  if (bias)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t o = 0; o < O; ++o) {
-        float* y = k.out[0] + (n * O + o) * Ho * Wo;
-        for (int64_t p = 0; p < Ho * Wo; ++p) y[p] += bias[o];
-      }
 }
 
 }  // namespace
