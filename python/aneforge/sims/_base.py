@@ -69,7 +69,7 @@ class Simulation:
     def run(self, state, steps: int, progress=None):
         """Advance ``state`` (an array, or a tuple of arrays for several fields) by ``steps``
         time steps; returns the new state in the same form. ``progress``: a tqdm bar over the
-        programs called (None: shown when stderr is a terminal)."""
+        steps run (None: shown when stderr is a terminal)."""
         single = len(self.state_names) == 1
         values = (state,) if single else tuple(state)
         if len(values) != len(self.state_names):

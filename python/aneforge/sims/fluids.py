@@ -1,8 +1,8 @@
 """NavierStokes2D: incompressible flow on a periodic square in vorticity form,
 w_t + u . grad w = nu lap w + f, solved pseudo-spectrally: the vorticity is carried as its
-rfft2 scaled by 1/n (norm="ortho": with 1/n^2 the small-scale modes fell below fp16's
-normal range and were flushed to zero every step, 8x the error after 50 steps),
-the velocity comes from the stream function (psi_hat = w_hat / |k|^2), the advection term is
+rfft2 scaled by 1/n (norm="ortho": with 1/n^2 the small-scale modes fall below fp16's
+normal range and are flushed to zero every step) with its rounding error kept in a second
+tensor (compensated_add), the velocity comes from the stream function (psi_hat = w_hat / |k|^2), the advection term is
 formed on the grid and dealiased by the 2/3 rule (Orszag 1971). Each step is Strang-split:
 half a step of viscosity (Crank-Nicolson), a step of advection and forcing by the
 three-stage strong-stability-preserving Runge-Kutta method (Shu and Osher 1988; stable for
@@ -15,7 +15,6 @@ import math
 import numpy as np
 
 from .. import fft as _fft
-from ..graph import functional as _F
 from ..graph.tensor import constant
 from ._base import Simulation, compensated_add
 
