@@ -7,7 +7,7 @@ import numpy as np
 
 from .blob import BlobFile
 from .ir import FLOAT_DTYPES, NUMPY_DTYPES, MilError, Op, Program
-from .storage import Storage
+from .storage import Storage, widened
 from .text import BlobRef
 from .registry import OPS
 from . import ops as _families  # noqa: F401, E402  (registers every op family in OPS)
@@ -56,7 +56,7 @@ class Args:
         if v is None:
             return None
         v = np.asarray(v)
-        return v if v.dtype == np.float64 else v.astype(np.float32)
+        return v if v.dtype == np.float64 else widened(v)
 
     def int(self, name, default=_MISSING):
         v = self.tensor(name, default)
@@ -182,6 +182,9 @@ class Interpreter:
                 self.consts[name] = v
             elif o.type.startswith("constexpr_"):
                 self._run_op(o, self.consts, constant=True)
+        for v in self.consts.values():  # constants are read only: widened once, never changed by an op
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False
 
     # -- running -----------------------------------------------------------------------
     def _arg(self, o, env, kind, v):

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from ..registry import op
+from ..storage import widened
 
 U, B = "elementwise_unary", "elementwise_binary"
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -13,7 +14,7 @@ def num(a, name):
     """Floats compute in fp32; integers in int64; bools stay bool."""
     v = a.tensor(name)
     if v.dtype.kind == "f":
-        return v if v.dtype == np.float64 else v.astype(np.float32)
+        return v if v.dtype == np.float64 else widened(v)
     if v.dtype == np.bool_:
         return v
     return v.astype(np.int64)
