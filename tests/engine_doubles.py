@@ -72,6 +72,11 @@ class Double:
     def calls(self, fn: str) -> int:
         return self.c.af_double_calls(fn.encode())
 
+    def shared_input_buffers(self) -> int:
+        """Buffers (e5rt buffer objects, IOSurfaces) that input ports of two or more live
+        programs read."""
+        return self.c.af_double_shared_input_buffers()
+
     def fail(self, fn: str, code: int, message: str, nth: int = 0):
         self.c.af_double_fail(fn.encode(), code, message.encode(), nth)
 

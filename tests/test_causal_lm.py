@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import aneforge as af
+from test_engine import double_libs, engine  # noqa: F401 - the engine doubles' fixtures
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -135,6 +136,19 @@ def test_the_mil_backend_generates_what_the_sim_does(saved):
     sim = af.load(path, max_context=64).generate(PROMPTS["past one chunk"], 6)
     mil = af.load(path, max_context=64, backend="mil").generate(PROMPTS["past one chunk"], 6)
     np.testing.assert_array_equal(mil, sim)
+
+
+def test_the_engine_generates_what_the_sim_does_from_one_cache_buffer(saved, engine):
+    """The three programs on the engine, through doubles of both dispatch paths that compute
+    from the MIL and weights they are handed: the sim's tokens, and each cache one buffer
+    bound to all three programs (prefill writes it, decode reads it)."""
+    _, path = saved["llama"]
+    sim = af.load(path, max_context=64).generate(PROMPTS["past one chunk"], 6)
+    lm = af.load(path, max_context=64, backend="engine")
+    assert sorted(lm._nets) == [1, 8, 32]
+    np.testing.assert_array_equal(lm.generate(PROMPTS["past one chunk"], 6), sim)
+    assert engine.shared_input_buffers() == 2 * lm.spec.layers
+    assert engine.violations() == ""
 
 
 def test_stream_sampling_and_stops(saved):
@@ -297,7 +311,7 @@ def test_the_decode_program_never_copies_a_cache(saved):
             assert op in {"matmul", "mul", "add", "concat", "softmax", "slice"}, ln
     assert readers == {name: ["matmul"] for name in caches.values()}
     held = sum(2 * int(np.prod(shape)) for name, shape, _ in net.inputs if name in caches.values())
-    assert lm.cache_bytes == held and f"KV caches {held / 2**20:.2f} MiB fp16 per program" in repr(lm)
+    assert lm.cache_bytes == held and f"KV caches {held / 2**20:.2f} MiB fp16, shared by the programs" in repr(lm)
     assert [o[0] for o in net.outputs] == ["logits"] + [f"{kv}{i}" for i in range(spec.layers) for kv in "kv"]
     assert all(np.prod(shape) == spec.kv_heads * spec.head_dim for name, shape, _ in net.outputs if name != "logits")
 

@@ -206,6 +206,102 @@ def test_held_inputs_change_only_the_rows_written(engine, backend, rng, monkeypa
         net.hold_input("nope")
 
 
+@pytest.mark.parametrize("backend", ["sim", "mil", "engine"])
+@pytest.mark.parametrize("big_output", [False, True])
+def test_a_shared_input_is_one_buffer_for_two_programs(engine, backend, big_output, rng, monkeypatch):
+    """Two programs reading one KV cache: rows written through either are seen by both, a
+    value given to a call replaces it for both, and the buffer survives the engine unloading
+    the programs and the owner going away. On the engine it is one buffer bound to both
+    (e5rt always; in-memory where the programs' surfaces have one size, else a copy per
+    program kept equal by every write: big_output makes the second program's surfaces larger)."""
+    c = af.input((2, 5, 3), name="cache")
+    x = af.input((1, 3), name="x")
+    a = af.compile({"seen": c * 2.0}, backend=backend)
+    outs_b = {"seen": c * 3.0, "dot": (c * x).sum(dim=-1)}
+    if big_output:
+        outs_b["big"] = x.reshape(1, 3, 1).expand(1, 3, 20000)  # 120 KB of fp16: larger surfaces
+    b = af.compile(outs_b, backend=backend)
+    b.share_input("cache", a)
+    held = np.zeros((2, 5, 3), np.float32)
+    xs = rng.standard_normal((1, 3)).astype(np.float32)
+
+    def check():
+        np.testing.assert_array_equal(a()["seen"], 2 * held)
+        out = b(x=xs)
+        np.testing.assert_array_equal(out["seen"], (3 * held).astype(np.float16).astype(np.float32))
+        assert_fp16_close(out["dot"], (held * xs).sum(-1), ulps=2, floor_ulps=2)
+
+    check()
+    rows = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    a.write_input("cache", rows, 1, dim=1)
+    held[:, 1:3] = rows.astype(np.float16)
+    check()
+    rows = rng.standard_normal((2, 1, 3)).astype(np.float32)
+    b.write_input("cache", rows, 4, dim=1)
+    held[:, 4:5] = rows.astype(np.float16)
+    check()
+    new = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    b(x=xs, cache=new)  # a given value replaces it for both
+    held = new.astype(np.float16).astype(np.float32)
+    check()
+    if backend == "engine":
+        shared = 0 if big_output and engine.path == "inmemory" else 1
+        assert engine.shared_input_buffers() == shared
+        monkeypatch.setenv("ANEFORGE_ENGINE_MAX_LOADED", "2")
+        with pytest.warns(RuntimeWarning, match="least recently used"):
+            other = af.compile(x * 3, backend="engine")  # unloads the owner, and so its reader
+        other(xs)
+        with pytest.warns(RuntimeWarning, match="least recently used"):
+            check()  # both loaded again (over no other program of theirs), the value kept
+        assert engine.shared_input_buffers() == shared
+        assert engine.violations() == ""
+    del a  # the owner goes: the reader keeps the value
+    gc.collect()
+    out = b(x=xs)
+    np.testing.assert_array_equal(out["seen"], (3 * held).astype(np.float16).astype(np.float32))
+    rows = rng.standard_normal((2, 1, 3)).astype(np.float32)
+    b.write_input("cache", rows, 0, dim=1)
+    held[:, :1] = rows.astype(np.float16)
+    np.testing.assert_array_equal(b(x=xs)["seen"], (3 * held).astype(np.float16).astype(np.float32))
+    with pytest.raises(ValueError, match="same backend|one backend"):
+        b.share_input("cache", af.compile({"s": c * 1.0}, backend="sim" if backend != "sim" else "mil"))
+    with pytest.raises(ValueError, match="one shape and dtype"):
+        b.share_input("x", af.compile({"s": af.input((1, 4), name="x") * 1.0}, backend=backend))
+    with pytest.raises(ValueError, match="no input named"):
+        b.share_input("nope", b)
+
+
+SHARED_RSS = r"""
+import sys, numpy as np, aneforge as af
+def rss():
+    return int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmRSS:"))) * 1024
+c = af.input((2048, 4096), name="cache")  # 32 MiB as the sim holds it (float32)
+nets = [af.compile({"y": c.sum(dim=0, keepdim=True) * float(k)}) for k in (1, 2, 3)]
+before = rss()
+nets[0].hold_input("cache")
+for net in nets[1:]:
+    if sys.argv[1] == "shared":
+        net.share_input("cache", nets[0])
+    else:
+        net.hold_input("cache")
+for k, net in enumerate(nets):
+    net.write_input("cache", np.ones((2048, 4096), np.float32), 0)  # touch every page
+print((rss() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc/self/status (Linux)")
+def test_a_shared_input_is_held_once_in_memory():
+    """Three programs reading one 32 MiB input: shared, the process grows by one copy
+    (measured 32.0 MiB); held by each, by three (96.0 MiB)."""
+    import subprocess
+    import sys
+    grew = {how: float(subprocess.run([sys.executable, "-c", SHARED_RSS, how], capture_output=True, text=True,
+                                      check=True).stdout) for how in ("shared", "each")}
+    assert 31 < grew["shared"] < 40, grew
+    assert grew["each"] > 90, grew
+
+
 def test_held_inputs_are_float_and_not_also_resident():
     i = af.input((1, 4), "int32", name="ids")
     s = af.input((1, 4), name="s")

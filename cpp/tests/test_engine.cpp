@@ -190,6 +190,41 @@ TEST_P(EngineTest, ResidentStateStaysInOneBuffer) {
   EXPECT_EQ(dbl_->live(), 0);
 }
 
+// Two programs reading one held input: writes through either seen by both, across the load
+// cap unloading the owner (and so its reader), and after the owner is freed. Run under the
+// sanitizers, this is where a port left on a released buffer would show.
+TEST_P(EngineTest, ASharedInputIsOneBufferAcrossUnloadsAndTheOwnersRelease) {
+  Tensor c = input({1, 64}, DType::fp16, "cache");
+  auto owner = backend("engine").load(compile({call1("mul", {c, scalar(2.0)})}));
+  auto reader = backend("engine").load(compile({call1("mul", {c, scalar(3.0)})}));
+  reader->share_input(0, *owner, 0);
+  EXPECT_EQ(dbl_->fn<int (*)()>("af_double_shared_input_buffers")(), 1);
+  std::vector<float> row(64);
+  for (int k = 0; k < 64; ++k) row[k] = static_cast<float>(k % 7);
+  auto expect = [&](Executable& e, float times, const char* when) {
+    auto out = run(e, {{}});
+    for (int k = 0; k < 64; ++k) ASSERT_EQ(out[0][k], times * row[k]) << when << " " << k;
+  };
+  owner->write_rows(0, 1, 0, 64, row.data());
+  expect(*reader, 3.0f, "written through the owner");
+  row[5] = 100.0f;
+  reader->write_rows(0, 1, 5, 1, &row[5]);
+  expect(*owner, 2.0f, "written through the reader");
+  setenv("ANEFORGE_ENGINE_MAX_LOADED", "2", 1);
+  engine::set_warning_handler([](const std::string&) {});
+  auto other = backend("engine").load(program(3));  // the owner (least recently used) goes, and its reader
+  run(*other, {random(3 * 64, 1), random(4 * 64, 2)});
+  expect(*reader, 3.0f, "after the load cap");
+  EXPECT_EQ(dbl_->fn<int (*)()>("af_double_shared_input_buffers")(), 1);
+  owner.reset();
+  expect(*reader, 3.0f, "after the owner was freed");
+  engine::set_warning_handler(nullptr);
+  unsetenv("ANEFORGE_ENGINE_MAX_LOADED");
+  reader.reset();
+  other.reset();
+  EXPECT_EQ(dbl_->live(), 0);
+}
+
 TEST_P(EngineTest, TheLoadCapUnloadsTheLeastRecentlyUsedWithAWarning) {
   setenv("ANEFORGE_ENGINE_MAX_LOADED", "2", 1);
   std::vector<std::string> warnings;

@@ -190,6 +190,37 @@ TEST(Sim, HeldInputTakesRowWritesInPlace) {
   EXPECT_THROW(exe->write_rows(0, 3, 0, 1, rows.data()), ValueError);  // no dim 3
 }
 
+// Two programs reading one held input (a KV cache that prefill and decode both attend to):
+// rows written through either are what both read; the buffer outlives its first owner.
+TEST(Sim, ASharedInputIsOneBufferForBothPrograms) {
+  Tensor c = input({2, 3});
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto doubled = backend("sim").load(compile({call1("mul", {c, scalar(2.0)})}, o));
+  auto tripled = backend("sim").load(compile({call1("mul", {c, scalar(3.0)})}, o));
+  tripled->share_input(0, *doubled, 0);  // held in `doubled` now too
+  std::vector<float> out(6), held(6, 0.0f);
+  const float* in[1] = {nullptr};
+  float* outs[1] = {out.data()};
+  auto check = [&](Executable& e, float k) {
+    e.run(in, outs);
+    for (int i = 0; i < 6; ++i) ASSERT_EQ(out[i], k * held[i]) << i;
+  };
+  std::vector<float> row{1, 2, 3};
+  doubled->write_rows(0, 0, 1, 1, row.data());
+  std::copy(row.begin(), row.end(), held.begin() + 3);
+  check(*doubled, 2.0f);
+  check(*tripled, 3.0f);
+  tripled->write_rows(0, 0, 0, 1, row.data());
+  std::copy(row.begin(), row.end(), held.begin());
+  check(*doubled, 2.0f);
+  doubled.reset();
+  check(*tripled, 3.0f);
+  auto other = backend("sim").load(compile({call1("mul", {input({3, 2}), scalar(1.0)})}, o));
+  EXPECT_THROW(tripled->share_input(0, *other, 0), ValueError);  // another shape
+  EXPECT_THROW(tripled->share_input(0, *tripled, 0), ValueError);
+}
+
 // A program given another program's packed weight for a layer (an LLM's decode program and
 // its prefill program) holds that very weight, not a copy; a different weight of the same
 // shape gets its own copy, so the giver's errors stay its own.

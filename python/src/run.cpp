@@ -119,6 +119,15 @@ class PyExecutable {
     resident_.insert(static_cast<size_t>(in));
   }
 
+  // Input `in` becomes held input `src_in` of `src`: one buffer for both programs.
+  void share_input(int in, PyExecutable& src, int src_in) {
+    if (&src == this) throw af::ValueError("share_input: a net cannot share an input with itself");
+    std::scoped_lock lock(mu_, src.mu_);
+    exe_->share_input(in, *src.exe_, src_in);
+    resident_.insert(static_cast<size_t>(in));
+    src.resident_.insert(static_cast<size_t>(src_in));
+  }
+
   void write_rows(int in, int dim, int64_t start, nb::ndarray<const float, nb::c_contig, nb::device::cpu> rows) {
     std::lock_guard<std::mutex> lock(mu_);
     if (in < 0 || static_cast<size_t>(in) >= in_types_.size()) throw af::ValueError("write_rows: no input " + std::to_string(in));
@@ -296,6 +305,7 @@ void bind_run(nb::module_& m) {
       .def("__call__", &PyExecutable::call)
       .def("alias", &PyExecutable::alias, "out"_a, "in"_a)
       .def("hold", &PyExecutable::hold, "in"_a)
+      .def("share_input", &PyExecutable::share_input, "in"_a, "src"_a, "src_in"_a)
       .def("write_rows", &PyExecutable::write_rows, "in"_a, "dim"_a, "start"_a, "rows"_a);
 }
 

@@ -238,6 +238,17 @@ int af_double_shared(const char* in_port, const char* out_port) {
   return 0;
 }
 
+// Buffers bound to input ports of two or more live ops (one buffer that several programs read).
+int af_double_shared_input_buffers() {
+  LOCK;
+  std::map<Obj*, std::set<Obj*>> readers;
+  for (Obj* p : st().objs)
+    if (p->kind == kPort && p->live && p->input && p->bound && p->op->live) readers[p->bound].insert(p->op);
+  int n = 0;
+  for (auto& r : readers) n += r.second.size() >= 2;
+  return n;
+}
+
 // ---- e5rt ----
 const char* e5rt_get_last_error_message() { return st().last_error.c_str(); }
 
@@ -468,7 +479,10 @@ Rc e5rt_execution_stream_execute_sync(void* stream) {
     std::vector<uint64_t> in_bytes, out_bytes;
     auto port_buffer = [&](const std::string& n, bool input) -> Obj* {
       for (Obj* p : o->ports)
-        if (p->live && p->input == input && p->name == n) return p->bound;
+        if (p->live && p->input == input && p->name == n) {
+          if (p->bound && !p->bound->live) violate("execute reads port " + n + " through a released buffer");
+          return p->bound;
+        }
       return nullptr;
     };
     for (auto& mp : o->sig.inputs) {

@@ -476,6 +476,17 @@ int af_double_live() {
   for (Obj* o : st().objs) n += o->refs > 0;
   return n - static_cast<int>(immortals().size());
 }
+// Surfaces that input objects of two or more live requests hold (one buffer several programs read).
+int af_double_shared_input_buffers() {
+  std::lock_guard<std::recursive_mutex> lock(st().mu);
+  std::map<Obj*, std::set<Obj*>> readers;
+  for (Obj* r : st().objs)
+    if (r->cls == &kRequest && r->refs > 0 && !r->arrays.empty())
+      for (Obj* io : r->arrays[0]->items) readers[io->child].insert(r);
+  int n = 0;
+  for (auto& e : readers) n += e.second.size() >= 2;
+  return n;
+}
 int af_double_calls(const char* what) { std::lock_guard<std::recursive_mutex> l(st().mu); return st().calls[what]; }
 const char* af_double_violations() {
   std::lock_guard<std::recursive_mutex> lock(st().mu);

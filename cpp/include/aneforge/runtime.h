@@ -35,6 +35,11 @@ class Executable {
   // nothing else, so a decode step sends only its new rows.
   virtual void hold(int in);
   virtual void write_rows(int in, int dim, int64_t start, int64_t count, const float* src);
+  // Input `in` becomes held input `src_in` of `src` (held now if it was not): one buffer both
+  // programs read and either's write_rows changes, so a KV cache exists once however many
+  // programs attend to it. Same backend, dtype and shape. Programs sharing a buffer take one
+  // lock: their runs never overlap.
+  virtual void share_input(int in, Executable& src, int src_in);
 };
 
 // The contiguous runs write_rows touches: `outer` runs of `run` elements, run k starting at

@@ -191,6 +191,25 @@ class E5rtProgram final : public Loaded {
     in_data_[in] = out_data_[out];
   }
 
+  // One program's buffer bound to another's port, as sbryngelson/ANEForge's
+  // ane_e5rt_program_share_buffer binds one op's buffer onto another op's input port: bind
+  // first, and only then let go of this port's own buffer; the source keeps ownership.
+  bool share_input(size_t i, Loaded& src_loaded, size_t src_i) override {
+    auto* src = dynamic_cast<E5rtProgram*>(&src_loaded);
+    if (!src) return false;
+    if (encoded_) throw EngineError("share_input: shared inputs must be set up before the first run");
+    if (i >= in_buf_.size() || src_i >= src->in_buf_.size()) throw ValueError("share_input: no such input");
+    if (f_.inputs[i].alloc_bytes != src->f_.inputs[src_i].alloc_bytes || f_.inputs[i].dtype != src->f_.inputs[src_i].dtype)
+      throw ValueError("share_input: input '" + f_.inputs[i].name + "' and input '" + src->f_.inputs[src_i].name +
+                       "' differ in type or size");
+    check(a_->bind_buffer(in_port_[i], src->in_buf_[src_i]), "bind another program's buffer to an input port");
+    if (in_owned_[i]) a_->release_buffer(&in_buf_[i]);
+    in_owned_[i] = false;
+    in_buf_[i] = src->in_buf_[src_i];
+    in_data_[i] = src->in_data_[src_i];
+    return true;
+  }
+
   void execute() override {
     if (!encoded_) {  // encoded once, after every bind
       check(a_->encode(stream_, op_), "encode the operation");

@@ -288,14 +288,26 @@ class EngineExecutable final : public Executable {
   }
 
   ~EngineExecutable() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     unload_locked();
+    for (auto& entry : borrowed_) {  // stop reading the sources' buffers
+      auto& lent = entry.second.src->lent_;
+      lent.erase(std::remove(lent.begin(), lent.end(), std::make_pair(this, entry.first)), lent.end());
+    }
+    // Programs reading this one's buffers keep the value as their own.
+    for (auto [borrower, in] : std::vector<std::pair<EngineExecutable*, size_t>>(lent_)) {
+      auto it = borrower->borrowed_.find(in);
+      if (it == borrower->borrowed_.end() || it->second.src != this) continue;
+      auto saved = saved_.find(it->second.src_in);
+      if (saved != saved_.end()) borrower->saved_[in] = saved->second;
+      borrower->borrowed_.erase(it);
+    }
   }
 
   const Program& program() const override { return *prog_; }
 
   void alias(int out, int in) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     check_alias(*prog_, out, in);
     if (loaded_) loaded_->alias(out, in);
     if (held_.count(static_cast<size_t>(in)))
@@ -306,23 +318,56 @@ class EngineExecutable final : public Executable {
   // A held input keeps its bytes in the engine's input buffer; write_rows converts only the
   // new rows and writes them there.
   void hold(int in) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    row_runs(*prog_, in, 0, 0, 0);  // checks the index
-    const Value& v = prog_->values[prog_->inputs[in]];
-    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
-      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) +
-                       "; held inputs are float");
-    const size_t i = static_cast<size_t>(in);
-    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == i; }))
-      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
-    if (!held_.insert(i).second) return;
-    check_not_forked();
-    ensure_loaded_locked();
-    loaded_->write_input(i, [&](void* dst) { std::memset(dst, 0, files_.inputs[i].bytes); });
+    GroupLock lock(mu_);
+    hold_locked(in);
+  }
+
+  // The other program's buffer bound to this program's port (e5rt: one buffer object on two
+  // ports; in-memory: one IOSurface in two requests where the surfaces agree, else a copy
+  // per program kept equal by every write). The source owns the buffer: it unloads the
+  // programs reading it before it lets the buffer go.
+  void share_input(int in, Executable& src_exe, int src_in) override {
+    auto* src = dynamic_cast<EngineExecutable*>(&src_exe);
+    if (!src) throw ValueError("share_input: both programs must run on the same backend");
+    auto mine = mu_, theirs = src->mu_;
+    std::unique_lock<std::recursive_mutex> a(*mine, std::defer_lock), b(*theirs, std::defer_lock);
+    if (mine == theirs) a.lock();
+    else std::lock(a, b);
+    row_runs(*prog_, in, 0, 0, 0);  // checks the indices
+    row_runs(*src->prog_, src_in, 0, 0, 0);
+    size_t i = static_cast<size_t>(in), j = static_cast<size_t>(src_in);
+    if (src->borrowed_.count(j)) {  // the buffer's owner
+      Borrow root = src->borrowed_.at(j);
+      src = root.src, j = root.src_in;
+    }
+    const std::string name = prog_->values[prog_->inputs[in]].name;
+    if (src == this) throw ValueError("share_input: a program cannot share an input with itself");
+    const Port &mine_port = files_.inputs[i], &their_port = src->files_.inputs[j];
+    if (mine_port.dtype != their_port.dtype || mine_port.bytes != their_port.bytes)
+      throw ValueError("share_input: input '" + name + "' and input '" + their_port.name + "' differ in type or size");
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto x) { return x.second == i; }))
+      throw ValueError("share_input: input '" + name + "' is resident (make_resident)");
+    if (borrowed_.count(i) || std::any_of(lent_.begin(), lent_.end(), [&](auto x) { return x.second == i; }))
+      throw ValueError("share_input: input '" + name + "' is already shared");
+    if (mine != theirs && (!lent_.empty() || !borrowed_.empty()))
+      throw ValueError("share_input: this program already shares inputs with others; share from one program to all");
+    src->hold_locked(static_cast<int>(j));
+    held_.insert(i);
+    saved_.erase(i);
+    borrowed_[i] = Borrow{src, j, false};
+    src->lent_.push_back({this, i});
+    if (mine != theirs) {
+      std::lock_guard<std::mutex> reg(registry().mu);
+      mu_ = theirs;  // one lock for every program that reads the buffer
+      group_ = theirs.get();
+    }
+    if (!loaded_) return;
+    if (ran_) unload_locked();  // bound again when it next loads: binds come before the first run
+    else bind_borrowed(i);
   }
 
   void write_rows(int in, int dim, int64_t start, int64_t count, const float* src) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     RowRuns r = row_runs(*prog_, in, dim, start, count);
     const size_t i = static_cast<size_t>(in);
     if (!held_.count(i))
@@ -339,12 +384,13 @@ class EngineExecutable final : public Executable {
                          prog_->options.numerics.fp16);
       else
         std::memcpy(packed.data(), from, packed.size());
-      loaded_->write_input_range(i, static_cast<size_t>(r.first + o * r.stride) * elem, packed.data(), packed.size());
+      const size_t offset = static_cast<size_t>(r.first + o * r.stride) * elem;
+      each_copy(i, [&](Loaded& l, size_t k) { l.write_input_range(k, offset, packed.data(), packed.size()); });
     }
   }
 
   void run(const float* const* inputs, float* const* outputs) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     check_not_forked();
     ensure_loaded_locked();
     const Fp16Mode mode = prog_->options.numerics.fp16;
@@ -367,9 +413,11 @@ class EngineExecutable final : public Executable {
         encode_index_rows(src, n / input_rows_[i], input_rows_[i], rows.data());
         src = rows.data();
       }
-      loaded_->write_input(i, [&](void* dst) {
-        if (p.dtype == DType::fp16) floats_to_halves(src, static_cast<uint16_t*>(dst), n, mode);
-        else std::memcpy(dst, src, n * 4);
+      each_copy(i, [&](Loaded& l, size_t k) {
+        l.write_input(k, [&](void* dst) {
+          if (p.dtype == DType::fp16) floats_to_halves(src, static_cast<uint16_t*>(dst), n, mode);
+          else std::memcpy(dst, src, n * 4);
+        });
       });
     }
     loaded_->execute();
@@ -387,16 +435,74 @@ class EngineExecutable final : public Executable {
   // Called by the registry (another program needs the slot): drop the engine objects; the
   // next run loads again.
   void evict() {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     unload_locked();
   }
 
   const std::string& name() const { return files_.dir; }
+  const void* group() const { return group_; }  // read under the registry's lock
 
  private:
+  // Programs sharing buffers share one recursive lock (a source loads and unloads the
+  // programs reading its buffers); the lock object is kept alive while held.
+  struct GroupLock {
+    std::shared_ptr<std::recursive_mutex> m;
+    std::lock_guard<std::recursive_mutex> l;
+    explicit GroupLock(std::shared_ptr<std::recursive_mutex> mu) : m(std::move(mu)), l(*m) {}
+  };
+  // An input that reads another program's held input.
+  struct Borrow {
+    EngineExecutable* src;
+    size_t src_in;
+    bool bound;  // one buffer with the source's; false: a copy kept equal by every write
+  };
+
   void ensure_loaded() {
-    std::lock_guard<std::mutex> lock(mu_);
+    GroupLock lock(mu_);
     ensure_loaded_locked();
+  }
+
+  void hold_locked(int in) {
+    row_runs(*prog_, in, 0, 0, 0);  // checks the index
+    const Value& v = prog_->values[prog_->inputs[in]];
+    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
+      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) +
+                       "; held inputs are float");
+    const size_t i = static_cast<size_t>(in);
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == i; }))
+      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
+    if (!held_.insert(i).second) return;
+    check_not_forked();
+    ensure_loaded_locked();
+    loaded_->write_input(i, [&](void* dst) { std::memset(dst, 0, files_.inputs[i].bytes); });
+  }
+
+  // Input i borrowed from another program, on the loaded program: the source loaded, then
+  // its buffer bound here, or its bytes copied where the path cannot bind one buffer twice.
+  void bind_borrowed(size_t i) {
+    Borrow& b = borrowed_.at(i);
+    b.src->ensure_loaded_locked();  // never unloads this one: make_room spares the group
+    b.bound = loaded_->share_input(i, *b.src->loaded_, b.src_in);
+    if (b.bound) return;
+    b.src->loaded_->read_input(b.src_in, [&](const void* bytes) {
+      loaded_->write_input(i, [&](void* dst) { std::memcpy(dst, bytes, files_.inputs[i].bytes); });
+    });
+  }
+
+  // Calls write(loaded, input) on every loaded copy of input i: its owner's, and each copy a
+  // program reading it keeps where the path could not bind the owner's buffer.
+  void each_copy(size_t i, const std::function<void(Loaded&, size_t)>& write) {
+    EngineExecutable* owner = this;
+    size_t k = i;
+    if (borrowed_.count(i)) {
+      owner = borrowed_.at(i).src, k = borrowed_.at(i).src_in;
+      owner->ensure_loaded_locked();
+    }
+    write(*owner->loaded_, k);
+    for (auto [reader, in] : owner->lent_) {
+      const Borrow& b = reader->borrowed_.at(in);
+      if (b.src_in == k && !b.bound && reader->loaded_) write(*reader->loaded_, in);
+    }
   }
 
   void ensure_loaded_locked() {
@@ -416,9 +522,12 @@ class EngineExecutable final : public Executable {
     }
     saved_.clear();
     std::call_once(g_atfork, [] { pthread_atfork(nullptr, nullptr, [] { g_forked = true; }); });
-    auto& r = registry();
-    std::lock_guard<std::mutex> lock(r.mu);
-    r.lru.push_back(this);
+    {
+      auto& r = registry();
+      std::lock_guard<std::mutex> lock(r.mu);
+      r.lru.push_back(this);
+    }
+    for (auto& entry : borrowed_) bind_borrowed(entry.first);
   }
 
   // Unloads least recently used programs until one more fits under the cap.
@@ -432,8 +541,12 @@ class EngineExecutable final : public Executable {
         std::lock_guard<std::mutex> lock(r.mu);
         count = r.lru.size();
         if (static_cast<int>(count) < cap) return;
-        victim = r.lru.front();
-        r.lru.pop_front();
+        // The least recently used program outside this one's group: a program being bound to
+        // a buffer of its group must find the buffer's owner loaded.
+        auto it = std::find_if(r.lru.begin(), r.lru.end(), [&](EngineExecutable* e) { return e->group() != group_; });
+        if (it == r.lru.end()) return;  // the whole group stays, over the cap
+        victim = *it;
+        r.lru.erase(it);
       }
       warn(std::to_string(count) + " engine programs are loaded (limit " + std::to_string(cap) +
            ", ANEFORGE_ENGINE_MAX_LOADED; the engine allows about 128 per process): unloading the least "
@@ -450,6 +563,7 @@ class EngineExecutable final : public Executable {
   }
 
   void unload_locked() {
+    for (auto [reader, in] : lent_) reader->unload_locked();  // they bind this one's buffers
     {
       auto& r = registry();
       std::lock_guard<std::mutex> lock(r.mu);
@@ -465,7 +579,8 @@ class EngineExecutable final : public Executable {
       }
     if (loaded_)
       for (size_t in : held_)
-        loaded_->read_input(in, [&](const void* src) {
+        if (!borrowed_.count(in))  // the owner keeps a borrowed value
+          loaded_->read_input(in, [&](const void* src) {
           const char* b = static_cast<const char*>(src);
           saved_[in].assign(b, b + files_.inputs[in].bytes);
         });
@@ -480,8 +595,11 @@ class EngineExecutable final : public Executable {
   std::vector<std::pair<size_t, size_t>> aliases_;
   std::map<size_t, std::string> saved_;  // input -> resident bytes while unloaded
   std::set<size_t> held_;                // held inputs (hold): their value lives in the input buffer
+  std::map<size_t, Borrow> borrowed_;    // input -> the held input of another program it reads
+  std::vector<std::pair<EngineExecutable*, size_t>> lent_;  // (program, its input) reading a held input here
   bool ran_ = false;
-  std::mutex mu_;
+  std::shared_ptr<std::recursive_mutex> mu_ = std::make_shared<std::recursive_mutex>();
+  const void* group_ = mu_.get();        // the lock's identity, for make_room
 };
 
 }  // namespace

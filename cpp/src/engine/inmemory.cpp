@@ -252,6 +252,25 @@ class InMemoryProgram final : public Loaded {
     build_request();
   }
 
+  // One IOSurface in both requests, where the two programs' surfaces have one size (a
+  // request's surfaces must all be the size, mechramc/Orion docs/ane_constraints.md) and the
+  // engine lays the two ports out alike; else false (a copy per program).
+  bool share_input(size_t i, Loaded& src_loaded, size_t src_i) override {
+    auto* src = dynamic_cast<InMemoryProgram*>(&src_loaded);
+    if (!src || surface_size_ != src->surface_size_ || !(in_layout_.at(i) == src->in_layout_.at(src_i)) ||
+        f_.inputs[i].dtype != src->f_.inputs[src_i].dtype)
+      return false;
+    if (ran_) throw EngineError("share_input: shared inputs must be set up before the first run");
+    Pool pool(*a_);
+    a_->release(in_obj_[i]);
+    a_->cf_release(in_surf_[i]);
+    in_surf_[i] = src->in_surf_[src_i];
+    in_obj_[i] = a_->retain(src->in_obj_[src_i]);
+    a_->cf_retain(in_surf_[i]);  // one reference per slot, released per slot
+    build_request();
+    return true;
+  }
+
   void execute() override {
     Pool pool(*a_);
     Id err = nullptr;

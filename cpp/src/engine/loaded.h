@@ -34,6 +34,11 @@ class Loaded {
   // Output `out` is also input `in` from now on: one buffer, no host copy (resident state).
   // Before the first execute only.
   virtual void alias(size_t out, size_t in) = 0;
+  // Input i reads input src_i of `src` (another loaded program on the same path) from now on:
+  // one buffer, which `src` owns and must outlive this binding. Before the first execute.
+  // False when this path cannot bind the two ports to one buffer (the caller then keeps a
+  // copy per program).
+  virtual bool share_input(size_t i, Loaded& src, size_t src_i) = 0;
 };
 
 // A path records what the engine told it about the ports (see last_port_report()).

@@ -47,6 +47,10 @@ void Executable::write_rows(int, int, int64_t, int64_t, const float*) {
   throw UnsupportedError("this backend has no held inputs");
 }
 
+void Executable::share_input(int, Executable&, int) {
+  throw UnsupportedError("this backend has no shared inputs");
+}
+
 RowRuns row_runs(const Program& p, int in, int dim, int64_t start, int64_t count) {
   if (in < 0 || static_cast<size_t>(in) >= p.inputs.size())
     throw ValueError("write_rows: the program has " + std::to_string(p.inputs.size()) + " inputs; got input " +
@@ -124,48 +128,67 @@ class SimExecutable final : public Executable {
   const Program& program() const override { return *prog_; }
 
   void alias(int out, int in) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto mu = mu_;
+    std::lock_guard<std::mutex> lock(*mu);
     check_alias(*prog_, out, in);
-    if (in < static_cast<int>(held_.size()) && !held_[in].empty())
+    if (is_held(in))
       throw ValueError("alias: input '" + prog_->values[prog_->inputs[in]].name + "' is held (hold_input)");
     aliases_.push_back({out, in});
   }
 
   // The held value is the input's buffer itself: a run reads it where it is.
   void hold(int in) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto mu = mu_;
+    std::lock_guard<std::mutex> lock(*mu);
+    hold_locked(in);
+  }
+
+  void share_input(int in, Executable& src_exe, int src_in) override {
+    auto* src = dynamic_cast<SimExecutable*>(&src_exe);
+    if (!src) throw ValueError("share_input: both programs must run on the same backend");
+    if (src == this) throw ValueError("share_input: a program cannot share an input with itself");
+    auto mine = mu_, theirs = src->mu_;
+    std::unique_lock<std::mutex> a(*mine, std::defer_lock), b(*theirs, std::defer_lock);
+    if (mine == theirs) a.lock();
+    else std::lock(a, b);
     const Program& p = *prog_;
-    row_runs(p, in, 0, 0, 0);  // checks the index
+    row_runs(p, in, 0, 0, 0);  // checks the indices
+    row_runs(*src->prog_, src_in, 0, 0, 0);
     const Value& v = p.values[p.inputs[in]];
-    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
-      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) + "; held inputs are float");
-    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == in; }))
-      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
+    const Value& w = src->prog_->values[src->prog_->inputs[src_in]];
+    if (!(v.type == w.type))
+      throw ValueError("share_input: input '" + v.name + "' " + shape_str(v.type.shape) + " " +
+                       std::string(dtype_name(v.type.dtype)) + " cannot share input '" + w.name + "' " +
+                       shape_str(w.type.shape) + " " + std::string(dtype_name(w.type.dtype)) +
+                       ": shared inputs have one shape and dtype");
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto x) { return x.second == in; }))
+      throw ValueError("share_input: input '" + v.name + "' is resident (make_resident)");
+    if (mine != theirs && (lends_ || borrows_))
+      throw ValueError("share_input: this program already shares inputs with others; share from one program to all");
+    src->hold_locked(src_in);
     held_.resize(p.inputs.size());
-    if (!held_[in].empty()) return;
-    held_[in].assign(static_cast<size_t>(std::max<int64_t>(1, numel(v.type.shape))), 0.0f);
-    float* old = ptr_[p.inputs[in]];
-    ptr_[p.inputs[in]] = held_[in].data();
-    for (size_t s = 0; s < p.steps.size(); ++s)
-      for (size_t i = 0; i < p.steps[s].in.size(); ++i)
-        if (p.steps[s].in[i] == p.inputs[in] && steps_[s].in[i] == old) steps_[s].in[i] = held_[in].data();
+    bind_held(in, src->held_[src_in]);
+    src->lends_ = borrows_ = true;
+    mu_ = theirs;  // one lock for every program that reads the buffer
   }
 
   void write_rows(int in, int dim, int64_t start, int64_t count, const float* src) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto mu = mu_;
+    std::lock_guard<std::mutex> lock(*mu);
     RowRuns r = row_runs(*prog_, in, dim, start, count);
-    if (in >= static_cast<int>(held_.size()) || held_[in].empty())
+    if (!is_held(in))
       throw ValueError("write_rows: input '" + prog_->values[prog_->inputs[in]].name + "' is not held (hold_input)");
     const DType dt = prog_->values[prog_->inputs[in]].type.dtype;
     for (int64_t o = 0; o < r.outer; ++o) {
-      float* dst = held_[in].data() + r.first + o * r.stride;
+      float* dst = held_[in]->data() + r.first + o * r.stride;
       std::memcpy(dst, src + o * r.run, static_cast<size_t>(r.run) * sizeof(float));
       ctx_.store(dst, static_cast<size_t>(r.run), dt);
     }
   }
 
   void run(const float* const* inputs, float* const* outputs) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto mu = mu_;
+    std::lock_guard<std::mutex> lock(*mu);
     const Program& p = *prog_;
     state_.resize(p.inputs.size());
     check_int_inputs(p, inputs);
@@ -173,10 +196,10 @@ class SimExecutable final : public Executable {
       const Value& v = p.values[p.inputs[i]];
       size_t n = static_cast<size_t>(numel(v.type.shape));
       const float* src = inputs[i];
-      if (i < held_.size() && !held_[i].empty()) {  // read in place; a given value replaces it
+      if (is_held(static_cast<int>(i))) {  // read in place; a given value replaces it
         if (src) {
-          std::memcpy(held_[i].data(), src, n * sizeof(float));
-          ctx_.store(held_[i].data(), n, v.type.dtype);
+          std::memcpy(held_[i]->data(), src, n * sizeof(float));
+          ctx_.store(held_[i]->data(), n, v.type.dtype);
         }
         continue;
       }
@@ -220,6 +243,32 @@ class SimExecutable final : public Executable {
   }
 
  private:
+  bool is_held(int in) const { return in >= 0 && in < static_cast<int>(held_.size()) && held_[in]; }
+
+  void hold_locked(int in) {
+    const Program& p = *prog_;
+    row_runs(p, in, 0, 0, 0);  // checks the index
+    const Value& v = p.values[p.inputs[in]];
+    if (v.type.dtype != DType::fp16 && v.type.dtype != DType::fp32)
+      throw ValueError("hold: input '" + v.name + "' is " + std::string(dtype_name(v.type.dtype)) + "; held inputs are float");
+    if (std::any_of(aliases_.begin(), aliases_.end(), [&](auto a) { return a.second == in; }))
+      throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
+    if (is_held(in)) return;
+    held_.resize(p.inputs.size());
+    bind_held(in, std::make_shared<std::vector<float>>(static_cast<size_t>(std::max<int64_t>(1, numel(v.type.shape))), 0.0f));
+  }
+
+  // The steps that read input `in` read `buffer` from now on.
+  void bind_held(int in, std::shared_ptr<std::vector<float>> buffer) {
+    const Program& p = *prog_;
+    float* old = ptr_[p.inputs[in]];
+    held_[in] = std::move(buffer);
+    ptr_[p.inputs[in]] = held_[in]->data();
+    for (size_t s = 0; s < p.steps.size(); ++s)
+      for (size_t i = 0; i < p.steps[s].in.size(); ++i)
+        if (p.steps[s].in[i] == p.inputs[in] && steps_[s].in[i] == old) steps_[s].in[i] = held_[in]->data();
+  }
+
   // check_finite: inf/NaN in a layer's output while its inputs were finite is the overflow
   // the user asked to locate; a FloatingPointError names the layer and its input range.
   void check_finite(size_t s) const {
@@ -320,8 +369,10 @@ class SimExecutable final : public Executable {
   std::unique_ptr<float[]> scratch_;          // the running layer's weight, dequantized; freed after each run
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
-  std::vector<std::vector<float>> held_;      // per input: its held value (hold), else empty
-  std::mutex mu_;
+  // Per input: its held value (hold), shared with other programs by share_input; else null.
+  std::vector<std::shared_ptr<std::vector<float>>> held_;
+  bool lends_ = false, borrows_ = false;  // shares inputs with other programs: its own / theirs
+  std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
 };
 
 class SimBackend final : public Backend {

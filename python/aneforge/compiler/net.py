@@ -129,7 +129,7 @@ class Net:
                     v = np.array(args[[n for n, _, _ in self.inputs].index(k)] if k not in kwargs else kwargs[k],
                                  np.float32, copy=True)
                     if v.shape == self._host_held[k].shape:
-                        self._host_held[k] = v
+                        self._host_held[k][...] = v  # in place: a shared input stays shared
                 else:
                     kwargs[k] = self._host_held[k]
         if self._defaults:
@@ -197,6 +197,33 @@ class Net:
             if self._host_held is Net._host_held:
                 self._host_held = {}
             self._host_held.setdefault(name, np.zeros(shape, np.float32))
+        self._defaults = {k: v for k, v in self._defaults.items() if k != name}
+
+    def share_input(self, input, other, other_input=None) -> None:  # noqa: A002
+        """Make ``input`` of this net the very buffer of ``other``'s held input
+        ``other_input`` (the same name by default; held now if it was not): a KV cache that
+        prefill and decode programs both read exists once, and ``write_input`` on either net
+        changes it for both. Same backend, shape and dtype. Nets that share a buffer take one
+        lock, so their calls never overlap."""
+        if not isinstance(other, Net):
+            raise TypeError(f"share_input: other must be a Net, got {type(other).__name__}")
+        if other.backend != self.backend:
+            raise ValueError(f"share_input: this net runs on {self.backend!r} and the other on {other.backend!r}; "
+                             "shared inputs live on one backend")
+        i = self._input_index(input, "share_input")
+        name, shape, dtype = self.inputs[i]
+        j = other._input_index(name if other_input is None else other_input, "share_input")
+        oname, oshape, odtype = other.inputs[j]
+        if tuple(shape) != tuple(oshape) or dtype != odtype:
+            raise ValueError(f"share_input: input {name!r} {tuple(shape)} {dtype} cannot share {oname!r} "
+                             f"{tuple(oshape)} {odtype}: shared inputs have one shape and dtype")
+        if hasattr(self._exe, "share_input"):
+            self._exe.share_input(i, other._exe, j)
+        else:  # the mil backend keeps held inputs on the host: one array in both nets
+            other.hold_input(j)
+            if self._host_held is Net._host_held:
+                self._host_held = {}
+            self._host_held[name] = other._host_held[oname]
         self._defaults = {k: v for k, v in self._defaults.items() if k != name}
 
     def write_input(self, input, rows, start, dim=0) -> None:  # noqa: A002

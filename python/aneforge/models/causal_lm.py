@@ -157,14 +157,20 @@ class CausalLM:
     def _compile(self, outs, inputs, **extra):
         from ..compiler.build import compile as _compile
         net = _compile(outs, inputs=inputs, **self._options, **extra)
-        for i in range(self.spec.layers):  # the caches stay with the program; a step writes its new rows
-            net.hold_input(f"k{i}")
-            net.hold_input(f"v{i}")
+        # The caches stay with the programs, one buffer per cache that every program reads (the
+        # first program holds it, the others share it); a step writes only its new rows.
+        owner = next(iter(self._nets.values()), None)
+        for i in range(self.spec.layers):
+            for name in (f"k{i}", f"v{i}"):
+                if owner is None:
+                    net.hold_input(name)
+                else:
+                    net.share_input(name, owner)
         return net
 
     def _step(self, net, tokens, pos):
         """Run ``tokens`` (at most the net's chunk) at positions pos.. ; write their keys and
-        values into every program's caches; the logits of the last token."""
+        values into the caches (which every program shares); the logits of the last token."""
         S = net.inputs[0][1][1]
         n = len(tokens)
         feed = self._feed(tokens, pos, S)
@@ -173,8 +179,7 @@ class CausalLM:
             if name != "logits":  # this step's keys (..., head_dim, S) and values (..., S, head_dim): the valid ones
                 dim = 4 if name[0] == "k" else 3
                 rows = out[name][..., :n] if dim == 4 else out[name][..., :n, :]
-                for other in self._nets.values():
-                    other.write_input(name, rows, pos, dim=dim)
+                net.write_input(name, rows, pos, dim=dim)
         return out
 
     def _feed(self, tokens, pos, S):
@@ -275,8 +280,9 @@ class CausalLM:
 
     @property
     def cache_bytes(self) -> int:
-        """Bytes of one program's K and V caches in fp16 (the engine's form; the sim holds
-        float32, twice this): 2 x layers x kv_heads x max_context x head_dim x 2."""
+        """Bytes of the K and V caches in fp16 (the engine's form; the sim holds float32, twice
+        this), one buffer each that all the programs share: 2 x layers x kv_heads x
+        max_context x head_dim x 2."""
         s = self.spec
         return 2 * s.layers * s.kv_heads * self.max_context * s.head_dim * 2
 
@@ -284,7 +290,7 @@ class CausalLM:
         s = self.spec
         return (f"CausalLM({s.family}, {s.layers} layers, {s.hidden} wide, {s.heads} heads / {s.kv_heads} KV, "
                 f"max_context={self.max_context}, programs for {sorted(self._nets)} tokens, KV caches "
-                f"{self.cache_bytes / 2**20:.2f} MiB fp16 per program)")
+                f"{self.cache_bytes / 2**20:.2f} MiB fp16, shared by the programs)")
 
 
 def _pick(logits, do_sample, temperature, top_k, top_p, rng) -> int:
