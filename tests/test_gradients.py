@@ -161,6 +161,8 @@ EXTRA = {
     "channel_layer_norm": (lambda x, w, b: af.channel_layer_norm(x, w, b),
                            lambda x, w, b: F.layer_norm(x.permute(0, 2, 3, 1), (4,), w, b).permute(0, 3, 1, 2),
                            [(2, 4, 3, 3), (4,), (4,)]),
+    "channel_rms_norm": (lambda x, w: af.channel_rms_norm(x, w),
+                         lambda x, w: F.rms_norm(x.permute(0, 2, 3, 1), (4,), w).permute(0, 3, 1, 2), [(2, 4, 3, 3), (4,)]),
     "dynamic_conv": (lambda x, w: af.dynamic_conv(x, w, padding=1, stride=2), lambda x, w: F.conv2d(x, w, padding=1, stride=2),
                      [(2, 3, 7, 7), (4, 3, 3, 3)]),
     "resize_nearest": (lambda x: af.resize_nearest(x, (5, 7)), lambda x: F.interpolate(x, size=(5, 7), mode="nearest"),

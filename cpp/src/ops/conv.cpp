@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "aneforge/fp16.h"
 #include "ops/kernel_util.h"
 #include "ops/register.h"
 #include "runtime/blas.h"
@@ -174,10 +175,30 @@ void conv_kernel(const KernelArgs& k) {
   int64_t Cg = g.C / g.groups, Og = g.O / g.groups, Kg = Cg * g.kh * g.kw, P = g.Ho * g.Wo;
   bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                    g.Ho == g.H && g.Wo == g.W;
+  // An fp16-stored weight: a 1x1 conv over a few positions (a language model's decode step in
+  // the (B, C, 1, S) layout) or with a large weight (its prefill) runs as linear does, reading
+  // the fp16 rows in place or widening a panel at a time; others widen it whole, as before.
+  const uint16_t* wh = k.half(1);
+  bool as_linear = wh && pointwise && g.groups == 1 && (P <= kFp16RowsMax || g.O * g.C > (int64_t{1} << 22));
+  if (wh && !as_linear) {
+    static thread_local std::vector<float> widened;
+    widened.resize(static_cast<size_t>(g.O * Kg));
+    halves_to_floats(wh, widened.data(), widened.size());
+    w = widened.data();
+  }
   for (int64_t n = 0; n < g.N; ++n) {
     const float* xn = x + n * g.C * g.H * g.W;
     float* yn = y + n * g.O * P;
-    if (Cg == 1 && g.groups > 1) {
+    if (as_linear) {  // linear over the channels: y^T (P, O) = x^T (P, C) W^T
+      if (P == 1) {
+        linear_rows(xn, nullptr, wh, yn, 1, g.O, g.C);
+      } else {
+        float *xt = scratch(static_cast<size_t>(P * g.C), 1), *yt = scratch(static_cast<size_t>(P * g.O), 2);
+        permute_copy(xn, {g.C, P}, {1, 0}, xt);
+        linear_rows(xt, nullptr, wh, yt, P, g.O, g.C);
+        permute_copy(yt, {P, g.O}, {1, 0}, yn);
+      }
+    } else if (Cg == 1 && g.groups > 1) {
       conv_depthwise(xn, w, g, yn);
     } else {
       // im2col in blocks of output rows (~1 MiB of patches) so the GEMM reads them from cache.
@@ -324,6 +345,7 @@ void register_conv_ops() {
                 P("groups", ParamKind::int_, "1")};
     d.infer = infer_conv;
     d.kernel = conv_kernel;
+    if (!dynamic) d.half_inputs = {1};
     d.mil_op = dynamic ? "conv (non-const weight)" : "conv";
     if (!dynamic) d.aliases = {"conv1d", "conv2d"};
     register_op(std::move(d));

@@ -148,6 +148,14 @@ void for_lanes(const float* x, float* y, const Shape& s, int axis, F fn) {
 // Copies x permuted by dims into y (any rank; used inside kernels).
 void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& dims, float* y);
 
+// Up to this many rows of x, a linear layer with an fp16-stored weight reads it row by row
+// (decode steps, batch-1 inference); more rows amortize a widened panel over a GEMM.
+constexpr int64_t kFp16RowsMax = 4;
+
+// y (M, N) = x (M, K) W^T, W (N, K) given as float32 `w` or, when `wh` is set, as fp16 bits
+// read in place (linear's kernel; also 1x1 convs).
+void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K);
+
 template <class F>
 void map_unary(const float* x, float* y, int64_t n, F f) {
   parallel_for(n, 1 << 15, [&](size_t s, size_t e) {

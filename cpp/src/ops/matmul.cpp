@@ -117,27 +117,32 @@ void linear_fp16_rows(const float* x, const uint16_t* w, float* y, int64_t M, in
   });
 }
 
-// Up to this many rows of x, a linear layer with an fp16-stored weight reads it row by row
-// (decode steps, batch-1 inference); more rows amortize a widened panel over a GEMM.
-constexpr int64_t kFp16RowsMax = 4;
 
-void linear_kernel(const KernelArgs& k) {
-  const Shape &x = k.in_type(0).shape, &w = k.in_type(1).shape;
-  int64_t K = x.back(), N = w[0], M = numel(x) / K;
-  float* y = k.out[0];
-  if (const uint16_t* wh = k.half(1); wh && M <= kFp16RowsMax) {
-    linear_fp16_rows(k.in[0], wh, y, M, N, K);
+}  // namespace
+
+void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K) {
+  if (wh && M <= kFp16RowsMax) {
+    linear_fp16_rows(x, wh, y, M, N, K);
   } else if (wh) {  // W (N, K) in fp16: output columns a panel at a time
     int64_t step = panel_rows(K);
     std::vector<float>& panel = panel_buffer(std::min(step, N) * K);
     for (int64_t n0 = 0; n0 < N; n0 += step) {
       int64_t nb = std::min(step, N - n0);
       halves_to_floats(wh + n0 * K, panel.data(), static_cast<size_t>(nb * K));
-      blas::sgemm(false, true, M, nb, K, 1.0f, k.in[0], K, panel.data(), K, 0.0f, y + n0, N);
+      blas::sgemm(false, true, M, nb, K, 1.0f, x, K, panel.data(), K, 0.0f, y + n0, N);
     }
   } else {
-    blas::sgemm(false, true, M, N, K, 1.0f, k.in[0], K, k.in[1], K, 0.0f, y, N);
+    blas::sgemm(false, true, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
   }
+}
+
+namespace {
+
+void linear_kernel(const KernelArgs& k) {
+  const Shape &x = k.in_type(0).shape, &w = k.in_type(1).shape;
+  int64_t K = x.back(), N = w[0], M = numel(x) / K;
+  float* y = k.out[0];
+  linear_rows(k.in[0], k.in[1], k.half(1), y, M, N, K);
   const float* b = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
   if (b)
     parallel_for(M, 64, [&](size_t s, size_t e) {

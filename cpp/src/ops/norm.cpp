@@ -1,5 +1,5 @@
 // Normalisation: batch_norm (inference), instance_norm, layer_norm, rms_norm, group_norm,
-// channel_layer_norm, l2_norm, local_response_norm. Statistics accumulate in fp32.
+// channel_layer_norm, channel_rms_norm, l2_norm, local_response_norm. Statistics accumulate in fp32.
 #include <algorithm>
 #include <cmath>
 
@@ -219,6 +219,30 @@ void register_norm_ops() {
     register_op(std::move(d));
   }
   {
+    OpDef d = norm_op("channel_rms_norm", "mul(x, rsqrt(reduce_mean(square, axes=[1])))",
+                      "RMS norm over the channel axis 1 at each position (the (B, C, 1, S) transformer layout): "
+                      "x / sqrt(mean(x^2) + eps) * weight; eps=None means float32 eps, as rms_norm.",
+                      {P("x", ParamKind::tensor), kW, P("eps", ParamKind::any, "None")});
+    d.infer = [](InferContext& c) {
+      c.expect_float(0);
+      c.expect_rank(0, 2, 5, "x");
+      set_affine_flags(c, 1, {c.in(0).shape()[1]}, "channels");
+      c.attrs.set("eps", c.attrs.has("eps") ? c.attrs.f("eps") : 1.1920928955078125e-07);
+      c.outputs = {c.in(0).type()};
+    };
+    d.kernel = [](const KernelArgs& k) {  // rms_norm's arithmetic, along a strided lane
+      const float* w = affine_params(k, 1).first;
+      double eps = k.node.attrs.f("eps");
+      for_lanes(k.in[0], k.out[0], k.in_type(0).shape, 1, [&](const float* x, float* y, int64_t n, int64_t st) {
+        float ss = 0.0f;
+        for (int64_t i = 0; i < n; ++i) ss += x[i * st] * x[i * st];
+        float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+        for (int64_t i = 0; i < n; ++i) y[i * st] = w ? x[i * st] * inv * w[i] : x[i * st] * inv;
+      });
+    };
+    register_op(std::move(d));
+  }
+  {
     OpDef d = norm_op("l2_norm", "l2_norm", "x / max(||x||_2, eps) along axis (torch F.normalize).",
                       {P("x", ParamKind::tensor), P("axis", ParamKind::int_, "-1"), P("eps", ParamKind::float_, "1e-12")});
     d.method = true;
@@ -308,6 +332,16 @@ void attach_norm_mil() {
     Args a{{"x", {s.in[0]}}, {"axes", {Is(b, {1}, "axes")}}, {"epsilon", {P(b, s.attrs().f("eps"), "epsilon")}}};
     for (auto& p : optional_affine(b, s, 1, "gamma", "beta")) a.push_back(p);
     b.op("layer_norm", a, s.out_types[0], s.out[0]);
+  });
+  emit("channel_rms_norm", [](Builder& b, const StepView& s) {
+    const Type& xt = s.in_types[0];
+    bool hw = s.attrs().b("has_weight");
+    std::string y = scaled_rsqrt_norm(b, s.in[0], xt, {1}, s.attrs().f("eps"), false, hw ? "" : s.out[0]);
+    if (!hw) return;
+    Shape cs(xt.shape.size() - 1, 1);  // (C, 1, ...): the weight along the channels
+    cs[0] = xt.shape[1];
+    std::string w = b.op("reshape", {{"x", {s.in[1]}}, {"shape", {Is(b, cs, "shape")}}}, like(xt, cs));
+    b.op("mul", {{"x", {y}}, {"y", {w}}}, s.out_types[0], s.out[0]);
   });
   emit("rms_norm", [](Builder& b, const StepView& s) {
     const Type& xt = s.in_types[0];
@@ -437,6 +471,9 @@ void attach_norm_grad() {
     });
   by_decomposition("channel_layer_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
     return affine(standardize(in[0], {1}, a.f("eps"), false), in, 1, a, channel_shape(in[0]));
+  });
+  by_decomposition("channel_rms_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
+    return affine(standardize(in[0], {1}, a.f("eps"), true), in, 1, a, channel_shape(in[0]));
   });
   by_decomposition("batch_norm", [](const std::vector<Tensor>& in, const Attrs& a) {
     Shape cs = channel_shape(in[0]);
