@@ -32,6 +32,14 @@ def _model(family):
         return t.Phi3ForCausalLM(t.Phi3Config(**SMALL, pad_token_id=0))
     if family == "gemma":  # (1 + w) RMSNorm, embeddings scaled by sqrt(hidden), tanh GELU, tied head
         return t.GemmaForCausalLM(t.GemmaConfig(**SMALL, head_dim=8))
+    if family == "gemma2":  # norms after attention and MLP, capped scores and logits, windows on every other layer
+        return t.Gemma2ForCausalLM(t.Gemma2Config(**SMALL, head_dim=8, sliding_window=8, query_pre_attn_scalar=12,
+                                                  attn_logit_softcapping=5.0, final_logit_softcapping=3.0))
+    if family == "gemma3":  # q and k norms; two sliding layers (RoPE base 1e4) per full one (1e6)
+        return t.Gemma3ForCausalLM(t.Gemma3TextConfig(**{**SMALL, "num_hidden_layers": 3}, head_dim=8, sliding_window=8,
+                                                      sliding_window_pattern=3))
+    if family == "mistral-window":  # a sliding window on every layer
+        return t.MistralForCausalLM(t.MistralConfig(**SMALL, sliding_window=8))
     if family == "llama-theta":  # a RoPE base other than the default (Qwen2.5 and Llama 3 use 1e6 / 5e5)
         return t.LlamaForCausalLM(t.LlamaConfig(**SMALL, rope_theta=1e6))
     if family == "llama3-rope":  # Llama 3.1's frequency-dependent RoPE scaling
@@ -41,7 +49,8 @@ def _model(family):
     raise AssertionError(family)
 
 
-FAMILIES = ("gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "llama-theta", "llama3-rope")
+FAMILIES = ("gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2", "gemma3", "mistral-window",
+            "llama-theta", "llama3-rope")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +96,7 @@ def test_next_token_logits_equal_transformers_at_fp32(saved, family):
     transformers' forward. Greedy tokens alone barely see positions in these small random
     models (a RoPE base of 10000 instead of 1e6 keeps every token); the logits do: that
     error is 1.5e-3 of their largest magnitude, while the measured difference here is float32
-    summation order, below 3e-7 of it."""
+    summation order, at most 3.1e-7 of it."""
     model, path = saved[family]
     lm = af.load(path, precision="fp32", max_context=128)
     prompt = PROMPTS["past one chunk"]
@@ -130,9 +139,11 @@ def test_fp16_logits_follow_transformers_at_every_step(saved, family):
         assert top[0] - top[1] <= 2 * err, (parts, top[:2], err)
 
 
-def test_the_mil_backend_generates_what_the_sim_does(saved):
-    """The emitted programs (prefill and decode, with the cache writes) run by the mil backend."""
-    _, path = saved["llama"]
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gemma3"])
+def test_the_mil_backend_generates_what_the_sim_does(saved, family):
+    """The emitted programs (prefill and decode, with the cache writes; Gemma 2's capping and
+    the sliding windows) run by the mil backend."""
+    _, path = saved[family]
     sim = af.load(path, max_context=64).generate(PROMPTS["past one chunk"], 6)
     mil = af.load(path, max_context=64, backend="mil").generate(PROMPTS["past one chunk"], 6)
     np.testing.assert_array_equal(mil, sim)
@@ -281,8 +292,8 @@ def test_chat_renders_the_template_as_transformers_does(saved, tmp_path):
 
 def test_the_decode_program_never_copies_a_cache(saved):
     """A decode step's cost outside attention does not grow with the context: each cache is
-    read by one matmul as it lies (scores from the transposed keys, the output from the
-    values), no layer produces anything as large as a cache, and the only layers as wide as
+    read by one matmul as it lies (transposed scores from the keys, the transposed output
+    from the transposed values), no layer produces anything as large as a cache, and the only layers as wide as
     the context are the attention scores' (matmul, scale, mask, concat, softmax, slice).
     The step returns only its own keys and values, which the host writes in place."""
     import re
@@ -314,6 +325,33 @@ def test_the_decode_program_never_copies_a_cache(saved):
     assert lm.cache_bytes == held and f"KV caches {held / 2**20:.2f} MiB fp16, shared by the programs" in repr(lm)
     assert [o[0] for o in net.outputs] == ["logits"] + [f"{kv}{i}" for i in range(spec.layers) for kv in "kv"]
     assert all(np.prod(shape) == spec.kv_heads * spec.head_dim for name, shape, _ in net.outputs if name != "logits")
+
+
+def test_projections_are_1x1_convs_in_the_channels_first_layout_on_every_target(saved):
+    """The MIL the engine is given: every projection a 1x1 conv of a (1, C, 1, S) tensor (the
+    layout of Apple's ml-ane-transformers), for each target family's limits; no linear ops;
+    the matmuls are attention's over the caches and the lookups (embeddings, RoPE tables, the
+    last token, as one-hot matmuls); the transposes
+    move only a step's own rows (at most S x hidden: the embedding, once)."""
+    import re
+    per_layer = {"llama": 7, "qwen3": 7, "gpt2": 4, "phi3": 4}
+    for family, n in per_layer.items():
+        _, path = saved[family]
+        for target in ("h13", "h16g", "h18"):
+            lm = af.load(path, max_context=64, target=target)
+            spec = lm.spec
+            for S, net in lm._nets.items():
+                mil = net.mil_text()
+                convs = re.findall(r"tensor<fp16, \[([\d, ]+)\]> \w+ = conv\(", mil)
+                assert len(convs) == n * spec.layers + 1, (family, target, S)
+                shapes = [tuple(int(d) for d in c.split(",")) for c in convs]
+                assert all(sh[0] == 1 and sh[2] == 1 and sh[3] == S for sh in shapes[:-1]), (family, S, shapes)
+                assert shapes[-1] == (1, spec.vocab, 1, 1)  # the head, on the last position
+                assert " linear(" not in mil
+                lookups = (2 if family == "gpt2" else 3) + (S > 1)  # embeddings (and RoPE tables), the last token
+                assert len(re.findall(r" = matmul\(", mil)) == 4 * spec.layers + lookups
+                for t in re.findall(r"tensor<fp16, \[([\d, ]+)\]> \w+ = transpose\(", mil):
+                    assert np.prod([int(d) for d in t.split(",")]) <= S * spec.hidden, (family, S, t)
 
 
 SAVE_LM = r"""
@@ -377,14 +415,23 @@ def test_an_fp16_checkpoint_gives_the_programs_the_same_weights(saved, tmp_path,
                                   af.load(path, max_context=64).next_logits(prompt))
 
 
+def _conv_shapes(net):
+    """(name, output shape) of each conv in a net's MIL."""
+    import re
+    return [(m.group(2), tuple(int(d) for d in m.group(1).split(",")))
+            for m in re.finditer(r"tensor<fp\d+, \[([\d, ]+)\]> (\w+) = conv\(", net.mil_text())]
+
+
 def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypatch):
     """Qwen's 151936 tokens exceed the widest axis a target holds (65536): the head runs in
-    equal pieces stacked on a new axis. Here the limit is lowered to 40 for a 100-token model."""
+    equal pieces (3 of 34 here, the last padded), concatenated along the channels. Here the
+    limit is lowered to 40 for a 100-token model."""
     import aneforge.models.causal_lm as cl
     monkeypatch.setattr(cl, "_HEAD_MAX", 40)
     model, path = saved["llama"]
     lm = af.load(path, precision="fp32", max_context=128)
-    assert lm._nets[1].outputs[0][1] == (1, 3, 1, 34)
+    assert lm._nets[1].outputs[0][1] == (1, 102, 1, 1)
+    assert [sh for _, sh in _conv_shapes(lm._nets[1])][-3:] == [(1, 34, 1, 1)] * 2 + [(1, 32, 1, 1)]
     prompt = PROMPTS["past one chunk"]
     with torch.no_grad():
         want = model(torch.from_numpy(np.asarray(prompt, np.int64)[None])).logits[0, -1].numpy()

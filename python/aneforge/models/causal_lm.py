@@ -18,7 +18,8 @@ from ..graph import functional as _F
 from ..graph.tensor import Tensor, borrowing_arrays
 from ._files import Weights, named, open_weights
 
-FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text")
+_GEMMAS = ("gemma", "gemma2", "gemma3_text")
 _NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -inf, also 0)
 
 
@@ -31,6 +32,9 @@ def is_causal_lm(cfg: dict) -> bool:
 class _Spec:
     """The sizes and options a family's config gives, under one set of names."""
 
+    gemma = post_norms = qk_norm = False
+    attn_softcap = final_softcap = window = None
+
     def __init__(self, cfg: dict, path: str):
         self.family = cfg["model_type"]
         g = cfg.get
@@ -38,39 +42,82 @@ class _Spec:
             self.hidden, self.layers, self.heads = g("n_embd"), g("n_layer"), g("n_head")
             self.kv_heads, self.positions = self.heads, g("n_positions")
             self.eps, self.tied = g("layer_norm_epsilon", 1e-5), True
+            self.layer_types = [False] * (self.layers if isinstance(self.layers, int) else 0)
         else:
             self.hidden, self.layers, self.heads = g("hidden_size"), g("num_hidden_layers"), g("num_attention_heads")
             self.kv_heads = g("num_key_value_heads") or self.heads
             self.positions = g("max_position_embeddings")
             self.eps, self.tied = g("rms_norm_eps", 1e-6), bool(g("tie_word_embeddings", False))
-            # transformers 5 writes rope_parameters; older configs rope_theta and rope_scaling
+            self.gemma = self.family in _GEMMAS
+            # Gemma 2 and 3: norms after attention and the MLP too, scores scaled by
+            # query_pre_attn_scalar, tanh soft-capping (Gemma 2); Gemma 3 and Qwen3 norm q and k.
+            self.post_norms = self.family in ("gemma2", "gemma3_text")
+            self.qk_norm = self.family in ("qwen3", "gemma3_text")
+            self.attn_softcap = g("attn_logit_softcapping") if self.post_norms else None
+            self.final_softcap = g("final_logit_softcapping") if self.post_norms else None
+            self.layer_types = self._layer_types(g, path)
+            # transformers 5 writes rope_parameters (per layer type for Gemma 3); older configs
+            # rope_theta and rope_scaling (and Gemma 3 rope_local_base_freq)
             rp = g("rope_parameters") or {}
-            self.rope = dict(rp) if rp else dict(g("rope_scaling") or {})
-            self.theta = float(rp.get("rope_theta", g("rope_theta", 10000.0)))
-            self.rope_type = self.rope.get("rope_type", self.rope.get("type", "default"))
-            if self.rope_type not in ("default", "linear", "llama3"):
-                raise NotImplementedError(f"af.load: {path}: RoPE type {self.rope_type!r} is not supported "
-                                          "(default, linear and llama3 are)")
+            if any(t in rp for t in ("full_attention", "sliding_attention")):
+                self.ropes = {t: self._rope(rp.get(t) or {}, g, path) for t in ("full_attention", "sliding_attention")}
+            else:
+                full = self._rope(rp or dict(g("rope_scaling") or {}, rope_theta=g("rope_theta", 10000.0)), g, path)
+                local = full
+                if self.family == "gemma3_text":
+                    full = self._rope(dict(rp or g("rope_scaling") or {}, rope_theta=rp.get("rope_theta", g(
+                        "rope_theta", 1e6))), g, path)
+                    local = self._rope({"rope_theta": g("rope_local_base_freq", 10000.0)}, g, path)
+                self.ropes = {"full_attention": full, "sliding_attention": local}
             self.partial_rotary = float(rp.get("partial_rotary_factor", g("partial_rotary_factor", 1.0)))
             act = g("hidden_activation") or g("hidden_act", "silu")
             self.act = {"silu": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh"}.get(act)
-            if self.act is None or (self.family == "gemma" and self.act != "gelu_tanh"):
+            if self.act is None or (self.gemma and self.act != "gelu_tanh"):
                 raise NotImplementedError(f"af.load: {path}: hidden_act {act!r} is not supported (silu, and "
                                           "gelu_pytorch_tanh for Gemma)")
-            layer_types = g("layer_types") or []
-            window = g("sliding_window") if g("use_sliding_window", True) else None
-            if any(t != "full_attention" for t in layer_types) and window is None:
-                raise NotImplementedError(f"af.load: {path}: layer types {sorted(set(layer_types))}: only full attention")
-            self.window = window if any(t != "full_attention" for t in layer_types) or self.family == "mistral" else None
         self.vocab = g("vocab_size")
         sizes = (self.hidden, self.layers, self.heads, self.kv_heads, self.vocab)
         if not all(isinstance(v, int) and v > 0 for v in sizes):
             raise ValueError(f"af.load: {path}: config.json lacks valid sizes (hidden, layers, heads, kv heads, vocab)")
         self.head_dim = g("head_dim") or self.hidden // self.heads
+        self.scale = float(g("query_pre_attn_scalar") if self.post_norms else self.head_dim) ** -0.5
         if self.heads % self.kv_heads:
             raise ValueError(f"af.load: {path}: {self.heads} heads do not group over {self.kv_heads} KV heads")
         eos = g("eos_token_id")
         self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+    def _layer_types(self, g, path):
+        """Per layer: True where it attends over a sliding window of self.window positions."""
+        window = g("sliding_window") if g("use_sliding_window", True) else None
+        n = self.layers if isinstance(self.layers, int) and self.layers > 0 else 0
+        types = list(g("layer_types") or [])
+        if not types and self.family == "gemma2":  # configs from before layer_types: every other layer
+            types = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
+        if not types and self.family == "gemma3_text":
+            pattern = int(g("sliding_window_pattern", 6))
+            types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+        if not types and self.family == "mistral" and window:
+            types = ["sliding_attention"] * n
+        types = types or ["full_attention"] * n
+        other = sorted(set(types) - {"full_attention", "sliding_attention"})
+        if other:
+            raise NotImplementedError(f"af.load: {path}: layer types {other} are not supported (full and sliding "
+                                      "attention are)")
+        if len(types) != n:
+            raise ValueError(f"af.load: {path}: layer_types has {len(types)} entries for {n} layers")
+        if "sliding_attention" in types and not (isinstance(window, int) and window > 0):
+            raise ValueError(f"af.load: {path}: sliding attention layers without a sliding_window")
+        self.window = window if "sliding_attention" in types else None
+        return [t == "sliding_attention" for t in types]
+
+    @staticmethod
+    def _rope(params, g, path):
+        """(theta, type, params) of one RoPE configuration."""
+        kind = params.get("rope_type", params.get("type", "default"))
+        if kind not in ("default", "linear", "llama3"):
+            raise NotImplementedError(f"af.load: {path}: RoPE type {kind!r} is not supported "
+                                      "(default, linear and llama3 are)")
+        return float(params.get("rope_theta", g("rope_theta", 10000.0))), kind, dict(params)
 
 
 class CausalLM:
@@ -85,9 +132,6 @@ class CausalLM:
         self.max_context = int(max_context or min(limit, 1024))
         if not 1 <= self.max_context <= limit:
             raise ValueError(f"max_context={max_context} must be in 1..{limit} (the model's positions)")
-        if getattr(s, "window", None) and self.max_context > s.window:
-            raise NotImplementedError(f"max_context={self.max_context} is past the model's sliding window of "
-                                      f"{s.window} positions, which is not built yet: use max_context <= {s.window}")
         # Prefill buckets: a prompt runs through the largest bucket it fills, its tail through the
         # smallest one (padded); single tokens through decode.
         self.prefill_sizes = sorted({max(1, min(int(n), self.max_context)) for n in prefill_sizes} - {1})
@@ -149,8 +193,8 @@ class CausalLM:
             ids = self._prompt(item)[:S]
             feed = self._feed(ids, 0, S)
             for i in range(s.layers):
-                feed[f"k{i}"] = np.zeros((1, s.kv_heads, 1, s.head_dim, self.max_context), np.float32)
-                feed[f"v{i}"] = np.zeros((1, s.kv_heads, 1, self.max_context, s.head_dim), np.float32)
+                feed[f"k{i}"] = np.zeros((1, s.kv_heads, 1, self.max_context, s.head_dim), np.float32)
+                feed[f"v{i}"] = np.zeros((1, s.kv_heads, 1, s.head_dim, self.max_context), np.float32)
             feeds.append(feed if S > 1 else {k: v for k, v in feed.items() if k != "last"})
         return feeds
 
@@ -176,9 +220,9 @@ class CausalLM:
         feed = self._feed(tokens, pos, S)
         out = net(**{k: v for k, v in feed.items() if k in {m for m, _, _ in net.inputs}})
         for name in out:
-            if name != "logits":  # this step's keys (..., head_dim, S) and values (..., S, head_dim): the valid ones
-                dim = 4 if name[0] == "k" else 3
-                rows = out[name][..., :n] if dim == 4 else out[name][..., :n, :]
+            if name != "logits":  # this step's keys (..., S, head_dim) and values (..., head_dim, S): the valid ones
+                dim = 3 if name[0] == "k" else 4
+                rows = out[name][..., :n, :] if dim == 3 else out[name][..., :n]
                 net.write_input(name, rows, pos, dim=dim)
         return out
 
@@ -187,9 +231,14 @@ class CausalLM:
         ids = np.zeros((1, S), np.int32)
         ids[0, :len(tokens)] = tokens
         positions = np.minimum(np.arange(pos, pos + S, dtype=np.int32), self.max_context - 1)[None]
-        past = np.where(np.arange(self.max_context) < pos, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, 1, -1)
-        return {"input_ids": ids, "positions": positions, "past_mask": past,
+        cached = np.arange(self.max_context)[:, None]
+        past = np.where(cached < pos, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, -1, 1)
+        feed = {"input_ids": ids, "positions": positions, "past_mask": past,
                 "last": np.array([len(tokens) - 1], np.int32)}
+        if self.spec.window:  # cached key j to the query at position pos + t: j < pos and j > pos + t - window
+            near = (cached < pos) & (cached > pos + np.arange(S)[None, :] - self.spec.window)
+            feed["window_mask"] = np.where(near, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, self.max_context, S)
+        return feed
 
     def _run_tokens(self, tokens, pos):
         """Feed tokens from position pos: the largest prefill bucket they fill, a padded smaller
@@ -362,24 +411,36 @@ def _tokenizer(path):
 
 
 # ---- the graph ---------------------------------------------------------------------------
+# Activations are (1, channels, 1, tokens), the layout the engine prefers for transformers
+# (Apple's "Deploying Transformers on the Apple Neural Engine", apple/ml-ane-transformers):
+# every projection is a 1x1 conv, the norms run over axis 1, and attention is computed
+# transposed (keys along rows) so that nothing between the embedding and the logits moves a
+# tensor to another layout but the step's own new keys.
 def _build(spec, w, S, C):
     """The step program for S tokens at positions start..start+S-1. Inputs: input_ids and
     positions (1, S), past_mask, last (1,) and per layer the caches of the positions before
-    start, keys transposed (1, kv_heads, 1, head_dim, C) and values (1, kv_heads, 1, C,
-    head_dim), so attention reads them as they lie. Outputs: the last token's logits and
+    start, keys (1, kv_heads, 1, C, head_dim) and values transposed (1, kv_heads, 1,
+    head_dim, C), so attention reads them as they lie. Outputs: the last token's logits and
     the S tokens' keys and values in the caches' layouts (k0, v0, ...), which the host writes
     into the caches. Nothing in the program copies a cache."""
     Hkv, hd, D = spec.kv_heads, spec.head_dim, spec.hidden
     ids = _F.input((1, S), "int32", name="input_ids")
     positions = _F.input((1, S), "int32", name="positions")
     last = _F.input((1,), "int32", name="last") if S > 1 else None
-    caches = [(_F.input((1, Hkv, 1, hd, C), name=f"k{i}"), _F.input((1, Hkv, 1, C, hd), name=f"v{i}"))
+    caches = [(_F.input((1, Hkv, 1, C, hd), name=f"k{i}"), _F.input((1, Hkv, 1, hd, C), name=f"v{i}"))
               for i in range(spec.layers)]
-    # Additive masks: cached key j is visible when j < start (past_mask, 0 or -inf, made on the
-    # host: fp16 compares positions exactly only to 2048); a new key s to new token t when s <= t.
-    past_mask = _F.input((1, 1, 1, 1, C), name="past_mask")
-    causal = np.where(np.tril(np.ones((S, S), bool)), 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, S, S)
-    mask = (past_mask, _F.constant(causal))
+    # Additive masks over (key, query): cached key j is visible when j < start (past_mask, 0 or
+    # -inf, made on the host: fp16 compares positions exactly only to 2048); a new key s to new
+    # token t when s <= t.
+    past_mask = _F.input((1, 1, 1, C, 1), name="past_mask")
+    key, query = np.arange(S)[:, None], np.arange(S)[None, :]
+    causal = np.where(key <= query, 0.0, _NEG).astype(np.float32).reshape(1, 1, 1, S, S)
+    masks = {False: (past_mask, _F.constant(causal))}
+    window_mask = None
+    if spec.window:  # sliding layers: key j visible to the query at position t when t - window < j <= t
+        window_mask = _F.input((1, 1, 1, C, S), name="window_mask")
+        near = np.where((key <= query) & (key > query - spec.window), 0.0, _NEG).astype(np.float32)
+        masks[True] = (window_mask, _F.constant(near.reshape(1, 1, 1, S, S)))
     if spec.family == "gpt2":
         h = _named(w, _F.embedding(ids, _big(w, "transformer.wte.weight", (spec.vocab, D))), "transformer.wte")
         h = h + _named(w, _F.embedding(positions, _big(w, "transformer.wpe.weight", (spec.positions, D))),
@@ -387,51 +448,62 @@ def _build(spec, w, S, C):
         rope = None
     else:
         h = _named(w, _F.embedding(ids, _big(w, "model.embed_tokens.weight", (spec.vocab, D))), "model.embed_tokens")
-        cos, sin = _rope_tables(spec, C)
-        rd = cos.shape[1]
-        rope = (_F.embedding(positions, cos).reshape(1, 1, S, rd), _F.embedding(positions, sin).reshape(1, 1, S, rd))
-        if spec.family == "gemma":  # embeddings scaled by sqrt(hidden), rounded to the weights' dtype as there
+        rope, tables = {}, {}  # per layer kind (Gemma 3's sliding layers have their own base): (cos, sin) (1, 1, rd, S)
+        for sliding in sorted(set(spec.layer_types)):
+            params = spec.ropes["sliding_attention" if sliding else "full_attention"]
+            if repr(params) not in tables:
+                cos, sin = _rope_tables(spec, C, params)
+                tables[repr(params)] = tuple(_F.embedding(positions, t).transpose(1, 2).reshape(1, 1, cos.shape[1], S)
+                                             for t in (cos, sin))
+            rope[sliding] = tables[repr(params)]
+        if spec.gemma:  # embeddings scaled by sqrt(hidden), rounded to the weights' dtype as there
             h = h * float(np.float32(math.sqrt(D)))
+    h = h.transpose(1, 2).reshape(1, D, 1, S)  # (1, S, D) rows of the table -> (1, D, 1, S)
     outs = {}
     for i in range(spec.layers):
-        h = _layer(spec, w, i, h, caches[i], mask, rope, S, C, outs)
+        sliding = spec.layer_types[i]
+        h = _layer(spec, w, i, h, caches[i], masks[sliding], rope and rope[sliding], S, C, outs)
     h = _final_norm(spec, w, h)
     if last is not None:
-        h = _F.dynamic_slice(h, last, 1, dim=1)
+        h = _F.dynamic_slice(h, last, 1, dim=3)  # (1, D, 1, 1)
     head = w.matrix("transformer.wte.weight" if spec.family == "gpt2" else
              "model.embed_tokens.weight" if spec.tied or not w.has("lm_head.weight") else "lm_head.weight",
              (spec.vocab, D), w.fp16)
-    inputs = [ids, positions, past_mask] + ([last] if last is not None else []) + [t for kv in caches for t in kv]
-    return {"logits": _head(w, h, head, spec.vocab), **outs}, inputs
+    inputs = [ids, positions, past_mask] + ([window_mask] if window_mask is not None else []) + (
+        [last] if last is not None else []) + [t for kv in caches for t in kv]
+    logits = _head(w, h, head, spec.vocab)
+    if spec.final_softcap:  # Gemma 2: cap * tanh(logits / cap)
+        logits = _F.tanh(logits * (1.0 / spec.final_softcap)) * float(spec.final_softcap)
+    return {"logits": logits, **outs}, inputs
 
 
 _HEAD_MAX = 65536  # the widest axis a target holds (channel_max of every target)
 
 
 def _head(w, h, head, V):
-    """The vocabulary's logits. Past the targets' widest axis (Qwen's 151936 tokens) the head
-    runs in k equal pieces, the last padded with zeros, stacked as (1, k, 1, width): the host
-    reads them in order."""
+    """The vocabulary's logits (1, V, 1, 1), a 1x1 conv of the last position. Past the
+    targets' widest axis (Qwen's 151936 tokens) the head runs in k equal pieces, the last
+    padded with zeros, concatenated: the host reads them in order."""
     if V <= _HEAD_MAX:
-        return _named(w, _F.linear(h, _const(head)), "lm_head")
+        return _named(w, _F.conv2d(h, _const(_as_conv(head))), "lm_head")
     k = -(-V // _HEAD_MAX)
     width = -(-V // k)
-    parts = [_named(w, _F.linear(h, _const(head[i * width:(i + 1) * width])), f"lm_head.{i}")  # row slices: views
+    parts = [_named(w, _F.conv2d(h, _const(_as_conv(head[i * width:(i + 1) * width]))), f"lm_head.{i}")  # views
              for i in range(k)]
-    short = width - parts[-1].shape[-1]
+    short = width - parts[-1].shape[1]
     if short:
-        parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, 1, short), np.float32))], dim=-1)
-    return _F.stack(parts, dim=1)
+        parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, short, 1, 1), np.float32))], dim=1)
+    return _F.concat(parts, dim=1)
 
 
-def _inv_freq(spec, rd):
-    """RoPE's inverse frequencies for a rotated width rd, with the config's scaling (as
-    transformers' rope utilities compute them, in float64 here)."""
-    inv = 1.0 / (spec.theta ** (np.arange(0, rd, 2, dtype=np.float64) / rd))
-    r = spec.rope
-    if spec.rope_type == "linear":
+def _inv_freq(rope, rd):
+    """RoPE's inverse frequencies for a rotated width rd, with the configuration's scaling (as
+    transformers' rope utilities compute them, in float64 here). rope: (theta, type, params)."""
+    theta, kind, r = rope
+    inv = 1.0 / (theta ** (np.arange(0, rd, 2, dtype=np.float64) / rd))
+    if kind == "linear":
         return inv / float(r["factor"])
-    if spec.rope_type == "llama3":
+    if kind == "llama3":
         factor, low, high = float(r["factor"]), float(r["low_freq_factor"]), float(r["high_freq_factor"])
         old = float(r["original_max_position_embeddings"])
         wavelen = 2 * math.pi / inv
@@ -442,29 +514,31 @@ def _inv_freq(spec, rd):
     return inv
 
 
-def _rope_tables(spec, C):
+def _rope_tables(spec, C, rope):
     """cos and sin of each position's angles, (C, rotated width), halves repeated (rotate_half form)."""
     rd = int(spec.head_dim * spec.partial_rotary)
-    ang = np.arange(C, dtype=np.float64)[:, None] * _inv_freq(spec, rd)[None]
+    ang = np.arange(C, dtype=np.float64)[:, None] * _inv_freq(rope, rd)[None]
     ang = np.concatenate([ang, ang], axis=1)
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
 def _rotate(x, cos, sin, hd):
-    rd = cos.shape[-1]  # the rotated width (partial_rotary_factor < 1 leaves the rest as is)
-    xr = x[..., :rd] if rd < hd else x
+    """RoPE of x (..., head_dim, S) along its head_dim axis (rotate_half form)."""
+    rd = cos.shape[-2]  # the rotated width (partial_rotary_factor < 1 leaves the rest as is)
+    xr = x[..., :rd, :] if rd < hd else x
     half = rd // 2
-    out = xr * cos + _F.concat([-xr[..., half:], xr[..., :half]], dim=-1) * sin
-    return _F.concat([out, x[..., rd:]], dim=-1) if rd < hd else out
+    out = xr * cos + _F.concat([-xr[..., half:, :], xr[..., :half, :]], dim=-2) * sin
+    return _F.concat([out, x[..., rd:, :]], dim=-2) if rd < hd else out
 
 
 def _norm(spec, w, name, x):
+    """The checkpoint's norm over axis 1 of x (1, C, 1, S) (or (heads, head_dim, 1, S))."""
     if spec.family == "gpt2":
-        return _F.layer_norm(x, (spec.hidden,), w(name + ".weight"), w(name + ".bias"), eps=spec.eps)
+        return _F.channel_layer_norm(x, w(name + ".weight"), w(name + ".bias"), eps=spec.eps)
     weight = w(name + ".weight")
-    if spec.family == "gemma":  # Gemma's RMSNorm scales by (1 + weight)
+    if spec.gemma:  # Gemma's RMSNorm scales by (1 + weight)
         weight = weight + np.float32(1.0)
-    return _F.rms_norm(x, (x.shape[-1],), weight, eps=spec.eps)
+    return _F.channel_rms_norm(x, weight, eps=spec.eps)
 
 
 def _final_norm(spec, w, h):
@@ -505,14 +579,18 @@ def _big(w, name, shape, transpose=False):
     return _const(w.matrix(name, shape, w.fp16, transpose))
 
 
-def _linear(w, name, x, out, inp, bias):
+def _as_conv(m):
+    """A (out, in) weight as a 1x1 conv's (out, in, 1, 1): a view of the same memory."""
+    return m.reshape(*m.shape, 1, 1)
+
+
+def _linear(w, name, x, out, inp, bias, transpose=False):
+    """The checkpoint's linear layer `name` (weight (out, in); GPT-2's Conv1D (in, out) with
+    transpose) as a 1x1 conv of x (1, in, 1, S)."""
     b = w(name + ".bias", (out,)) if bias and w.has(name + ".bias") else None
-    return _named(w, _F.linear(x, _big(w, name + ".weight", (out, inp)), b), name)
-
-
-def _transposed(w, name, shape):
-    """GPT-2's Conv1D weight (in, out) as a linear weight (out, in)."""
-    return _big(w, name, shape, transpose=True)
+    shape = (inp, out) if transpose else (out, inp)
+    weight = _const(_as_conv(w.matrix(name + ".weight", shape, w.fp16, transpose)))
+    return _named(w, _F.conv2d(x, weight, b), name)
 
 
 def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
@@ -521,59 +599,68 @@ def _layer(spec, w, i, h, cache, mask, rope, S, C, outs):
     if spec.family == "gpt2":
         p = f"transformer.h.{i}."
         x = _norm(spec, w, p + "ln_1", h)
-        qkv = _named(w, _F.linear(x, _transposed(w, p + "attn.c_attn.weight", (D, 3 * D)),
-                                  w(p + "attn.c_attn.bias", (3 * D,))), p + "attn.c_attn")
-        q, k, v = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
+        qkv = _linear(w, p + "attn.c_attn", x, 3 * D, D, True, transpose=True)
+        q, k, v = qkv[:, :D], qkv[:, D:2 * D], qkv[:, 2 * D:]
     else:
         p = f"model.layers.{i}."
         x = _norm(spec, w, p + "input_layernorm", h)
         if spec.family == "phi3":  # one fused q, k, v projection
             qkv = _linear(w, p + "self_attn.qkv_proj", x, (H + 2 * Hkv) * hd, D, True)
-            q, k, v = qkv[..., :H * hd], qkv[..., H * hd:(H + Hkv) * hd], qkv[..., (H + Hkv) * hd:]
+            q, k, v = qkv[:, :H * hd], qkv[:, H * hd:(H + Hkv) * hd], qkv[:, (H + Hkv) * hd:]
         else:
             q = _linear(w, p + "self_attn.q_proj", x, H * hd, D, True)
             k = _linear(w, p + "self_attn.k_proj", x, Hkv * hd, D, True)
             v = _linear(w, p + "self_attn.v_proj", x, Hkv * hd, D, True)
-    q = q.reshape(1, S, H, hd).permute(0, 2, 1, 3)      # (1, H, S, hd)
-    k = k.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)    # (1, Hkv, S, hd)
-    v = v.reshape(1, S, Hkv, hd).permute(0, 2, 1, 3)
-    if spec.family == "qwen3":  # per-head RMSNorm of q and k before the rotation
+    q = q.reshape(H, hd, 1, S)      # per head: (head_dim, S), head_dim on axis 1
+    k = k.reshape(Hkv, hd, 1, S)
+    if spec.qk_norm:  # per-head RMSNorm of q and k before the rotation (Qwen3, Gemma 3)
         q = _norm(spec, w, p + "self_attn.q_norm", q)
         k = _norm(spec, w, p + "self_attn.k_norm", k)
+    q, k = q.reshape(1, H, hd, S), k.reshape(1, Hkv, hd, S)
     if rope is not None:
         q, k = _rotate(q, *rope, hd), _rotate(k, *rope, hd)
-    # Attention over the cached keys (before start) and the new ones, one softmax over both;
-    # grouped-query: each KV head's group of query heads, no expanded K/V.
-    q5 = q.reshape(1, Hkv, G, S, hd)
-    scale = 1.0 / math.sqrt(hd)
+    # Attention transposed, (key, query): scores from the cached keys (before start) and the
+    # new ones, one softmax over both along the keys; grouped-query: each KV head's group of
+    # query heads, no expanded K/V.
+    q5 = q.reshape(1, Hkv, G, hd, S)
     kc, vc = cache
-    kn, vn = k.reshape(1, Hkv, 1, S, hd).transpose(-1, -2), v.reshape(1, Hkv, 1, S, hd)
+    kn, vn = k.reshape(1, Hkv, 1, hd, S).transpose(-1, -2), v.reshape(1, Hkv, 1, hd, S)
     outs[f"k{i}"], outs[f"v{i}"] = kn, vn
-    scores = _F.concat([_F.matmul(q5, kc) * scale + mask[0], _F.matmul(q5, kn) * scale + mask[1]], dim=-1)
-    probs = _F.softmax(scores, dim=-1)                    # (1, Hkv, G, S, C + S)
-    attn = _F.matmul(probs[..., :C], vc) + _F.matmul(probs[..., C:], vn)  # (1, Hkv, G, S, hd)
-    attn = attn.reshape(1, H, S, hd).permute(0, 2, 1, 3).reshape(1, S, H * hd)
+
+    def scored(keys, m):
+        x = _F.matmul(keys, q5) * spec.scale
+        if spec.attn_softcap:  # Gemma 2: cap * tanh(scores / cap), before the mask
+            x = _F.tanh(x * (1.0 / spec.attn_softcap)) * float(spec.attn_softcap)
+        return x + m
+
+    scores = _F.concat([scored(kc, mask[0]), scored(kn, mask[1])], dim=-2)
+    probs = _F.softmax(scores, dim=-2)                    # (1, Hkv, G, C + S, S)
+    attn = _F.matmul(vc, probs[..., :C, :]) + _F.matmul(vn, probs[..., C:, :])  # (1, Hkv, G, hd, S)
+    attn = attn.reshape(1, H * hd, 1, S)
     if spec.family == "gpt2":
-        h = h + _named(w, _F.linear(attn, _transposed(w, p + "attn.c_proj.weight", (D, D)),
-                                    w(p + "attn.c_proj.bias", (D,))), p + "attn.c_proj")
+        h = h + _linear(w, p + "attn.c_proj", attn, D, D, True, transpose=True)
         x = _norm(spec, w, p + "ln_2", h)
         inner = w.shape(p + "mlp.c_fc.weight")[1]
-        x = _F.gelu(_named(w, _F.linear(x, _transposed(w, p + "mlp.c_fc.weight", (D, inner)),
-                                        w(p + "mlp.c_fc.bias", (inner,))), p + "mlp.c_fc"), approximate="tanh")
-        return h + _named(w, _F.linear(x, _transposed(w, p + "mlp.c_proj.weight", (inner, D)),
-                                       w(p + "mlp.c_proj.bias", (D,))), p + "mlp.c_proj")
-    h = h + _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
-    x = _norm(spec, w, p + "post_attention_layernorm", h)
+        x = _F.gelu(_linear(w, p + "mlp.c_fc", x, inner, D, True, transpose=True), approximate="tanh")
+        return h + _linear(w, p + "mlp.c_proj", x, D, inner, True, transpose=True)
+    o = _linear(w, p + "self_attn.o_proj", attn, D, H * hd, False)
+    if spec.post_norms:  # Gemma 2 and 3 norm the attention's and the MLP's outputs too
+        h = h + _norm(spec, w, p + "post_attention_layernorm", o)
+        x = _norm(spec, w, p + "pre_feedforward_layernorm", h)
+    else:
+        h = h + o
+        x = _norm(spec, w, p + "post_attention_layernorm", h)
     if spec.family == "phi3":  # one fused gate and up projection
         inner = w.shape(p + "mlp.gate_up_proj.weight")[0] // 2
         gate_up = _linear(w, p + "mlp.gate_up_proj", x, 2 * inner, D, False)
-        gate, up = gate_up[..., :inner], gate_up[..., inner:]
+        gate, up = gate_up[:, :inner], gate_up[:, inner:]
     else:
         inner = w.shape(p + "mlp.gate_proj.weight")[0]
         gate = _linear(w, p + "mlp.gate_proj", x, inner, D, False)
         up = _linear(w, p + "mlp.up_proj", x, inner, D, False)
     act = _F.silu(gate) if spec.act == "silu" else _F.gelu(gate, approximate="tanh")
-    return h + _linear(w, p + "mlp.down_proj", act * up, D, inner, False)
+    mlp = _linear(w, p + "mlp.down_proj", act * up, D, inner, False)
+    return h + (_norm(spec, w, p + "post_feedforward_layernorm", mlp) if spec.post_norms else mlp)
 
 
 __all__ = ["CausalLM", "is_causal_lm"]
