@@ -424,19 +424,37 @@ def _conv_shapes(net):
 
 def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypatch):
     """Qwen's 151936 tokens exceed the widest axis a target holds (65536): the head runs in
-    equal pieces (3 of 34 here, the last padded), concatenated along the channels. Here the
-    limit is lowered to 40 for a 100-token model."""
+    equal pieces (3 of 34 here, the last padded), stacked along the height. Here the limit is
+    lowered to 40 for a 100-token model."""
     import aneforge.models.causal_lm as cl
     monkeypatch.setattr(cl, "_HEAD_MAX", 40)
     model, path = saved["llama"]
     lm = af.load(path, precision="fp32", max_context=128)
-    assert lm._nets[1].outputs[0][1] == (1, 102, 1, 1)
+    assert lm._nets[1].outputs[0][1] == (1, 34, 3, 1)
     assert [sh for _, sh in _conv_shapes(lm._nets[1])][-3:] == [(1, 34, 1, 1)] * 2 + [(1, 32, 1, 1)]
     prompt = PROMPTS["past one chunk"]
     with torch.no_grad():
         want = model(torch.from_numpy(np.asarray(prompt, np.int64)[None])).logits[0, -1].numpy()
     assert np.abs(lm.next_logits(prompt) - want).max() <= 1e-6 * np.abs(want).max()
     np.testing.assert_array_equal(lm.generate(prompt, 8), _reference(model, prompt, 8))
+
+
+def test_a_vocabulary_past_65536_compiles_for_every_target(tmp_path):
+    """At the real limit: 70000 tokens (a tiny model) load for h13, h16g and h18, whose axes
+    hold at most 65536, with the logits of transformers."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{
+            **SMALL, "vocab_size": 70000, "hidden_size": 16, "num_hidden_layers": 1, "intermediate_size": 32})).eval()
+        model.save_pretrained(tmp_path)
+    prompt = PROMPTS["short"]
+    with torch.no_grad():
+        want = model(torch.from_numpy(np.asarray(prompt, np.int64)[None])).logits[0, -1].numpy()
+    for target in ("h13", "h16g", "h18"):
+        lm = af.load(tmp_path, precision="fp32", max_context=32, target=target)
+        assert lm._nets[1].outputs[0][1] == (1, 35000, 2, 1)
+        assert np.abs(lm.next_logits(prompt) - want).max() <= 1e-6 * np.abs(want).max()
 
 
 def test_sharded_checkpoints_load_and_bad_indexes_are_refused(saved, tmp_path):

@@ -253,7 +253,7 @@ class CausalLM:
             use = 1 if left == 1 or not fits else max(filled) if filled else min(fits)
             part = tokens[i:i + use]
             out = self._step(self._nets[use], part, pos)
-            logits = out["logits"].reshape(-1)[:self.spec.vocab]  # (the head's pieces, padded, in order)
+            logits = _logits(out["logits"], self.spec.vocab)
             pos += len(part)
             i += len(part)
         return logits, pos
@@ -481,9 +481,10 @@ _HEAD_MAX = 65536  # the widest axis a target holds (channel_max of every target
 
 
 def _head(w, h, head, V):
-    """The vocabulary's logits (1, V, 1, 1), a 1x1 conv of the last position. Past the
-    targets' widest axis (Qwen's 151936 tokens) the head runs in k equal pieces, the last
-    padded with zeros, concatenated: the host reads them in order."""
+    """The vocabulary's logits, a 1x1 conv of the last position: (1, V, 1, 1). Past the
+    targets' channel limit (Qwen's 151936 tokens) the head runs in k equal pieces, the last
+    padded with zeros, stacked along the height as (1, width, k, 1) (h13's height and width
+    hold only 16384): the host reads piece by piece (_logits)."""
     if V <= _HEAD_MAX:
         return _named(w, _F.conv2d(h, _const(_as_conv(head))), "lm_head")
     k = -(-V // _HEAD_MAX)
@@ -493,7 +494,12 @@ def _head(w, h, head, V):
     short = width - parts[-1].shape[1]
     if short:
         parts[-1] = _F.concat([parts[-1], _F.constant(np.zeros((1, short, 1, 1), np.float32))], dim=1)
-    return _F.concat(parts, dim=1)
+    return _F.concat(parts, dim=2)
+
+
+def _logits(out, V):
+    """The V logits of a step's (1, width, pieces, 1) output, piece after piece."""
+    return np.asarray(out)[0, :, :, 0].T.reshape(-1)[:V]
 
 
 def _inv_freq(rope, rd):
