@@ -439,6 +439,25 @@ def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypa
     np.testing.assert_array_equal(lm.generate(prompt, 8), _reference(model, prompt, 8))
 
 
+def test_a_tied_head_is_held_and_written_once(tmp_path):
+    """A head tied to the embedding (GPT-2, Gemma, small Qwens) is the same table read as a
+    (V, D) lookup and a (V, D, 1, 1) conv: the program's weight bytes and the engine's weight
+    blob hold it once; an untied head adds exactly its V x D fp16 values (and the blob entry's
+    64-byte header, 64-byte aligned)."""
+    sizes = {}
+    for tied in (True, False):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMALL, tie_word_embeddings=tied)).save_pretrained(
+                tmp_path / str(tied))
+        net = af.load(tmp_path / str(tied), max_context=16)._nets[1]
+        sizes[tied] = net.weight_bytes, len(net.weight_blob())
+    table = SMALL["vocab_size"] * SMALL["hidden_size"] * 2
+    assert sizes[False][0] - sizes[True][0] == table
+    assert sizes[False][1] - sizes[True][1] == 64 + table
+
+
 def test_a_vocabulary_past_65536_compiles_for_every_target(tmp_path):
     """At the real limit: 70000 tokens (a tiny model) load for h13, h16g and h18, whose axes
     hold at most 65536, with the logits of transformers."""

@@ -2,6 +2,7 @@
 #include "aneforge/mil.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -245,12 +246,27 @@ void Builder::finish() {
   for (const auto& o : m_.main.ops)
     for (const auto& in : o.inputs) used.insert(in.second.begin(), in.second.end());
   std::vector<Op> kept;
+  // Equal bytes of one dtype are written once: a tied embedding and its language-model head
+  // (a (V, D) table and a (V, D, 1, 1) conv weight) read the same blob entry.
+  std::map<std::pair<size_t, uint32_t>, std::vector<int64_t>> written;  // (hash, dtype) -> entries
+  auto append = [&](const Literal& l) {
+    std::string data = pack(l.numbers, l.blob_dtype);
+    uint32_t code = blob_dtype_code(l.blob_dtype);
+    auto& same_hash = written[{std::hash<std::string>{}(data), code}];
+    for (int64_t at : same_hash) {  // an entry: 64 bytes of metadata (size at +8), then the data
+      uint64_t size;
+      std::memcpy(&size, &m_.weights.bytes[static_cast<size_t>(at) + 8], 8);
+      if (size == data.size() && m_.weights.bytes.compare(static_cast<size_t>(at) + 64, data.size(), data) == 0) return at;
+    }
+    int64_t at = blob_append(m_.weights, data, code);
+    same_hash.push_back(at);
+    return at;
+  };
   for (auto& o : m_.main.ops) {
     if (o.type == "const" && !used.count(o.name)) continue;
-    if (o.type == "const" && o.value.to_blob)
-      o.value.blob_offset = blob_append(m_.weights, pack(o.value.numbers, o.value.blob_dtype), blob_dtype_code(o.value.blob_dtype));
+    if (o.type == "const" && o.value.to_blob) o.value.blob_offset = append(o.value);
     for (auto& [_, lit] : o.attrs)
-      if (lit.to_blob) lit.blob_offset = blob_append(m_.weights, pack(lit.numbers, lit.blob_dtype), blob_dtype_code(lit.blob_dtype));
+      if (lit.to_blob) lit.blob_offset = append(lit);
     kept.push_back(std::move(o));
   }
   m_.main.ops = std::move(kept);

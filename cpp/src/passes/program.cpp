@@ -1,5 +1,6 @@
 // Program: its accounting, printing, and the helpers passes share.
 #include <algorithm>
+#include <set>
 #include <cstdio>
 
 #include "aneforge/op.h"
@@ -51,12 +52,16 @@ int64_t Program::weight_bytes() const {
     for (int v : s.in) used[v] = true;
   for (int v : outputs) used[v] = true;
   int64_t b = 0;
+  std::set<std::pair<const void*, int64_t>> counted;  // one memory seen under two shapes counts once
   for (size_t i = 0; i < values.size(); ++i) {
     const auto& v = values[i];
     if (!v.data || !used[i]) continue;
     int64_t n = numel(v.type.shape);
-    if (v.data->packed) b += v.data->packed->stored_bytes();
-    else b += (n * std::max(16, dtype_bits(v.type.dtype)) + 7) / 8;
+    int64_t bytes = v.data->packed ? v.data->packed->stored_bytes() : (n * std::max(16, dtype_bits(v.type.dtype)) + 7) / 8;
+    const void* at = v.data->packed ? static_cast<const void*>(v.data->packed.get())
+                     : v.data->values.is_half() ? static_cast<const void*>(v.data->values.half_data())
+                                                 : static_cast<const void*>(v.data->values.data());
+    if (counted.insert({at, bytes}).second) b += bytes;
   }
   return b;
 }
