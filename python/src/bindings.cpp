@@ -191,11 +191,13 @@ NB_MODULE(_core, m) {
     const uint16_t* s = src.data();
     uint16_t* d = dst.data();
     nb::gil_scoped_release nogil;
-    constexpr size_t T = 64;
-    for (size_t r0 = 0; r0 < R; r0 += T)
-      for (size_t c0 = 0; c0 < C; c0 += T)
-        for (size_t r = r0; r < std::min(R, r0 + T); ++r)
-          for (size_t c = c0; c < std::min(C, c0 + T); ++c) d[c * R + r] = s[r * C + c];
+    constexpr size_t T = 64;  // 64 x 64 tiles (8 KiB each way); bands of output rows per thread
+    af::parallel_for((C + T - 1) / T, 1, [&](size_t b, size_t e) {
+      for (size_t c0 = b * T; c0 < std::min(C, e * T); c0 += T)
+        for (size_t r0 = 0; r0 < R; r0 += T)
+          for (size_t c = c0; c < std::min(C, c0 + T); ++c)
+            for (size_t r = r0; r < std::min(R, r0 + T); ++r) d[c * R + r] = s[r * C + c];
+    });
   }, "src"_a, "dst"_a);
   // bfloat16 bits (float32's upper half) rounded to fp16 bits as round_to_fp16_bits does.
   m.def("bf16_to_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> src,
