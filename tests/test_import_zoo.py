@@ -105,7 +105,7 @@ def test_af_load_takes_any_architecture_through_from_torch(name, tmp_path):
         model = _text_dirs()[name]().eval()
         model.save_pretrained(tmp_path / name)
     enc = af.load(tmp_path / name)
-    assert enc.buckets == (16, 32, 64)
+    assert enc.buckets == (16, 32, 48, 64)
     ids = np.random.default_rng(0).integers(0, 100, (2, 11))
     mask = np.ones((2, 11))
     mask[1, 7:] = 0  # the second sequence is 7 tokens, padded

@@ -51,7 +51,7 @@ def test_minilm_matches_sentence_transformers_on_varied_sentences(minilm):
     cos = [_cos(a, b) for a, b in zip(got, ref)]
     assert min(cos) >= 0.9999, f"min cosine {min(cos):.6f} at {sents[int(np.argmin(cos))]!r}"
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=2e-3)  # Normalize module
-    assert "length buckets: 16, 32, 64, 128, 256" in enc.summary()
+    assert "length buckets: 16, 32, 48, 64, 96, 128, 192, 256" in enc.summary()
 
 
 def test_minilm_called_with_token_ids_as_in_the_seed(minilm):
@@ -106,7 +106,7 @@ def test_bert_with_tanh_gelu_and_token_types(tmp_path, rng):
 def test_lengths_use_buckets_compiled_once(tmp_path, rng):
     d, _ = _bert_dir(tmp_path)
     enc = af.load(d)
-    assert enc.buckets == (16, 32, 64, 96)
+    assert enc.buckets == (16, 32, 48, 64, 96)
     for n in (5, 9, 16, 12):
         assert enc(rng.integers(1, 500, (1, n))).shape == (1, n, 64)
     assert list(enc._cache) == [(1, 16)]
@@ -114,6 +114,21 @@ def test_lengths_use_buckets_compiled_once(tmp_path, rng):
         enc(np.ones((1, 97), np.int64))
     with pytest.raises(ValueError, match="in 0..499"):
         enc(np.array([[1, 500]]))
+
+
+def test_encode_cuts_batches_where_the_bucket_grows(tmp_path):
+    """Sorted lengths of 32 sentences (those of benchmarks/sim_speed.py's MiniLM row): one
+    batch padded to the longest (46 -> bucket 48) would hold 32 x 48 token slots; cut where
+    the bucket grows once a quarter of batch_size is in, they run as 8 x 16, 16 x 32 (12
+    sentences, a power of two) and 16 x 48: 1408 slots, fewer than sentence-transformers' 32 x 46."""
+    d, _ = _bert_dir(tmp_path)
+    enc = af.load(d)
+    lengths = [13] * 8 + [22] * 4 + [24] * 4 + [32] * 4 + [35] * 4 + [46] * 8
+    batches = list(enc._batches(lengths, list(range(32)), 32))
+    assert [len(b) for b in batches] == [8, 12, 12]
+    assert [enc._bucket(lengths[b[-1]]) for b in batches] == [16, 32, 48]
+    assert [len(b) for b in enc._batches(lengths, list(range(32)), 8)] == [8, 8, 4, 8, 4]  # at most batch_size
+    assert [len(b) for b in enc._batches([5] * 3 + [40] * 3, list(range(6)), 32)] == [6]  # too few to cut
 
 
 def test_broken_directories_name_what_is_wrong(tmp_path):
