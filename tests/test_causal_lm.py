@@ -439,6 +439,26 @@ def test_a_vocabulary_wider_than_the_targets_axis_runs_in_pieces(saved, monkeypa
     np.testing.assert_array_equal(lm.generate(prompt, 8), _reference(model, prompt, 8))
 
 
+def test_a_gemma3_image_text_checkpoint_generates_as_its_language_model(tmp_path):
+    """Gemma 3's 4B-27B checkpoints are image-text models (Gemma3ForConditionalGeneration):
+    af.load builds their language model (config text_config, weights under language_model.)
+    and generates from text what transformers' image-text model generates from the same ids."""
+    torch.manual_seed(0)
+    text = {**SMALL, "vocab_size": 300, "head_dim": 8, "sliding_window": 8, "sliding_window_pattern": 2}
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.Gemma3ForConditionalGeneration(transformers.Gemma3Config(
+            text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=299, boi_token_index=297,
+            eoi_token_index=298)).eval()
+        model.save_pretrained(tmp_path)
+    lm = af.load(tmp_path, precision="fp32", max_context=128)
+    assert lm.spec.family == "gemma3_text" and lm.spec.window == 8
+    prompt = PROMPTS["past one chunk"]
+    np.testing.assert_array_equal(lm.generate(prompt, 16), _reference(model, prompt, 16))
+
+
 def test_a_tied_head_is_held_and_written_once(tmp_path):
     """A head tied to the embedding (GPT-2, Gemma, small Qwens) is the same table read as a
     (V, D) lookup and a (V, D, 1, 1) conv: the program's weight bytes and the engine's weight

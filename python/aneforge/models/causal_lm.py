@@ -24,9 +24,27 @@ _NEG = -1e30  # masked scores: exp() of it is 0 in fp32 (in fp16 it rounds to -i
 
 
 def is_causal_lm(cfg: dict) -> bool:
-    """A directory saved from a *ForCausalLM / *LMHeadModel class of a family built here."""
+    """A directory saved from a *ForCausalLM / *LMHeadModel class of a family built here, or
+    a Gemma 3 image-text checkpoint (whose language model is loaded)."""
     archs = cfg.get("architectures") or []
+    if _gemma3_text_config(cfg) is not None:
+        return True
     return cfg.get("model_type") in FAMILIES and any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+
+
+def _gemma3_text_config(cfg: dict):
+    """The language model's config of a Gemma 3 image-text checkpoint
+    (Gemma3ForConditionalGeneration: its weights under language_model.), else None."""
+    archs = cfg.get("architectures") or []
+    if cfg.get("model_type") != "gemma3" or "Gemma3ForConditionalGeneration" not in archs:
+        return None
+    text = dict(cfg.get("text_config") or {})
+    text["model_type"] = "gemma3_text"
+    text.setdefault("tie_word_embeddings", cfg.get("tie_word_embeddings", True))
+    for k in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        if k in cfg:
+            text.setdefault(k, cfg[k])
+    return text
 
 
 class _Spec:
@@ -127,7 +145,8 @@ class CausalLM:
     def __init__(self, path, cfg, *, max_context=None, prefill_sizes=(8, 32), compress=None, calibration=None,
                  **compile_options):
         self.path, self.config = path, cfg
-        self.spec = s = _Spec(cfg, path)
+        text = _gemma3_text_config(cfg)  # an image-text checkpoint: its language model, text only
+        self.spec = s = _Spec(text or cfg, path)
         limit = s.positions or 2048
         self.max_context = int(max_context or min(limit, 1024))
         if not 1 <= self.max_context <= limit:
@@ -135,7 +154,7 @@ class CausalLM:
         # Prefill buckets: a prompt runs through the largest bucket it fills, its tail through the
         # smallest one (padded); single tokens through decode.
         self.prefill_sizes = sorted({max(1, min(int(n), self.max_context)) for n in prefill_sizes} - {1})
-        w = Weights(open_weights(path), path)
+        w = Weights(open_weights(path), path, prefix="language_model." if text else "")
         # fp16 programs hold bulk weights as fp16 bits rounded on load (as a default program
         # rounds); fp32 programs and other rounding modes take float32 arrays.
         w.fp16 = (compile_options.get("precision", "fp16") == "fp16"
