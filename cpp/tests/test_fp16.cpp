@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "aneforge/fp16.h"
 
@@ -199,3 +201,57 @@ TEST(Fp16, NonIeeeFpcrFallsBackToPortableCode) {
   for (size_t i = 0; i < sweep.size(); ++i) EXPECT_EQ(enc[i], f2h(sweep[i], false, false)) << i;
 }
 #endif
+
+// Shapes on and off the 8 x 8 blocks and 64 x 64 tiles, against the plain index formula.
+TEST(Fp16, TransposeU16MatchesTheIndexFormula) {
+  std::mt19937 rng(7);
+  for (auto [rows, cols] : std::vector<std::pair<size_t, size_t>>{
+           {1, 1}, {8, 8}, {3, 17}, {64, 64}, {65, 130}, {768, 200}, {203, 9}, {16, 1000}}) {
+    std::vector<uint16_t> src(rows * cols), dst(rows * cols, 0xffff);
+    for (auto& v : src) v = static_cast<uint16_t>(rng());
+    transpose_u16(src.data(), dst.data(), rows, cols);
+    size_t wrong = 0;
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < cols; ++c) wrong += dst[c * rows + r] != src[r * cols + c];
+    EXPECT_EQ(wrong, 0u) << rows << " x " << cols;
+  }
+  // A band of 21 rows into columns 9..29 of a (cols x 40) dst: the columns around stay as they were.
+  const size_t rows = 21, cols = 19, ld = 40, at = 9;
+  std::vector<uint16_t> src(rows * cols), dst(cols * ld, 0xffff);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint16_t>(i);
+  transpose_u16(src.data(), dst.data() + at, rows, cols, ld);
+  for (size_t c = 0; c < cols; ++c)
+    for (size_t j = 0; j < ld; ++j)
+      EXPECT_EQ(dst[c * ld + j], j >= at && j < at + rows ? src[(j - at) * cols + c] : 0xffff) << c << ", " << j;
+}
+
+// Every bfloat16 bit pattern, in registers and in the scalar tail, against the portable
+// rounding of the float32 it is the upper half of; the flag says whether any result is inf/NaN.
+TEST(Fp16, Bf16ToHalvesRoundsEveryPatternAsTheWidenedFloat) {
+  for (bool ftz : {true, false}) {
+    const Fp16Mode mode{RoundMode::nearest_even, ftz};
+    std::vector<uint16_t> src(65536 + 5), dst(src.size());
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint16_t>(i);
+    EXPECT_FALSE(bf16_to_halves(src.data(), dst.data(), src.size(), mode));
+    size_t wrong = 0;
+    for (size_t i = 0; i < src.size(); ++i) {
+      uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      wrong += dst[i] != float_to_half(f, mode);
+    }
+    EXPECT_EQ(wrong, 0u) << "ftz " << ftz;
+  }
+  // finite: 1.0 and -2.0 (0x3f80, 0xc000); 0x4780 (65536) rounds past 65504 to inf.
+  std::vector<uint16_t> ok(37, 0x3f80), out(37);
+  ok[36] = 0xc000;
+  EXPECT_TRUE(bf16_to_halves(ok.data(), out.data(), ok.size()));
+  EXPECT_EQ(out[0], 0x3c00);
+  EXPECT_EQ(out[36], 0xc000);
+  for (size_t at : {size_t{3}, size_t{36}}) {  // in a block of eight, then in the tail
+    auto big = ok;
+    big[at] = 0x4780;
+    EXPECT_FALSE(bf16_to_halves(big.data(), out.data(), big.size())) << at;
+    EXPECT_EQ(out[at], 0x7c00);
+  }
+}

@@ -176,46 +176,38 @@ NB_MODULE(_core, m) {
     return af::constant(std::move(v), s, af::dtype_from_name(dtype));
   }, "values"_a, "dtype"_a = "fp16", "borrow"_a = false);
   // An fp16 constant from its bits, read in place (the array stays alive with the graph).
-  m.def("constant_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> a) {
+  // all_finite: the caller saw no inf/NaN in the bits as it made them (the sim skips its scan).
+  m.def("constant_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> a, bool all_finite) {
     af::Shape s;
     for (size_t i = 0; i < a.ndim(); ++i) s.push_back(static_cast<int64_t>(a.shape(i)));
     auto owner = std::make_shared<nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu>>(a);
-    return af::constant(af::ConstValues::borrow_halves(a.data(), a.size(), owner), s, af::DType::fp16);
-  }, "bits"_a);
-  // dst (cols, rows) = src (rows, cols) transposed, 2-byte elements, in cache-sized tiles
-  // (GPT-2's Conv1D weights as linear weights; NumPy's strided copy is several times slower).
+    af::Tensor t = af::constant(af::ConstValues::borrow_halves(a.data(), a.size(), owner), s, af::DType::fp16);
+    if (all_finite) t.node()->data->finite.store(1, std::memory_order_relaxed);
+    return t;
+  }, "bits"_a, "all_finite"_a = false);
+  // dst[:, row0:row0 + rows] = src (rows, cols) transposed, 2-byte elements (GPT-2's Conv1D
+  // weights as linear weights, a band of rows at a time as they are read; NumPy's strided
+  // copy is several times slower).
   m.def("transpose_u16", [](nb::ndarray<const uint16_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> src,
-                            nb::ndarray<uint16_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> dst) {
+                            nb::ndarray<uint16_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> dst, size_t row0) {
     const size_t R = src.shape(0), C = src.shape(1);
-    if (dst.shape(0) != C || dst.shape(1) != R) throw af::ValueError("transpose_u16: dst must be (cols, rows) of src");
+    if (dst.shape(0) != C || row0 > dst.shape(1) || dst.shape(1) - row0 < R)
+      throw af::ValueError("transpose_u16: dst must be (cols, >= row0 + rows) of src");
     const uint16_t* s = src.data();
-    uint16_t* d = dst.data();
+    uint16_t* d = dst.data() + row0;
+    const size_t ld = dst.shape(1);
     nb::gil_scoped_release nogil;
-    constexpr size_t T = 64;  // 64 x 64 tiles (8 KiB each way); bands of output rows per thread
-    af::parallel_for((C + T - 1) / T, 1, [&](size_t b, size_t e) {
-      for (size_t c0 = b * T; c0 < std::min(C, e * T); c0 += T)
-        for (size_t r0 = 0; r0 < R; r0 += T)
-          for (size_t c = c0; c < std::min(C, c0 + T); ++c)
-            for (size_t r = r0; r < std::min(R, r0 + T); ++r) d[c * R + r] = s[r * C + c];
-    });
-  }, "src"_a, "dst"_a);
-  // bfloat16 bits (float32's upper half) rounded to fp16 bits as round_to_fp16_bits does.
+    af::transpose_u16(s, d, R, C, ld);
+  }, "src"_a, "dst"_a, "row0"_a = 0);
+  // bfloat16 bits (float32's upper half) rounded to fp16 bits as round_to_fp16_bits does;
+  // returns whether every result is finite.
   m.def("bf16_to_fp16_bits", [](nb::ndarray<const uint16_t, nb::c_contig, nb::device::cpu> src,
                                 nb::ndarray<uint16_t, nb::c_contig, nb::device::cpu> dst) {
     if (src.size() != dst.size()) throw af::ValueError("bf16_to_fp16_bits: src and dst differ in size");
     const uint16_t* s = src.data();
     uint16_t* d = dst.data();
     nb::gil_scoped_release nogil;
-    af::parallel_for(src.size(), 1 << 14, [&](size_t b, size_t e) {
-      uint32_t bits[4096];
-      float wide[4096];
-      for (size_t at = b; at < e; at += 4096) {
-        const size_t n = std::min<size_t>(4096, e - at);
-        for (size_t i = 0; i < n; ++i) bits[i] = static_cast<uint32_t>(s[at + i]) << 16;
-        std::memcpy(wide, bits, n * 4);
-        af::floats_to_halves(wide, d + at, n, af::Fp16Mode{});
-      }
-    });
+    return af::bf16_to_halves(s, d, src.size());
   }, "src"_a, "dst"_a);
   // float32 values rounded to fp16 bits as a default program rounds its constants (nearest
   // even, subnormals flushed), into dst.

@@ -19,10 +19,18 @@ float half_to_float(uint16_t h);
 void round_to_fp16(float* data, size_t n, Fp16Mode mode = {});
 void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode = {});
 void halves_to_floats(const uint16_t* src, float* dst, size_t n);
+// bfloat16 bits (float32's upper half) to fp16 bits, rounded as floats_to_halves rounds the
+// widened floats. Returns whether every result is finite (no inf/NaN, none past 65504).
+bool bf16_to_halves(const uint16_t* src, uint16_t* dst, size_t n, Fp16Mode mode = {});
 // y[m * ldy] = dot(x + m * ldx, w) over K for m < M (1..4), w as fp16 bits, widened exactly
 // as it is read. The sum order is fixed on every machine: eight fp32 lanes (lane j takes
 // k = j, j + 8, ... in order; each product rounded, then added), the tail k >= K - K % 8 into
 // lanes 0.., then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 void dot_halves(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float* y, int64_t ldy);
+// dst (cols x rows) = src (rows x cols) transposed, for 16-bit values (fp16 or bf16 bits):
+// 8 x 8 blocks in registers (SSE2, NEON), split across threads. Row c of dst starts at
+// dst + c * ld_dst (ld_dst >= rows; 0 means rows), so a band of src's rows can land in a
+// band of a wider dst's columns. src and dst must not overlap.
+void transpose_u16(const uint16_t* src, uint16_t* dst, size_t rows, size_t cols, size_t ld_dst = 0);
 
 }  // namespace af

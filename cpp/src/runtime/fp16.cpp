@@ -1,6 +1,7 @@
 #include "aneforge/fp16.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "aneforge/parallel.h"
@@ -106,6 +107,30 @@ __attribute__((target("avx,f16c"))) static void to_floats_f16c(const uint16_t* s
   for (; i < n; ++i) d[i] = half_to_float(s[i]);
 }
 
+// bfloat16 to fp16 in registers: each bf16 is the upper half of its float32. Returns whether
+// every result is finite.
+__attribute__((target("avx,f16c"))) static bool bf16_to_halves_f16c(const uint16_t* s, uint16_t* d, size_t n,
+                                                                   bool ftz) {
+  size_t i = 0;
+  const __m128i expmask = _mm_set1_epi16(0x7c00), signmask = _mm_set1_epi16(static_cast<short>(0x8000));
+  __m128i nonfinite = _mm_setzero_si128();
+  for (; i + 8 <= n; i += 8) {
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    __m256i wide = _mm256_set_m128i(_mm_unpackhi_epi16(_mm_setzero_si128(), b), _mm_unpacklo_epi16(_mm_setzero_si128(), b));
+    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(wide), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m128i exp = _mm_and_si128(h, expmask);
+    if (ftz) h = _mm_blendv_epi8(h, _mm_and_si128(h, signmask), _mm_cmpeq_epi16(exp, _mm_setzero_si128()));
+    nonfinite = _mm_or_si128(nonfinite, _mm_cmpeq_epi16(exp, expmask));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), h);
+  }
+  bool finite = _mm_movemask_epi8(nonfinite) == 0;
+  for (; i < n; ++i) {
+    d[i] = float_to_half(float_of(static_cast<uint32_t>(s[i]) << 16), {RoundMode::nearest_even, ftz});
+    finite &= (d[i] & 0x7c00) != 0x7c00;
+  }
+  return finite;
+}
+
 // CPUID leaf 1: ECX bit 29 F16C, bit 28 AVX, bit 27 OSXSAVE; XCR0 must enable the YMM state.
 // (Read directly: clang 14's __builtin_cpu_supports does not know "f16c".)
 static bool has_f16c() {
@@ -164,6 +189,26 @@ static void to_halves_neon(const float* s, uint16_t* d, size_t n, bool ftz) {
   for (; i < n; ++i) d[i] = float_to_half(s[i], {RoundMode::nearest_even, ftz});
 }
 
+static bool bf16_to_halves_neon(const uint16_t* s, uint16_t* d, size_t n, bool ftz) {
+  size_t i = 0;
+  uint16x8_t nonfinite = vdupq_n_u16(0);
+  for (; i + 8 <= n; i += 8) {
+    uint16x8_t b = vld1q_u16(s + i);
+    float wide[8];  // each bf16 shifted into a float32's upper half
+    vst1q_u32(reinterpret_cast<uint32_t*>(wide), vshll_n_u16(vget_low_u16(b), 16));
+    vst1q_u32(reinterpret_cast<uint32_t*>(wide + 4), vshll_high_n_u16(b, 16));
+    uint16x8_t h = halves_of8(wide, ftz);
+    nonfinite = vorrq_u16(nonfinite, vceqq_u16(vandq_u16(h, vdupq_n_u16(0x7c00)), vdupq_n_u16(0x7c00)));
+    vst1q_u16(d + i, h);
+  }
+  bool finite = vmaxvq_u16(nonfinite) == 0;
+  for (; i < n; ++i) {
+    d[i] = float_to_half(float_of(static_cast<uint32_t>(s[i]) << 16), {RoundMode::nearest_even, ftz});
+    finite &= (d[i] & 0x7c00) != 0x7c00;
+  }
+  return finite;
+}
+
 static void to_floats_neon(const uint16_t* s, float* d, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) floats_of8(vld1q_u16(s + i), d + i);
@@ -197,6 +242,29 @@ static void to_floats_chunk(const uint16_t* s, float* d, size_t n) {
   if (fpcr_converts_as_ieee()) return to_floats_neon(s, d, n);
 #endif
   for (size_t i = 0; i < n; ++i) d[i] = half_to_float(s[i]);
+}
+
+static bool bf16_to_halves_chunk(const uint16_t* s, uint16_t* d, size_t n, Fp16Mode mode) {
+#if defined(AF_X86)
+  if (mode.round == RoundMode::nearest_even && has_f16c()) return bf16_to_halves_f16c(s, d, n, mode.flush_subnormals);
+#elif defined(AF_ARM64)
+  if (mode.round == RoundMode::nearest_even && fpcr_converts_as_ieee())
+    return bf16_to_halves_neon(s, d, n, mode.flush_subnormals);
+#endif
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    d[i] = float_to_half(float_of(static_cast<uint32_t>(s[i]) << 16), mode);
+    finite &= (d[i] & 0x7c00) != 0x7c00;
+  }
+  return finite;
+}
+
+bool bf16_to_halves(const uint16_t* src, uint16_t* dst, size_t n, Fp16Mode mode) {
+  std::atomic<bool> finite{true};
+  parallel_for(n, 1 << 16, [&](size_t b, size_t e) {
+    if (!bf16_to_halves_chunk(src + b, dst + b, e - b, mode)) finite.store(false, std::memory_order_relaxed);
+  });
+  return finite.load();
 }
 
 void round_to_fp16(float* data, size_t n, Fp16Mode mode) {
@@ -262,6 +330,78 @@ void dot_halves(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K
   if (has_f16c()) return dot_halves_f16c(x, ldx, M, w, K, y, ldy);
 #endif
   dot_halves_portable(x, ldx, M, w, K, y, ldy);
+}
+
+namespace {
+
+// One 8 x 8 block: rows s, s + ls, ... to columns d, d + ld, ...
+#if defined(AF_X86)
+inline void transpose8x8(const uint16_t* s, size_t ls, uint16_t* d, size_t ld) {
+  __m128i r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i * ls));
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm_unpacklo_epi16(r[i], r[i + 1]);  // (a_i0 a_j0 a_i1 a_j1 ...)
+    t[i + 1] = _mm_unpackhi_epi16(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int k = 0; k < 2; ++k) {
+      u[i + 2 * k] = _mm_unpacklo_epi32(t[i + k], t[i + k + 2]);
+      u[i + 2 * k + 1] = _mm_unpackhi_epi32(t[i + k], t[i + k + 2]);
+    }
+  for (int c = 0; c < 4; ++c) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + (2 * c) * ld), _mm_unpacklo_epi64(u[c], u[c + 4]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + (2 * c + 1) * ld), _mm_unpackhi_epi64(u[c], u[c + 4]));
+  }
+}
+#elif defined(AF_ARM64)
+inline void transpose8x8(const uint16_t* s, size_t ls, uint16_t* d, size_t ld) {
+  uint16x8_t r[8], t[8];
+  uint32x4_t u[8];
+  for (int i = 0; i < 8; ++i) r[i] = vld1q_u16(s + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = vtrn1q_u16(r[i], r[i + 1]);  // even columns of rows i, i + 1
+    t[i + 1] = vtrn2q_u16(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int k = 0; k < 2; ++k) {
+      u[i + k] = vtrn1q_u32(vreinterpretq_u32_u16(t[i + k]), vreinterpretq_u32_u16(t[i + k + 2]));
+      u[i + k + 2] = vtrn2q_u32(vreinterpretq_u32_u16(t[i + k]), vreinterpretq_u32_u16(t[i + k + 2]));
+    }
+  for (int c = 0; c < 4; ++c) {
+    uint64x2_t lo = vreinterpretq_u64_u32(u[c]), hi = vreinterpretq_u64_u32(u[c + 4]);
+    vst1q_u16(d + c * ld, vreinterpretq_u16_u64(vtrn1q_u64(lo, hi)));
+    vst1q_u16(d + (c + 4) * ld, vreinterpretq_u16_u64(vtrn2q_u64(lo, hi)));
+  }
+}
+#else
+inline void transpose8x8(const uint16_t* s, size_t ls, uint16_t* d, size_t ld) {
+  for (size_t c = 0; c < 8; ++c)
+    for (size_t r = 0; r < 8; ++r) d[c * ld + r] = s[r * ls + c];
+}
+#endif
+
+}  // namespace
+
+void transpose_u16(const uint16_t* src, uint16_t* dst, size_t rows, size_t cols, size_t ld_dst) {
+  const size_t ld = ld_dst ? ld_dst : rows;
+  constexpr size_t T = 64;  // 64 x 64 tiles (8 KiB each way): bands of output rows per thread
+  parallel_for((cols + T - 1) / T, 1, [&](size_t b, size_t e) {
+    for (size_t c0 = b * T; c0 < std::min(cols, e * T); c0 += T) {
+      const size_t c1 = std::min(cols, c0 + T);
+      for (size_t r0 = 0; r0 < rows; r0 += T) {
+        const size_t r1 = std::min(rows, r0 + T);
+        size_t c = c0;
+        for (; c + 8 <= c1; c += 8) {
+          size_t r = r0;
+          for (; r + 8 <= r1; r += 8) transpose8x8(src + r * cols + c, cols, dst + c * ld + r, ld);
+          for (; r < r1; ++r)
+            for (size_t k = c; k < c + 8; ++k) dst[k * ld + r] = src[r * cols + k];
+        }
+        for (; c < c1; ++c)
+          for (size_t r = r0; r < r1; ++r) dst[c * ld + r] = src[r * cols + c];
+      }
+    }
+  });
 }
 
 void halves_to_floats(const uint16_t* src, float* dst, size_t n) {

@@ -134,37 +134,50 @@ class SafetensorsTensors:
             a = (a.astype(np.uint32) << 16).view(np.float32)
         return a.reshape(shape)
 
-    def fp16_bits(self, key) -> np.ndarray:
-        """The tensor as fp16 bits (uint16), rounded as a default program rounds its fp16
-        constants (nearest even, subnormals flushed). Read a chunk at a time into two buffers
-        kept for every tensor, so loading allocates little besides the bits it keeps."""
+    def fp16_bits(self, key, transpose: bool = False) -> tuple:
+        """(bits, all_finite): the tensor as fp16 bits (uint16), rounded as a default program
+        rounds its fp16 constants (nearest even, subnormals flushed), and True when the
+        conversion saw no inf/NaN (bfloat16 files; None: not looked at). ``transpose`` (a
+        matrix): the bits of its transpose, each band of rows put in place as it is read.
+        Read a chunk at a time into buffers kept for every tensor, so loading allocates little
+        besides the bits it keeps."""
         from .. import _core
         path, (dtype, shape, begin, end) = self._entries[key]
         if dtype not in ("F32", "F16", "BF16"):
             raise ValueError(f"{path}: tensor {key!r} has dtype {dtype}, not float32, float16 or bfloat16")
+        if transpose and len(shape) != 2:
+            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(shape)}; only a matrix is transposed")
         n = math.prod(shape)
         item = 4 if dtype == "F32" else 2
-        if getattr(self, "_raw", None) is None or self._raw.size < self._CHUNK * 4:
-            self._raw = np.empty(self._CHUNK * 4, np.uint8)     # the file's bytes
-            self._f32 = np.empty(self._CHUNK, np.float32)       # widened to float32
-        out = np.empty(n, np.uint16)
+        # elements per read: whole rows when transposing (at least one)
+        step = max(1, self._CHUNK // shape[1]) * shape[1] if transpose and n else self._CHUNK
+        if getattr(self, "_band", None) is None or self._band.size < step:
+            size = max(step, self._CHUNK)
+            self._raw = np.empty(size * 4, np.uint8)     # the file's bytes
+            self._f32 = np.empty(size, np.float32)       # widened to float32
+            self._band = np.empty(size, np.uint16)       # a band of rows before its transpose
+        out = np.empty(tuple(shape)[::-1] if transpose else n, np.uint16)
+        finite = dtype == "BF16" or None
         with open(path, "rb") as f:
             f.seek(begin)
-            for at in range(0, n, self._CHUNK):
-                m = min(self._CHUNK, n - at)
+            for at in range(0, n, step):
+                m = min(step, n - at)
                 raw = self._raw[:m * item]
                 if f.readinto(memoryview(raw)) != m * item:
                     raise ValueError(f"corrupt safetensors file {path}: it ends inside tensor {key!r}")
+                bits = self._band[:m] if transpose else out[at:at + m]
                 if dtype == "BF16":  # float32's upper half, widened and rounded in C++
-                    _core.bf16_to_fp16_bits(raw.view(np.uint16), out[at:at + m])
-                    continue
-                f32 = self._f32[:m]
-                if dtype == "F32":
-                    f32 = raw.view(np.float32)
+                    finite = _core.bf16_to_fp16_bits(raw.view(np.uint16), bits) and finite
                 else:
-                    f32[:] = raw.view(np.float16)                # exact
-                _core.round_to_fp16_bits(f32, out[at:at + m])
-        return out.reshape(shape)
+                    f32 = self._f32[:m]
+                    if dtype == "F32":
+                        f32 = raw.view(np.float32)
+                    else:
+                        f32[:] = raw.view(np.float16)            # exact
+                    _core.round_to_fp16_bits(f32, bits)
+                if transpose:
+                    _core.transpose_u16(bits.reshape(-1, shape[1]), out, at // shape[1])
+        return (out if transpose else out.reshape(shape)), finite
 
 
 def _sharded(directory: str, index: str) -> dict:
@@ -276,22 +289,28 @@ class Weights:
         return a
 
 
-    def fp16_bits(self, key: str, shape=None) -> np.ndarray:
-        """The tensor as fp16 bits (uint16), rounded as a default program rounds its fp16
-        constants; read a chunk at a time where the weights are safetensors files."""
+    def fp16_bits(self, key: str, shape=None, transpose: bool = False) -> tuple:
+        """(bits, all_finite): the tensor (``shape`` as stored) as fp16 bits (uint16), rounded
+        as a default program rounds its fp16 constants, read a chunk at a time where the
+        weights are safetensors files; all_finite True when the conversion saw no inf/NaN
+        (None: not looked at). ``transpose``: the bits of the matrix's transpose."""
         k = self.prefix + key
         if k not in self.tensors:
             raise ValueError(f"{self.source}: missing tensor {k!r}")
+        stored = tuple(self.tensors.shape(k)) if hasattr(self.tensors, "shape") else np.shape(self.tensors[k])
+        if shape is not None and stored != tuple(shape):
+            raise ValueError(f"{self.source}: tensor {k!r} has shape {stored}, expected {tuple(shape)}")
         if hasattr(self.tensors, "fp16_bits"):
-            bits = self.tensors.fp16_bits(k)
-        else:
-            from .. import _core
-            a = np.ascontiguousarray(self.tensors[k], np.float32)
-            bits = np.empty(a.shape, np.uint16)
-            _core.round_to_fp16_bits(a.reshape(-1), bits.reshape(-1))
-        if shape is not None and tuple(bits.shape) != tuple(shape):
-            raise ValueError(f"{self.source}: tensor {k!r} has shape {tuple(bits.shape)}, expected {tuple(shape)}")
-        return bits
+            return self.tensors.fp16_bits(k, transpose)
+        from .. import _core
+        a = np.ascontiguousarray(self.tensors[k], np.float32)
+        bits = np.empty(a.shape, np.uint16)
+        _core.round_to_fp16_bits(a.reshape(-1), bits.reshape(-1))
+        if transpose:
+            t = np.empty(bits.shape[::-1], np.uint16)
+            _core.transpose_u16(bits, t)
+            bits = t
+        return bits, None
 
     def matrix(self, key: str, shape, fp16: bool, transpose: bool = False) -> np.ndarray:
         """A weight a program holds in bulk, made once per key: fp16 bits when ``fp16``, else
@@ -299,16 +318,26 @@ class Weights:
         memo = self.__dict__.setdefault("_matrices", {})
         mk = (key, fp16, transpose)
         if mk not in memo:
-            a = self.fp16_bits(key, shape) if fp16 else self(key, shape)
-            if transpose and fp16:
-                from .. import _core
-                t = np.empty(a.shape[::-1], np.uint16)
-                _core.transpose_u16(a, t)
-                a = t
-            elif transpose:
-                a = np.ascontiguousarray(a.T)
+            finite = None
+            if fp16:
+                a, finite = self.fp16_bits(key, shape, transpose)
+            else:
+                a = self(key, shape)
+                a = np.ascontiguousarray(a.T) if transpose else a
             memo[mk] = a
+            if finite:
+                self.__dict__.setdefault("_finite_roots", set()).add(id(_root(a)))
         return memo[mk]
+
+    def known_finite(self, a: np.ndarray) -> bool:
+        """Whether ``a`` (a matrix() or a view of one) was found free of inf/NaN as it was made,
+        so the sim need not scan it again."""
+        return id(_root(a)) in self.__dict__.get("_finite_roots", ())
+
+
+def _root(a):
+    """The array that owns a's memory (NumPy points every view's base at it)."""
+    return a if a.base is None else a.base
 
 
 def state_dict_arrays(state_dict) -> dict:

@@ -505,10 +505,10 @@ def _head(w, h, head, V):
     padded with zeros, stacked along the height as (1, width, k, 1) (h13's height and width
     hold only 16384): the host reads piece by piece (_logits)."""
     if V <= _HEAD_MAX:
-        return _named(w, _F.conv2d(h, _const(_as_conv(head))), "lm_head")
+        return _named(w, _F.conv2d(h, _const(_as_conv(head), w)), "lm_head")
     k = -(-V // _HEAD_MAX)
     width = -(-V // k)
-    parts = [_named(w, _F.conv2d(h, _const(_as_conv(head[i * width:(i + 1) * width]))), f"lm_head.{i}")  # views
+    parts = [_named(w, _F.conv2d(h, _const(_as_conv(head[i * width:(i + 1) * width]), w)), f"lm_head.{i}")  # views
              for i in range(k)]
     short = width - parts[-1].shape[1]
     if short:
@@ -570,10 +570,11 @@ def _final_norm(spec, w, h):
     return _norm(spec, w, "transformer.ln_f" if spec.family == "gpt2" else "model.norm", h)
 
 
-def _const(a):
+def _const(a, w):
     """A weight array as a linear's or embedding's operand: fp16 bits become an fp16 constant
-    read in place; float32 arrays are borrowed by the graph as they are."""
-    return Tensor(_core.constant_fp16_bits(a)) if a.dtype == np.uint16 else a
+    read in place (marked finite when the load saw no inf/NaN in it, so the sim does not scan
+    it again); float32 arrays are borrowed by the graph as they are."""
+    return Tensor(_core.constant_fp16_bits(a, all_finite=w.known_finite(a))) if a.dtype == np.uint16 else a
 
 
 def _named(w, t, name):
@@ -601,7 +602,7 @@ def _compress_spec(compress, layers):
 def _big(w, name, shape, transpose=False):
     """A bulk weight, in the form the program holds (fp16 bits unless precision is fp32),
     made once for all the programs."""
-    return _const(w.matrix(name, shape, w.fp16, transpose))
+    return _const(w.matrix(name, shape, w.fp16, transpose), w)
 
 
 def _as_conv(m):
@@ -614,7 +615,7 @@ def _linear(w, name, x, out, inp, bias, transpose=False):
     transpose) as a 1x1 conv of x (1, in, 1, S)."""
     b = w(name + ".bias", (out,)) if bias and w.has(name + ".bias") else None
     shape = (inp, out) if transpose else (out, inp)
-    weight = _const(_as_conv(w.matrix(name + ".weight", shape, w.fp16, transpose)))
+    weight = _const(_as_conv(w.matrix(name + ".weight", shape, w.fp16, transpose)), w)
     return _named(w, _F.conv2d(x, weight, b), name)
 
 
