@@ -95,14 +95,36 @@ def _make(spec):
     names = [p[0] for p in params]
     spec["py_params"] = [(p, k, d) for p, k, d, _ in params]
 
+    defaults = {p.name: p.default for p in sig_params if p.default is not inspect.Parameter.empty}
+    varargs = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in sig_params)
+
+    def bind_fast(args, kwargs):
+        """sig.bind + apply_defaults for calls without *operands (graph building calls an op
+        per layer; Signature.bind is a third of that): None where sig.bind must decide."""
+        if varargs or len(args) > len(names):
+            return None
+        a = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k in a:
+                return None
+            a[k] = v
+        for n in names[len(args):]:
+            if n not in a:
+                if n not in defaults:
+                    return None
+                a[n] = defaults[n]
+        return a
+
     def fn(*args, **kwargs):
         kwargs = _translate(name, names, kwargs)
-        try:
-            bound = sig.bind(*args, **kwargs)
-        except TypeError as e:
-            raise TypeError(f"{name}{sig}: {e}") from None
-        bound.apply_defaults()
-        a = dict(bound.arguments)
+        a = bind_fast(args, kwargs)
+        if a is None:
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"{name}{sig}: {e}") from None
+            bound.apply_defaults()
+            a = dict(bound.arguments)
         for pname, kind, dflt, _ in params:  # *operands may also be given as one list
             if dflt == "*" and len(a[pname]) == 1 and isinstance(a[pname][0], (list, tuple)):
                 a[pname] = a[pname][0]

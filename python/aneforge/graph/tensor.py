@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from .trace import TRACE_BATCH, FlexInput, record
+from .trace import TRACE_BATCH, FlexInput, make_flexible, record
 
 _FLOATS = ("fp16", "fp32")
 
@@ -232,7 +232,7 @@ def input(shape, dtype="fp16", name=None) -> Tensor:  # noqa: A001 - the seed's 
         raise ValueError(f"input: only the batch dimension (dim 0) may be None, got {shape}")
     if shape and shape[0] is None:
         t = Tensor(_core.input((TRACE_BATCH,) + shape[1:], str(dtype), name or ""))
-        t._recipe = FlexInput(shape, str(dtype), t.name, t._t.node_id)
+        make_flexible(t, FlexInput(shape, str(dtype), t.name, t._t.node_id))
         return t
     return Tensor(_core.input(shape, str(dtype), name or ""))
 

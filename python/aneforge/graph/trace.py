@@ -44,8 +44,22 @@ def tensors_in(value):
             yield from tensors_in(v)
 
 
+# Set by the first flexible input: until then no call can carry a recipe, and record() (on
+# every op call's path) returns at once.
+_any_flexible = False
+
+
+def make_flexible(t, recipe: FlexInput):
+    """Marks t as a flexible input rebuilt from ``recipe``."""
+    global _any_flexible
+    _any_flexible = True
+    t._recipe = recipe
+
+
 def record(fn, args, kwargs, result):
     """Attach the call to its results when any argument comes from a flexible input."""
+    if not _any_flexible:
+        return result
     if not any(t._recipe is not None for t in tensors_in((args, kwargs))):
         return result
     call = Call(fn, args, kwargs)
