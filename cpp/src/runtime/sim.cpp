@@ -2,8 +2,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
 
 #include "aneforge/engine.h"
 #include "aneforge/error.h"
@@ -90,6 +93,23 @@ void check_alias(const Program& p, int out, int in) {
 }
 
 namespace {
+
+// Zeroed floats from calloc: a large buffer is fresh pages the kernel zeroes when first
+// touched, so memory a run never touches (an input's slot once the input is held or shared,
+// as an LLM's KV caches are) costs no time at load and no resident memory.
+class ZeroedFloats {
+ public:
+  explicit ZeroedFloats(size_t n) : p_(static_cast<float*>(std::calloc(std::max<size_t>(n, 1), sizeof(float)))) {
+    if (!p_) throw std::bad_alloc();
+  }
+  float* data() const { return p_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> p_;
+};
 
 class SimExecutable final : public Executable {
  public:
@@ -255,11 +275,11 @@ class SimExecutable final : public Executable {
       throw ValueError("hold: input '" + v.name + "' is already resident (make_resident)");
     if (is_held(in)) return;
     held_.resize(p.inputs.size());
-    bind_held(in, std::make_shared<std::vector<float>>(static_cast<size_t>(std::max<int64_t>(1, numel(v.type.shape))), 0.0f));
+    bind_held(in, std::make_shared<ZeroedFloats>(static_cast<size_t>(numel(v.type.shape))));
   }
 
   // The steps that read input `in` read `buffer` from now on.
-  void bind_held(int in, std::shared_ptr<std::vector<float>> buffer) {
+  void bind_held(int in, std::shared_ptr<ZeroedFloats> buffer) {
     const Program& p = *prog_;
     float* old = ptr_[p.inputs[in]];
     held_[in] = std::move(buffer);
@@ -362,7 +382,7 @@ class SimExecutable final : public Executable {
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
-  std::vector<std::vector<float>> slots_;
+  std::vector<ZeroedFloats> slots_;
   std::vector<float*> ptr_;
   std::vector<StepPtrs> steps_;
   int64_t scratch_elems_ = 0;
@@ -370,7 +390,7 @@ class SimExecutable final : public Executable {
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
   // Per input: its held value (hold), shared with other programs by share_input; else null.
-  std::vector<std::shared_ptr<std::vector<float>>> held_;
+  std::vector<std::shared_ptr<ZeroedFloats>> held_;
   bool lends_ = false, borrows_ = false;  // shares inputs with other programs: its own / theirs
   std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
 };
