@@ -196,3 +196,30 @@ TEST(Passes, IndexRangesPastTheFp16LimitAreSplitIntoExactChunks) {
   EXPECT_TRUE(int_input_rules(*q)[0].plain_use);
   EXPECT_EQ(int_input_rules(*q)[0].index_limit, 4);
 }
+
+// A reshape of a computed value lives in its input's buffer and runs nothing; the buffer
+// stays taken while either value is read, so values made in between never overwrite it.
+TEST(Passes, AReshapeSharesItsInputsBufferUntilBothAreDead) {
+  Tensor x = input({4, 6}, DType::fp16, "x");
+  Tensor a = call1("mul", {x, scalar(2.0)});
+  Tensor b = call1("reshape", {a}, {{"shape", std::vector<int64_t>{6, 4}}});  // a's last direct use
+  Tensor e = call1("add", {x, scalar(1.0)});                                  // new values after it
+  Tensor f = call1("mul", {e, e});
+  Tensor g = call1("reshape", {f}, {{"shape", std::vector<int64_t>{6, 4}}});
+  auto p = compile({call1("sub", {b, g})});
+  int views = 0;
+  for (const auto& st : p->steps)
+    if (st.node->op->name == "reshape") {
+      EXPECT_EQ(p->values[st.out[0]].slot, p->values[st.in[0]].slot);
+      ++views;
+    }
+  EXPECT_EQ(views, 2);
+  std::vector<float> xv(24);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.25f;
+  auto r = run_sim(p, {{{4, 6}, xv}})[0];
+  EXPECT_EQ(r.shape, (Shape{6, 4}));
+  for (size_t i = 0; i < xv.size(); ++i) {
+    float e1 = half_to_float(float_to_half(xv[i] + 1.0f));
+    EXPECT_EQ(r.data[i], half_to_float(float_to_half(2.0f * xv[i] - half_to_float(float_to_half(e1 * e1))))) << i;
+  }
+}

@@ -96,6 +96,9 @@ struct OpDef {
   bool method = false;    // also a Tensor method in Python
   std::vector<std::string> aliases;  // other names of the op (PyTorch's: "cat" for concat)
   bool bridge = false;    // lowered into native ops by the compiler
+  // The output is the input's elements in the same order under a new shape (reshape): the
+  // sim gives it the input's buffer (memory_plan.cpp) and runs nothing.
+  bool view = false;
   int num_outputs = 1;
 
   std::function<void(InferContext&)> infer;

@@ -251,17 +251,22 @@ void tile_kernel(const KernelArgs& k) {
 void register_slicing_ops();
 void register_layout_ops();
 
+OpDef view_op(OpDef d) {
+  d.view = true;
+  return d;
+}
+
 void register_shape_ops() {
-  register_op(shape_op("reshape", "reshape", "Same data, new shape; one dimension may be -1.",
-                       {P("x", ParamKind::tensor), P("shape", ParamKind::ints)}, infer_reshape, copy_kernel));
+  register_op(view_op(shape_op("reshape", "reshape", "Same data, new shape; one dimension may be -1.",
+                               {P("x", ParamKind::tensor), P("shape", ParamKind::ints)}, infer_reshape, copy_kernel)));
   register_op(shape_op("permute", "transpose", "Reorder axes: output axis i is input axis dims[i] (torch.permute).",
                        {P("x", ParamKind::tensor), P("dims", ParamKind::ints)}, infer_permute, [](const KernelArgs& k) {
     permute_copy(k.in[0], k.in_type(0).shape, k.node.attrs.ints("dims"), k.out[0]);
   }));
-  register_op(shape_op("squeeze", "squeeze", "Drop size-1 axes (all, or those in dim).",
-                       {P("x", ParamKind::tensor), P("dim", ParamKind::axes, "None")}, infer_squeeze, copy_kernel));
-  register_op(shape_op("expand_dims", "expand_dims", "Insert a size-1 axis at axis (torch.unsqueeze).",
-                       {P("x", ParamKind::tensor), P("axis", ParamKind::int_)}, infer_expand_dims, copy_kernel));
+  register_op(view_op(shape_op("squeeze", "squeeze", "Drop size-1 axes (all, or those in dim).",
+                               {P("x", ParamKind::tensor), P("dim", ParamKind::axes, "None")}, infer_squeeze, copy_kernel)));
+  register_op(view_op(shape_op("expand_dims", "expand_dims", "Insert a size-1 axis at axis (torch.unsqueeze).",
+                               {P("x", ParamKind::tensor), P("axis", ParamKind::int_)}, infer_expand_dims, copy_kernel)));
   {
     OpDef d = shape_op("concat", "concat", "Join tensors along an existing axis (torch.cat).",
                        {P("tensors", ParamKind::tensors), P("axis", ParamKind::int_, "0")}, infer_concat, concat_kernel, false);

@@ -235,6 +235,7 @@ class SimExecutable final : public Executable {
     }
     for (size_t s = 0; s < p.steps.size(); ++s) {
       const Node& node = *p.steps[s].node;
+      if (node.op->view && steps_[s].out[0] == steps_[s].in[0]) continue;  // the input's buffer, as it is
       unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
