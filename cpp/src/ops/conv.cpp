@@ -299,13 +299,19 @@ void conv_transpose_kernel(const KernelArgs& k) {
           for (int64_t i = 0; i < kh; ++i)
             for (int64_t j = 0; j < kw; ++j) {
               const float* cr = col + ((static_cast<int64_t>(co) * kh + i) * kw + j) * P;
+              // the input columns whose output column ow = iw * stride + shift lies in [0, Wo)
+              const int64_t shift = j * dl[1] - pd[1], s1 = st[1];
+              const int64_t iw0 = std::max<int64_t>(0, shift >= 0 ? 0 : (-shift + s1 - 1) / s1);
+              const int64_t iw1 = std::min<int64_t>(W, Wo - 1 - shift < 0 ? 0 : (Wo - 1 - shift) / s1 + 1);
               for (int64_t ih = 0; ih < H; ++ih) {
                 int64_t oh = ih * st[0] - pd[0] + i * dl[0];
                 if (oh < 0 || oh >= Ho) continue;
-                for (int64_t iw = 0; iw < W; ++iw) {
-                  int64_t ow = iw * st[1] - pd[1] + j * dl[1];
-                  if (ow >= 0 && ow < Wo) yc[oh * Wo + ow] += cr[ih * W + iw];
-                }
+                const int64_t base = oh * Wo + shift;  // + iw * s1: in the row for iw in [iw0, iw1)
+                const float* xr = cr + ih * W;
+                if (s1 == 1)
+                  for (int64_t iw = iw0; iw < iw1; ++iw) yc[base + iw] += xr[iw];
+                else
+                  for (int64_t iw = iw0; iw < iw1; ++iw) yc[base + iw * s1] += xr[iw];
               }
             }
         }
