@@ -407,3 +407,32 @@ def test_the_bound_catches_a_two_ulp_scale_error_in_reduce_sum(rng):
     with pytest.raises(AssertionError):
         assert_fp16_close(scaled, ref, case.ulps, case.floor_ulps)
     assert_fp16_close(scaled, ref, 8, case.floor_ulps)  # what the old bound allowed
+
+
+_EXACT_OPS = {o["name"] for o in __import__("aneforge")._core.op_table() if o["exact_output"]}
+
+
+def _ops_in(net):
+    import re
+    return set(re.findall(r"= (\w+)\(", net._program.text()))
+
+
+@pytest.mark.parametrize("case", [c for c in ALL if c.name.split("(")[0] in _EXACT_OPS or
+                                  c.name in ("getitem", "permute_rank5", "split_size", "split_sections", "max_pool_ceil")],
+                         ids=repr)
+def test_exact_output_ops_give_exactly_their_inputs_elements(case, rng):
+    """Ops marked exact_output skip the sim's rounding of their results (their outputs are
+    their inputs' elements, or 0/1): at fp16 each result equals torch's on the fp16 inputs
+    bit for bit, where a value the op made up would show as a difference."""
+    arrays = [make_input(s, k, rng) for s, k in case.inputs]
+    xs = [af.input(a.shape, dtype="bool" if a.dtype == np.bool_ else "int32" if a.dtype == np.int32 else "fp16",
+                   name=f"in{i}") for i, a in enumerate(arrays)]
+    y = case.build(*xs)
+    net = af.compile(list(y) if isinstance(y, (list, tuple)) else [y])
+    used = _ops_in(net)
+    assert used and used <= _EXACT_OPS | {"reshape"}, (case.name, used - _EXACT_OPS)
+    rounded = [af.round_fp16(a) if a.dtype == np.float32 else a for a in arrays]
+    for g, r in zip(net(*arrays), reference(case, rounded)):
+        if g.dtype == np.float32:  # values fp16 holds (the rounding skipped would not change them)
+            np.testing.assert_array_equal(g, af.round_fp16(g.copy()), err_msg=case.name)
+        np.testing.assert_array_equal(g, np.asarray(r, np.float32) if r.dtype != np.bool_ else r, err_msg=case.name)

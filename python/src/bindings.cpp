@@ -264,6 +264,7 @@ NB_MODULE(_core, m) {
       e["mil_op"] = d->mil_op;
       e["min_family"] = d->min_family;
       e["has_kernel"] = static_cast<bool>(d->kernel);
+      e["exact_output"] = d->exact_output;
       e["num_outputs"] = d->num_outputs;
       e["differentiable"] = static_cast<bool>(d->grad) || d->is_composite();
       e["gradient"] = d->no_grad ? "none" : d->grad ? "yes" : d->is_composite() ? "built ops" : "not yet";

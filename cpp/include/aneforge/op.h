@@ -99,6 +99,10 @@ struct OpDef {
   // The output is the input's elements in the same order under a new shape (reshape): the
   // sim gives it the input's buffer (memory_plan.cpp) and runs nothing.
   bool view = false;
+  // Every output element is one of the inputs' elements (data movement, max, relu) or a
+  // comparison's 0/1: already a value of the output's dtype, so the sim does not round it
+  // again (when the inputs have that dtype).
+  bool exact_output = false;
   int num_outputs = 1;
 
   std::function<void(InferContext&)> infer;

@@ -80,9 +80,9 @@ float relu6(float x) { return x != x ? x : std::min(std::max(x, 0.0f), 6.0f); }
 
 void register_unary() {
   const auto A = ParamKind::float_;
-  register_op(unary("relu", "activation", "relu", "max(x, 0).", {}, [](const KernelArgs& k) {
+  register_op(exact(unary("relu", "activation", "relu", "max(x, 0).", {}, [](const KernelArgs& k) {
     map(k, [](float x) { return x > 0.0f ? x : (x == x ? 0.0f : x); });
-  }, false));
+  }, false)));
   register_op(unary("relu6", "activation", "relu6", "min(max(x, 0), 6).", {},
                     // a lambda, not the function pointer: the call inlines and the loop vectorises
                     // (the pointer made conv+relu6 35% slower than conv+clip)
@@ -208,13 +208,15 @@ void register_unary() {
   };
   for (const M& m : any_dtype) {
     auto f = m.f;
-    register_op(unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); }, false));
+    OpDef d = unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); }, false);
+    d.exact_output = d.name == "abs" || d.name == "neg";  // the input's values, signs changed
+    register_op(std::move(d));
   }
   OpDef ln = unary("logical_not", "logic", "logical_not", "True where x is zero/False.", {}, [](const KernelArgs& k) {
     map(k, [](float x) { return x == 0.0f ? 1.0f : 0.0f; });
   }, false);
   ln.infer = [](InferContext& c) { c.outputs = {{c.in(0).shape(), DType::boolean}}; };
-  register_op(std::move(ln));
+  register_op(exact(std::move(ln)));
 
   OpDef cast = unary("cast", "shape", "cast", "Convert to dtype (fp16, fp32, int8, uint8, int32, bool).",
                      {P("dtype", ParamKind::str)}, [](const KernelArgs& k) {
@@ -289,6 +291,7 @@ OpDef binary(const char* name, const char* cat, const char* mil, const char* doc
   d.infer = std::move(infer);
   d.kernel = std::move(k);
   d.mil_op = mil;
+  d.exact_output = std::string(cat) == "comparison";  // 0 or 1
   return d;
 }
 
@@ -304,10 +307,10 @@ void register_binary() {
                      binary_kernel([](float a, float b) { return a / b; }), float_binary), {"divide"}));
   register_op(binary("pow", "binary", "pow", "x ** y with broadcasting.",
                      binary_kernel([](float a, float b) { return std::pow(a, b); }), float_binary));
-  register_op(binary("maximum", "binary", "maximum", "Elementwise max; NaN propagates (torch.maximum).",
-                     binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::max(a, b); })));
-  register_op(binary("minimum", "binary", "minimum", "Elementwise min; NaN propagates (torch.minimum).",
-                     binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::min(a, b); })));
+  register_op(exact(binary("maximum", "binary", "maximum", "Elementwise max; NaN propagates (torch.maximum).",
+                           binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::max(a, b); }))));
+  register_op(exact(binary("minimum", "binary", "minimum", "Elementwise min; NaN propagates (torch.minimum).",
+                           binary_kernel([](float a, float b) { return a != a || b != b ? kNaN : std::min(a, b); }))));
   auto cmp_infer = [](InferContext& c) {
     infer_binary(c);
     c.outputs[0].dtype = DType::boolean;
@@ -340,7 +343,7 @@ void register_binary() {
     broadcast_nary<3>({k.in[0], k.in[1], k.in[2]}, {k.in_type(0).shape, k.in_type(1).shape, k.in_type(2).shape},
                       k.out[0], os, [](const float* v) { return v[0] != 0.0f ? v[1] : v[2]; });
   };
-  register_op(std::move(w));
+  register_op(exact(std::move(w)));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ void register_one(const Rearrange& R) {
   OpDef d;
   d.name = R.name;
   d.category = "shape";
+  d.exact_output = true;  // the input's elements, rearranged
   d.doc = R.doc;
   d.mil_op = R.mil;
   d.method = false;

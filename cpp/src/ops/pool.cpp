@@ -220,6 +220,7 @@ void register_pool_ops() {
     if (!mx) d.params.push_back(P("count_include_pad", ParamKind::bool_, "True"));
     d.infer = infer_pool;
     d.kernel = mx ? SimKernel(pool_kernel<true>) : SimKernel(pool_kernel<false>);
+    d.exact_output = mx;  // a window's largest element
     d.aliases = {mx ? "max_pool2d" : "avg_pool2d"};
     register_op(std::move(d));
   }

@@ -152,12 +152,12 @@ void register_reduction_ops() {
   register_op(reduction("mean", "reduce_mean", "Mean over axis (int, tuple, or None for all).", [](const KernelArgs& k) {
     reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v; }) / static_cast<float>(R); });
   }));
-  register_op(aliased(reduction("max", "reduce_max", "Maximum over axis (values only, torch.amax).", [](const KernelArgs& k) {
+  register_op(exact(aliased(reduction("max", "reduce_max", "Maximum over axis (values only, torch.amax).", [](const KernelArgs& k) {
     reduce_rows(k, max_of);
-  }), {"amax"}));
-  register_op(aliased(reduction("min", "reduce_min", "Minimum over axis (values only, torch.amin).", [](const KernelArgs& k) {
+  }), {"amax"})));
+  register_op(exact(aliased(reduction("min", "reduce_min", "Minimum over axis (values only, torch.amin).", [](const KernelArgs& k) {
     reduce_rows(k, min_of);
-  }), {"amin"}));
+  }), {"amin"})));
   register_op(reduction("l1_norm", "reduce_l1_norm", "Sum of |x| over axis.", [](const KernelArgs& k) {
     reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return std::fabs(v); }); });
   }));

@@ -48,6 +48,12 @@ inline OpDef bridge_def(const char* name, const char* cat, const char* doc, cons
   d.params = std::move(params);
   return d;
 }
+// The op's outputs are its inputs' elements or a comparison's 0/1 (OpDef::exact_output).
+inline OpDef exact(OpDef d) {
+  d.exact_output = true;
+  return d;
+}
+
 inline OpDef aliased(OpDef d, std::vector<std::string> names) {
   d.aliases = std::move(names);
   return d;

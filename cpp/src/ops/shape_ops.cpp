@@ -48,6 +48,7 @@ OpDef shape_op(const char* name, const char* mil, const char* doc, std::vector<P
   OpDef d;
   d.name = name;
   d.category = "shape";
+  d.exact_output = true;  // the input's elements, rearranged (cast sets false)
   d.doc = doc;
   d.params = std::move(params);
   d.method = method;

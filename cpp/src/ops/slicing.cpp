@@ -192,10 +192,11 @@ void pad_kernel(const KernelArgs& k) {
 }
 
 OpDef op(const char* name, const char* mil, const char* doc, std::vector<Param> params,
-         std::function<void(InferContext&)> infer, SimKernel kernel) {
+         std::function<void(InferContext&)> infer, SimKernel kernel, bool exact_output = true) {
   OpDef d;
   d.name = name;
   d.category = "shape";
+  d.exact_output = exact_output;  // a window of x
   d.doc = doc;
   d.params = std::move(params);
   d.infer = std::move(infer);
@@ -222,7 +223,7 @@ void register_slicing_ops() {
   register_op(op("pad", "pad", "Pad trailing axes; pad = (left, right, top, bottom, ...) as torch F.pad.",
                  {P("x", ParamKind::tensor), P("pad", ParamKind::ints), P("mode", ParamKind::str, "'constant'"),
                   P("value", ParamKind::float_, "0.0")},
-                 infer_pad, pad_kernel));
+                 infer_pad, pad_kernel, false));  // the fill value is any float
 }
 
 }  // namespace af

@@ -141,6 +141,7 @@ class SimExecutable final : public Executable {
       }
       scratch_elems_ = std::max(scratch_elems_, scratch);
       for (int v : s.out) sp.out.push_back(ptr_[v]);
+      sp.stored = s.node->op->exact_output && outputs_need_no_rounding(s);
       steps_.push_back(std::move(sp));
     }
   }
@@ -240,7 +241,7 @@ class SimExecutable final : public Executable {
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
       node.op->kernel(args);
-      for (size_t o = 0; o < node.outputs.size(); ++o)
+      for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored; ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
       for (const auto& e : p.steps[s].epilogue) {  // fused elementwise ops, in place
         float* buf = steps_[s].out[0];
@@ -326,6 +327,21 @@ class SimExecutable final : public Executable {
                              " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
   }
 
+  // An exact_output op's outputs are its inputs' elements (or bool 0/1): values of the output
+  // dtype already when every input they come from has that dtype (int32 indices aside).
+  bool outputs_need_no_rounding(const Step& s) const {
+    const Program& p = *prog_;
+    for (int o : s.out) {
+      DType dt = p.values[o].type.dtype;
+      if (dt == DType::boolean) continue;
+      for (int i : s.in) {
+        DType it = p.values[i].type.dtype;
+        if (it != dt && it != DType::boolean && !(it == DType::int32 && is_float(dt))) return false;
+      }
+    }
+    return true;
+  }
+
   // Weights the program holds in fewer bytes than float32 are widened into a scratch buffer
   // just before their layer runs: a compressed weight dequantized to the fp16 values the
   // engine's constexpr op produces, an fp16-stored one converted exactly.
@@ -380,6 +396,7 @@ class SimExecutable final : public Executable {
     std::vector<int64_t> scratch_at;  // per input: its offset in scratch_ when widened, else -1
     std::vector<const uint16_t*> half;  // per input: fp16 bits the kernel reads itself, else null
     std::vector<uint8_t> finite;        // per input: a constant checked free of inf/NaN at load
+    bool stored = false;                // outputs already values of their dtype (exact_output)
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
