@@ -2,6 +2,8 @@
 // that results did not change (on the simulator).
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <cmath>
 #include <random>
 
@@ -221,5 +223,29 @@ TEST(Passes, AReshapeSharesItsInputsBufferUntilBothAreDead) {
   for (size_t i = 0; i < xv.size(); ++i) {
     float e1 = half_to_float(float_to_half(xv[i] + 1.0f));
     EXPECT_EQ(r.data[i], half_to_float(float_to_half(2.0f * xv[i] - half_to_float(float_to_half(e1 * e1))))) << i;
+  }
+}
+
+// A cast that changes no value (bool -> fp16, fp16 -> fp32) is its input's buffer too; one
+// that rounds (fp32 -> fp16) computes.
+TEST(Passes, ACastThatChangesNoValueSharesItsInputsBuffer) {
+  Tensor x = input({8}, DType::fp32, "x");
+  Tensor hit = call1("cast", {call1("greater", {x, scalar(0.5, DType::fp32)})}, {{"dtype", std::string("fp16")}});
+  Tensor r = call1("cast", {call1("mul", {x, scalar(3.0, DType::fp32)})}, {{"dtype", std::string("fp16")}});
+  Tensor wide = call1("cast", {call1("add", {r, hit})}, {{"dtype", std::string("fp32")}});
+  auto p = compile({wide});
+  std::map<std::string, int> shared, computed;
+  for (const auto& st : p->steps)
+    if (st.node->op->name == "cast") {
+      std::string from(dtype_name(p->values[st.in[0]].type.dtype));
+      (p->values[st.out[0]].slot == p->values[st.in[0]].slot ? shared : computed)[from]++;
+    }
+  EXPECT_EQ(shared, (std::map<std::string, int>{{"bool", 1}, {"fp16", 1}}));
+  EXPECT_EQ(computed, (std::map<std::string, int>{{"fp32", 1}}));
+  std::vector<float> xv = {0.1f, 0.7f, -2.0f, 1.0f / 3.0f, 0.5f, 0.50001f, 100.0f, 0.0f};
+  auto out = run_sim(p, {{{8}, xv}})[0].data;
+  for (size_t i = 0; i < xv.size(); ++i) {
+    float r16 = half_to_float(float_to_half(xv[i] * 3.0f));
+    EXPECT_EQ(out[i], half_to_float(float_to_half(r16 + (xv[i] > 0.5f ? 1.0f : 0.0f)))) << i;
   }
 }

@@ -96,9 +96,10 @@ struct OpDef {
   bool method = false;    // also a Tensor method in Python
   std::vector<std::string> aliases;  // other names of the op (PyTorch's: "cat" for concat)
   bool bridge = false;    // lowered into native ops by the compiler
-  // The output is the input's elements in the same order under a new shape (reshape): the
-  // sim gives it the input's buffer (memory_plan.cpp) and runs nothing.
-  bool view = false;
+  // Whether the output is the input's elements in the same order, for these dtypes (a
+  // reshape; a cast that changes no value, bool -> fp16): the sim gives it the input's
+  // buffer (memory_plan.cpp) and runs nothing. Null: never.
+  bool (*view)(DType in, DType out) = nullptr;
   // Every output element is one of the inputs' elements (data movement, max, relu) or a
   // comparison's 0/1: already a value of the output's dtype, so the sim does not round it
   // again (when the inputs have that dtype).

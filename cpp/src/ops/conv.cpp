@@ -110,7 +110,10 @@ ConvGeom geom(const KernelArgs& k) {
 // output rows [oh0, oh1).
 void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t oh0, int64_t oh1, float* col) {
   int64_t rows = nc * g.kh * g.kw, P = (oh1 - oh0) * g.Wo;
-  parallel_for(rows, 8, [&](size_t rb, size_t re) {
+  // about 32K elements per task: a small image's patches are copied by one thread (waking the
+  // other cost more than the copy, once per image of a batch)
+  parallel_for(rows, static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, P))),
+               [&](size_t rb, size_t re) {
     for (size_t r = rb; r < re; ++r) {
       int64_t c = static_cast<int64_t>(r) / (g.kh * g.kw), ij = static_cast<int64_t>(r) % (g.kh * g.kw);
       int64_t i = ij / g.kw, j = ij % g.kw;
@@ -218,7 +221,8 @@ void conv_kernel(const KernelArgs& k) {
       }
     }
     if (bias)
-      parallel_for(g.O, 4, [&](size_t ob, size_t oe) {
+      parallel_for(g.O, static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, P))),
+                   [&](size_t ob, size_t oe) {
         for (size_t o = ob; o < oe; ++o) {
           float b = bias[o], *yo = yn + o * P;
           for (int64_t p = 0; p < P; ++p) yo[p] += b;
@@ -293,7 +297,8 @@ void conv_transpose_kernel(const KernelArgs& k) {
       // col (Cog*kh*kw, H*W) = W_g^T (rows x Cig) @ x_g (Cig x P); W_g is (Cig, rows).
       blas::sgemm(true, false, rows, P, Cig, 1.0f, k.in[1] + g * Cig * rows, rows,
                   k.in[0] + (n * Ci + g * Cig) * P, P, 0.0f, col, P);
-      parallel_for(Cog, 1, [&](size_t cb, size_t ce) {
+      parallel_for(Cog, static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, kh * kw * P))),
+                   [&](size_t cb, size_t ce) {
         for (size_t co = cb; co < ce; ++co) {
           float* yc = y + (g * Cog + static_cast<int64_t>(co)) * Ho * Wo;
           for (int64_t i = 0; i < kh; ++i)

@@ -126,6 +126,29 @@ void broadcast_binary(const float* a, const Shape& sa, const float* b, const Sha
     });
     return;
   }
+  // Rows against one value per row (or the reverse), as a collapsed (rows, inner) space:
+  // direct loops, no odometer (a max-pool gradient's (N*C*Ho*Wo, 4) windows against their max).
+  Shape shp = so.empty() ? Shape{1} : so;
+  std::array<std::vector<int64_t>, 2> st{broadcast_strides(sa, shp), broadcast_strides(sb, shp)};
+  collapse_dims<2>(shp, st);
+  if (shp.size() == 2 && ((st[0][1] == 1 && st[1][1] == 0) || (st[0][1] == 0 && st[1][1] == 1))) {
+    const int64_t inner = shp[1], a_row = st[0][0], b_row = st[1][0];
+    const bool a_scalar = st[0][1] == 0;
+    parallel_for(shp[0], std::max<int64_t>(1, (1 << 14) / inner), [&](size_t s, size_t e) {
+      for (size_t r = s; r < e; ++r) {
+        const float *pa = a + r * a_row, *pb = b + r * b_row;
+        float* o = out + r * inner;
+        if (a_scalar) {
+          const float av = *pa;
+          for (int64_t i = 0; i < inner; ++i) o[i] = f(av, pb[i]);
+        } else {
+          const float bv = *pb;
+          for (int64_t i = 0; i < inner; ++i) o[i] = f(pa[i], bv);
+        }
+      }
+    });
+    return;
+  }
   broadcast_nary<2>({a, b}, {sa, sb}, out, so, [&f](const float* v) { return f(v[0], v[1]); });
 }
 

@@ -11,7 +11,7 @@ namespace af {
 static bool is_buffer_view(const Program& p, const Step& st) {
   if (!st.node->op->view || st.in.size() != 1 || st.out.size() != 1 || !st.epilogue.empty()) return false;
   const Value& in = p.values[st.in[0]];
-  return !in.data && in.producer >= 0 && in.type.dtype == p.values[st.out[0]].type.dtype;
+  return !in.data && in.producer >= 0 && st.node->op->view(in.type.dtype, p.values[st.out[0]].type.dtype);
 }
 
 // Buffer slots by liveness: a value's slot is free again after its last use. A view's output
