@@ -75,6 +75,46 @@ float sum_map(const float* p, int64_t R, F f) {
   return tot;
 }
 
+// sum_map(lane, R, f) then post(total) for every output, where the reduced axes lead: x is
+// (R, C) and output c sums column c. The column is read row by row (no transposed copy),
+// each lane's partial sums in sum_map's order, so the results are the same bits.
+template <class F, class Post>
+void sum_columns(const float* x, int64_t R, int64_t C, float* y, F f, Post post) {
+  constexpr int64_t B = 64;  // columns per task: 8 partial sums of each in 2 KiB
+  parallel_for((C + B - 1) / B, std::max<int64_t>(1, 4096 / std::max<int64_t>(R * B, 1)), [&](size_t b, size_t e) {
+    for (int64_t c0 = static_cast<int64_t>(b) * B; c0 < std::min<int64_t>(C, static_cast<int64_t>(e) * B); c0 += B) {
+      const int64_t n = std::min(B, C - c0), body = R - R % 8;
+      float acc[8][B] = {};
+      for (int64_t j = 0; j < body; j += 8)
+        for (int t = 0; t < 8; ++t) {
+          const float* row = x + (j + t) * C + c0;
+          for (int64_t c = 0; c < n; ++c) acc[t][c] += f(row[c]);
+        }
+      for (int64_t c = 0; c < n; ++c) {
+        float tot = ((acc[0][c] + acc[1][c]) + (acc[2][c] + acc[3][c])) + ((acc[4][c] + acc[5][c]) + (acc[6][c] + acc[7][c]));
+        for (int64_t j = body; j < R; ++j) tot += f(x[j * C + c0 + c]);
+        y[c0 + c] = post(tot, R);
+      }
+    }
+  });
+}
+
+// A sum-like reduction: down columns when the reduced axes lead and others remain (a bias
+// gradient's sum over rows), else along contiguous rows (reduce_rows).
+template <class F, class Post>
+void reduce_sums(const KernelArgs& k, F f, Post post) {
+  const Shape& s = k.in_type(0).shape;
+  auto axes = k.node.attrs.ints("axis");
+  bool leading = !axes.empty() && axes.size() < s.size();
+  for (size_t i = 0; i < axes.size() && leading; ++i) leading = axes[i] == static_cast<int64_t>(i);
+  if (leading) {
+    int64_t R = 1;
+    for (auto a : axes) R *= s[a];
+    return sum_columns(k.in[0], R, numel(s) / std::max<int64_t>(R, 1), k.out[0], f, post);
+  }
+  reduce_rows(k, [&](const float* p, int64_t R) { return post(sum_map(p, R, f), R); });
+}
+
 float max_of(const float* p, int64_t R) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < R; ++j) {
@@ -146,11 +186,13 @@ void softmax_kernel(const KernelArgs& k) {
 }  // namespace
 
 void register_reduction_ops() {
-  register_op(reduction("sum", "reduce_sum", "Sum over axis (int, tuple, or None for all).", [](const KernelArgs& k) {
-    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v; }); });
+  const auto same = [](float v) { return v; };
+  const auto total = [](float t, int64_t) { return t; };
+  register_op(reduction("sum", "reduce_sum", "Sum over axis (int, tuple, or None for all).", [=](const KernelArgs& k) {
+    reduce_sums(k, same, total);
   }));
-  register_op(reduction("mean", "reduce_mean", "Mean over axis (int, tuple, or None for all).", [](const KernelArgs& k) {
-    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v; }) / static_cast<float>(R); });
+  register_op(reduction("mean", "reduce_mean", "Mean over axis (int, tuple, or None for all).", [=](const KernelArgs& k) {
+    reduce_sums(k, same, [](float t, int64_t R) { return t / static_cast<float>(R); });
   }));
   register_op(exact(aliased(reduction("max", "reduce_max", "Maximum over axis (values only, torch.amax).", [](const KernelArgs& k) {
     reduce_rows(k, max_of);
@@ -158,14 +200,14 @@ void register_reduction_ops() {
   register_op(exact(aliased(reduction("min", "reduce_min", "Minimum over axis (values only, torch.amin).", [](const KernelArgs& k) {
     reduce_rows(k, min_of);
   }), {"amin"})));
-  register_op(reduction("l1_norm", "reduce_l1_norm", "Sum of |x| over axis.", [](const KernelArgs& k) {
-    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return std::fabs(v); }); });
+  register_op(reduction("l1_norm", "reduce_l1_norm", "Sum of |x| over axis.", [=](const KernelArgs& k) {
+    reduce_sums(k, [](float v) { return std::fabs(v); }, total);
   }));
   register_op(reduction("log_sum", "reduce_log_sum", "log(sum(x)) over axis.", [](const KernelArgs& k) {
     reduce_rows(k, [](const float* p, int64_t R) { return std::log(sum_map(p, R, [](float v) { return v; })); });
   }));
-  register_op(reduction("sum_square", "reduce_sum_square", "Sum of x^2 over axis.", [](const KernelArgs& k) {
-    reduce_rows(k, [](const float* p, int64_t R) { return sum_map(p, R, [](float v) { return v * v; }); });
+  register_op(reduction("sum_square", "reduce_sum_square", "Sum of x^2 over axis.", [=](const KernelArgs& k) {
+    reduce_sums(k, [](float v) { return v * v; }, total);
   }));
   register_op(reduction("logsumexp", "reduce_log_sum_exp", "log(sum(exp(x))) over axis, max-shifted.",
                         [](const KernelArgs& k) { reduce_rows(k, logsumexp_of); }));
