@@ -145,7 +145,9 @@ void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t o
   });
 }
 
-// One input channel per group (depthwise): direct loops, no im2col.
+// One input channel per group (depthwise): direct loops, no im2col. Each output row
+// accumulates tap by tap over the columns that tap reaches (a vector loop per tap), so every
+// output sums its in-range taps in (i, j) order from 0, as a per-pixel loop would.
 void conv_depthwise(const float* x, const float* w, const ConvGeom& g, float* y) {
   int64_t mult = g.O / g.groups;
   parallel_for(g.O, 1, [&](size_t ob, size_t oe) {
@@ -153,19 +155,26 @@ void conv_depthwise(const float* x, const float* w, const ConvGeom& g, float* y)
       const float* xc = x + (static_cast<int64_t>(o) / mult) * g.H * g.W;
       const float* wk = w + o * g.kh * g.kw;
       float* yo = y + o * g.Ho * g.Wo;
-      for (int64_t oh = 0; oh < g.Ho; ++oh)
-        for (int64_t ow = 0; ow < g.Wo; ++ow) {
-          float acc = 0.0f;
-          for (int64_t i = 0; i < g.kh; ++i) {
-            int64_t ih = oh * g.sh - g.pt + i * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t j = 0; j < g.kw; ++j) {
-              int64_t iw = ow * g.sw - g.pl + j * g.dw;
-              if (iw >= 0 && iw < g.W) acc += xc[ih * g.W + iw] * wk[i * g.kw + j];
-            }
+      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        float* acc = yo + oh * g.Wo;
+        std::fill(acc, acc + g.Wo, 0.0f);
+        for (int64_t i = 0; i < g.kh; ++i) {
+          int64_t ih = oh * g.sh - g.pt + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          const float* xr = xc + ih * g.W;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            // the output columns whose input column iw = ow * sw + shift lies in [0, W)
+            const int64_t shift = j * g.dw - g.pl, s = g.sw;
+            const int64_t ow0 = shift >= 0 ? 0 : (-shift + s - 1) / s;
+            const int64_t ow1 = std::min<int64_t>(g.Wo, g.W - 1 - shift < 0 ? 0 : (g.W - 1 - shift) / s + 1);
+            const float wv = wk[i * g.kw + j];
+            if (s == 1)
+              for (int64_t ow = ow0; ow < ow1; ++ow) acc[ow] += xr[ow + shift] * wv;
+            else
+              for (int64_t ow = ow0; ow < ow1; ++ow) acc[ow] += xr[ow * s + shift] * wv;
           }
-          yo[oh * g.Wo + ow] = acc;
         }
+      }
     }
   });
 }
