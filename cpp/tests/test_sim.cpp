@@ -44,6 +44,32 @@ TEST(Sim, ConvMatchesDirectLoops) {
         }
 }
 
+// Depthwise (one input channel per group, two outputs each), strided, dilated and padded:
+// the kernel's row-at-a-time taps against a per-pixel loop in the same tap order.
+TEST(Sim, DepthwiseConvMatchesDirectLoops) {
+  const int64_t N = 1, C = 4, H = 9, W = 11, O = 8, K = 3;
+  auto xv = randn(N * C * H * W, 4), wv = randn(O * K * K, 5);
+  Tensor x = input({N, C, H, W});
+  Tensor y = call1("conv", {x, constant(wv, {O, 1, K, K})},
+                   {{"stride", std::vector<int64_t>{2, 1}}, {"dilation", std::vector<int64_t>{1, 2}},
+                    {"pad", int64_t{2}}, {"groups", C}});
+  CompileOptions o;
+  o.numerics.precision = Precision::fp32;
+  auto out = run_sim(compile({y}, o), {{x.shape(), xv}})[0];
+  const int64_t Ho = y.shape()[2], Wo = y.shape()[3];
+  for (int64_t oc = 0; oc < O; ++oc)
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < K; ++i)
+          for (int64_t j = 0; j < K; ++j) {
+            int64_t ih = oh * 2 - 2 + i, iw = ow - 2 + j * 2;
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += xv[((oc / 2) * H + ih) * W + iw] * wv[(oc * K + i) * K + j];
+          }
+        EXPECT_EQ(out.data[(oc * Ho + oh) * Wo + ow], acc) << oc << " " << oh << " " << ow;
+      }
+}
+
 TEST(Sim, Fp16StorageRoundsEveryResult) {
   Tensor x = input({3});
   Tensor y = call1("mul", {x, scalar(1.0 / 3.0)});
