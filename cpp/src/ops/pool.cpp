@@ -49,10 +49,30 @@ void pool_kernel(const KernelArgs& k) {
   auto ks = k.node.attrs.ints("kernel_size"), st = k.node.attrs.ints("stride"), p = k.node.attrs.ints("padding");
   bool include_pad = !Max && k.node.attrs.b("count_include_pad");
   int64_t H = s[2], W = s[3], Ho = os[2], Wo = os[3];
+  // 2x2 windows at stride 2, unpadded, inside the plane (CNNs' usual pooling): the same
+  // four values in the same order as below, without the per-window bounds.
+  const bool tiled2 = ks[0] == 2 && ks[1] == 2 && st[0] == 2 && st[1] == 2 && p[0] == 0 && p[1] == 0 &&
+                      2 * Ho <= H && 2 * Wo <= W;
   parallel_for(s[0] * s[1], 1, [&](size_t b, size_t e) {
     for (size_t plane = b; plane < e; ++plane) {
       const float* x = k.in[0] + plane * H * W;
       float* y = k.out[0] + plane * Ho * Wo;
+      if (tiled2) {
+        for (int64_t oh = 0; oh < Ho; ++oh) {
+          const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+          float* yr = y + oh * Wo;
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+            float acc = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
+            for (float x4 : v) {
+              if (Max) acc = (x4 > acc || x4 != x4) ? x4 : acc;
+              else acc += x4;
+            }
+            yr[ow] = Max ? acc : acc / 4.0f;
+          }
+        }
+        continue;
+      }
       for (int64_t oh = 0; oh < Ho; ++oh)
         for (int64_t ow = 0; ow < Wo; ++ow) {
           int64_t hs = oh * st[0] - p[0], ws = ow * st[1] - p[1];

@@ -25,6 +25,20 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
   collapse_dims<1>(os, src);
   const int m = static_cast<int>(os.size());
   const int64_t inner = os[m - 1], outer = numel(os) / inner, inner_st = src[0][m - 1];
+  if (m >= 2 && inner < 16) {  // short rows (a max-pool gradient's 2x2 windows): copy blocks of the last two dims
+    const int64_t n2 = os[m - 2], st2 = src[0][m - 2], block = n2 * inner;
+    Shape bs(os.begin(), os.end() - 1);  // rows of bs (all but its last dim) are the blocks
+    std::array<std::vector<int64_t>, 1> bst{std::vector<int64_t>(src[0].begin(), src[0].end() - 1)};
+    parallel_for(numel(bs) / n2, std::max<int64_t>(1, 16384 / block), [&](size_t b, size_t e) {
+      for_rows<1>(bs, bst, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
+        float* yb = y + row * block;
+        const float* xb = x + off[0];
+        for (int64_t a = 0; a < n2; ++a)
+          for (int64_t j = 0; j < inner; ++j) yb[a * inner + j] = xb[a * st2 + j * inner_st];
+      });
+    });
+    return;
+  }
   parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {
     for_rows<1>(os, src, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
       float* yr = y + row * inner;
