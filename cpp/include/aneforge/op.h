@@ -76,6 +76,9 @@ struct KernelArgs {
   bool known_finite(size_t i) const { return finite_in && finite_in[i]; }
   const TensorType& in_type(size_t i) const { return *in_types[i]; }
   const TensorType& out_type(size_t i) const { return node.outputs[i]; }
+  // Set by a kernel that rounded its outputs to their dtypes itself, piece by piece while
+  // they were in cache: the sim then skips its pass over them.
+  mutable bool outputs_stored = false;
 };
 using SimKernel = std::function<void(const KernelArgs&)>;
 

@@ -20,9 +20,17 @@ void infer_same_float(InferContext& c) {
   c.outputs = {c.in(0).type()};
 }
 
+// Rounds a finished piece of an elementwise op's output to the output's dtype, as the sim
+// would round the whole output afterwards (the same function on the same values).
+struct StoreChunk {
+  const KernelArgs& k;
+  void operator()(float* p, size_t n) const { k.ctx.store(p, n, k.out_type(0).dtype); }
+};
+
 template <class F>
 void map(const KernelArgs& k, F f) {
-  map_unary(k.in[0], k.out[0], numel(k.in_type(0).shape), f);
+  map_unary(k.in[0], k.out[0], numel(k.in_type(0).shape), f, StoreChunk{k});
+  k.outputs_stored = true;
 }
 
 OpDef unary(const char* name, const char* cat, const char* mil, const char* doc, std::vector<Param> extra,
@@ -280,7 +288,9 @@ void infer_binary(InferContext& c) {
 template <class F>
 SimKernel binary_kernel(F f) {
   return [f](const KernelArgs& k) {
-    broadcast_binary(k.in[0], k.in_type(0).shape, k.in[1], k.in_type(1).shape, k.out[0], k.out_type(0).shape, f);
+    broadcast_binary(k.in[0], k.in_type(0).shape, k.in[1], k.in_type(1).shape, k.out[0], k.out_type(0).shape, f,
+                     StoreChunk{k});
+    k.outputs_stored = true;
   };
 }
 

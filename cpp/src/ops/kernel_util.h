@@ -78,9 +78,16 @@ void for_rows(const Shape& shp, const std::array<std::vector<int64_t>, N>& st, s
   }
 }
 
+// A kernel's hook for each finished piece of its output (NoPost: none). The elementwise ops
+// round a piece to its dtype while it is in cache (StoreChunk in elementwise.cpp).
+struct NoPost {
+  void operator()(float*, size_t) const {}
+};
+
 // out[i] = f(v) where v[j] is input j at the broadcast position of i.
-template <size_t N, class F>
-void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes, float* out, const Shape& so, F f) {
+template <size_t N, class F, class Post = NoPost>
+void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes, float* out, const Shape& so, F f,
+                    Post post = {}) {
   Shape shp = so.empty() ? Shape{1} : so;
   std::array<std::vector<int64_t>, N> st;
   for (size_t j = 0; j < N; ++j) st[j] = broadcast_strides(shapes[j], shp);
@@ -98,17 +105,19 @@ void broadcast_nary(std::array<const float*, N> in, std::array<Shape, N> shapes,
         o[i] = f(v);
       }
     });
+    post(out + s * inner, (e - s) * inner);
   });
 }
 
 // out[i] = f(a[ia], b[ib]) with NumPy broadcasting.
-template <class F>
+template <class F, class Post = NoPost>
 void broadcast_binary(const float* a, const Shape& sa, const float* b, const Shape& sb, float* out,
-                      const Shape& so, F f) {
+                      const Shape& so, F f, Post post = {}) {
   int64_t n = numel(so);
   if (sa == so && sb == so) {
     parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
       for (size_t i = s; i < e; ++i) out[i] = f(a[i], b[i]);
+      post(out + s, e - s);
     });
     return;
   }
@@ -116,6 +125,7 @@ void broadcast_binary(const float* a, const Shape& sa, const float* b, const Sha
     float bv = b[0];
     parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
       for (size_t i = s; i < e; ++i) out[i] = f(a[i], bv);
+      post(out + s, e - s);
     });
     return;
   }
@@ -123,6 +133,7 @@ void broadcast_binary(const float* a, const Shape& sa, const float* b, const Sha
     float av = a[0];
     parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
       for (size_t i = s; i < e; ++i) out[i] = f(av, b[i]);
+      post(out + s, e - s);
     });
     return;
   }
@@ -146,10 +157,11 @@ void broadcast_binary(const float* a, const Shape& sa, const float* b, const Sha
           for (int64_t i = 0; i < inner; ++i) o[i] = f(pa[i], bv);
         }
       }
+      post(out + s * inner, (e - s) * inner);
     });
     return;
   }
-  broadcast_nary<2>({a, b}, {sa, sb}, out, so, [&f](const float* v) { return f(v[0], v[1]); });
+  broadcast_nary<2>({a, b}, {sa, sb}, out, so, [&f](const float* v) { return f(v[0], v[1]); }, post);
 }
 
 
@@ -179,10 +191,11 @@ constexpr int64_t kFp16RowsMax = 4;
 // read in place (linear's kernel; also 1x1 convs).
 void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K);
 
-template <class F>
-void map_unary(const float* x, float* y, int64_t n, F f) {
+template <class F, class Post = NoPost>
+void map_unary(const float* x, float* y, int64_t n, F f, Post post = {}) {
   parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
     for (size_t i = s; i < e; ++i) y[i] = f(x[i]);
+    post(y + s, e - s);
   });
 }
 

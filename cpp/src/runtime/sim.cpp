@@ -241,7 +241,7 @@ class SimExecutable final : public Executable {
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
       node.op->kernel(args);
-      for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored; ++o)
+      for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored && !args.outputs_stored; ++o)
         ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
       for (const auto& e : p.steps[s].epilogue) {  // fused elementwise ops, in place
         float* buf = steps_[s].out[0];
@@ -249,7 +249,7 @@ class SimExecutable final : public Executable {
         const TensorType* et = &node.outputs[0];
         KernelArgs ea{*e, &ein, &buf, ctx_, &et, 1};
         e->op->kernel(ea);
-        ctx_.store(buf, static_cast<size_t>(numel(e->outputs[0].shape)), e->outputs[0].dtype);
+        if (!ea.outputs_stored) ctx_.store(buf, static_cast<size_t>(numel(e->outputs[0].shape)), e->outputs[0].dtype);
       }
       if (p.options.check_finite) check_finite(s);
     }
