@@ -22,6 +22,11 @@ void halves_to_floats(const uint16_t* src, float* dst, size_t n);
 // bfloat16 bits (float32's upper half) to fp16 bits, rounded as floats_to_halves rounds the
 // widened floats. Returns whether every result is finite (no inf/NaN, none past 65504).
 bool bf16_to_halves(const uint16_t* src, uint16_t* dst, size_t n, Fp16Mode mode = {});
+// y[i] = table[h] with h the fp16 bits of x[i], for x holding fp16 values as floats (as the sim
+// holds fp16 tensors). Stops at the first block of eight with a value that is not exactly an
+// fp16 value, or is NaN, before writing it, and returns how many leading y it wrote (n when
+// all): the caller computes the rest itself, even in place (y == x). Not threaded.
+size_t lookup_halves(const float* x, float* y, size_t n, const float* table);
 // y[m * ldy] = dot(x + m * ldx, w) over K for m < M (1..4), w as fp16 bits, widened exactly
 // as it is read. The sum order is fixed on every machine: eight fp32 lanes (lane j takes
 // k = j, j + 8, ... in order; each product rounded, then added), the tail k >= K - K % 8 into

@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <functional>
 #include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 #include "ops/kernel_util.h"
 #include "ops/mil_util.h"
@@ -31,6 +36,64 @@ template <class F>
 void map(const KernelArgs& k, F f) {
   map_unary(k.in[0], k.out[0], numel(k.in_type(0).shape), f, StoreChunk{k});
   k.outputs_stored = true;
+}
+
+// Functions that cost far more than a lookup (erf, exp, tanh, ...) on fp16 data of at least
+// kTableMin elements: f runs once on each of the 65,536 fp16 values, through map() itself (the
+// same loop, the same rounding), and each element then looks its result up. Same function,
+// same input value: same bits. `key` names f with its attributes; tables are kept per key and
+// rounding mode, at most kTablesKept of them (256 KiB each).
+constexpr int64_t kTableMin = 1 << 15;
+constexpr size_t kTablesKept = 64;
+
+template <class F>
+std::shared_ptr<const std::vector<float>> fp16_table(const KernelArgs& k, F f, const std::string& key) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const std::vector<float>>> tables;
+  const Fp16Mode m = k.ctx.numerics.fp16;
+  std::string full = key + (m.round == RoundMode::nearest_even ? "/even" : "/away") + (m.flush_subnormals ? "/ftz" : "");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = tables.find(full);
+    if (it != tables.end()) return it->second;
+  }
+  std::vector<float> in(65536);
+  for (uint32_t h = 0; h < 65536; ++h) in[h] = half_to_float(static_cast<uint16_t>(h));
+  auto table = std::make_shared<std::vector<float>>(65536);
+  map_unary(in.data(), table->data(), 65536, f, StoreChunk{k});
+  std::lock_guard<std::mutex> lock(mu);
+  if (tables.size() >= kTablesKept) tables.clear();  // runs holding a table keep it alive
+  tables.emplace(full, table);
+  return table;
+}
+
+template <class F>
+void map_costly(const KernelArgs& k, F f, const std::string& key) {
+  const int64_t n = numel(k.in_type(0).shape);
+  if (n < kTableMin || k.in_type(0).dtype != DType::fp16 || k.out_type(0).dtype != DType::fp16 ||
+      k.ctx.numerics.precision != Precision::fp16)
+    return map(k, f);
+  auto table = fp16_table(k, f, key);
+  const float* x = k.in[0];
+  float* y = k.out[0];
+  parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
+    size_t i = s + lookup_halves(x + s, y + s, e - s, table->data());
+    if (i == e) return;
+    for (size_t j = i; j < e; ++j) y[j] = f(x[j]);  // a value that is not fp16 (not met in a run)
+    StoreChunk{k}(y + i, e - i);
+  });
+  k.outputs_stored = true;
+}
+
+// A table key: the op's name and its float attributes' values.
+std::string table_key(const KernelArgs& k, std::initializer_list<const char*> attrs) {
+  std::string key = k.node.op->name;
+  for (const char* a : attrs) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "/%a", k.node.attrs.f(a));
+    key += buf;
+  }
+  return key;
 }
 
 OpDef unary(const char* name, const char* cat, const char* mil, const char* doc, std::vector<Param> extra,
@@ -103,13 +166,13 @@ void register_unary() {
   register_op(unary("elu", "activation", "elu", "x if x > 0 else alpha * (exp(x) - 1).", {P("alpha", A, "1.0")},
                     [](const KernelArgs& k) {
     float a = static_cast<float>(k.node.attrs.f("alpha"));
-    map(k, [a](float x) { return x > 0.0f ? x : a * std::expm1(x); });
+    map_costly(k, [a](float x) { return x > 0.0f ? x : a * std::expm1(x); }, table_key(k, {"alpha"}));
   }));
   {
     OpDef d = unary("gelu", "activation", "gelu", "GELU; approximate='none' (erf) or 'tanh'.",
                     {P("approximate", ParamKind::str, "'none'")}, [](const KernelArgs& k) {
-      if (k.node.attrs.s("approximate") == "tanh") map(k, gelu_tanh);
-      else map(k, gelu_exact);
+      if (k.node.attrs.s("approximate") == "tanh") map_costly(k, gelu_tanh, "gelu/tanh");
+      else map_costly(k, gelu_exact, "gelu/none");
     });
     d.infer = [](InferContext& c) {
       c.expect_float(0);
@@ -121,24 +184,24 @@ void register_unary() {
     register_op(std::move(d));
   }
   register_op(unary("silu", "activation", "silu", "x * sigmoid(x).", {},
-                    [](const KernelArgs& k) { map(k, [](float x) { return x * sigmoid(x); }); }));
+                    [](const KernelArgs& k) { map_costly(k, [](float x) { return x * sigmoid(x); }, "silu"); }));
   register_op(unary("sigmoid", "activation", "sigmoid", "1 / (1 + exp(-x)).", {},
-                    [](const KernelArgs& k) { map(k, [](float x) { return sigmoid(x); }); }));
+                    [](const KernelArgs& k) { map_costly(k, [](float x) { return sigmoid(x); }, "sigmoid"); }));
   register_op(aliased(unary("hard_sigmoid", "activation", "sigmoid_hard", "relu6(x + 3) / 6 (torch hardsigmoid).", {},
                     [](const KernelArgs& k) { map(k, [](float x) { return relu6(x + 3.0f) / 6.0f; }); }), {"hardsigmoid"}));
   register_op(aliased(unary("hard_swish", "activation", "mul(x, sigmoid_hard(x))", "x * relu6(x + 3) / 6 (torch hardswish).",
                     {}, [](const KernelArgs& k) { map(k, [](float x) { return x * relu6(x + 3.0f) / 6.0f; }); }), {"hardswish"}));
   register_op(unary("tanh", "activation", "tanh", "Hyperbolic tangent.", {},
-                    [](const KernelArgs& k) { map(k, [](float x) { return std::tanh(x); }); }));
+                    [](const KernelArgs& k) { map_costly(k, [](float x) { return std::tanh(x); }, "tanh"); }));
   register_op(unary("scaled_tanh", "activation", "scaled_tanh", "alpha * tanh(beta * x).",
                     {P("alpha", A, "1.0"), P("beta", A, "1.0")}, [](const KernelArgs& k) {
     float a = static_cast<float>(k.node.attrs.f("alpha")), b = static_cast<float>(k.node.attrs.f("beta"));
-    map(k, [a, b](float x) { return a * std::tanh(b * x); });
+    map_costly(k, [a, b](float x) { return a * std::tanh(b * x); }, table_key(k, {"alpha", "beta"}));
   }));
   register_op(unary("softplus", "activation", "softplus", "log(1 + exp(beta * x)) / beta; x where beta * x > threshold.",
                     {P("beta", A, "1.0"), P("threshold", A, "20.0")}, [](const KernelArgs& k) {
     float b = static_cast<float>(k.node.attrs.f("beta")), t = static_cast<float>(k.node.attrs.f("threshold"));
-    map(k, [b, t](float x) { return b * x > t ? x : std::log1p(std::exp(b * x)) / b; });
+    map_costly(k, [b, t](float x) { return b * x > t ? x : std::log1p(std::exp(b * x)) / b; }, table_key(k, {"beta", "threshold"}));
   }));
   register_op(unary("softsign", "activation", "softsign", "x / (1 + |x|).", {},
                     [](const KernelArgs& k) { map(k, [](float x) { return x / (1.0f + std::fabs(x)); }); }));
@@ -180,23 +243,25 @@ void register_unary() {
     d.aliases = {"clamp"};
     register_op(std::move(d));
   }
-  struct M { const char* name; const char* mil; const char* doc; float (*f)(float); };
+  struct M { const char* name; const char* mil; const char* doc; float (*f)(float); bool costly = false; };
   static const M math[] = {
-      {"exp", "exp", "e^x.", [](float x) { return std::exp(x); }},
-      {"exp2", "exp2", "2^x.", [](float x) { return std::exp2(x); }},
-      {"log", "log", "Natural logarithm.", [](float x) { return std::log(x); }},
+      {"exp", "exp", "e^x.", [](float x) { return std::exp(x); }, true},
+      {"exp2", "exp2", "2^x.", [](float x) { return std::exp2(x); }, true},
+      {"log", "log", "Natural logarithm.", [](float x) { return std::log(x); }, true},
       {"sqrt", "sqrt", "Square root.", [](float x) { return std::sqrt(x); }},
       {"rsqrt", "rsqrt", "1 / sqrt(x).", [](float x) { return 1.0f / std::sqrt(x); }},
       {"reciprocal", "inverse", "1 / x.", [](float x) { return 1.0f / x; }},
       {"square", "square", "x * x.", [](float x) { return x * x; }},
-      {"sin", "sin", "Sine.", [](float x) { return std::sin(x); }},
-      {"cos", "cos", "Cosine.", [](float x) { return std::cos(x); }},
-      {"atan", "atan", "Arc tangent.", [](float x) { return std::atan(x); }},
-      {"erf", "erf", "Error function.", [](float x) { return std::erf(x); }},
+      {"sin", "sin", "Sine.", [](float x) { return std::sin(x); }, true},
+      {"cos", "cos", "Cosine.", [](float x) { return std::cos(x); }, true},
+      {"atan", "atan", "Arc tangent.", [](float x) { return std::atan(x); }, true},
+      {"erf", "erf", "Error function.", [](float x) { return std::erf(x); }, true},
   };
   for (const M& m : math) {
     auto f = m.f;
-    OpDef d = unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); });
+    std::string key = m.name;
+    OpDef d = m.costly ? unary(m.name, "math", m.mil, m.doc, {}, [f, key](const KernelArgs& k) { map_costly(k, f, key); })
+                       : unary(m.name, "math", m.mil, m.doc, {}, [f](const KernelArgs& k) { map(k, f); });
     if (std::string(m.name) == "sin" || std::string(m.name) == "cos") {
       d.min_family = "h15";  // native sin/cos from H15 (ane-guide s17; eiln/ane docs) [R]
       bool is_sin = std::string(m.name) == "sin";

@@ -277,6 +277,69 @@ void floats_to_halves(const float* src, uint16_t* dst, size_t n, Fp16Mode mode) 
 
 namespace {
 
+// One value: whether it is exactly an fp16 value (not NaN), and its table entry.
+inline bool lookup_one(float x, float& y, const float* table) {
+  uint16_t h = float_to_half(x, {RoundMode::nearest_even, false});
+  if (!(half_to_float(h) == x)) return false;  // also false for NaN
+  y = table[h];
+  return true;
+}
+
+size_t lookup_portable(const float* x, float* y, size_t n, const float* table, size_t i) {
+  for (; i + 8 <= n; i += 8) {
+    float v[8];
+    bool ok = true;
+    for (int j = 0; j < 8; ++j) ok &= lookup_one(x[i + j], v[j], table);
+    if (!ok) return i;
+    std::memcpy(y + i, v, sizeof v);
+  }
+  for (; i < n; ++i)
+    if (!lookup_one(x[i], y[i], table)) return i;
+  return n;
+}
+
+#if defined(AF_X86)
+__attribute__((target("avx,f16c"))) size_t lookup_f16c(const float* x, float* y, size_t n, const float* table) {
+  size_t i = 0;
+  alignas(16) uint16_t h[8];
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m128i bits = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_cvtph_ps(bits), v, _CMP_NEQ_UQ))) return i;  // NaN: unordered
+    _mm_store_si128(reinterpret_cast<__m128i*>(h), bits);
+    for (int j = 0; j < 8; ++j) y[i + j] = table[h[j]];
+  }
+  return lookup_portable(x, y, n, table, i);
+}
+#elif defined(AF_ARM64)
+size_t lookup_neon(const float* x, float* y, size_t n, const float* table) {
+  size_t i = 0;
+  alignas(16) uint16_t h[8];
+  for (; i + 8 <= n; i += 8) {
+    float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + 4);
+    float16x8_t bits = vcombine_f16(vcvt_f16_f32(a), vcvt_f16_f32(b));
+    uint32x4_t same = vandq_u32(vceqq_f32(vcvt_f32_f16(vget_low_f16(bits)), a), vceqq_f32(vcvt_high_f32_f16(bits), b));
+    if (vminvq_u32(same) == 0) return i;  // NaN compares unequal
+    vst1q_u16(h, vreinterpretq_u16_f16(bits));
+    for (int j = 0; j < 8; ++j) y[i + j] = table[h[j]];
+  }
+  return lookup_portable(x, y, n, table, i);
+}
+#endif
+
+}  // namespace
+
+size_t lookup_halves(const float* x, float* y, size_t n, const float* table) {
+#if defined(AF_X86)
+  if (has_f16c()) return lookup_f16c(x, y, n, table);
+#elif defined(AF_ARM64)
+  if (fpcr_converts_as_ieee()) return lookup_neon(x, y, n, table);
+#endif
+  return lookup_portable(x, y, n, table, 0);
+}
+
+namespace {
+
 float reduce_lanes(const float* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
 void dot_tail(const float* x, int64_t ldx, int M, const uint16_t* w, int64_t K, float (*acc)[8], float* y,
