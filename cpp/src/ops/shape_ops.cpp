@@ -2,6 +2,7 @@
 // expand_dims, flatten, concat, stack, split, tile.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "ops/kernel_util.h"
 #include "ops/mil_util.h"
@@ -26,17 +27,30 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
   const int m = static_cast<int>(os.size());
   const int64_t inner = os[m - 1], outer = numel(os) / inner, inner_st = src[0][m - 1];
   if (m >= 2 && inner < 16) {  // short rows (a max-pool gradient's 2x2 windows): copy blocks of the last two dims
-    const int64_t n2 = os[m - 2], st2 = src[0][m - 2], block = n2 * inner;
-    Shape bs(os.begin(), os.end() - 1);  // rows of bs (all but its last dim) are the blocks
-    std::array<std::vector<int64_t>, 1> bst{std::vector<int64_t>(src[0].begin(), src[0].end() - 1)};
-    parallel_for(numel(bs) / n2, std::max<int64_t>(1, 16384 / block), [&](size_t b, size_t e) {
-      for_rows<1>(bs, bst, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
-        float* yb = y + row * block;
-        const float* xb = x + off[0];
-        for (int64_t a = 0; a < n2; ++a)
-          for (int64_t j = 0; j < inner; ++j) yb[a * inner + j] = xb[a * st2 + j * inner_st];
+    // (three when two make fewer than 64 elements: a block per loop over rows, not per window)
+    const bool three = m >= 3 && os[m - 2] * inner < 64;
+    const int64_t n2 = os[m - 2], st2 = src[0][m - 2];
+    const int64_t n3 = three ? os[m - 3] : 1, st3 = three ? src[0][m - 3] : 0, block = n3 * n2 * inner;
+    Shape bs(os.begin(), os.end() - (three ? 2 : 1));  // rows of bs (all but its last dim) are the blocks
+    std::array<std::vector<int64_t>, 1> bst{std::vector<int64_t>(src[0].begin(), src[0].end() - (three ? 2 : 1))};
+    // Rows of 2 or 4 contiguous values copy with a length known at compile time (I; 0: not).
+    auto copy_blocks = [&](auto row_len) {
+      constexpr int64_t I = decltype(row_len)::value;
+      const int64_t len = I ? I : inner, js = I ? 1 : inner_st;
+      parallel_for(numel(bs) / bs.back(), std::max<int64_t>(1, 16384 / block), [&](size_t b, size_t e) {
+        for_rows<1>(bs, bst, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
+          float* yb = y + row * block;
+          for (int64_t c = 0; c < n3; ++c, yb += n2 * len) {
+            const float* xb = x + off[0] + c * st3;
+            for (int64_t a = 0; a < n2; ++a)
+              for (int64_t j = 0; j < len; ++j) yb[a * len + j] = xb[a * st2 + j * js];
+          }
+        });
       });
-    });
+    };
+    if (inner_st == 1 && inner == 2) copy_blocks(std::integral_constant<int64_t, 2>{});
+    else if (inner_st == 1 && inner == 4) copy_blocks(std::integral_constant<int64_t, 4>{});
+    else copy_blocks(std::integral_constant<int64_t, 0>{});
     return;
   }
   parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {

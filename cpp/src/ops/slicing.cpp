@@ -19,18 +19,23 @@ void strided_copy(const float* x, const Shape& s, const std::vector<int64_t>& be
     return;
   }
   auto st = strides_of(s);
-  int64_t inner = os[r - 1], outer = numel(os) / std::max<int64_t>(inner, 1);
-  parallel_for(outer, std::max<int64_t>(1, 8192 / std::max<int64_t>(inner, 1)), [&](size_t b, size_t e) {
-    for (size_t row = b; row < e; ++row) {
-      int64_t rem = static_cast<int64_t>(row), off = begin[r - 1] * st[r - 1];
-      for (int d = r - 2; d >= 0; --d) {
-        off += (begin[d] + (rem % os[d]) * step[d]) * st[d];
-        rem /= os[d];
-      }
+  int64_t base = 0;
+  Shape shp = os;
+  std::array<std::vector<int64_t>, 1> src{std::vector<int64_t>(static_cast<size_t>(r))};
+  for (int d = 0; d < r; ++d) {
+    base += begin[d] * st[d];
+    src[0][d] = step[d] * st[d];
+  }
+  collapse_dims<1>(shp, src);  // rows found by an odometer, not a division per dim per row
+  const int64_t inner = shp.back(), js = src[0].back();
+  parallel_for(numel(shp) / inner, std::max<int64_t>(1, 8192 / inner), [&](size_t b, size_t e) {
+    for_rows<1>(shp, src, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
       float* yr = y + row * inner;
-      int64_t js = step[r - 1] * st[r - 1];
-      for (int64_t j = 0; j < inner; ++j) yr[j] = x[off + j * js];
-    }
+      const float* xr = x + base + off[0];
+      if (js == 1) std::memcpy(yr, xr, sizeof(float) * static_cast<size_t>(inner));
+      else
+        for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j * js];
+    });
   });
 }
 

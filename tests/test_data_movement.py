@@ -1,0 +1,36 @@
+"""Copy kernels (permute, slice) against NumPy on the layouts their fast paths take: rows of
+2 or 4 values (a max-pool gradient's windows), blocks of three trailing dims, strided slices
+of short rows. Values are copied, so results must be equal, not close."""
+import itertools
+
+import numpy as np
+import pytest
+
+import aneforge as af
+
+
+def run_fp32(build, x):
+    xi = af.input(x.shape, name="x")
+    return np.asarray(af.compile(build(xi * 1.0), precision="fp32")(x=x))
+
+
+# (64, 14, 2, 14, 2): 2x2 windows; (5, 3, 7, 2, 3): rows of 3 from a stride; (3, 40, 3, 4):
+# rows of 4; (2, 9, 2, 20, 2): blocks of 40 values.
+@pytest.mark.parametrize("shape", [(64, 14, 2, 14, 2), (5, 3, 7, 2, 3), (3, 40, 3, 4), (2, 9, 2, 20, 2)])
+def test_every_permutation_equals_numpy(shape, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    for dims in itertools.permutations(range(len(shape))):
+        got = run_fp32(lambda t: af.permute(t, list(dims)), x)
+        np.testing.assert_array_equal(got, x.transpose(dims), err_msg=str(dims))
+
+
+@pytest.mark.parametrize("shape", [(16, 64, 16, 16), (1, 64, 30, 30), (3, 5, 7), (4, 1, 9, 2), (2, 3, 4, 5, 6)])
+def test_strided_slices_equal_numpy(shape, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    for _ in range(30):
+        sl = []
+        for d in shape:
+            b = int(rng.integers(0, d))
+            sl.append(slice(b, int(rng.integers(b + 1, d + 1)), int(rng.integers(1, 4))))
+        got = run_fp32(lambda t: t[tuple(sl)], x)
+        np.testing.assert_array_equal(got, x[tuple(sl)], err_msg=str(sl))
