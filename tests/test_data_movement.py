@@ -15,8 +15,10 @@ def run_fp32(build, x):
 
 
 # (64, 14, 2, 14, 2): 2x2 windows; (5, 3, 7, 2, 3): rows of 3 from a stride; (3, 40, 3, 4):
-# rows of 4; (2, 9, 2, 20, 2): blocks of 40 values.
-@pytest.mark.parametrize("shape", [(64, 14, 2, 14, 2), (5, 3, 7, 2, 3), (3, 40, 3, 4), (2, 9, 2, 20, 2)])
+# rows of 4; (2, 9, 2, 20, 2): blocks of 40 values; (300, 70), (3, 33, 18, 2) and
+# (2, 4, 37, 20): transposes in 16 x 16 tiles, with partial tiles and planes.
+@pytest.mark.parametrize("shape", [(64, 14, 2, 14, 2), (5, 3, 7, 2, 3), (3, 40, 3, 4), (2, 9, 2, 20, 2),
+                                   (300, 70), (3, 33, 18, 2), (2, 4, 37, 20)])
 def test_every_permutation_equals_numpy(shape, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     for dims in itertools.permutations(range(len(shape))):

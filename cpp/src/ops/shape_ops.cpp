@@ -26,6 +26,32 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
   collapse_dims<1>(os, src);
   const int m = static_cast<int>(os.size());
   const int64_t inner = os[m - 1], outer = numel(os) / inner, inner_st = src[0][m - 1];
+  // A transpose of the last two dims (the input's rows become columns: weight gradients,
+  // k^T): 16 x 16 tiles, so the strided reads reuse each cache line 16 times.
+  if (m >= 2 && inner >= 16 && os[m - 2] >= 16 && src[0][m - 2] == 1) {
+    const int64_t R = os[m - 2], plane = R * inner, tiles = (R + 15) / 16;
+    Shape ps(os.begin(), os.end() - 1);  // rows of ps (all but its last dim) are the planes
+    std::array<std::vector<int64_t>, 1> pst{std::vector<int64_t>(src[0].begin(), src[0].end() - 1)};
+    parallel_for(numel(os) / plane * tiles, std::max<int64_t>(1, 4096 / (16 * inner)), [&](size_t b, size_t e) {
+      for (size_t t = b; t < e;) {
+        const size_t p = t / tiles, t_end = std::min(e, (p + 1) * tiles);
+        for_rows<1>(ps, pst, p, p + 1, [&](size_t, const std::array<int64_t, 1>& off) {
+          const float* xp = x + off[0];
+          float* yp = y + p * plane;
+          for (size_t tt = t; tt < t_end; ++tt) {
+            const int64_t r0 = static_cast<int64_t>(tt % tiles) * 16, r1 = std::min(R, r0 + 16);
+            for (int64_t c0 = 0; c0 < inner; c0 += 16) {
+              const int64_t c1 = std::min(inner, c0 + 16);
+              for (int64_t r = r0; r < r1; ++r)
+                for (int64_t c = c0; c < c1; ++c) yp[r * inner + c] = xp[r + c * inner_st];
+            }
+          }
+        });
+        t = t_end;
+      }
+    });
+    return;
+  }
   if (m >= 2 && inner < 16) {  // short rows (a max-pool gradient's 2x2 windows): copy blocks of the last two dims
     // (three when two make fewer than 64 elements: a block per loop over rows, not per window)
     const bool three = m >= 3 && os[m - 2] * inner < 64;
