@@ -255,3 +255,18 @@ TEST(Fp16, Bf16ToHalvesRoundsEveryPatternAsTheWidenedFloat) {
     EXPECT_EQ(out[at], 0x7c00);
   }
 }
+
+#include "runtime/transpose.h"
+
+TEST(Transpose, FloatsOnAndOffTheBlockEdges) {
+  for (int64_t rows : {1, 3, 4, 8, 9, 17, 33})
+    for (int64_t cols : {1, 5, 8, 12, 16, 23}) {
+      const int64_t ls = cols + 3, ld = rows + 5;  // strides wider than the block
+      std::vector<float> src(static_cast<size_t>(rows * ls)), dst(static_cast<size_t>(cols * ld), -1.0f);
+      for (size_t k = 0; k < src.size(); ++k) src[k] = static_cast<float>(k);
+      transpose_floats(src.data(), ls, dst.data(), ld, rows, cols);
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t i = 0; i < ld; ++i)
+          ASSERT_EQ(dst[j * ld + i], i < rows ? src[i * ls + j] : -1.0f) << rows << "x" << cols << " at " << i << "," << j;
+    }
+}

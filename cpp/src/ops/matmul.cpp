@@ -25,6 +25,8 @@ int64_t panel_rows(int64_t row_elems) {
   return std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(1, row_elems) / 64 * 64);
 }
 
+constexpr int64_t kSmallGemm = int64_t{1} << 18;
+
 void infer_matmul(InferContext& c) {
   const Shape &a = c.in(0).shape(), &b = c.in(1).shape();
   c.expect_float(0, "x");
@@ -73,7 +75,7 @@ void matmul_kernel(const KernelArgs& k) {
     if (numel(ba) == nb) return blas::sgemm(false, false, nb * M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
   }
   auto sa = broadcast_strides(ba, batch), sb = broadcast_strides(bb, batch);
-  for (int64_t i = 0; i < nb; ++i) {
+  auto product = [&](int64_t i) {
     int64_t rem = i, oa = 0, ob = 0;
     for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
       int64_t q = rem % batch[d];
@@ -82,7 +84,16 @@ void matmul_kernel(const KernelArgs& k) {
       ob += q * sb[d];
     }
     blas::sgemm(false, false, M, N, K, 1.0f, A + oa * M * K, K, B + ob * K * N, N, 0.0f, C + i * M * N, N);
-  }
+  };
+  // OpenBLAS runs a product of M * N * K <= 4 * 65536 on its calling thread (its threading
+  // threshold, interface/gemm.c): a batch of those is spread over the pool instead, each
+  // product the same call as before.
+  if (M * N * K <= kSmallGemm)
+    parallel_for(nb, 2, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) product(static_cast<int64_t>(i));
+    });
+  else
+    for (int64_t i = 0; i < nb; ++i) product(i);
 }
 
 void infer_linear(InferContext& c) {

@@ -7,6 +7,7 @@
 #include "ops/kernel_util.h"
 #include "ops/mil_util.h"
 #include "ops/register.h"
+#include "runtime/transpose.h"
 
 namespace af {
 
@@ -27,7 +28,7 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
   const int m = static_cast<int>(os.size());
   const int64_t inner = os[m - 1], outer = numel(os) / inner, inner_st = src[0][m - 1];
   // A transpose of the last two dims (the input's rows become columns: weight gradients,
-  // k^T): 16 x 16 tiles, so the strided reads reuse each cache line 16 times.
+  // k^T): bands of 16 output rows, transposed in registers (runtime/transpose.cpp).
   if (m >= 2 && inner >= 16 && os[m - 2] >= 16 && src[0][m - 2] == 1) {
     const int64_t R = os[m - 2], plane = R * inner, tiles = (R + 15) / 16;
     Shape ps(os.begin(), os.end() - 1);  // rows of ps (all but its last dim) are the planes
@@ -40,11 +41,8 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
           float* yp = y + p * plane;
           for (size_t tt = t; tt < t_end; ++tt) {
             const int64_t r0 = static_cast<int64_t>(tt % tiles) * 16, r1 = std::min(R, r0 + 16);
-            for (int64_t c0 = 0; c0 < inner; c0 += 16) {
-              const int64_t c1 = std::min(inner, c0 + 16);
-              for (int64_t r = r0; r < r1; ++r)
-                for (int64_t c = c0; c < c1; ++c) yp[r * inner + c] = xp[r + c * inner_st];
-            }
+            // y[r][c] = x[c * inner_st + r]: x's rows c hold consecutive r
+            transpose_floats(xp + r0, inner_st, yp + r0 * inner, inner, inner, r1 - r0);
           }
         });
         t = t_end;
