@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <numeric>
 #include <thread>
 
@@ -112,4 +114,34 @@ TEST(Threads, CompilingFromSeveralThreads) {
     });
   for (auto& t : ts) t.join();
   EXPECT_EQ(ok.load(), 20);
+}
+
+// Small products of a batched matmul run across the pool (matmul.cpp): each must equal the
+// same product computed alone, at any thread count.
+TEST(Threads, BatchedMatmulEqualsEachProductAlone) {
+  const int64_t B = 12, M = 40, K = 30, N = 50;  // M * N * K below OpenBLAS's threading threshold
+  std::vector<float> a(static_cast<size_t>(B * M * K)), b(static_cast<size_t>(B * K * N));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = half_to_float(float_to_half(std::sin(0.37f * static_cast<float>(i))));
+  for (size_t i = 0; i < b.size(); ++i) b[i] = half_to_float(float_to_half(std::cos(0.11f * static_cast<float>(i))));
+  auto matmul_of = [](int64_t batch, int64_t m, int64_t k, int64_t n) {
+    Tensor x = input({batch, m, k}, DType::fp16, "a"), y = input({batch, k, n}, DType::fp16, "b");
+    CompileOptions o;
+    o.numerics.precision = Precision::fp32;  // the GEMM's own sums, unrounded
+    return compile({call1("matmul", {x, y})}, o);
+  };
+  auto alone = matmul_of(1, M, K, N);
+  std::vector<float> expected;
+  for (int64_t i = 0; i < B; ++i) {
+    std::vector<float> ai(a.begin() + i * M * K, a.begin() + (i + 1) * M * K), bi(b.begin() + i * K * N, b.begin() + (i + 1) * K * N);
+    auto y = run_sim(alone, {{{1, M, K}, ai}, {{1, K, N}, bi}})[0].data;
+    expected.insert(expected.end(), y.begin(), y.end());
+  }
+  auto batched = matmul_of(B, M, K, N);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    auto got = run_sim(batched, {{{B, M, K}, a}, {{B, K, N}, b}})[0].data;
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0) << threads << " threads";
+  }
+  set_num_threads(2);
 }
