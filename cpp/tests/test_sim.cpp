@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "aneforge/aneforge.h"
@@ -47,27 +49,36 @@ TEST(Sim, ConvMatchesDirectLoops) {
 // Depthwise (one input channel per group, two outputs each), strided, dilated and padded:
 // the kernel's row-at-a-time taps against a per-pixel loop in the same tap order.
 TEST(Sim, DepthwiseConvMatchesDirectLoops) {
-  const int64_t N = 1, C = 4, H = 9, W = 11, O = 8, K = 3;
-  auto xv = randn(N * C * H * W, 4), wv = randn(O * K * K, 5);
-  Tensor x = input({N, C, H, W});
-  Tensor y = call1("conv", {x, constant(wv, {O, 1, K, K})},
-                   {{"stride", std::vector<int64_t>{2, 1}}, {"dilation", std::vector<int64_t>{1, 2}},
-                    {"pad", int64_t{2}}, {"groups", C}});
-  CompileOptions o;
-  o.numerics.precision = Precision::fp32;
-  auto out = run_sim(compile({y}, o), {{x.shape(), xv}})[0];
-  const int64_t Ho = y.shape()[2], Wo = y.shape()[3];
-  for (int64_t oc = 0; oc < O; ++oc)
-    for (int64_t oh = 0; oh < Ho; ++oh)
-      for (int64_t ow = 0; ow < Wo; ++ow) {
-        float acc = 0.0f;
-        for (int64_t i = 0; i < K; ++i)
-          for (int64_t j = 0; j < K; ++j) {
-            int64_t ih = oh * 2 - 2 + i, iw = ow - 2 + j * 2;
-            if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += xv[((oc / 2) * H + ih) * W + iw] * wv[(oc * K + i) * K + j];
-          }
-        EXPECT_EQ(out.data[(oc * Ho + oh) * Wo + ow], acc) << oc << " " << oh << " " << ow;
-      }
+  // (stride h, w, dilation h, w, pad, width): the first has no 8 interior columns in a row;
+  // the others run the 8-column blocks at stride 1 and 2, with border columns either side.
+  const int64_t cfgs[][6] = {{2, 1, 1, 2, 2, 11}, {1, 1, 1, 1, 1, 30}, {1, 2, 1, 1, 1, 41}, {1, 1, 2, 1, 0, 25}};
+  for (bool zeros : {false, true})  // all -0.0 inputs: each sum is 0 + (-0) + ... = +0, as from 0
+  for (const auto& c : cfgs) {
+    const int64_t N = 1, C = 4, H = 9, W = c[5], O = 8, K = 3, sh = c[0], sw = c[1], dh = c[2], dw = c[3], pad = c[4];
+    auto xv = randn(N * C * H * W, 4), wv = randn(O * K * K, 5);
+    if (zeros) std::fill(xv.begin(), xv.end(), -0.0f);
+    if (zeros) std::fill(wv.begin(), wv.end(), 1.0f);
+    Tensor x = input({N, C, H, W});
+    Tensor y = call1("conv", {x, constant(wv, {O, 1, K, K})},
+                     {{"stride", std::vector<int64_t>{sh, sw}}, {"dilation", std::vector<int64_t>{dh, dw}},
+                      {"pad", pad}, {"groups", C}});
+    CompileOptions o;
+    o.numerics.precision = Precision::fp32;
+    auto out = run_sim(compile({y}, o), {{x.shape(), xv}})[0];
+    const int64_t Ho = y.shape()[2], Wo = y.shape()[3];
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          float acc = 0.0f;  // in-range taps in (i, j) order from 0
+          for (int64_t i = 0; i < K; ++i)
+            for (int64_t j = 0; j < K; ++j) {
+              int64_t ih = oh * sh - pad + i * dh, iw = ow * sw - pad + j * dw;
+              if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += xv[((oc / 2) * H + ih) * W + iw] * wv[(oc * K + i) * K + j];
+            }
+          float got = out.data[(oc * Ho + oh) * Wo + ow];
+          ASSERT_EQ(std::memcmp(&got, &acc, 4), 0) << W << (zeros ? " zeros" : "") << ": " << oc << " " << oh << " " << ow;
+        }
+  }
 }
 
 TEST(Sim, Fp16StorageRoundsEveryResult) {
