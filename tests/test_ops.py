@@ -436,3 +436,19 @@ def test_exact_output_ops_give_exactly_their_inputs_elements(case, rng):
         if g.dtype == np.float32:  # values fp16 holds (the rounding skipped would not change them)
             np.testing.assert_array_equal(g, af.round_fp16(g.copy()), err_msg=case.name)
         np.testing.assert_array_equal(g, np.asarray(r, np.float32) if r.dtype != np.bool_ else r, err_msg=case.name)
+
+
+@pytest.mark.parametrize("shape, axes", [((64, 16, 28, 28), (0, 2, 3)), ((2, 3, 4, 5, 8), (0, 1, 4)), ((4, 7, 16), (0, 2)),
+                                         ((8, 3, 5, 3), (0, 3))])
+@pytest.mark.parametrize("op", ["sum", "mean", "sum_square"])
+def test_sums_around_kept_axes_add_in_the_order_of_contiguous_rows(shape, axes, op, rng):
+    """A sum over leading and trailing axes (a bias gradient's (0, 2, 3)) reads the segments in
+    place: its fp32 partial sums must be those of summing each row of the permuted copy."""
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    x.reshape(-1)[::7] = -0.0
+    kept = [d for d in range(len(shape)) if d not in axes]
+    xi = af.input(shape, name="x")
+    rows = af.reshape(af.permute(xi, kept + list(axes)), [shape[d] for d in kept] + [-1])
+    got = np.asarray(af.compile(getattr(af, op)(xi, axes), precision="fp32")(x))
+    want = np.asarray(af.compile(getattr(af, op)(rows, -1), precision="fp32")(x))
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -99,18 +99,51 @@ void sum_columns(const float* x, int64_t R, int64_t C, float* y, F f, Post post)
   });
 }
 
+// x as (A, C, L), sums over A and L for each c (a conv's bias gradient or batch-norm
+// statistics: axes (0, 2, 3)), with L a multiple of 8: element j = a * L + l of c's row goes
+// to lane j % 8 = l % 8 in sum_map's order, so the results are the bits of summing the
+// permuted copy that reduce_rows would make, without making it.
+template <class F, class Post>
+void sum_segments(const float* x, int64_t A, int64_t C, int64_t L, float* y, F f, Post post) {
+  parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(A * L, 1)), [&](size_t b, size_t e) {
+    for (size_t c = b; c < e; ++c) {
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t a = 0; a < A; ++a) {
+        const float* seg = x + (a * C + static_cast<int64_t>(c)) * L;
+        for (int64_t l = 0; l < L; l += 8)
+          for (int t = 0; t < 8; ++t) acc[t] += f(seg[l + t]);
+      }
+      y[c] = post(((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])), A * L);
+    }
+  });
+}
+
 // A sum-like reduction: down columns when the reduced axes lead and others remain (a bias
-// gradient's sum over rows), else along contiguous rows (reduce_rows).
+// gradient's sum over rows); over leading and trailing axes around kept ones (sum_segments);
+// else along contiguous rows (reduce_rows).
 template <class F, class Post>
 void reduce_sums(const KernelArgs& k, F f, Post post) {
   const Shape& s = k.in_type(0).shape;
   auto axes = k.node.attrs.ints("axis");
+  const int64_t r = static_cast<int64_t>(s.size());
   bool leading = !axes.empty() && axes.size() < s.size();
   for (size_t i = 0; i < axes.size() && leading; ++i) leading = axes[i] == static_cast<int64_t>(i);
   if (leading) {
     int64_t R = 1;
     for (auto a : axes) R *= s[a];
     return sum_columns(k.in[0], R, numel(s) / std::max<int64_t>(R, 1), k.out[0], f, post);
+  }
+  // axes = [0, lead) and [trail, r), with kept axes [lead, trail) between them
+  int64_t lead = 0;
+  while (lead < static_cast<int64_t>(axes.size()) && axes[lead] == lead) ++lead;
+  const int64_t trail = r - (static_cast<int64_t>(axes.size()) - lead);
+  bool around = lead > 0 && trail < r && trail > lead;
+  for (size_t i = static_cast<size_t>(lead); i < axes.size() && around; ++i)
+    around = axes[i] == trail + static_cast<int64_t>(i) - lead;
+  if (around) {
+    int64_t A = 1, C = 1, L = 1;
+    for (int64_t d = 0; d < r; ++d) (d < lead ? A : d < trail ? C : L) *= s[d];
+    if (L % 8 == 0) return sum_segments(k.in[0], A, C, L, k.out[0], f, post);
   }
   reduce_rows(k, [&](const float* p, int64_t R) { return post(sum_map(p, R, f), R); });
 }
