@@ -36,3 +36,23 @@ def test_strided_slices_equal_numpy(shape, rng):
             sl.append(slice(b, int(rng.integers(b + 1, d + 1)), int(rng.integers(1, 4))))
         got = run_fp32(lambda t: t[tuple(sl)], x)
         np.testing.assert_array_equal(got, x[tuple(sl)], err_msg=str(sl))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("shape, pads", [((16, 64, 14, 14), (1, 1, 1, 1)), ((2, 3, 5, 7), (0, 2, 3, 0)),
+                                         ((2, 3, 5, 7), (4, 1, 0, 2)), ((4, 9), (3, 2)), ((4, 60000), (5, 6))])
+def test_pad_equals_torch(shape, pads, mode, rng):
+    import torch
+    x = rng.standard_normal(shape).astype(np.float32)
+    want = torch.nn.functional.pad(torch.from_numpy(x), pads, mode=mode, value=2.5 if mode == "constant" else None)
+    got = run_fp32(lambda t: af.pad(t, pads, mode=mode, value=2.5) if mode == "constant" else af.pad(t, pads, mode=mode), x)
+    np.testing.assert_array_equal(got, want.numpy().reshape(got.shape))
+
+
+@pytest.mark.parametrize("shapes, axis", [([(1, 16, 12544)] * 9, 1), ([(1, 64, 128, 128), (1, 32, 128, 128)], 1),
+                                          ([(3, 4, 30000), (3, 1, 30000)], 1), ([(2, 3), (5, 3)], 0)])
+def test_concat_of_long_rows_equals_numpy(shapes, axis, rng):
+    xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ins = [af.input(s, name=f"x{i}") for i, s in enumerate(shapes)]
+    got = np.asarray(af.compile(af.concat([t * 1.0 for t in ins], axis), precision="fp32")(*xs))
+    np.testing.assert_array_equal(got, np.concatenate(xs, axis))

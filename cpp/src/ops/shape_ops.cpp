@@ -213,8 +213,14 @@ void concat_kernel(const KernelArgs& k) {
     int64_t len = k.in_type(t).shape[axis] * inner;
     const float* src = k.in[t];
     float* dst = k.out[0] + off;
-    parallel_for(outer, std::max<int64_t>(1, 16384 / len), [&](size_t b, size_t e) {
-      for (size_t o = b; o < e; ++o) std::memcpy(dst + o * orow, src + o * len, sizeof(float) * len);
+    // rows cut in pieces of at most 64K values, so one long row (a UNet skip joined along
+    // channels, im2col taps) is copied by every thread
+    const int64_t piece = std::max<int64_t>(1, std::min<int64_t>(len, 1 << 16)), pieces = (len + piece - 1) / piece;
+    parallel_for(outer * pieces, std::max<int64_t>(1, 16384 / piece), [&](size_t b, size_t e) {
+      for (size_t t2 = b; t2 < e; ++t2) {
+        const int64_t o = static_cast<int64_t>(t2) / pieces, at = static_cast<int64_t>(t2) % pieces * piece;
+        std::memcpy(dst + o * orow + at, src + o * len + at, sizeof(float) * std::min(piece, len - at));
+      }
     });
     off += len;
   }

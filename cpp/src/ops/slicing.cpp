@@ -178,19 +178,36 @@ void pad_kernel(const KernelArgs& k) {
     return i < s[d] ? i : period - i;
   };
   parallel_for(outer, std::max<int64_t>(1, 8192 / inner), [&](size_t b, size_t e) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::max(r - 1, 0)));  // the row's output index, as an odometer
+    int64_t rem = static_cast<int64_t>(b);
+    for (int d = r - 2; d >= 0; --d) {
+      idx[d] = rem % os[d];
+      rem /= os[d];
+    }
     for (size_t row = b; row < e; ++row) {
-      int64_t rem = static_cast<int64_t>(row), off = 0;
+      int64_t off = 0;
       bool pad_row = false;
-      for (int d = r - 2; d >= 0; --d) {
-        int64_t si = src_index(rem % os[d], d);
-        rem /= os[d];
+      for (int d = 0; d < r - 1; ++d) {
+        int64_t si = src_index(idx[d], d);
         if (si < 0) pad_row = true;
         else off += si * st[d];
       }
       float* y = k.out[0] + row * inner;
-      for (int64_t j = 0; j < inner; ++j) {
-        int64_t si = pad_row ? -1 : src_index(j, r - 1);
-        y[j] = si < 0 ? value : k.in[0][off + si];
+      if (m == 0 && !pad_row) {  // constant: value, the row's values, value
+        const int64_t b0 = before[r - 1], lo = std::clamp<int64_t>(b0, 0, inner),
+                      hi = std::clamp<int64_t>(b0 + s[r - 1], lo, inner);
+        std::fill(y, y + lo, value);
+        std::memcpy(y + lo, k.in[0] + off + (lo - b0), sizeof(float) * static_cast<size_t>(hi - lo));
+        std::fill(y + hi, y + inner, value);
+      } else {
+        for (int64_t j = 0; j < inner; ++j) {
+          int64_t si = pad_row ? -1 : src_index(j, r - 1);
+          y[j] = si < 0 ? value : k.in[0][off + si];
+        }
+      }
+      for (int d = r - 2; d >= 0; --d) {
+        if (++idx[d] < os[d]) break;
+        idx[d] = 0;
       }
     }
   });
