@@ -145,3 +145,34 @@ TEST(Threads, BatchedMatmulEqualsEachProductAlone) {
   }
   set_num_threads(2);
 }
+
+// A conv whose per-image GEMMs are small runs its images across the pool (conv.cpp): each
+// image must equal that image convolved alone, at any thread count.
+TEST(Threads, BatchedSmallConvEqualsEachImageAlone) {
+  const int64_t N = 10, C = 1, H = 28, W = 28, O = 16;  // 16 x 784 x 9 per image: one OpenBLAS thread
+  std::vector<float> x(static_cast<size_t>(N * C * H * W)), w(static_cast<size_t>(O * C * 9)), b(static_cast<size_t>(O));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = half_to_float(float_to_half(std::sin(0.13f * static_cast<float>(i))));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = half_to_float(float_to_half(std::cos(0.7f * static_cast<float>(i))));
+  for (size_t i = 0; i < b.size(); ++i) b[i] = 0.25f * static_cast<float>(i) - 1.0f;
+  auto conv_of = [&](int64_t batch) {
+    Tensor xi = input({batch, C, H, W}, DType::fp16, "x");
+    CompileOptions o;
+    o.numerics.precision = Precision::fp32;
+    return compile({call1("conv", {xi, constant(w, {O, C, 3, 3}), constant(b, {O})}, {{"pad", int64_t{1}}})}, o);
+  };
+  auto alone = conv_of(1);
+  std::vector<float> expected;
+  for (int64_t n = 0; n < N; ++n) {
+    std::vector<float> xn(x.begin() + n * C * H * W, x.begin() + (n + 1) * C * H * W);
+    auto y = run_sim(alone, {{{1, C, H, W}, xn}})[0].data;
+    expected.insert(expected.end(), y.begin(), y.end());
+  }
+  auto batched = conv_of(N);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    auto got = run_sim(batched, {{{N, C, H, W}, x}})[0].data;
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0) << threads << " threads";
+  }
+  set_num_threads(2);
+}

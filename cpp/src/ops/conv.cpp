@@ -198,7 +198,9 @@ void conv_kernel(const KernelArgs& k) {
     halves_to_floats(wh, widened.data(), widened.size());
     w = widened.data();
   }
-  for (int64_t n = 0; n < g.N; ++n) {
+  // im2col in blocks of output rows (~1 MiB of patches) so the GEMM reads them from cache.
+  const int64_t rows_blk = pointwise ? g.Ho : std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, Kg * g.Wo));
+  auto image = [&](int64_t n) {
     const float* xn = x + n * g.C * g.H * g.W;
     float* yn = y + n * g.O * P;
     if (as_linear) {  // linear over the channels: y^T (P, O) = x^T (P, C) W^T
@@ -213,8 +215,6 @@ void conv_kernel(const KernelArgs& k) {
     } else if (Cg == 1 && g.groups > 1) {
       conv_depthwise(xn, w, g, yn);
     } else {
-      // im2col in blocks of output rows (~1 MiB of patches) so the GEMM reads them from cache.
-      int64_t rows_blk = pointwise ? g.Ho : std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, Kg * g.Wo));
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows_blk) {
           int64_t oh1 = std::min(g.Ho, oh0 + rows_blk), Pb = (oh1 - oh0) * g.Wo;
@@ -237,7 +237,16 @@ void conv_kernel(const KernelArgs& k) {
           for (int64_t p = 0; p < P; ++p) yo[p] += b;
         }
       });
-  }
+  };
+  // Images whose GEMMs OpenBLAS runs on the calling thread (kBlasOneThread) go across the
+  // pool, each the same calls as one at a time; larger ones get OpenBLAS's threads.
+  const bool gemm_path = !as_linear && !(Cg == 1 && g.groups > 1);
+  if (gemm_path && g.N > 1 && Og * std::min(P, rows_blk * g.Wo) * Kg <= kBlasOneThread)
+    parallel_for(static_cast<size_t>(g.N), 1, [&](size_t b, size_t e) {
+      for (size_t n = b; n < e; ++n) image(static_cast<int64_t>(n));
+    });
+  else
+    for (int64_t n = 0; n < g.N; ++n) image(n);
 }
 
 // ---- conv_transpose ----------------------------------------------------------------

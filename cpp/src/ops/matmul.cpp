@@ -25,8 +25,6 @@ int64_t panel_rows(int64_t row_elems) {
   return std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(1, row_elems) / 64 * 64);
 }
 
-constexpr int64_t kSmallGemm = int64_t{1} << 18;
-
 void infer_matmul(InferContext& c) {
   const Shape &a = c.in(0).shape(), &b = c.in(1).shape();
   c.expect_float(0, "x");
@@ -85,10 +83,8 @@ void matmul_kernel(const KernelArgs& k) {
     }
     blas::sgemm(false, false, M, N, K, 1.0f, A + oa * M * K, K, B + ob * K * N, N, 0.0f, C + i * M * N, N);
   };
-  // OpenBLAS runs a product of M * N * K <= 4 * 65536 on its calling thread (its threading
-  // threshold, interface/gemm.c): a batch of those is spread over the pool instead, each
-  // product the same call as before.
-  if (M * N * K <= kSmallGemm)
+  // products OpenBLAS runs on the calling thread: across the pool, each the same call
+  if (M * N * K <= kBlasOneThread)
     parallel_for(nb, 2, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) product(static_cast<int64_t>(i));
     });

@@ -28,6 +28,20 @@ void strided_copy(const float* x, const Shape& s, const std::vector<int64_t>& be
   }
   collapse_dims<1>(shp, src);  // rows found by an odometer, not a division per dim per row
   const int64_t inner = shp.back(), js = src[0].back();
+  if (shp.size() >= 2 && inner < 32 && js == 1) {  // short rows (a conv's im2col taps): a block of rows per step
+    const int64_t n2 = shp[shp.size() - 2], st2 = src[0][shp.size() - 2], block = n2 * inner;
+    Shape bs(shp.begin(), shp.end() - 1);  // rows of bs (all but its last dim) are the blocks
+    std::array<std::vector<int64_t>, 1> bst{std::vector<int64_t>(src[0].begin(), src[0].end() - 1)};
+    parallel_for(numel(bs) / n2, std::max<int64_t>(1, 8192 / block), [&](size_t b, size_t e) {
+      for_rows<1>(bs, bst, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
+        float* yb = y + row * block;
+        const float* xb = x + base + off[0];
+        for (int64_t a = 0; a < n2; ++a)
+          for (int64_t j = 0; j < inner; ++j) yb[a * inner + j] = xb[a * st2 + j];
+      });
+    });
+    return;
+  }
   parallel_for(numel(shp) / inner, std::max<int64_t>(1, 8192 / inner), [&](size_t b, size_t e) {
     for_rows<1>(shp, src, b, e, [&](size_t row, const std::array<int64_t, 1>& off) {
       float* yr = y + row * inner;
