@@ -56,3 +56,16 @@ def test_concat_of_long_rows_equals_numpy(shapes, axis, rng):
     ins = [af.input(s, name=f"x{i}") for i, s in enumerate(shapes)]
     got = np.asarray(af.compile(af.concat([t * 1.0 for t in ins], axis), precision="fp32")(*xs))
     np.testing.assert_array_equal(got, np.concatenate(xs, axis))
+
+
+@pytest.mark.parametrize("cs, xs, ys", [((2, 12, 5, 1), (2, 12, 5, 7), (2, 12, 5, 7)), ((1,), (128, 512), (128, 512)),
+                                        ((4, 1), (1,), (4, 6)), ((2, 3, 1), (1, 3, 9), ()), ((3, 4), (3, 4), (3, 4)),
+                                        ((2, 1, 5), (2, 4, 5), (1, 4, 1))])
+def test_where_selects_as_numpy(cs, xs, ys, rng):
+    c = rng.random(cs) < 0.5
+    x = rng.standard_normal(xs).astype(np.float32)
+    y = rng.standard_normal(ys).astype(np.float32)
+    x.reshape(-1)[0] = np.nan
+    ci, xi, yi = af.input(cs, dtype="bool", name="c"), af.input(xs, name="x"), af.input(ys, name="y")
+    got = np.asarray(af.compile(af.where(ci, xi * 1.0, yi * 1.0), precision="fp32")(c, x, y))
+    np.testing.assert_array_equal(got, np.where(c, x, y))

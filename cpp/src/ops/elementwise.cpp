@@ -1,9 +1,11 @@
 // Elementwise ops: activations, unary math, binary arithmetic and comparisons (broadcast),
 // where, logical_not, cast.
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -418,6 +420,25 @@ void register_binary() {
   };
   w.kernel = [](const KernelArgs& k) {
     const Shape& os = k.out_type(0).shape;
+    Shape shp = os.empty() ? Shape{1} : os;
+    std::array<std::vector<int64_t>, 3> st;
+    for (size_t j = 0; j < 3; ++j) st[j] = broadcast_strides(k.in_type(j).shape, shp);
+    collapse_dims<3>(shp, st);
+    const size_t r = shp.size();
+    const int64_t inner = shp[r - 1];
+    auto flat = [&](size_t j) { return st[j][r - 1] <= 1; };  // a row read in order, or one value
+    if (st[0][r - 1] == 0 && flat(1) && flat(2)) {  // one condition per row (attention's masked rows): whole rows
+      parallel_for(numel(shp) / inner, std::max<int64_t>(1, 16384 / inner), [&](size_t b, size_t e) {
+        for_rows<3>(shp, st, b, e, [&](size_t row, const std::array<int64_t, 3>& off) {
+          const size_t j = k.in[0][off[0]] != 0.0f ? 1 : 2;
+          const float* src = k.in[j] + off[j];
+          float* o = k.out[0] + row * inner;
+          if (st[j][r - 1] == 1) std::memcpy(o, src, sizeof(float) * static_cast<size_t>(inner));
+          else std::fill(o, o + inner, *src);
+        });
+      });
+      return;
+    }
     broadcast_nary<3>({k.in[0], k.in[1], k.in[2]}, {k.in_type(0).shape, k.in_type(1).shape, k.in_type(2).shape},
                       k.out[0], os, [](const float* v) { return v[0] != 0.0f ? v[1] : v[2]; });
   };
