@@ -6,14 +6,7 @@
 
 #include "aneforge/parallel.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <cpuid.h>
-#include <immintrin.h>
-#define AF_X86 1
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#define AF_ARM64 1
-#endif
+#include "runtime/simd.h"
 
 namespace af {
 
