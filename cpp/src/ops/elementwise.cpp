@@ -44,7 +44,7 @@ void map(const KernelArgs& k, F f) {
 // kTableMin elements: f runs once on each of the 65,536 fp16 values, through map() itself (the
 // same loop, the same rounding), and each element then looks its result up. Same function,
 // same input value: same bits. `key` names f with its attributes; tables are kept per key and
-// rounding mode, at most kTablesKept of them (256 KiB each).
+// rounding mode, at most kTablesKept per kernel (256 KiB each).
 constexpr int64_t kTableMin = 1 << 15;
 constexpr size_t kTablesKept = 64;
 

@@ -10,12 +10,12 @@
 
 namespace af {
 
-// Per-thread scratch that grows and is reused across calls.
 // OpenBLAS runs a GEMM of M * N * K at most this on its calling thread (its threading
 // threshold, 4 * 65536: interface/gemm.c): batches of such products can go across the pool,
 // each product the same call as alone.
 constexpr int64_t kBlasOneThread = int64_t{1} << 18;
 
+// Per-thread scratch that grows and is reused across calls.
 inline float* scratch(size_t n, int which = 0) {
   thread_local std::vector<float> bufs[4];
   auto& b = bufs[which];
