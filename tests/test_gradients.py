@@ -288,3 +288,19 @@ def test_large_gradients_stay_within_the_engines_axis_limit(rng):
     xb, yb = af.input((128, 1, 28, 28), name="xb"), af.input((128,), dtype="int32", name="yb")
     step = af.compile_train_step(af.cross_entropy(model(xb), yb), model.parameters(), af.optim.Adam(), inputs=[xb, yb])
     assert np.isfinite(step(rng.random((128, 1, 28, 28), dtype=np.float32), np.zeros(128, np.int32)))
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, None, 0), (4, None, 0), ((2, 3), None, 0), (3, 2, 1), (2, 1, 0)],
+                         ids=["2x2-tiled", "4x4-tiled", "2x3-tiled", "3-stride2-pad1", "2-stride1"])
+def test_max_pool_gradient_goes_to_the_first_maximum_as_torch(kernel, stride, padding, rng):
+    """Windows full of ties (small integers; ReLU's zeros): torch gives each window's gradient to
+    its first maximum in row-major order, and so must we, in the tiled form (stride = kernel)
+    and the general one. Exact: each entry is one g or a sum of a few."""
+    X = rng.integers(-2, 3, (2, 3, 12, 12)).astype(np.float32)
+    x = af.input(X.shape, name="x")
+    y = af.max_pool2d(af.relu(x), kernel, stride, padding)
+    G = rng.integers(1, 9, tuple(y.shape)).astype(np.float32)
+    [got] = af.compile(af.grad(af.sum(y.cast("fp32") * G), [x]), precision="fp32")(x=X)
+    tx = torch.tensor(X, requires_grad=True)
+    (F.max_pool2d(F.relu(tx), kernel, stride, padding) * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_array_equal(got, tx.grad.numpy())

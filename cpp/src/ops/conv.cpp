@@ -415,13 +415,17 @@ Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw
   int64_t rows = P <= kMaxPositions ? Ho : std::max<int64_t>(1, kMaxPositions / Wo);
   int64_t images = P <= kMaxPositions ? std::max<int64_t>(1, kMaxPositions / P) : 1;
   // X as (C, N, H, W), padded: each tap's strided window is then (groups, Cg, n*P) as it lies.
-  Tensor xc = pad_axis(pad_axis(permute(X, {1, 0, 2, 3}), 2, w.pad[0], w.pad[1]), 3, w.pad[2], w.pad[3]);
+  Tensor xc = permute(X, {1, 0, 2, 3});
+  if (w.pad[0] || w.pad[1] || w.pad[2] || w.pad[3])  // both axes in one pad: one pass over X, not two
+    xc = op("pad", {xc}, {{"pad", std::vector<int64_t>{w.pad[2], w.pad[3], w.pad[0], w.pad[1]}},
+                          {"mode", std::string("constant")}, {"value", 0.0}});
   Tensor acc;
   for (int64_t n0 = 0; n0 < N; n0 += images)
     for (int64_t h0 = 0; h0 < Ho; h0 += rows) {
       int64_t nb = std::min(images, N - n0), hb = std::min(rows, Ho - h0), Pc = hb * Wo;
-      Tensor gc = op("slice_by_size", {G}, {{"begin", std::vector<int64_t>{n0, 0, h0, 0}},
-                                            {"size", std::vector<int64_t>{nb, O, hb, Wo}}});
+      Tensor gc = nb == N && hb == Ho ? G  // one chunk: G itself, not a copy
+                                      : op("slice_by_size", {G}, {{"begin", std::vector<int64_t>{n0, 0, h0, 0}},
+                                                                  {"size", std::vector<int64_t>{nb, O, hb, Wo}}});
       Tensor gt = reshape(permute(reshape(gc, {nb, groups, Og, Pc}), {1, 0, 3, 2}), {groups, nb * Pc, Og});
       std::vector<Tensor> wins;
       for (int64_t ky = 0; ky < kh; ++ky)
@@ -441,7 +445,18 @@ Tensor conv_weight_grad(const Tensor& X, const Tensor& G, int64_t kh, int64_t kw
 }
 
 // d loss / d x of that conv: the transposed conv of G, unpadded, cut (or zero-extended) to x's size.
+// Symmetric padding is the transposed conv's own pad, and the rows a stride left unread its
+// output_padding: x's size straight away, no cut (each kept output sums the same taps in the
+// same order either way).
 Tensor conv_input_grad(const Tensor& G, const Tensor& W, const Shape& xs, const Window& w, int64_t groups) {
+  const Shape& ws = W.shape();
+  int64_t left_h = (xs[2] + w.pad[0] + w.pad[1] - (w.dh * (ws[2] - 1) + 1)) % w.sh;
+  int64_t left_w = (xs[3] + w.pad[2] + w.pad[3] - (w.dw * (ws[3] - 1) + 1)) % w.sw;
+  if (w.pad[0] == w.pad[1] && w.pad[2] == w.pad[3] && left_h < std::max(w.sh, w.dh) && left_w < std::max(w.sw, w.dw))
+    return op("conv_transpose", {G, W},
+              {{"stride", std::vector<int64_t>{w.sh, w.sw}}, {"pad", std::vector<int64_t>{w.pad[0], w.pad[2]}},
+               {"output_padding", std::vector<int64_t>{left_h, left_w}},
+               {"dilation", std::vector<int64_t>{w.dh, w.dw}}, {"groups", groups}});
   Tensor full = op("conv_transpose", {G, W},
                    {{"stride", std::vector<int64_t>{w.sh, w.sw}}, {"pad", std::vector<int64_t>{0, 0}},
                     {"dilation", std::vector<int64_t>{w.dh, w.dw}}, {"groups", groups}});

@@ -418,12 +418,13 @@ Tensor tiled_pool_grad(const Node& n, const Tensor& g, bool is_max) {
     Tensor xw = reshape(permute(reshape(x, {N * C, Ho, k[0], Wo, k[1]}), {0, 1, 3, 2, 4}), {N * C, Ho, Wo, kk});
     Tensor y = reshape(op("max_pool", {x}, n.attrs), {N * C, Ho, Wo, 1});
     Tensor hit = cast(op("equal", {xw, y}), g.dtype());
-    std::vector<float> tri(static_cast<size_t>(kk * kk), 0.0f);  // hits up to and including entry j
+    // score_j = (hits before j) + kk * hit_j: kk exactly where j is the first hit (a miss
+    // scores at most j < kk; a later hit at least kk + 1). Exact in fp16 for kk < 1024.
+    std::vector<float> weigh(static_cast<size_t>(kk * kk), 0.0f);
     for (int64_t i = 0; i < kk; ++i)
-      for (int64_t j = i; j < kk; ++j) tri[static_cast<size_t>(i * kk + j)] = 1.0f;
-    Tensor upto = op("matmul", {hit, constant(std::move(tri), {kk, kk}, g.dtype())});
-    Tensor first = mul(hit, cast(op("equal", {upto, like(hit, 1.0)}), g.dtype()));
-    r = mul(first, gw);
+      for (int64_t j = i; j < kk; ++j) weigh[static_cast<size_t>(i * kk + j)] = i == j ? static_cast<float>(kk) : 1.0f;
+    Tensor score = op("matmul", {hit, constant(std::move(weigh), {kk, kk}, g.dtype())});
+    r = mul(cast(op("equal", {score, like(hit, static_cast<double>(kk))}), g.dtype()), gw);
   } else {
     r = mul(mul(gw, like(g, 1.0 / static_cast<double>(kk))), constant(std::vector<float>(kk, 1.0f), {1, 1, 1, kk}, g.dtype()));
   }
@@ -434,7 +435,7 @@ std::vector<Tensor> pool_grad(const Node& n, const std::vector<Tensor>& g, bool 
   const Tensor& x = n.inputs[0];
   auto k = n.attrs.ints("kernel_size"), st = n.attrs.ints("stride"), p = n.attrs.ints("padding");
   int64_t H = x.shape()[2], W = x.shape()[3], Ho = n.outputs[0].shape[2], Wo = n.outputs[0].shape[3];
-  if (st == k && p[0] == 0 && p[1] == 0 && Ho * k[0] == H && Wo * k[1] == W) return {tiled_pool_grad(n, g[0], is_max)};
+  if (st == k && p[0] == 0 && p[1] == 0 && Ho * k[0] == H && Wo * k[1] == W && k[0] * k[1] <= 1024) return {tiled_pool_grad(n, g[0], is_max)};
   int64_t Hp = std::max(H + 2 * p[0], (Ho - 1) * st[0] + k[0]), Wp = std::max(W + 2 * p[1], (Wo - 1) * st[1] + k[1]);
   Tensor gs = g[0], xp, y;
   if (is_max) {
