@@ -146,10 +146,11 @@ TEST(Threads, BatchedMatmulEqualsEachProductAlone) {
   set_num_threads(2);
 }
 
-// A conv whose per-image GEMMs are small runs its images across the pool (conv.cpp): each
-// image must equal that image convolved alone, at any thread count.
-TEST(Threads, BatchedSmallConvEqualsEachImageAlone) {
-  const int64_t N = 10, C = 1, H = 28, W = 28, O = 16;  // 16 x 784 x 9 per image: one OpenBLAS thread
+// Each image of a batched conv must equal that image convolved alone, at any thread count:
+// small per-image GEMMs run their images across the pool; large images run one GEMM per
+// block of output rows (conv.cpp), the same blocks whatever the batch.
+void expect_conv_images_as_alone(int64_t N, int64_t C, int64_t H, int64_t O) {
+  const int64_t W = H;
   std::vector<float> x(static_cast<size_t>(N * C * H * W)), w(static_cast<size_t>(O * C * 9)), b(static_cast<size_t>(O));
   for (size_t i = 0; i < x.size(); ++i) x[i] = half_to_float(float_to_half(std::sin(0.13f * static_cast<float>(i))));
   for (size_t i = 0; i < w.size(); ++i) w[i] = half_to_float(float_to_half(std::cos(0.7f * static_cast<float>(i))));
@@ -175,4 +176,12 @@ TEST(Threads, BatchedSmallConvEqualsEachImageAlone) {
     EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0) << threads << " threads";
   }
   set_num_threads(2);
+}
+
+TEST(Threads, BatchedSmallConvEqualsEachImageAlone) {
+  expect_conv_images_as_alone(10, 1, 28, 16);  // 16 x 784 x 9 per image: one OpenBLAS thread
+}
+
+TEST(Threads, BatchedLargeConvEqualsEachImageAlone) {
+  expect_conv_images_as_alone(3, 32, 72, 24);  // 288 x 72 patches a row: two blocks of rows per image
 }
