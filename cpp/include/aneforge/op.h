@@ -75,7 +75,9 @@ struct KernelArgs {
   const uint8_t* finite_in = nullptr;
   bool known_finite(size_t i) const { return finite_in && finite_in[i]; }
   const TensorType& in_type(size_t i) const { return *in_types[i]; }
-  const TensorType& out_type(size_t i) const { return node.outputs[i]; }
+  // Output types where they differ from the node's (a block of an elementwise chain).
+  const TensorType* const* out_types = nullptr;
+  const TensorType& out_type(size_t i) const { return out_types ? *out_types[i] : node.outputs[i]; }
   // Set by a kernel that rounded its outputs to their dtypes itself, piece by piece while
   // they were in cache: the sim then skips its pass over them.
   mutable bool outputs_stored = false;
@@ -107,6 +109,10 @@ struct OpDef {
   // comparison's 0/1: already a value of the output's dtype, so the sim does not round it
   // again (when the inputs have that dtype).
   bool exact_output = false;
+  // Output element i is a function of the inputs' elements at i (broadcast) alone, and the
+  // kernel reads shapes only from KernelArgs (in_type/out_type): the sim may run a chain of
+  // such ops block by block (runtime/chains.cpp).
+  bool elementwise = false;
   int num_outputs = 1;
 
   std::function<void(InferContext&)> infer;

@@ -69,6 +69,12 @@ struct SimContext {
   void store(float* data, size_t n, DType dtype) const;
 };
 
+// The sim runs runs of elementwise steps of one shape block by block, each block through the
+// whole run while it is in cache (runtime/chains.h). The same bits either way; off runs every
+// step over its whole output (tests compare the two). On by default, read at each run.
+void set_sim_chains(bool on);
+bool sim_chains();
+
 // Convenience: compile-free run of a Program on the simulator with HostTensors.
 std::vector<HostTensor> run_sim(std::shared_ptr<const Program> p, const std::vector<HostTensor>& in);
 

@@ -110,6 +110,7 @@ OpDef unary(const char* name, const char* cat, const char* mil, const char* doc,
   d.infer = float_only ? infer_same_float : infer_same;
   d.kernel = std::move(kernel);
   d.mil_op = mil;
+  d.elementwise = true;
   return d;
 }
 
@@ -372,6 +373,7 @@ OpDef binary(const char* name, const char* cat, const char* mil, const char* doc
   d.kernel = std::move(k);
   d.mil_op = mil;
   d.exact_output = std::string(cat) == "comparison";  // 0 or 1
+  d.elementwise = true;
   return d;
 }
 
@@ -408,6 +410,7 @@ void register_binary() {
   w.doc = "x where cond else y, all three broadcast (torch.where).";
   w.params = {P("cond", ParamKind::tensor), P("x", ParamKind::tensor), P("y", ParamKind::tensor)};
   w.mil_op = "select";
+  w.elementwise = true;
   w.infer = [](InferContext& c) {
     if (c.in(0).dtype() != DType::boolean)
       c.fail("cond must be bool (e.g. from a comparison), got " + std::string(dtype_name(c.in(0).dtype())));

@@ -1,5 +1,6 @@
 // The simulator backend: runs a Program on the CPU with the engine's numerics.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "aneforge/op.h"
 #include "aneforge/parallel.h"
 #include "aneforge/runtime.h"
+#include "runtime/chains.h"
 
 namespace af {
 
@@ -37,6 +39,13 @@ void SimContext::store(float* data, size_t n, DType dtype) const {
     }
   }
 }
+
+namespace {
+std::atomic<bool> g_sim_chains{true};
+}
+
+void set_sim_chains(bool on) { g_sim_chains.store(on, std::memory_order_relaxed); }
+bool sim_chains() { return g_sim_chains.load(std::memory_order_relaxed); }
 
 void Executable::alias(int, int) {
   throw UnsupportedError("this backend has no resident state");
@@ -144,6 +153,13 @@ class SimExecutable final : public Executable {
       sp.stored = s.node->op->exact_output && outputs_need_no_rounding(s);
       steps_.push_back(std::move(sp));
     }
+    // Chains never hold a step whose constants are widened into the one scratch buffer.
+    std::vector<bool> widens(prog_->steps.size(), false);
+    for (size_t s = 0; s < steps_.size(); ++s)
+      for (int64_t at : steps_[s].scratch_at) widens[s] = widens[s] || at >= 0;
+    chains_ = plan_elementwise_chains(*prog_, widens);
+    chain_at_.assign(prog_->steps.size(), -1);
+    for (size_t c = 0; c < chains_.size(); ++c) chain_at_[chains_[c].first] = static_cast<int>(c);
   }
 
   const Program& program() const override { return *prog_; }
@@ -234,7 +250,14 @@ class SimExecutable final : public Executable {
       // and check_int_inputs refuses other values fp16 cannot hold.
       if (v.type.dtype != DType::int32) ctx_.store(ptr_[p.inputs[i]], n, v.type.dtype);
     }
+    const bool chained = sim_chains();
     for (size_t s = 0; s < p.steps.size(); ++s) {
+      if (chained && chain_at_[s] >= 0) {
+        const ElementwiseChain& c = chains_[static_cast<size_t>(chain_at_[s])];
+        run_chain(c);
+        s = c.last;
+        continue;
+      }
       const Node& node = *p.steps[s].node;
       if (node.op->view && steps_[s].out[0] == steps_[s].in[0]) continue;  // the input's buffer, as it is
       unpack_weights(s);
@@ -327,6 +350,48 @@ class SimExecutable final : public Executable {
                              " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
   }
 
+  // A chain's blocks across the pool; in each, every step of the chain in turn, its values
+  // used only inside the chain in this thread's block buffers.
+  void run_chain(const ElementwiseChain& c) const {
+    const Program& p = *prog_;
+    const int64_t block = c.rows_per_block * c.inner;
+    const size_t blocks = static_cast<size_t>((c.rows + c.rows_per_block - 1) / c.rows_per_block);
+    parallel_for(blocks, 1, [&](size_t b, size_t e) {
+      thread_local std::vector<float> buffers;
+      if (buffers.size() < static_cast<size_t>(c.internals * block)) buffers.resize(static_cast<size_t>(c.internals * block));
+      std::vector<const float*> in;
+      std::vector<TensorType> types;
+      std::vector<const TensorType*> type_ptrs;
+      for (size_t blk = b; blk < e; ++blk) {
+        const int64_t r0 = static_cast<int64_t>(blk) * c.rows_per_block, nr = std::min(c.rows_per_block, c.rows - r0);
+        for (size_t s = c.first; s <= c.last; ++s) {
+          const Node& node = *p.steps[s].node;
+          const auto& ops = c.in[s - c.first];
+          in.clear();
+          types.clear();
+          type_ptrs.clear();
+          for (size_t i = 0; i < ops.size(); ++i) {
+            const ChainOperand& o = ops[i];
+            types.push_back({o.shape, steps_[s].in_types[i]->dtype});
+            if (o.rows || o.internal >= 0) types.back().shape[0] = nr;
+            if (o.internal >= 0) in.push_back(buffers.data() + o.internal * block);
+            else in.push_back(o.rows ? steps_[s].in[i] + r0 * o.row_elems : steps_[s].in[i]);
+          }
+          for (const auto& t : types) type_ptrs.push_back(&t);
+          const int to = c.out_internal[s - c.first];
+          float* out = to >= 0 ? buffers.data() + to * block : steps_[s].out[0] + r0 * c.inner;
+          TensorType out_type{c.out_shape, node.outputs[0].dtype};
+          out_type.shape[0] = nr;
+          const TensorType* out_types[] = {&out_type};
+          KernelArgs args{node, in.data(), &out, ctx_, type_ptrs.data(), in.size()};
+          args.out_types = out_types;
+          node.op->kernel(args);
+          if (!steps_[s].stored && !args.outputs_stored) ctx_.store(out, static_cast<size_t>(nr * c.inner), out_type.dtype);
+        }
+      }
+    });
+  }
+
   // An exact_output op's outputs are its inputs' elements (or bool 0/1): values of the output
   // dtype already when every input they come from has that dtype (int32 indices aside).
   bool outputs_need_no_rounding(const Step& s) const {
@@ -403,6 +468,8 @@ class SimExecutable final : public Executable {
   std::vector<ZeroedFloats> slots_;
   std::vector<float*> ptr_;
   std::vector<StepPtrs> steps_;
+  std::vector<ElementwiseChain> chains_;
+  std::vector<int> chain_at_;  // per step: the chain it starts, else -1
   int64_t scratch_elems_ = 0;
   std::unique_ptr<float[]> scratch_;          // the running layer's weight, dequantized; freed after each run
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input

@@ -1,0 +1,127 @@
+// Planning elementwise chains (runtime/chains.h).
+#include "runtime/chains.h"
+
+#include <algorithm>
+
+#include "aneforge/op.h"
+
+namespace af {
+
+namespace {
+
+// A step the chain can hold: one elementwise op producing one value in its own buffer.
+bool chainable(const Program& p, const Step& st) {
+  const OpDef& op = *st.node->op;
+  if (!op.elementwise || st.out.size() != 1 || !st.epilogue.empty()) return false;
+  if (op.view && op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype)) return false;
+  return p.values[st.out[0]].slot >= 0;
+}
+
+// `s` right-aligned to `rank` dims (leading 1s).
+Shape aligned(const Shape& s, size_t rank) {
+  Shape r(rank - s.size(), 1);
+  r.insert(r.end(), s.begin(), s.end());
+  return r;
+}
+
+// The most leading dims of `out` every input either spans (the same sizes) or is broadcast
+// along (all 1): blocks are then runs of rows over those dims.
+size_t split_dims(const Program& p, size_t first, size_t last, const Shape& out) {
+  for (size_t lead = out.size(); lead > 0; --lead) {
+    bool ok = true;
+    for (size_t s = first; s <= last && ok; ++s)
+      for (int v : p.steps[s].in) {
+        Shape t = aligned(p.values[v].type.shape, out.size());
+        bool spans = std::equal(t.begin(), t.begin() + lead, out.begin());
+        bool broadcast = std::all_of(t.begin(), t.begin() + lead, [](int64_t d) { return d == 1; });
+        if (!spans && !broadcast) {
+          ok = false;
+          break;
+        }
+      }
+    if (ok) return lead;
+  }
+  return 0;
+}
+
+bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first, size_t last, ElementwiseChain& c) {
+  const Shape out = p.values[p.steps[first].out[0]].type.shape;
+  const size_t lead = split_dims(p, first, last, out);
+  if (lead == 0) return false;
+  c.first = first;
+  c.last = last;
+  c.rows = 1;
+  for (size_t d = 0; d < lead; ++d) c.rows *= out[d];
+  c.inner = numel(out) / c.rows;
+  if (c.inner > kChainBlock * 8) return false;
+  c.rows_per_block = std::max<int64_t>(1, kChainBlock / c.inner);
+  if (c.rows < 2 * c.rows_per_block) return false;  // one block: nothing to gain
+  c.out_shape = Shape{1};
+  c.out_shape.insert(c.out_shape.end(), out.begin() + static_cast<std::ptrdiff_t>(lead), out.end());
+  std::vector<int> buffer_of(p.values.size(), -1);  // chain values that live in block buffers
+  std::vector<int> written_slots;
+  for (size_t s = first; s <= last; ++s) {
+    const Step& st = p.steps[s];
+    std::vector<ChainOperand> ops;
+    for (int v : st.in) {
+      ChainOperand o;
+      Shape t = aligned(p.values[v].type.shape, out.size());
+      o.internal = buffer_of[v];
+      o.rows = std::equal(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(lead), out.begin());
+      o.shape = Shape{1};
+      o.shape.insert(o.shape.end(), t.begin() + static_cast<std::ptrdiff_t>(lead), t.end());
+      o.row_elems = numel(o.shape);
+      ops.push_back(std::move(o));
+    }
+    c.in.push_back(std::move(ops));
+    int v = st.out[0];
+    bool internal = last_read[v] <= static_cast<int>(last);  // read by no step after the chain, not an output
+    c.out_internal.push_back(internal ? c.internals : -1);
+    if (internal) buffer_of[v] = c.internals++;
+    else written_slots.push_back(p.values[v].slot);
+  }
+  // A value read whole (or with rows of another length) by every block must not share a slot
+  // with an output the chain writes block by block.
+  for (size_t s = first; s <= last; ++s)
+    for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
+      const ChainOperand& o = c.in[s - first][i];
+      const Value& v = p.values[p.steps[s].in[i]];
+      if (o.internal >= 0 || v.slot < 0 || (o.rows && o.row_elems == c.inner)) continue;
+      if (std::find(written_slots.begin(), written_slots.end(), v.slot) != written_slots.end()) return false;
+    }
+  return true;
+}
+
+}  // namespace
+
+std::vector<ElementwiseChain> plan_elementwise_chains(const Program& p, const std::vector<bool>& excluded) {
+  std::vector<ElementwiseChain> chains;
+  if (p.options.check_finite) return chains;  // every step's output is checked on its own
+  std::vector<int> last_read(p.values.size(), -1);
+  for (size_t s = 0; s < p.steps.size(); ++s)
+    for (int v : p.steps[s].in) last_read[v] = static_cast<int>(s);
+  for (int v : p.outputs) last_read[v] = static_cast<int>(p.steps.size());
+  auto can = [&](size_t s) { return !(s < excluded.size() && excluded[s]) && chainable(p, p.steps[s]); };
+  for (size_t s = 0; s < p.steps.size();) {
+    if (!can(s)) {
+      ++s;
+      continue;
+    }
+    const Shape& shape = p.values[p.steps[s].out[0]].type.shape;
+    size_t e = s;
+    while (e + 1 < p.steps.size() && can(e + 1) && p.values[p.steps[e + 1].out[0]].type.shape == shape) ++e;
+    if (numel(shape) < 2 * kChainBlock) {
+      s = e + 1;
+      continue;
+    }
+    // The longest chain from s that plans (a shorter one may avoid a slot conflict), then on.
+    size_t end = e;
+    ElementwiseChain c;
+    while (end > s && !plan_one(p, last_read, s, end, c)) c = ElementwiseChain{}, --end;
+    if (end > s) chains.push_back(std::move(c));
+    s = end + 1;
+  }
+  return chains;
+}
+
+}  // namespace af
