@@ -9,12 +9,21 @@ namespace af {
 
 namespace {
 
-// A step the chain can hold: one elementwise op producing one value in its own buffer.
+// A step the memory plan made a view (a cast bool -> fp16): its output is its input's buffer.
+bool is_view(const Program& p, const Step& st) {
+  const OpDef& op = *st.node->op;
+  return op.view && st.in.size() == 1 && st.out.size() == 1 && st.epilogue.empty() &&
+         p.values[st.out[0]].slot >= 0 && p.values[st.out[0]].slot == p.values[st.in[0]].slot &&
+         op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype);
+}
+
+// A step the chain can hold: one elementwise op producing one value in its own buffer, or a
+// view of the same shape (nothing to run: its output is its input's block).
 bool chainable(const Program& p, const Step& st) {
   const OpDef& op = *st.node->op;
-  if (!op.elementwise || st.out.size() != 1 || !st.epilogue.empty()) return false;
-  if (op.view && op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype)) return false;
-  return p.values[st.out[0]].slot >= 0;
+  if (!op.elementwise || st.out.size() != 1 || !st.epilogue.empty() || p.values[st.out[0]].slot < 0) return false;
+  if (is_view(p, st)) return p.values[st.out[0]].type.shape == p.values[st.in[0]].type.shape;
+  return !(op.view && op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype));
 }
 
 // `s` right-aligned to `rank` dims (leading 1s).
@@ -60,6 +69,14 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
   c.out_shape.insert(c.out_shape.end(), out.begin() + static_cast<std::ptrdiff_t>(lead), out.end());
   std::vector<int> buffer_of(p.values.size(), -1);  // chain values that live in block buffers
   std::vector<int> written_slots;
+  // A view and its input are one buffer: kept in a block buffer only if neither is read
+  // after the chain.
+  std::vector<int> read_until(last_read);
+  for (size_t s = last + 1; s-- > first;)
+    if (is_view(p, p.steps[s])) {
+      int in = p.steps[s].in[0], out = p.steps[s].out[0];
+      read_until[in] = std::max(read_until[in], read_until[out]);
+    }
   for (size_t s = first; s <= last; ++s) {
     const Step& st = p.steps[s];
     std::vector<ChainOperand> ops;
@@ -75,7 +92,12 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
     }
     c.in.push_back(std::move(ops));
     int v = st.out[0];
-    bool internal = last_read[v] <= static_cast<int>(last);  // read by no step after the chain, not an output
+    if (is_view(p, st)) {  // nothing runs; the output is the input's block or buffer
+      c.out_internal.push_back(kChainView);
+      buffer_of[v] = buffer_of[st.in[0]];
+      continue;
+    }
+    bool internal = read_until[v] <= static_cast<int>(last);  // read by no step after the chain, not an output
     c.out_internal.push_back(internal ? c.internals : -1);
     if (internal) buffer_of[v] = c.internals++;
     else written_slots.push_back(p.values[v].slot);

@@ -23,9 +23,11 @@ struct ElementwiseChain {
   int64_t rows = 0, inner = 0;          // the chain's shape as rows x inner elements
   int64_t rows_per_block = 0;
   std::vector<std::vector<ChainOperand>> in;  // per step, per input
-  std::vector<int> out_internal;              // per step: its block buffer, or -1 (its own buffer)
+  std::vector<int> out_internal;  // per step: its block buffer, -1 (its own buffer) or kChainView
   int internals = 0;
 };
+
+constexpr int kChainView = -2;  // a step the memory plan made a view: nothing runs
 
 // Elements per block: at least the fp16 lookup tables' threshold (ops/elementwise.cpp), so a
 // costly function still looks its results up inside a chain.

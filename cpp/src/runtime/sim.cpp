@@ -365,6 +365,7 @@ class SimExecutable final : public Executable {
       for (size_t blk = b; blk < e; ++blk) {
         const int64_t r0 = static_cast<int64_t>(blk) * c.rows_per_block, nr = std::min(c.rows_per_block, c.rows - r0);
         for (size_t s = c.first; s <= c.last; ++s) {
+          if (c.out_internal[s - c.first] == kChainView) continue;
           const Node& node = *p.steps[s].node;
           const auto& ops = c.in[s - c.first];
           in.clear();
