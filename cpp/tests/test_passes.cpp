@@ -249,3 +249,97 @@ TEST(Passes, ACastThatChangesNoValueSharesItsInputsBuffer) {
     EXPECT_EQ(out[i], half_to_float(float_to_half(r16 + (xv[i] > 0.5f ? 1.0f : 0.0f)))) << i;
   }
 }
+
+// A concat that joins whole blocks has its inputs computed where it would copy them (one at
+// offset 0, the next after it, a view's source too) and runs nothing; inputs read elsewhere,
+// program inputs and concats over a leading dim > 1 copy as before. Results equal the
+// arithmetic on the host, and a saved program keeps its offsets (format 5).
+TEST(Passes, AConcatsInputsAreComputedInItsOutput) {
+  const int64_t n = 4 * 100;
+  Tensor x = input({1, 4, 100}, DType::fp32, "x");
+  Tensor a = call1("mul", {x, scalar(2.0, DType::fp32)});                                      // in place at 0
+  Tensor b = call1("reshape", {call1("add", {x, scalar(1.0, DType::fp32)})}, {{"shape", std::vector<int64_t>{1, 4, 100}}});
+  Tensor used_twice = call1("mul", {x, x});                                                    // also read below: copied
+  Tensor c = call1("concat", {a, b, used_twice}, {{"axis", int64_t{1}}});
+  Tensor t = call1("mul", {x, scalar(3.0, DType::fp32)});
+  Tensor d = call1("concat", {x, t}, {{"axis", int64_t{1}}});  // x, a program input, copied; t in place
+  Tensor x2 = input({2, 4, 100}, DType::fp32, "x2");
+  Tensor e = call1("concat", {call1("exp", {x2}), call1("neg", {x2})}, {{"axis", int64_t{1}}});  // leading dim 2: copied
+  auto p = compile({call1("add", {c, call1("concat", {used_twice, used_twice, used_twice}, {{"axis", int64_t{1}}})}), d, e},
+                   fp32());
+  int placed = 0, in_place_concats = 0;
+  for (const auto& st : p->steps) {
+    if (st.node->op->name != "concat") continue;
+    const Value& out = p->values[st.out[0]];
+    bool all = true;
+    int64_t at = 0;
+    for (int v : st.in) {
+      const Value& in = p->values[v];
+      bool here = in.slot == out.slot && in.offset == out.offset + at;
+      placed += here;
+      all = all && here;
+      at += numel(in.type.shape);
+    }
+    in_place_concats += all;
+  }
+  EXPECT_EQ(placed, 3);  // a and b (through its reshape) in c, t in d
+  EXPECT_EQ(in_place_concats, 0);  // c copies used_twice, d copies x
+  std::vector<float> xv(static_cast<size_t>(n)), x2v(static_cast<size_t>(2 * n));
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.01f - 1.0f;
+  for (size_t i = 0; i < x2v.size(); ++i) x2v[i] = static_cast<float>(i) * -0.003f + 0.5f;
+  auto check = [&](const std::shared_ptr<Program>& prog) {
+    auto r = run_sim(prog, {{{1, 4, 100}, xv}, {{2, 4, 100}, x2v}});
+    ASSERT_EQ(r[0].data.size(), static_cast<size_t>(3 * n));
+    for (int64_t i = 0; i < n; ++i) {
+      float sq = xv[i] * xv[i];
+      EXPECT_EQ(r[0].data[i], 2.0f * xv[i] + sq);
+      EXPECT_EQ(r[0].data[n + i], (xv[i] + 1.0f) + sq);
+      EXPECT_EQ(r[0].data[2 * n + i], sq + sq);
+      EXPECT_EQ(r[1].data[i], xv[i]);
+      EXPECT_EQ(r[1].data[n + i], 3.0f * xv[i]);
+    }
+    for (int64_t img = 0; img < 2; ++img)
+      for (int64_t i = 0; i < n; ++i) {
+        float v = x2v[img * n + i];
+        EXPECT_EQ(r[2].data[img * 2 * n + i], std::exp(v));
+        EXPECT_EQ(r[2].data[img * 2 * n + n + i], -v);
+      }
+  };
+  check(p);
+  std::string path = ::testing::TempDir() + "/in_place_concat.afp";
+  save_program(*p, path, true);
+  auto back = load_program(path);
+  for (size_t v = 0; v < p->values.size(); ++v) EXPECT_EQ(back->values[v].offset, p->values[v].offset) << v;
+  check(back);
+}
+
+// When every input is computed in place the concat itself runs nothing; a file whose offset
+// puts a value past its slot's end is refused.
+TEST(Passes, AConcatOfValuesComputedInPlaceRunsNothingAndBadOffsetsAreRefused) {
+  Tensor x = input({1, 3, 50}, DType::fp32, "x");
+  Tensor c = call1("concat", {call1("mul", {x, scalar(3.0, DType::fp32)}), call1("sub", {x, scalar(1.0, DType::fp32)})},
+                   {{"axis", int64_t{1}}});
+  auto p = compile({call1("sum", {c}, {{"axis", std::vector<int64_t>{1}}})}, fp32());
+  const Step* cat = nullptr;
+  for (const auto& st : p->steps)
+    if (st.node->op->name == "concat") cat = &st;
+  ASSERT_NE(cat, nullptr);
+  EXPECT_EQ(p->values[cat->in[0]].offset, p->values[cat->out[0]].offset);
+  EXPECT_EQ(p->values[cat->in[1]].offset, p->values[cat->out[0]].offset + 150);
+  std::vector<float> xv(150);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.1f;
+  auto r = run_sim(p, {{{1, 3, 50}, xv}})[0].data;
+  for (size_t i = 0; i < 50; ++i)
+    EXPECT_EQ(r[i], ((3.0f * xv[i] + 3.0f * xv[50 + i]) + 3.0f * xv[100 + i] + (xv[i] - 1.0f)) + (xv[50 + i] - 1.0f) +
+                        (xv[100 + i] - 1.0f)) << i;
+  Program bad = *p;
+  bad.values[cat->in[1]].offset = bad.slot_elems[static_cast<size_t>(bad.values[cat->in[1]].slot)] - 10;
+  std::string path = ::testing::TempDir() + "/bad_offset.afp";
+  save_program(bad, path, true);
+  try {
+    load_program(path);
+    FAIL() << "an offset past the slot's end was accepted";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("too small for its type at its offset"), std::string::npos) << e.what();
+  }
+}

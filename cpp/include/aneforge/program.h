@@ -49,6 +49,7 @@ struct Value {
   bool auto_name = false;   // a generated name (process-dependent): emitted MIL names it by position
   int producer = -1;        // index into steps, -1 for inputs and constants
   int slot = -1;            // buffer slot (memory plan); -1 for constants
+  int64_t offset = 0;       // elements into the slot (a concat's input computed in place in its output)
   std::shared_ptr<const ConstData> data;  // constants (already rounded to fp16 if fp16)
   std::string encoding;     // constants: "" (dense) or the compression format ("int8:32", "sparse+int4", ...)
   std::string layout;       // engine layout from the layout pass: "BCHW", "BC1S" or "" (constants)
@@ -113,7 +114,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& outputs, const Compi
 // 2: compressed weights are stored packed (int8 values and fp16 scales, int4 LUTs);
 // 3: and sparse weights (a bitmask and the stored values); 4: dense fp16 constants as fp16
 // (an element size per constant). Older versions still load.
-inline constexpr uint32_t kProgramFormatVersion = 4;
+inline constexpr uint32_t kProgramFormatVersion = 5;
 // Durable and atomic (docs/reliability.md); an existing file is replaced only if it is a
 // program file or `overwrite` is set.
 void save_program(const Program& p, const std::string& path, bool overwrite = false);

@@ -217,6 +217,7 @@ std::string body_of(const Program& p) {
     w.u32(static_cast<uint32_t>(v.type.dtype));
     w.i64(v.producer);
     w.i64(v.slot);
+    w.i64(v.offset);  // since version 5
     w.str(v.encoding);
     w.str(v.layout);
     w.i64(v.engine_bytes);
@@ -315,6 +316,7 @@ void read_body(Reader& r, Program& p) {
     if (producer < -1 || producer > INT32_MAX || slot < -1 || slot > INT32_MAX) r.corrupt("value '" + v.name + "'");
     v.producer = static_cast<int>(producer);
     v.slot = static_cast<int>(slot);
+    v.offset = r.version >= 5 ? r.i64() : 0;
     v.encoding = r.str();
     v.layout = r.str();
     v.engine_bytes = r.i64();
@@ -429,14 +431,15 @@ void validate(Program& p, Reader& r) {
     if (v.encoding != "" && !packed_encoding) r.corrupt("value '" + v.name + "' encoding");
     if (v.data && v.data->packed && !packed_encoding) r.corrupt("value '" + v.name + "' is packed without an encoding");
     if (v.data) {
-      if (v.producer != -1 || v.slot != -1) r.corrupt("constant '" + v.name + "'");
+      if (v.producer != -1 || v.slot != -1 || v.offset != 0) r.corrupt("constant '" + v.name + "'");
       bool is_int = !is_float(v.type.dtype);
       for (float x : v.data->values)
         if (is_int && !(x == std::nearbyint(x) && x >= dtype_min(v.type.dtype) && x <= dtype_max(v.type.dtype)))
           r.corrupt("constant '" + v.name + "' holds a value outside its dtype");
     } else {
       if (v.producer >= nsteps || v.slot < 0 || v.slot >= ns) r.corrupt("value '" + v.name + "'");
-      if (p.slot_elems[v.slot] < numel(v.type.shape)) r.corrupt("buffer slot of '" + v.name + "' is too small for its type");
+      if (v.offset < 0 || v.offset > p.slot_elems[v.slot] || p.slot_elems[v.slot] - v.offset < numel(v.type.shape))
+        r.corrupt("buffer slot of '" + v.name + "' is too small for its type at its offset");
     }
   }
   std::vector<bool> ready(p.values.size(), false), produced(p.values.size(), false);

@@ -213,6 +213,10 @@ void concat_kernel(const KernelArgs& k) {
     int64_t len = k.in_type(t).shape[axis] * inner;
     const float* src = k.in[t];
     float* dst = k.out[0] + off;
+    if (src == dst && outer == 1) {  // computed in place (passes/memory_plan.cpp)
+      off += len;
+      continue;
+    }
     // rows cut in pieces of at most 64K values, so one long row (a UNet skip joined along
     // channels, im2col taps) is copied by every thread
     const int64_t piece = std::max<int64_t>(1, std::min<int64_t>(len, 1 << 16)), pieces = (len + piece - 1) / piece;

@@ -14,6 +14,7 @@ bool is_view(const Program& p, const Step& st) {
   const OpDef& op = *st.node->op;
   return op.view && st.in.size() == 1 && st.out.size() == 1 && st.epilogue.empty() &&
          p.values[st.out[0]].slot >= 0 && p.values[st.out[0]].slot == p.values[st.in[0]].slot &&
+         p.values[st.out[0]].offset == p.values[st.in[0]].offset &&
          op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype);
 }
 
@@ -68,7 +69,7 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
   c.out_shape = Shape{1};
   c.out_shape.insert(c.out_shape.end(), out.begin() + static_cast<std::ptrdiff_t>(lead), out.end());
   std::vector<int> buffer_of(p.values.size(), -1);  // chain values that live in block buffers
-  std::vector<int> written_slots;
+  std::vector<std::pair<int, int64_t>> written;  // (slot, offset) of each output written block by block
   // A view and its input are one buffer: kept in a block buffer only if neither is read
   // after the chain.
   std::vector<int> read_until(last_read);
@@ -100,16 +101,17 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
     bool internal = read_until[v] <= static_cast<int>(last);  // read by no step after the chain, not an output
     c.out_internal.push_back(internal ? c.internals : -1);
     if (internal) buffer_of[v] = c.internals++;
-    else written_slots.push_back(p.values[v].slot);
+    else written.push_back({p.values[v].slot, p.values[v].offset});
   }
-  // A value read whole (or with rows of another length) by every block must not share a slot
-  // with an output the chain writes block by block.
+  // A value read whole (or with rows of another length, or from another offset) by every
+  // block must not share a slot with an output the chain writes block by block.
   for (size_t s = first; s <= last; ++s)
     for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
       const ChainOperand& o = c.in[s - first][i];
       const Value& v = p.values[p.steps[s].in[i]];
-      if (o.internal >= 0 || v.slot < 0 || (o.rows && o.row_elems == c.inner)) continue;
-      if (std::find(written_slots.begin(), written_slots.end(), v.slot) != written_slots.end()) return false;
+      if (o.internal >= 0 || v.slot < 0) continue;
+      for (auto [slot, offset] : written)
+        if (slot == v.slot && !(o.rows && o.row_elems == c.inner && offset == v.offset)) return false;
     }
   return true;
 }

@@ -129,7 +129,7 @@ class SimExecutable final : public Executable {
       const auto& val = prog_->values[v];
       if (widened(val)) continue;
       if (val.data) ptr_[v] = const_cast<float*>(val.data->values.data());
-      else if (val.slot >= 0) ptr_[v] = slots_[val.slot].data();
+      else if (val.slot >= 0) ptr_[v] = slots_[val.slot].data() + val.offset;
     }
     for (const auto& s : prog_->steps) {
       StepPtrs sp;
@@ -151,6 +151,11 @@ class SimExecutable final : public Executable {
       scratch_elems_ = std::max(scratch_elems_, scratch);
       for (int v : s.out) sp.out.push_back(ptr_[v]);
       sp.stored = s.node->op->exact_output && outputs_need_no_rounding(s);
+      sp.in_place = s.node->op->name == "concat" && s.out.size() == 1;  // its inputs computed where it would copy them
+      for (size_t i = 0, at = 0; i < s.in.size() && sp.in_place; ++i) {
+        sp.in_place = sp.in[i] == sp.out[0] + at;
+        at += static_cast<size_t>(numel(prog_->values[s.in[i]].type.shape));
+      }
       steps_.push_back(std::move(sp));
     }
     // Chains never hold a step whose constants are widened into the one scratch buffer.
@@ -260,6 +265,7 @@ class SimExecutable final : public Executable {
       }
       const Node& node = *p.steps[s].node;
       if (node.op->view && steps_[s].out[0] == steps_[s].in[0]) continue;  // the input's buffer, as it is
+      if (steps_[s].in_place) continue;  // a concat whose inputs are already in its output
       unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
@@ -463,6 +469,7 @@ class SimExecutable final : public Executable {
     std::vector<const uint16_t*> half;  // per input: fp16 bits the kernel reads itself, else null
     std::vector<uint8_t> finite;        // per input: a constant checked free of inf/NaN at load
     bool stored = false;                // outputs already values of their dtype (exact_output)
+    bool in_place = false;              // a concat whose inputs the memory plan put in its output
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
