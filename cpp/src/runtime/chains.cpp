@@ -18,13 +18,26 @@ bool is_view(const Program& p, const Step& st) {
          op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype);
 }
 
-// A step the chain can hold: one elementwise op producing one value in its own buffer, or a
-// view of the same shape (nothing to run: its output is its input's block).
-bool chainable(const Program& p, const Step& st) {
+// An elementwise step that runs a kernel: one op producing one value in its own buffer.
+bool computes(const Program& p, const Step& st) {
   const OpDef& op = *st.node->op;
   if (!op.elementwise || st.out.size() != 1 || !st.epilogue.empty() || p.values[st.out[0]].slot < 0) return false;
-  if (is_view(p, st)) return p.values[st.out[0]].type.shape == p.values[st.in[0]].type.shape;
   return !(op.view && op.view(p.values[st.in[0]].type.dtype, p.values[st.out[0]].type.dtype));
+}
+
+// Whether step s can join a chain that started at `first` with outputs of `shape`: a step
+// that computes one, or a view (nothing runs): of a chain value, with the same shape (a cast
+// of a comparison: the value's block), or of a value from before the chain, any shape (a
+// reshape of a gradient the chain then reads).
+bool joins(const Program& p, size_t s, size_t first, const Shape& shape) {
+  const Step& st = p.steps[s];
+  if (is_view(p, st)) {
+    int v = st.in[0];  // through views to the value computed
+    while (p.values[v].producer >= 0 && is_view(p, p.steps[static_cast<size_t>(p.values[v].producer)]))
+      v = p.steps[static_cast<size_t>(p.values[v].producer)].in[0];
+    return p.values[v].producer < static_cast<int>(first) || p.values[st.out[0]].type.shape == shape;
+  }
+  return computes(p, st) && p.values[st.out[0]].type.shape == shape;
 }
 
 // `s` right-aligned to `rank` dims (leading 1s).
@@ -40,7 +53,7 @@ size_t split_dims(const Program& p, size_t first, size_t last, const Shape& out)
   for (size_t lead = out.size(); lead > 0; --lead) {
     bool ok = true;
     for (size_t s = first; s <= last && ok; ++s)
-      for (int v : p.steps[s].in) {
+      for (int v : is_view(p, p.steps[s]) ? std::vector<int>{} : p.steps[s].in) {  // a view reads nothing
         Shape t = aligned(p.values[v].type.shape, out.size());
         bool spans = std::equal(t.begin(), t.begin() + lead, out.begin());
         bool broadcast = std::all_of(t.begin(), t.begin() + lead, [](int64_t d) { return d == 1; });
@@ -81,7 +94,7 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
   for (size_t s = first; s <= last; ++s) {
     const Step& st = p.steps[s];
     std::vector<ChainOperand> ops;
-    for (int v : st.in) {
+    for (int v : is_view(p, st) ? std::vector<int>{} : st.in) {
       ChainOperand o;
       Shape t = aligned(p.values[v].type.shape, out.size());
       o.internal = buffer_of[v];
@@ -106,7 +119,7 @@ bool plan_one(const Program& p, const std::vector<int>& last_read, size_t first,
   // A value read whole (or with rows of another length, or from another offset) by every
   // block must not share a slot with an output the chain writes block by block.
   for (size_t s = first; s <= last; ++s)
-    for (size_t i = 0; i < p.steps[s].in.size(); ++i) {
+    for (size_t i = 0; i < c.in[s - first].size(); ++i) {
       const ChainOperand& o = c.in[s - first][i];
       const Value& v = p.values[p.steps[s].in[i]];
       if (o.internal >= 0 || v.slot < 0) continue;
@@ -125,15 +138,16 @@ std::vector<ElementwiseChain> plan_elementwise_chains(const Program& p, const st
   for (size_t s = 0; s < p.steps.size(); ++s)
     for (int v : p.steps[s].in) last_read[v] = static_cast<int>(s);
   for (int v : p.outputs) last_read[v] = static_cast<int>(p.steps.size());
-  auto can = [&](size_t s) { return !(s < excluded.size() && excluded[s]) && chainable(p, p.steps[s]); };
+  auto allowed = [&](size_t s) { return !(s < excluded.size() && excluded[s]); };
   for (size_t s = 0; s < p.steps.size();) {
-    if (!can(s)) {
+    if (!allowed(s) || !computes(p, p.steps[s])) {
       ++s;
       continue;
     }
     const Shape& shape = p.values[p.steps[s].out[0]].type.shape;
     size_t e = s;
-    while (e + 1 < p.steps.size() && can(e + 1) && p.values[p.steps[e + 1].out[0]].type.shape == shape) ++e;
+    while (e + 1 < p.steps.size() && allowed(e + 1) && joins(p, e + 1, s, shape)) ++e;
+    while (e > s && is_view(p, p.steps[e])) --e;  // a chain ends on a step that computes
     if (numel(shape) < 2 * kChainBlock) {
       s = e + 1;
       continue;
