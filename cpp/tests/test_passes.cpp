@@ -285,7 +285,9 @@ TEST(Passes, AConcatsInputsAreComputedInItsOutput) {
   EXPECT_EQ(placed, 3);  // a and b (through its reshape) in c, t in d
   EXPECT_EQ(in_place_concats, 0);  // c copies used_twice, d copies x
   std::vector<float> xv(static_cast<size_t>(n)), x2v(static_cast<size_t>(2 * n));
-  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.01f - 1.0f;
+  // quarters: every product and sum below is exact, so the host's arithmetic (which clang and
+  // aarch64 GCC may contract into fmas) rounds nothing
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.25f - 50.0f;
   for (size_t i = 0; i < x2v.size(); ++i) x2v[i] = static_cast<float>(i) * -0.003f + 0.5f;
   auto check = [&](const std::shared_ptr<Program>& prog) {
     auto r = run_sim(prog, {{{1, 4, 100}, xv}, {{2, 4, 100}, x2v}});
@@ -327,7 +329,7 @@ TEST(Passes, AConcatOfValuesComputedInPlaceRunsNothingAndBadOffsetsAreRefused) {
   EXPECT_EQ(p->values[cat->in[0]].offset, p->values[cat->out[0]].offset);
   EXPECT_EQ(p->values[cat->in[1]].offset, p->values[cat->out[0]].offset + 150);
   std::vector<float> xv(150);
-  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.1f;
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) * 0.25f;  // exact sums (see above)
   auto r = run_sim(p, {{{1, 3, 50}, xv}})[0].data;
   for (size_t i = 0; i < 50; ++i)
     EXPECT_EQ(r[i], ((3.0f * xv[i] + 3.0f * xv[50 + i]) + 3.0f * xv[100 + i] + (xv[i] - 1.0f)) + (xv[50 + i] - 1.0f) +
