@@ -70,8 +70,9 @@ struct SimContext {
 };
 
 // The sim runs runs of elementwise steps of one shape block by block, each block through the
-// whole run while it is in cache (runtime/chains.h). The same bits either way; off runs every
-// step over its whole output (tests compare the two). On by default, read at each run.
+// whole run while it is in cache (runtime/chains.h). The same bits either way (NaN signs
+// aside); off runs every step over its whole output (tests compare the two). On by default,
+// read at each run.
 void set_sim_chains(bool on);
 bool sim_chains();
 

@@ -1,7 +1,8 @@
 // Elementwise chains: consecutive elementwise steps of one output shape that the sim runs block
 // by block, each block through every step while it is in cache, instead of one pass over
 // memory per step. Values used only inside a chain live in per-thread block buffers and never
-// reach memory. Each element goes through the same kernels as step by step: the same bits.
+// reach memory. Each element goes through the same kernels as step by step: the same bits
+// (a NaN's sign aside: vector loops and their scalar tails may pass on different NaN operands).
 #pragma once
 #include <cstdint>
 #include <vector>
