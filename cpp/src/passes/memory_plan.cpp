@@ -38,8 +38,10 @@ static void place_concat_inputs(const Program& p, std::vector<int>& in_concat, s
         u = p.steps[static_cast<size_t>(val.producer)].in[0];
         if (uses[u] != 1) u = -1;  // read by the view alone
       }
+      // Not a concat's output: its own inputs may sit in its slot, one level of placing deep.
       bool placed = u >= 0 && uses[v] == 1 && !p.values[u].data && p.values[u].producer >= 0 && in_concat[u] < 0 &&
-                    !is_buffer_view(p, p.steps[static_cast<size_t>(p.values[u].producer)]);
+                    !is_buffer_view(p, p.steps[static_cast<size_t>(p.values[u].producer)]) &&
+                    p.steps[static_cast<size_t>(p.values[u].producer)].node->op->name != "concat";
       if (placed) {
         in_concat[u] = in_concat[v] = st.out[0];
         offset[u] = offset[v] = at;
