@@ -81,6 +81,13 @@ struct KernelArgs {
   // Set by a kernel that rounded its outputs to their dtypes itself, piece by piece while
   // they were in cache: the sim then skips its pass over them.
   mutable bool outputs_stored = false;
+  // Where the sim offers it (one output, fused ops all elementwise): rounds a piece of
+  // output 0 to its dtype and runs the step's fused ops over it, what the sim otherwise does
+  // over the whole output after the kernel. Safe from several threads on disjoint pieces. A
+  // kernel that passes every element of output 0 through it once, while in cache, sets
+  // `finished`, and the sim skips those passes.
+  const std::function<void(float*, size_t)>* finish = nullptr;
+  mutable bool finished = false;
 };
 using SimKernel = std::function<void(const KernelArgs&)>;
 

@@ -76,6 +76,12 @@ struct SimContext {
 void set_sim_chains(bool on);
 bool sim_chains();
 
+// Kernels that offer it (conv) round their output and run the layer's fused elementwise ops
+// piece by piece while each piece is in cache (KernelArgs::finish). The same bits either way
+// (NaN signs aside); off leaves them to passes over the whole output. On by default.
+void set_sim_fused_finish(bool on);
+bool sim_fused_finish();
+
 // Convenience: compile-free run of a Program on the simulator with HostTensors.
 std::vector<HostTensor> run_sim(std::shared_ptr<const Program> p, const std::vector<HostTensor>& in);
 

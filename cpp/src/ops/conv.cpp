@@ -1,5 +1,6 @@
 // conv: 2-D convolution (OIHW weights, PyTorch semantics), im2col + GEMM on the simulator.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "aneforge/fp16.h"
@@ -145,16 +146,47 @@ void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t o
   });
 }
 
+// Depthwise at stride 1, one channel: the plane zero-padded into rows of Wp, then each tap
+// one vector loop over all Ho * Wp positions (the columns past Wo are computed and dropped),
+// not one short loop per row and tap. A padding tap adds 0 * w = +-0, which leaves a sum that
+// starts at +0 as it is (it never becomes -0), so every output is its in-range taps' sum in
+// (i, j) order, as in the row loops below. 0 * inf is NaN: a non-finite weight returns false.
+bool depthwise_flat(const float* xc, const float* wk, const ConvGeom& g, float* yo) {
+  for (int64_t t = 0; t < g.kh * g.kw; ++t)
+    if (!std::isfinite(wk[t])) return false;
+  const int64_t ekh = g.dh * (g.kh - 1) + 1, ekw = g.dw * (g.kw - 1) + 1;
+  const int64_t Wp = g.Wo + ekw - 1, Hp = g.Ho + ekh - 1, n = g.Ho * Wp;
+  thread_local std::vector<float> pad, acc;
+  pad.assign(static_cast<size_t>(Hp * Wp + ekw), 0.0f);  // + ekw: the last dropped columns read past Hp rows
+  const int64_t c0 = std::min(Wp, g.pl), c1 = std::min(Wp, g.W + g.pl);
+  for (int64_t r = 0; r < Hp && c1 > c0; ++r) {
+    const int64_t ih = r - g.pt;
+    if (ih >= 0 && ih < g.H) std::memcpy(pad.data() + r * Wp + c0, xc + ih * g.W + (c0 - g.pl), sizeof(float) * (c1 - c0));
+  }
+  acc.assign(static_cast<size_t>(n), 0.0f);
+  float* a = acc.data();
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const float* src = pad.data() + i * g.dh * Wp + j * g.dw;
+      const float wv = wk[i * g.kw + j];
+      for (int64_t q = 0; q < n; ++q) a[q] += src[q] * wv;
+    }
+  for (int64_t oh = 0; oh < g.Ho; ++oh) std::memcpy(yo + oh * g.Wo, a + oh * Wp, sizeof(float) * g.Wo);
+  return true;
+}
+
 // One input channel per group (depthwise): direct loops, no im2col. Each output row
 // accumulates tap by tap over the columns that tap reaches (a vector loop per tap), so every
 // output sums its in-range taps in (i, j) order from 0, as a per-pixel loop would.
 void conv_depthwise(const float* x, const float* w, const ConvGeom& g, float* y) {
   int64_t mult = g.O / g.groups;
+  const bool stride1 = g.sh == 1 && g.sw == 1;
   parallel_for(g.O, 1, [&](size_t ob, size_t oe) {
     for (size_t o = ob; o < oe; ++o) {
       const float* xc = x + (static_cast<int64_t>(o) / mult) * g.H * g.W;
       const float* wk = w + o * g.kh * g.kw;
       float* yo = y + o * g.Ho * g.Wo;
+      if (stride1 && depthwise_flat(xc, wk, g, yo)) continue;
       for (int64_t oh = 0; oh < g.Ho; ++oh) {
         float* acc = yo + oh * g.Wo;
         std::fill(acc, acc + g.Wo, 0.0f);
@@ -180,6 +212,27 @@ void conv_depthwise(const float* x, const float* w, const ConvGeom& g, float* y)
 }
 
 constexpr int64_t kPatchBlock = int64_t{1} << 20;  // floats of im2col patches per GEMM
+
+// Channels [o0, o1) of one image's output y (P positions each), columns [p0, p0 + np) of
+// each: the bias added, then the sim's rounding and the layer's fused ops (KernelArgs::finish),
+// right after the GEMM that wrote them, while they are in cache. Whole rows go as one piece.
+void finish_channels(const KernelArgs& k, const float* bias, float* y, int64_t P, int64_t o0, int64_t o1,
+                     int64_t p0, int64_t np) {
+  if (!bias && !k.finish) return;
+  const bool whole_rows = p0 == 0 && np == P;
+  parallel_for(static_cast<size_t>(o1 - o0), static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 14) / np)),
+               [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      float* seg = y + (o0 + static_cast<int64_t>(i)) * P + p0;
+      if (bias) {
+        const float bv = bias[o0 + static_cast<int64_t>(i)];
+        for (int64_t q = 0; q < np; ++q) seg[q] += bv;
+      }
+      if (k.finish && !whole_rows) (*k.finish)(seg, static_cast<size_t>(np));
+    }
+    if (k.finish && whole_rows) (*k.finish)(y + (o0 + static_cast<int64_t>(b)) * P, (e - b) * static_cast<size_t>(P));
+  });
+}
 
 void conv_kernel(const KernelArgs& k) {
   ConvGeom g = geom(k);
@@ -230,17 +283,12 @@ void conv_kernel(const KernelArgs& k) {
           }
           blas::sgemm(false, false, Og, Pb, Kg, 1.0f, w + gi * Og * Kg, Kg, col, Pb, 0.0f,
                       yn + gi * Og * P + oh0 * g.Wo, P);
+          finish_channels(k, bias, yn, P, gi * Og, (gi + 1) * Og, oh0 * g.Wo, Pb);
         }
       }
+      return;
     }
-    if (bias)
-      parallel_for(g.O, static_cast<size_t>(std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, P))),
-                   [&](size_t ob, size_t oe) {
-        for (size_t o = ob; o < oe; ++o) {
-          float b = bias[o], *yo = yn + o * P;
-          for (int64_t p = 0; p < P; ++p) yo[p] += b;
-        }
-      });
+    finish_channels(k, bias, yn, P, 0, g.O, 0, P);
   };
   // Images whose GEMMs OpenBLAS runs on the calling thread (kBlasOneThread) go across the
   // pool, each the same calls as one at a time; larger ones get OpenBLAS's threads.
@@ -251,6 +299,7 @@ void conv_kernel(const KernelArgs& k) {
     });
   else
     for (int64_t n = 0; n < g.N; ++n) image(n);
+  k.finished = k.finish != nullptr;
 }
 
 // ---- conv_transpose ----------------------------------------------------------------

@@ -199,7 +199,8 @@ void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, i
 template <class F, class Post = NoPost>
 void map_unary(const float* x, float* y, int64_t n, F f, Post post = {}) {
   parallel_for(n, 1 << 15, [&](size_t s, size_t e) {
-    for (size_t i = s; i < e; ++i) y[i] = f(x[i]);
+    const F local = f;  // no store through y can change its captures: the loop vectorises
+    for (size_t i = s; i < e; ++i) y[i] = local(x[i]);
     post(y + s, e - s);
   });
 }

@@ -73,25 +73,37 @@ void pool_kernel(const KernelArgs& k) {
         }
         continue;
       }
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow = 0; ow < Wo; ++ow) {
-          int64_t hs = oh * st[0] - p[0], ws = ow * st[1] - p[1];
-          int64_t he = std::min(hs + ks[0], H + p[0]), we = std::min(ws + ks[1], W + p[1]);
-          int64_t pool_size = (he - hs) * (we - ws);
-          hs = std::max<int64_t>(hs, 0);
-          ws = std::max<int64_t>(ws, 0);
-          he = std::min(he, H);
-          we = std::min(we, W);
-          float acc = Max ? -std::numeric_limits<float>::infinity() : 0.0f;
-          for (int64_t i = hs; i < he; ++i)
-            for (int64_t j = ws; j < we; ++j) {
-              float v = x[i * W + j];
-              if (Max) acc = (v > acc || v != v) ? v : acc;
-              else acc += v;
+      // A row of outputs at a time, tap by tap over the columns each tap reaches (a vector
+      // loop per tap): every output combines its in-range taps in (i, j) order, as a loop
+      // over its window would.
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        float* acc = y + oh * Wo;
+        std::fill(acc, acc + Wo, Max ? -std::numeric_limits<float>::infinity() : 0.0f);
+        const int64_t hs = oh * st[0] - p[0];
+        for (int64_t i = 0; i < ks[0]; ++i) {
+          const int64_t ih = hs + i;
+          if (ih < 0 || ih >= H) continue;
+          const float* xr = x + ih * W;
+          for (int64_t j = 0; j < ks[1]; ++j) {
+            // the outputs whose input column ow * s + shift lies in [0, W)
+            const int64_t shift = j - p[1], s1 = st[1];
+            const int64_t ow0 = shift >= 0 ? 0 : (-shift + s1 - 1) / s1;
+            const int64_t ow1 = std::min<int64_t>(Wo, W - 1 - shift < 0 ? 0 : (W - 1 - shift) / s1 + 1);
+            for (int64_t ow = ow0; ow < ow1; ++ow) {
+              const float v = xr[ow * s1 + shift], a = acc[ow];
+              if (Max) acc[ow] = (v > a || v != v) ? v : a;
+              else acc[ow] = a + v;
             }
-          if (!Max) acc /= static_cast<float>(include_pad ? pool_size : (he - hs) * (we - ws));
-          y[oh * Wo + ow] = acc;
+          }
         }
+        if (Max) continue;
+        const int64_t he = std::min(hs + ks[0], H + p[0]), rows = std::min(he, H) - std::max<int64_t>(hs, 0);
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t ws = ow * st[1] - p[1], we = std::min(ws + ks[1], W + p[1]);
+          const int64_t n = include_pad ? (he - hs) * (we - ws) : rows * (std::min(we, W) - std::max<int64_t>(ws, 0));
+          acc[ow] /= static_cast<float>(n);
+        }
+      }
     }
   });
 }

@@ -42,10 +42,13 @@ void SimContext::store(float* data, size_t n, DType dtype) const {
 
 namespace {
 std::atomic<bool> g_sim_chains{true};
+std::atomic<bool> g_sim_fused_finish{true};
 }
 
 void set_sim_chains(bool on) { g_sim_chains.store(on, std::memory_order_relaxed); }
 bool sim_chains() { return g_sim_chains.load(std::memory_order_relaxed); }
+void set_sim_fused_finish(bool on) { g_sim_fused_finish.store(on, std::memory_order_relaxed); }
+bool sim_fused_finish() { return g_sim_fused_finish.load(std::memory_order_relaxed); }
 
 void Executable::alias(int, int) {
   throw UnsupportedError("this backend has no resident state");
@@ -156,6 +159,9 @@ class SimExecutable final : public Executable {
         sp.in_place = sp.in[i] == sp.out[0] + at;
         at += static_cast<size_t>(numel(prog_->values[s.in[i]].type.shape));
       }
+      sp.finishable = s.out.size() == 1 && std::all_of(s.epilogue.begin(), s.epilogue.end(), [](const auto& e) {
+        return e->op->elementwise && e->inputs.size() == 1 && e->outputs.size() == 1;
+      });
       steps_.push_back(std::move(sp));
     }
     // Chains never hold a step whose constants are widened into the one scratch buffer.
@@ -269,16 +275,16 @@ class SimExecutable final : public Executable {
       unpack_weights(s);
       KernelArgs args{node, steps_[s].in.data(), steps_[s].out.data(), ctx_, steps_[s].in_types.data(),
                       steps_[s].in.size(), steps_[s].half.data(), steps_[s].finite.data()};
+      std::function<void(float*, size_t)> finish;
+      if (steps_[s].finishable && sim_fused_finish()) {
+        finish = [this, s](float* piece, size_t n) { finish_piece(s, piece, n); };
+        args.finish = &finish;
+      }
       node.op->kernel(args);
-      for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored && !args.outputs_stored; ++o)
-        ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
-      for (const auto& e : p.steps[s].epilogue) {  // fused elementwise ops, in place
-        float* buf = steps_[s].out[0];
-        const float* ein = buf;
-        const TensorType* et = &node.outputs[0];
-        KernelArgs ea{*e, &ein, &buf, ctx_, &et, 1};
-        e->op->kernel(ea);
-        if (!ea.outputs_stored) ctx_.store(buf, static_cast<size_t>(numel(e->outputs[0].shape)), e->outputs[0].dtype);
+      if (!args.finished) {
+        for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored && !args.outputs_stored; ++o)
+          ctx_.store(steps_[s].out[o], static_cast<size_t>(numel(node.outputs[o].shape)), node.outputs[o].dtype);
+        run_epilogue(s, steps_[s].out[0], node.outputs[0].shape);
       }
       if (p.options.check_finite) check_finite(s);
     }
@@ -354,6 +360,28 @@ class SimExecutable final : public Executable {
     throw FloatingPointError("check_finite: layer '" + st.node->name + "' (" + layer_label(st) + ") gave " +
                              std::to_string(bad) + " inf/NaN of " + std::to_string(total) +
                              " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
+  }
+
+  // Fused elementwise ops of step s, in place over buf (all of output 0, or a piece of it
+  // given as a flat shape).
+  void run_epilogue(size_t s, float* buf, const Shape& shape) const {
+    for (const auto& e : prog_->steps[s].epilogue) {
+      const float* ein = buf;
+      TensorType in_type{shape, prog_->steps[s].node->outputs[0].dtype}, out_type{shape, e->outputs[0].dtype};
+      const TensorType* et = &in_type;
+      const TensorType* ot[] = {&out_type};
+      KernelArgs ea{*e, &ein, &buf, ctx_, &et, 1};
+      ea.out_types = ot;
+      e->op->kernel(ea);
+      if (!ea.outputs_stored) ctx_.store(buf, static_cast<size_t>(numel(shape)), out_type.dtype);
+    }
+  }
+
+  // KernelArgs::finish of step s: a piece of its output rounded, then its fused ops.
+  void finish_piece(size_t s, float* piece, size_t n) const {
+    const Node& node = *prog_->steps[s].node;
+    if (!steps_[s].stored) ctx_.store(piece, n, node.outputs[0].dtype);
+    run_epilogue(s, piece, Shape{static_cast<int64_t>(n)});
   }
 
   // A chain's blocks across the pool; in each, every step of the chain in turn, its values
@@ -470,6 +498,7 @@ class SimExecutable final : public Executable {
     std::vector<uint8_t> finite;        // per input: a constant checked free of inf/NaN at load
     bool stored = false;                // outputs already values of their dtype (exact_output)
     bool in_place = false;              // a concat whose inputs the memory plan put in its output
+    bool finishable = false;            // one output, fused ops all elementwise: KernelArgs::finish
   };
   std::shared_ptr<const Program> prog_;
   SimContext ctx_;
