@@ -26,22 +26,6 @@ std::vector<HostTensor> run_with(const std::shared_ptr<Program>& p, const std::v
   return out;
 }
 
-// Bit for bit, except that two NaNs match: which NaN operand an instruction passes on (its
-// sign) follows the compiler's operand order, which can differ between a vector loop and its
-// scalar tail, and blocks move where the tail falls (seen in the -O2 sanitizer build).
-void expect_same_bits(const std::vector<HostTensor>& a, const std::vector<HostTensor>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i].data.size(), b[i].data.size());
-    size_t differ = 0, first = 0;
-    for (size_t j = 0; j < a[i].data.size(); ++j) {
-      float x = a[i].data[j], y = b[i].data[j];
-      if (!(std::isnan(x) && std::isnan(y)) && std::memcmp(&x, &y, sizeof x) != 0 && differ++ == 0) first = j;
-    }
-    EXPECT_EQ(differ, 0u) << what << ": output " << i << ", first at " << first;
-  }
-}
-
 // x (rows, cols) with special values, a per-row r (rows, 1) and a per-column c (cols,).
 struct Case {
   int64_t rows, cols;
