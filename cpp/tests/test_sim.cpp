@@ -292,3 +292,49 @@ TEST(Sim, PackedWeightsGivenToAnotherProgramAreShared) {
   EXPECT_NE(third->values[third->steps[0].in[1]].data->packed.get(), given.get());
   EXPECT_NE(third->values[third->steps[0].in[1]].data->packed->rel_error, given->rel_error);
 }
+
+// Max and average pooling (a row of outputs at a time, tap by tap) against a loop over each
+// output's window: the same values combined in the same order, so the same bits (NaN signs
+// aside), with NaN, inf and -0 inputs, padding, ceil_mode and both divisors of avg_pool.
+TEST(Sim, PoolingMatchesPerWindowLoops) {
+  // (kernel h, w, stride h, w, pad h, w, ceil_mode)
+  const int64_t cfgs[][7] = {{2, 2, 2, 2, 0, 0, 0}, {3, 3, 2, 2, 1, 1, 0}, {3, 3, 1, 1, 1, 1, 0}, {3, 2, 2, 1, 1, 0, 1},
+                             {2, 5, 1, 3, 1, 2, 1}, {5, 5, 3, 3, 2, 2, 1}, {3, 3, 2, 2, 1, 1, 1}};
+  const int64_t C = 3, H = 11, W = 13;
+  auto xv = randn(C * H * W, 7);
+  const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 65504.0f};
+  for (size_t i = 0; i < 24; ++i) xv[(i * 53) % xv.size()] = special[i % 6];
+  for (const auto& c : cfgs)
+    for (const char* name : {"max_pool", "avg_pool"})
+      for (bool include_pad : {true, false}) {
+        const bool mx = std::string(name) == "max_pool";
+        if (mx && !include_pad) continue;
+        Tensor x = input({1, C, H, W});
+        Attrs a{{"kernel_size", std::vector<int64_t>{c[0], c[1]}}, {"stride", std::vector<int64_t>{c[2], c[3]}},
+                {"padding", std::vector<int64_t>{c[4], c[5]}}, {"ceil_mode", c[6] == 1}};
+        if (!mx) a.set("count_include_pad", include_pad);
+        Tensor y = call1(name, {x}, a);
+        CompileOptions o;
+        o.numerics.precision = Precision::fp32;
+        auto out = run_sim(compile({y}, o), {{x.shape(), xv}})[0];
+        const int64_t Ho = y.shape()[2], Wo = y.shape()[3];
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t oh = 0; oh < Ho; ++oh)
+            for (int64_t ow = 0; ow < Wo; ++ow) {
+              const int64_t hs = oh * c[2] - c[4], ws = ow * c[3] - c[5];
+              const int64_t he = std::min(hs + c[0], H + c[4]), we = std::min(ws + c[1], W + c[5]);
+              float acc = mx ? -INFINITY : 0.0f;
+              int64_t inside = 0;
+              for (int64_t ih = std::max<int64_t>(hs, 0); ih < std::min(he, H); ++ih)
+                for (int64_t iw = std::max<int64_t>(ws, 0); iw < std::min(we, W); ++iw, ++inside) {
+                  float v = xv[(ch * H + ih) * W + iw];
+                  acc = mx ? ((v > acc || v != v) ? v : acc) : acc + v;
+                }
+              if (!mx) acc /= static_cast<float>(include_pad ? (he - hs) * (we - ws) : inside);
+              float got = out.data[(ch * Ho + oh) * Wo + ow];
+              if (std::isnan(acc) && std::isnan(got)) continue;
+              ASSERT_EQ(std::memcmp(&got, &acc, 4), 0)
+                  << name << " cfg " << (&c - cfgs) << (include_pad ? "" : " exclude pad") << ": " << ch << " " << oh << " " << ow;
+            }
+      }
+}
