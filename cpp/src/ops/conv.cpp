@@ -7,6 +7,7 @@
 #include "ops/kernel_util.h"
 #include "ops/register.h"
 #include "runtime/blas.h"
+#include "runtime/simd.h"
 
 namespace af {
 
@@ -146,32 +147,90 @@ void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t o
   });
 }
 
-// Depthwise at stride 1, one channel: the plane zero-padded into rows of Wp, then each tap
-// one vector loop over all Ho * Wp positions (the columns past Wo are computed and dropped),
-// not one short loop per row and tap. A padding tap adds 0 * w = +-0, which leaves a sum that
-// starts at +0 as it is (it never becomes -0), so every output is its in-range taps' sum in
-// (i, j) order, as in the row loops below. 0 * inf is NaN: a non-finite weight returns false.
-bool depthwise_flat(const float* xc, const float* wk, const ConvGeom& g, float* yo) {
-  for (int64_t t = 0; t < g.kh * g.kw; ++t)
+// Outputs [0, n) of one depthwise channel, each the sum of its taps in order from +0:
+// output q's tap t reads src[t][q]. Sixteen outputs at a time stay in registers through
+// every tap (one store each, not one per tap).
+[[gnu::always_inline]] inline void depthwise_taps_body(const float* const* src, const float* w, int64_t taps, int64_t n,
+                                                       float* out) {
+  int64_t q = 0;
+  for (; q + 16 <= n; q += 16) {
+    float acc[16] = {};
+    for (int64_t t = 0; t < taps; ++t) {
+      const float* s = src[t] + q;
+      const float wv = w[t];
+      for (int l = 0; l < 16; ++l) acc[l] += s[l] * wv;
+    }
+    for (int l = 0; l < 16; ++l) out[q + l] = acc[l];
+  }
+  for (; q < n; ++q) {
+    float a = 0.0f;
+    for (int64_t t = 0; t < taps; ++t) a += src[t][q] * w[t];
+    out[q] = a;
+  }
+}
+
+void depthwise_taps(const float* const* src, const float* w, int64_t taps, int64_t n, float* out) {
+  depthwise_taps_body(src, w, taps, n, out);
+}
+
+#if defined(AF_X86)
+// The same operations on 8 lanes (AVX), where the CPU has it: the same bits.
+__attribute__((target("avx"))) void depthwise_taps_avx(const float* const* src, const float* w, int64_t taps, int64_t n,
+                                                      float* out) {
+  depthwise_taps_body(src, w, taps, n, out);
+}
+#endif
+
+// Depthwise, one channel, as long vector loops: the zero-padded plane split into its
+// stride phases (plane (a, b) holds padded rows a, a + sh, ... and columns b, b + sw, ...),
+// each Hq x Wq, so that every tap reads one phase at one offset and output (oh, ow) is
+// position oh * Wq + ow of one flat loop over Ho * Wq (the columns past Wo are computed and
+// dropped). A padding tap adds 0 * w = +-0, which leaves a sum that starts at +0 as it is (it
+// never becomes -0), so every output is its in-range taps' sum in (i, j) order, as in the
+// row loops below. 0 * inf is NaN: a non-finite weight returns false.
+bool depthwise_phases(const float* xc, const float* wk, const ConvGeom& g, float* yo) {
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t t = 0; t < taps; ++t)
     if (!std::isfinite(wk[t])) return false;
   const int64_t ekh = g.dh * (g.kh - 1) + 1, ekw = g.dw * (g.kw - 1) + 1;
-  const int64_t Wp = g.Wo + ekw - 1, Hp = g.Ho + ekh - 1, n = g.Ho * Wp;
-  thread_local std::vector<float> pad, acc;
-  pad.assign(static_cast<size_t>(Hp * Wp + ekw), 0.0f);  // + ekw: the last dropped columns read past Hp rows
-  const int64_t c0 = std::min(Wp, g.pl), c1 = std::min(Wp, g.W + g.pl);
-  for (int64_t r = 0; r < Hp && c1 > c0; ++r) {
-    const int64_t ih = r - g.pt;
-    if (ih >= 0 && ih < g.H) std::memcpy(pad.data() + r * Wp + c0, xc + ih * g.W + (c0 - g.pl), sizeof(float) * (c1 - c0));
-  }
-  acc.assign(static_cast<size_t>(n), 0.0f);
-  float* a = acc.data();
+  const int64_t Hq = g.Ho + (ekh - 1) / g.sh, Wq = g.Wo + (ekw - 1) / g.sw, n = g.Ho * Wq;
+  const int64_t plane = Hq * Wq + Wq;  // + Wq: the dropped columns of the last rows read past Hq rows
+  thread_local std::vector<float> phases, acc;
+  thread_local std::vector<const float*> src;
+  phases.assign(static_cast<size_t>(g.sh * g.sw * plane), 0.0f);
+  for (int64_t a = 0; a < g.sh; ++a)
+    for (int64_t b = 0; b < g.sw; ++b) {
+      float* ph = phases.data() + (a * g.sw + b) * plane;
+      // columns c whose input column c * sw + b - pl lies in [0, W)
+      const int64_t c0 = std::max<int64_t>(0, (g.pl - b + g.sw - 1) / g.sw);
+      const int64_t c1 = std::min<int64_t>(Wq, g.W - 1 + g.pl - b < 0 ? 0 : (g.W - 1 + g.pl - b) / g.sw + 1);
+      for (int64_t r = 0; r < Hq; ++r) {
+        const int64_t ih = r * g.sh + a - g.pt;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* xr = xc + ih * g.W + (c0 * g.sw + b - g.pl);  // input column of c0
+        float* dst = ph + r * Wq + c0;
+        if (c1 <= c0) continue;
+        if (g.sw == 1) std::memcpy(dst, xr, sizeof(float) * (c1 - c0));
+        else if (g.sw == 2) for (int64_t c = 0; c < c1 - c0; ++c) dst[c] = xr[2 * c];  // a constant stride vectorises
+        else for (int64_t c = 0; c < c1 - c0; ++c) dst[c] = xr[c * g.sw];
+      }
+    }
+  src.resize(static_cast<size_t>(taps));
   for (int64_t i = 0; i < g.kh; ++i)
     for (int64_t j = 0; j < g.kw; ++j) {
-      const float* src = pad.data() + i * g.dh * Wp + j * g.dw;
-      const float wv = wk[i * g.kw + j];
-      for (int64_t q = 0; q < n; ++q) a[q] += src[q] * wv;
+      const int64_t a = (i * g.dh) % g.sh, b = (j * g.dw) % g.sw;
+      src[static_cast<size_t>(i * g.kw + j)] =
+          phases.data() + (a * g.sw + b) * plane + (i * g.dh) / g.sh * Wq + (j * g.dw) / g.sw;
     }
-  for (int64_t oh = 0; oh < g.Ho; ++oh) std::memcpy(yo + oh * g.Wo, a + oh * Wp, sizeof(float) * g.Wo);
+  acc.resize(static_cast<size_t>(n));
+#if defined(AF_X86)
+  static const bool avx = __builtin_cpu_supports("avx");
+  if (avx) depthwise_taps_avx(src.data(), wk, taps, n, acc.data());
+  else depthwise_taps(src.data(), wk, taps, n, acc.data());
+#else
+  depthwise_taps(src.data(), wk, taps, n, acc.data());
+#endif
+  for (int64_t oh = 0; oh < g.Ho; ++oh) std::memcpy(yo + oh * g.Wo, acc.data() + oh * Wq, sizeof(float) * g.Wo);
   return true;
 }
 
@@ -180,13 +239,12 @@ bool depthwise_flat(const float* xc, const float* wk, const ConvGeom& g, float* 
 // output sums its in-range taps in (i, j) order from 0, as a per-pixel loop would.
 void conv_depthwise(const float* x, const float* w, const ConvGeom& g, float* y) {
   int64_t mult = g.O / g.groups;
-  const bool stride1 = g.sh == 1 && g.sw == 1;
   parallel_for(g.O, 1, [&](size_t ob, size_t oe) {
     for (size_t o = ob; o < oe; ++o) {
       const float* xc = x + (static_cast<int64_t>(o) / mult) * g.H * g.W;
       const float* wk = w + o * g.kh * g.kw;
       float* yo = y + o * g.Ho * g.Wo;
-      if (stride1 && depthwise_flat(xc, wk, g, yo)) continue;
+      if (depthwise_phases(xc, wk, g, yo)) continue;
       for (int64_t oh = 0; oh < g.Ho; ++oh) {
         float* acc = yo + oh * g.Wo;
         std::fill(acc, acc + g.Wo, 0.0f);
