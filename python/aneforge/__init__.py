@@ -65,6 +65,20 @@ def num_threads() -> int:
     return _core.num_threads()
 
 
+def set_sim_weight_cache(max_bytes: int) -> None:
+    """Bytes of float32 copies of fp16-stored weights the simulator may keep, in the whole
+    process (default 256 MiB; 0 keeps none). A conv widens its fp16 weight to float32 on
+    every run unless its program keeps the copy; a program keeps its copies until it is
+    destroyed. Results are the same bits either way; a lower limit applies to copies made
+    after it is set."""
+    _core.set_sim_weight_cache(int(max_bytes))
+
+
+def sim_weight_cache() -> dict:
+    """The simulator's weight cache: its limit and the bytes its programs hold now."""
+    return {"limit": _core.sim_weight_cache(), "bytes": _core.sim_weight_cache_bytes()}
+
+
 def round_fp16(values, ties_away=False, flush_subnormals=True):
     """NumPy float32 array rounded to fp16 values exactly as the simulator stores them."""
     import numpy as np
@@ -82,7 +96,7 @@ from . import models  # noqa: E402
 from .models import load  # noqa: E402
 
 __all__ = ["Tensor", "Net", "PackedWeights", "data", "cross_entropy", "mse_loss", "parameter", "compile_train_step", "TrainStep", "optim", "nn", "schedules", "Trainer", "buffer", "noise", "LossScale", "binary_cross_entropy_with_logits", "OpInfo", "nets", "fft", "dsp", "linalg", "sims", "models", "load", "grad", "EngineError", "devices", "PackageNet", "TargetError", "targets", "target_info", "load_program", "load_mlpackage", "input", "constant", "as_tensor", "compile", "ops",
-           "set_num_threads", "num_threads", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch",
+           "set_num_threads", "num_threads", "set_sim_weight_cache", "sim_weight_cache", "round_fp16", "from_torch", "trace_torch", "register_aten", "TracedTorch",
            "from_onnx", "trace_onnx", "TracedOnnx", "from_mlpackage", "trace_mlpackage", "TracedMil",
            "adaptive_avg_pool2d", "arange", "chunk", "full", "full_like", "interpolate", "masked_fill", "ones",
            "ones_like", "tril", "triu", "zeros", "zeros_like", *sorted(_OPS)]

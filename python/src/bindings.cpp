@@ -290,6 +290,9 @@ NB_MODULE(_core, m) {
     af::blas::set_threads(n);
   }, "n"_a);
   m.def("num_threads", &af::num_threads);
+  m.def("set_sim_weight_cache", &af::set_sim_weight_cache, "max_bytes"_a);
+  m.def("sim_weight_cache", &af::sim_weight_cache);
+  m.def("sim_weight_cache_bytes", &af::sim_weight_cache_bytes);
   m.def("blas_name", &af::blas::name);
 
   nb::class_<af::Program>(m, "Program")

@@ -88,6 +88,10 @@ struct KernelArgs {
   // `finished`, and the sim skips those passes.
   const std::function<void(float*, size_t)>* finish = nullptr;
   mutable bool finished = false;
+  // An fp16-stored constant input as float32, widened once and kept by the sim within its
+  // weight cache (set_sim_weight_cache); null when not kept: the kernel widens it per call.
+  const std::function<const float*(size_t)>* widened = nullptr;
+  const float* widened_input(size_t i) const { return widened ? (*widened)(i) : nullptr; }
 };
 using SimKernel = std::function<void(const KernelArgs&)>;
 

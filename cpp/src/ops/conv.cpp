@@ -302,14 +302,19 @@ void conv_kernel(const KernelArgs& k) {
                    g.Ho == g.H && g.Wo == g.W;
   // An fp16-stored weight: a 1x1 conv over a few positions (a language model's decode step in
   // the (B, C, 1, S) layout) or with a large weight (its prefill) runs as linear does, reading
-  // the fp16 rows in place or widening a panel at a time; others widen it whole, as before.
+  // the fp16 rows in place or widening a panel at a time; others use it whole, widened once and
+  // kept (the sim's weight cache) or, past the cache's limit, on every call.
   const uint16_t* wh = k.half(1);
   bool as_linear = wh && pointwise && g.groups == 1 && (P <= kFp16RowsMax || g.O * g.C > (int64_t{1} << 22));
   if (wh && !as_linear) {
-    static thread_local std::vector<float> widened;
-    widened.resize(static_cast<size_t>(g.O * Kg));
-    halves_to_floats(wh, widened.data(), widened.size());
-    w = widened.data();
+    if (const float* kept = k.widened_input(1)) {  // widened once, kept by the sim's weight cache
+      w = kept;
+    } else {
+      static thread_local std::vector<float> widened;
+      widened.resize(static_cast<size_t>(g.O * Kg));
+      halves_to_floats(wh, widened.data(), widened.size());
+      w = widened.data();
+    }
   }
   // im2col in blocks of output rows, ~4 MiB of patches: OpenBLAS runs a narrow GEMM (a UNet's
   // 32 output channels) at twice the GFLOP/s over 4096 columns as over 768, and the patches

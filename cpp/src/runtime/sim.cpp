@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include "aneforge/engine.h"
 #include "aneforge/error.h"
@@ -43,12 +44,20 @@ void SimContext::store(float* data, size_t n, DType dtype) const {
 namespace {
 std::atomic<bool> g_sim_chains{true};
 std::atomic<bool> g_sim_fused_finish{true};
+std::atomic<int64_t> g_weight_cache_limit{int64_t{256} << 20};
+std::atomic<int64_t> g_weight_cache_used{0};
 }
 
 void set_sim_chains(bool on) { g_sim_chains.store(on, std::memory_order_relaxed); }
 bool sim_chains() { return g_sim_chains.load(std::memory_order_relaxed); }
 void set_sim_fused_finish(bool on) { g_sim_fused_finish.store(on, std::memory_order_relaxed); }
 bool sim_fused_finish() { return g_sim_fused_finish.load(std::memory_order_relaxed); }
+void set_sim_weight_cache(int64_t max_bytes) {
+  if (max_bytes < 0) throw ValueError("set_sim_weight_cache: max_bytes must be >= 0, got " + std::to_string(max_bytes));
+  g_weight_cache_limit.store(max_bytes);
+}
+int64_t sim_weight_cache() { return g_weight_cache_limit.load(); }
+int64_t sim_weight_cache_bytes() { return g_weight_cache_used.load(); }
 
 void Executable::alias(int, int) {
   throw UnsupportedError("this backend has no resident state");
@@ -173,6 +182,8 @@ class SimExecutable final : public Executable {
     for (size_t c = 0; c < chains_.size(); ++c) chain_at_[chains_[c].first] = static_cast<int>(c);
   }
 
+  ~SimExecutable() override { g_weight_cache_used -= widened_bytes_; }
+
   const Program& program() const override { return *prog_; }
 
   void alias(int out, int in) override {
@@ -280,6 +291,8 @@ class SimExecutable final : public Executable {
         finish = [this, s](float* piece, size_t n) { finish_piece(s, piece, n); };
         args.finish = &finish;
       }
+      std::function<const float*(size_t)> widen = [this, s](size_t i) { return widened_constant(s, i); };
+      args.widened = &widen;
       node.op->kernel(args);
       if (!args.finished) {
         for (size_t o = 0; o < node.outputs.size() && !steps_[s].stored && !args.outputs_stored; ++o)
@@ -360,6 +373,29 @@ class SimExecutable final : public Executable {
     throw FloatingPointError("check_finite: layer '" + st.node->name + "' (" + layer_label(st) + ") gave " +
                              std::to_string(bad) + " inf/NaN of " + std::to_string(total) +
                              " values from finite inputs in " + range + " (fp16 holds magnitudes up to 65504)");
+  }
+
+  // Input i of step s (an fp16-stored constant) as float32, widened on first use and kept
+  // while the process's weight cache has room (set_sim_weight_cache); else null.
+  const float* widened_constant(size_t s, size_t i) {
+    const int v = prog_->steps[s].in[i];
+    if (auto it = widened_.find(v); it != widened_.end()) return it->second.get();
+    const uint16_t* h = steps_[s].half[i];
+    if (!h) return nullptr;
+    const int64_t n = numel(prog_->values[v].type.shape), bytes = n * static_cast<int64_t>(sizeof(float));
+    for (int64_t used = g_weight_cache_used.load();;)  // reserve the bytes, or give up
+      if (used + bytes > g_weight_cache_limit.load()) return nullptr;
+      else if (g_weight_cache_used.compare_exchange_weak(used, used + bytes)) break;
+    std::unique_ptr<float[]> kept;
+    try {
+      kept.reset(new float[static_cast<size_t>(n)]);
+    } catch (...) {
+      g_weight_cache_used -= bytes;
+      throw;
+    }
+    halves_to_floats(h, kept.get(), static_cast<size_t>(n));
+    widened_bytes_ += bytes;
+    return (widened_[v] = std::move(kept)).get();
   }
 
   // Fused elementwise ops of step s, in place over buf (all of output 0, or a piece of it
@@ -509,6 +545,8 @@ class SimExecutable final : public Executable {
   std::vector<int> chain_at_;  // per step: the chain it starts, else -1
   int64_t scratch_elems_ = 0;
   std::unique_ptr<float[]> scratch_;          // the running layer's weight, dequantized; freed after each run
+  std::unordered_map<int, std::unique_ptr<float[]>> widened_;  // by value: fp16 weights kept as float32
+  int64_t widened_bytes_ = 0;                                  // their bytes, counted in the process's cache
   std::vector<std::pair<int, int>> aliases_;  // resident state: output -> input
   std::vector<std::vector<float>> state_;     // per input: its resident value
   // Per input: its held value (hold), shared with other programs by share_input; else null.
