@@ -1,5 +1,6 @@
 // The sim's weight cache: a conv's fp16-stored weight widened once and kept by the loaded
-// program, within a process-wide byte limit; the same bits as widening it on every run.
+// program, within a process-wide byte limit (1x1 kernels never); the same bits as widening it
+// on every run.
 #include <gtest/gtest.h>
 
 #include "aneforge/aneforge.h"
@@ -24,6 +25,7 @@ TEST(WeightCache, KeepsWeightsWithinTheLimitWithTheSameBits) {
   Tensor x = input({1, 16, 20, 20}, DType::fp16, "x");
   Tensor h = call1("relu", {call1("conv", {x, constant(randn(small, 1, 0.1f), {32, 16, 3, 3})}, {{"pad", int64_t{1}}})});
   Tensor y = call1("conv", {h, constant(randn(large, 2, 0.1f), {64, 32, 3, 3})}, {{"pad", int64_t{1}}});
+  y = call1("conv", {y, constant(randn(128 * 64, 4, 0.1f), {128, 64, 1, 1})});  // 1x1: never kept (an LM's projection)
   auto p = compile({y});
   const size_t out_elems = static_cast<size_t>(numel(y.shape()));
   const auto xv = randn(16 * 20 * 20, 3);

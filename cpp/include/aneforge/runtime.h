@@ -83,7 +83,7 @@ void set_sim_fused_finish(bool on);
 bool sim_fused_finish();
 
 // Float32 copies of fp16-stored weights that kernels would otherwise widen on every run (a
-// conv's whole weight), kept by each loaded program until it is destroyed, up to this many
+// conv's whole weight, kernels wider than 1x1), kept by each loaded program until it is destroyed, up to this many
 // bytes in the process (default 256 MiB; 0 keeps none). Results are the same bits either way.
 void set_sim_weight_cache(int64_t max_bytes);
 int64_t sim_weight_cache();        // the limit

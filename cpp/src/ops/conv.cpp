@@ -307,7 +307,10 @@ void conv_kernel(const KernelArgs& k) {
   const uint16_t* wh = k.half(1);
   bool as_linear = wh && pointwise && g.groups == 1 && (P <= kFp16RowsMax || g.O * g.C > (int64_t{1} << 22));
   if (wh && !as_linear) {
-    if (const float* kept = k.widened_input(1)) {  // widened once, kept by the sim's weight cache
+    // Spatial kernels only: 1x1 convs are also a language model's projections (the (B, C, 1, S)
+    // layout), whose memory is bound to their fp16 weights (docs/models.md).
+    const float* kept = g.kh * g.kw > 1 ? k.widened_input(1) : nullptr;
+    if (kept) {  // widened once, kept by the sim's weight cache
       w = kept;
     } else {
       static thread_local std::vector<float> widened;
