@@ -121,6 +121,49 @@ TEST(Passes, MatmulWithConstantWeightBecomesLinearWithBias) {
     }
 }
 
+// matmul of a last-two-axes permute reads the operand transposed (transpose_x / _y); the
+// permute goes unless something else reads it. Small-integer inputs: every product and sum is
+// exact, so the results must equal the host's bit for bit.
+TEST(Passes, MatmulReadsATransposedOperandInPlaceOfItsPermute) {
+  const int64_t B = 2, H = 3, M = 5, K = 7, N = 4;
+  auto ints = [](size_t n, unsigned seed) {
+    std::mt19937 g(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = static_cast<float>(static_cast<int>(g() % 7) - 3);
+    return v;
+  };
+  const std::vector<int64_t> swap{0, 1, 3, 2};
+  Tensor a = input({B, H, K, M}, DType::fp16, "a"), c = input({1, H, N, K}, DType::fp16, "c");
+  Tensor e = input({B, H, K, N}, DType::fp16, "e");
+  Tensor at = call1("permute", {a}, {{"dims", swap}}), ct = call1("permute", {c}, {{"dims", swap}});
+  Tensor y = call1("matmul", {at, ct});  // (B, H, M, N): both read transposed, c broadcast over B
+  Tensor z = call1("matmul", {at, e});   // (B, H, M, N): x read transposed
+  Tensor kept = call1("add", {at, scalar(1.0)});  // at is read elsewhere too: its permute stays
+  auto p = compile({y, z, kept}, fp32());
+  int flags = 0;
+  for (const auto& s : p->steps)
+    if (s.node->op->name == "matmul")
+      for (const char* f : {"transpose_x", "transpose_y"}) flags += s.node->attrs.has(f) && s.node->attrs.b(f);
+  EXPECT_EQ(flags, 3);
+  EXPECT_EQ(count_op(*p, "permute"), 1);  // at's, for the add; ct's is gone
+  auto av = ints(B * H * K * M, 1), cv = ints(H * N * K, 2), ev = ints(B * H * K * N, 3);
+  auto out = run_sim(p, {{a.shape(), av}, {c.shape(), cv}, {e.shape(), ev}});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          float want_y = 0, want_z = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const float ak = av[((b * H + h) * K + k) * M + m];
+            want_y += ak * cv[(h * N + n) * K + k];
+            want_z += ak * ev[((b * H + h) * K + k) * N + n];
+          }
+          const size_t at_out = static_cast<size_t>(((b * H + h) * M + m) * N + n);
+          ASSERT_EQ(out[0].data[at_out], want_y) << b << h << m << n;
+          ASSERT_EQ(out[1].data[at_out], want_z) << b << h << m << n;
+        }
+}
+
 TEST(Passes, ElementwiseTailsFuseIntoOneLayer) {
   Tensor x = input({3, 8}, DType::fp16, "x");
   Tensor y = call1("tanh", {call1("relu", {call1("linear", {x, constant(randn(16, 6), {2, 8})})})});

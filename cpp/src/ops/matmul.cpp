@@ -25,12 +25,20 @@ int64_t panel_rows(int64_t row_elems) {
   return std::max<int64_t>(64, (int64_t{1} << 20) / std::max<int64_t>(1, row_elems) / 64 * 64);
 }
 
+// transpose_x / transpose_y (set by the fold_matmul_transposes pass, as MIL's matmul has
+// them): the operand's last two axes are read swapped.
+bool flag(const Attrs& a, const char* name) { return a.has(name) && a.b(name); }
+
 void infer_matmul(InferContext& c) {
   const Shape &a = c.in(0).shape(), &b = c.in(1).shape();
   c.expect_float(0, "x");
   c.expect_same_dtype(0, 1);
   if (a.empty() || b.empty()) c.fail("both operands need rank >= 1, got " + shape_str(a) + " @ " + shape_str(b));
+  const bool tx = flag(c.attrs, "transpose_x"), ty = flag(c.attrs, "transpose_y");
+  if ((tx && a.size() < 2) || (ty && b.size() < 2)) c.fail("transpose_x / transpose_y need an operand of rank >= 2");
   Shape a2 = a.size() == 1 ? Shape{1, a[0]} : a, b2 = b.size() == 1 ? Shape{b[0], 1} : b;
+  if (tx) std::swap(a2[a2.size() - 1], a2[a2.size() - 2]);
+  if (ty) std::swap(b2[b2.size() - 1], b2[b2.size() - 2]);
   int64_t K = a2.back(), Kb = b2[b2.size() - 2];
   if (K != Kb)
     c.fail("x " + shape_str(a) + " @ y " + shape_str(b) + ": inner dimensions differ (" +
@@ -46,15 +54,19 @@ void infer_matmul(InferContext& c) {
 
 void matmul_kernel(const KernelArgs& k) {
   const Shape &a = k.in_type(0).shape, &b = k.in_type(1).shape;
+  const bool tx = flag(k.node.attrs, "transpose_x"), ty = flag(k.node.attrs, "transpose_y");
   Shape a2 = a.size() == 1 ? Shape{1, a[0]} : a, b2 = b.size() == 1 ? Shape{b[0], 1} : b;
+  if (tx) std::swap(a2[a2.size() - 1], a2[a2.size() - 2]);
+  if (ty) std::swap(b2[b2.size() - 1], b2[b2.size() - 2]);
   int64_t M = a2[a2.size() - 2], K = a2.back(), N = b2.back();
+  const int64_t lda = tx ? M : K, ldb = ty ? K : N;  // as stored: A (K, M) / B (N, K) when transposed
   Shape ba(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2), batch;
   broadcast_shapes(ba, bb, batch);
   int64_t nb = numel(batch);
   const float *A = k.in[0], *B = k.in[1];
   float* C = k.out[0];
   if (const uint16_t* bh = k.half(1)) {
-    if (numel(bb) == 1 && numel(ba) == nb) {  // B (K, N) in fp16: a panel of its columns at a time
+    if (!tx && !ty && numel(bb) == 1 && numel(ba) == nb) {  // B (K, N) in fp16: a panel of its columns at a time
       int64_t step = std::min(N, panel_rows(K));
       std::vector<float>& panel = panel_buffer(K * step);
       for (int64_t n0 = 0; n0 < N; n0 += step) {
@@ -69,8 +81,8 @@ void matmul_kernel(const KernelArgs& k) {
     halves_to_floats(bh, whole.data(), whole.size());
     B = whole.data();
   }
-  if (numel(bb) == 1) {  // shared right operand: one GEMM over all batch rows
-    if (numel(ba) == nb) return blas::sgemm(false, false, nb * M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+  if (numel(bb) == 1 && !tx) {  // shared right operand: one GEMM over all batch rows
+    if (numel(ba) == nb) return blas::sgemm(false, ty, nb * M, N, K, 1.0f, A, K, B, ldb, 0.0f, C, N);
   }
   auto sa = broadcast_strides(ba, batch), sb = broadcast_strides(bb, batch);
   auto product = [&](int64_t i) {
@@ -81,7 +93,7 @@ void matmul_kernel(const KernelArgs& k) {
       oa += q * sa[d];
       ob += q * sb[d];
     }
-    blas::sgemm(false, false, M, N, K, 1.0f, A + oa * M * K, K, B + ob * K * N, N, 0.0f, C + i * M * N, N);
+    blas::sgemm(tx, ty, M, N, K, 1.0f, A + oa * M * K, lda, B + ob * K * N, ldb, 0.0f, C + i * M * N, N);
   };
   // products OpenBLAS runs on the calling thread: across the pool, each the same call
   if (M * N * K <= kBlasOneThread)
@@ -253,8 +265,8 @@ void attach_linalg_mil() {
     }
   });
   emit("matmul", [](Builder& b, const StepView& s) {
-    b.op("matmul", {{"x", {s.in[0]}}, {"y", {s.in[1]}}, {"transpose_x", {B(b, false, "transpose_x")}},
-                    {"transpose_y", {B(b, false, "transpose_y")}}}, s.out_types[0], s.out[0]);
+    b.op("matmul", {{"x", {s.in[0]}}, {"y", {s.in[1]}}, {"transpose_x", {B(b, flag(s.attrs(), "transpose_x"), "transpose_x")}},
+                    {"transpose_y", {B(b, flag(s.attrs(), "transpose_y"), "transpose_y")}}}, s.out_types[0], s.out[0]);
   });
   emit("linear", [](Builder& b, const StepView& s) {
     const Type& xt = s.in_types[0];
@@ -301,8 +313,10 @@ void attach_linalg_grad() {
   mutable_op("matmul").grad = [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor &x = n.inputs[0], &y = n.inputs[1];
     if (x.rank() < 2 || y.rank() < 2) throw ValueError("grad: matmul with a 1-D operand has no gradient yet");
-    return std::vector<Tensor>{unbroadcast(op("matmul", {g[0], swap_last(y)}), x.shape()),
-                               unbroadcast(op("matmul", {swap_last(x), g[0]}), y.shape())};
+    const bool tx = flag(n.attrs, "transpose_x"), ty = flag(n.attrs, "transpose_y");
+    const Tensor xe = tx ? swap_last(x) : x, ye = ty ? swap_last(y) : y;  // the operands as multiplied
+    Tensor gx = op("matmul", {g[0], swap_last(ye)}), gy = op("matmul", {swap_last(xe), g[0]});
+    return std::vector<Tensor>{unbroadcast(tx ? swap_last(gx) : gx, x.shape()), unbroadcast(ty ? swap_last(gy) : gy, y.shape())};
   };
   mutable_op("linear").grad = [](const Node& n, const std::vector<Tensor>& g) {
     const Tensor &x = n.inputs[0], &w = n.inputs[1];

@@ -89,6 +89,37 @@ void matmul_as_linear(Program& p) {
   }
 }
 
+// matmul(permute(a, swap of the last two axes), y) reads a with transpose_x (and y with
+// transpose_y): BLAS reads the operand transposed, and the permute, if nothing else uses it,
+// is dead code. Autodiff writes ten of these per transformer layer's weight gradients.
+void fold_matmul_transposes(Program& p) {
+  auto swaps_last_two = [](const std::vector<int64_t>& d) {
+    const size_t r = d.size();
+    if (r < 2 || d[r - 2] != static_cast<int64_t>(r) - 1 || d[r - 1] != static_cast<int64_t>(r) - 2) return false;
+    for (size_t i = 0; i + 2 < r; ++i)
+      if (d[i] != static_cast<int64_t>(i)) return false;
+    return true;
+  };
+  for (auto& st : p.steps) {
+    if (st.node->op->name != "matmul" || st.in.size() != 2) continue;
+    std::shared_ptr<Node> node;
+    for (int side = 0; side < 2; ++side) {
+      const int ps = p.values[st.in[side]].producer;
+      if (ps < 0 || p.values[st.in[side]].type.shape.size() < 2) continue;
+      const Step& perm = p.steps[static_cast<size_t>(ps)];
+      if (perm.node->op->name != "permute" || !perm.epilogue.empty() || !swaps_last_two(perm.node->attrs.ints("dims")))
+        continue;
+      if (!node) node = std::make_shared<Node>(*st.node);
+      const char* flag = side == 0 ? "transpose_x" : "transpose_y";
+      node->attrs.set(flag, !(node->attrs.has(flag) && node->attrs.b(flag)));
+      st.in[side] = perm.in[0];
+      if (static_cast<size_t>(side) < node->inputs.size() && !perm.node->inputs.empty())
+        node->inputs[static_cast<size_t>(side)] = perm.node->inputs[0];  // the node's view of its inputs, kept in step
+    }
+    if (node) st.node = std::move(node);
+  }
+}
+
 void fuse_bias(Program& p) {
   auto uses = use_counts(p);
   std::vector<bool> dead(p.steps.size(), false);

@@ -38,6 +38,7 @@ void fold_constants(Program& p);          // steps whose inputs are all constant
 void eliminate_common_subexpressions(Program& p);
 void fold_batch_norm(Program& p);         // conv + batch_norm (constants) -> conv with new weights
 void matmul_as_linear(Program& p);        // x @ constant (K, N) -> linear (which takes a bias)
+void fold_matmul_transposes(Program& p);  // matmul of a last-two-axes permute: transpose_x/y
 void fuse_bias(Program& p);               // conv/linear + add(constant per channel) -> bias
 void fuse_activations(Program& p);        // conv/linear/matmul + elementwise chain -> one layer
 void linear_as_conv(Program& p);          // mark constant-weight linear layers for 1x1-conv emission

@@ -141,6 +141,7 @@ std::shared_ptr<Program> compile(const std::vector<Tensor>& user_outputs, const 
       {"eliminate_common_subexpressions", eliminate_common_subexpressions},
       {"fold_batch_norm", fold_batch_norm},
       {"matmul_as_linear", matmul_as_linear},
+      {"fold_matmul_transposes", fold_matmul_transposes},
       {"fuse_bias", fuse_bias},
       {"fuse_activations", fuse_activations},
       {"linear_as_conv", linear_as_conv},
