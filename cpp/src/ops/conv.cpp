@@ -130,18 +130,17 @@ void im2col(const float* x, const ConvGeom& g, int64_t c0, int64_t nc, int64_t o
         }
         const float* xr = xc + ih * g.W;
         int64_t iw0 = -g.pl + j * g.dw;
-        if (g.sw == 1) {
-          int64_t lo = std::max<int64_t>(0, -iw0), hi = std::min<int64_t>(g.Wo, g.W - iw0);
-          if (hi < lo) hi = lo;
-          for (int64_t ow = 0; ow < lo; ++ow) d[ow] = 0.0f;
-          if (hi > lo) std::memcpy(d + lo, xr + iw0 + lo, sizeof(float) * (hi - lo));
-          for (int64_t ow = hi; ow < g.Wo; ++ow) d[ow] = 0.0f;
-        } else {
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
-            int64_t iw = ow * g.sw + iw0;
-            d[ow] = (iw >= 0 && iw < g.W) ? xr[iw] : 0.0f;
-          }
+        // the output columns whose input column ow * sw + iw0 lies in [0, W): zeros either side
+        const int64_t lo = std::min<int64_t>(g.Wo, iw0 >= 0 ? 0 : (-iw0 + g.sw - 1) / g.sw);
+        const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.Wo, g.W - 1 - iw0 < 0 ? 0 : (g.W - 1 - iw0) / g.sw + 1));
+        for (int64_t ow = 0; ow < lo; ++ow) d[ow] = 0.0f;
+        if (hi > lo) {
+          const float* src = xr + lo * g.sw + iw0;
+          if (g.sw == 1) std::memcpy(d + lo, src, sizeof(float) * (hi - lo));
+          else if (g.sw == 2) for (int64_t c = 0; c < hi - lo; ++c) d[lo + c] = src[2 * c];  // a constant stride vectorises
+          else for (int64_t c = 0; c < hi - lo; ++c) d[lo + c] = src[c * g.sw];
         }
+        for (int64_t ow = hi; ow < g.Wo; ++ow) d[ow] = 0.0f;
       }
     }
   });
