@@ -183,8 +183,8 @@ __attribute__((target("avx"))) void depthwise_taps_avx(const float* const* src, 
 // Depthwise, one channel, as long vector loops: the zero-padded plane split into its
 // stride phases (plane (a, b) holds padded rows a, a + sh, ... and columns b, b + sw, ...),
 // each Hq x Wq, so that every tap reads one phase at one offset and output (oh, ow) is
-// position oh * Wq + ow of one flat loop over Ho * Wq (the columns past Wo are computed and
-// dropped). A padding tap adds 0 * w = +-0, which leaves a sum that starts at +0 as it is (it
+// position oh * Wq + ow of one flat loop over Ho * Wq in whole blocks of 16 (the columns
+// past Wo and the last block's spare outputs are computed and dropped). A padding tap adds 0 * w = +-0, which leaves a sum that starts at +0 as it is (it
 // never becomes -0), so every output is its in-range taps' sum in (i, j) order, as in the
 // row loops below. 0 * inf is NaN: a non-finite weight returns false.
 bool depthwise_phases(const float* xc, const float* wk, const ConvGeom& g, float* yo) {
@@ -192,8 +192,10 @@ bool depthwise_phases(const float* xc, const float* wk, const ConvGeom& g, float
   for (int64_t t = 0; t < taps; ++t)
     if (!std::isfinite(wk[t])) return false;
   const int64_t ekh = g.dh * (g.kh - 1) + 1, ekw = g.dw * (g.kw - 1) + 1;
-  const int64_t Hq = g.Ho + (ekh - 1) / g.sh, Wq = g.Wo + (ekw - 1) / g.sw, n = g.Ho * Wq;
-  const int64_t plane = Hq * Wq + Wq;  // + Wq: the dropped columns of the last rows read past Hq rows
+  const int64_t Hq = g.Ho + (ekh - 1) / g.sh, Wq = g.Wo + (ekw - 1) / g.sw;
+  const int64_t n = (g.Ho * Wq + 15) / 16 * 16;  // whole blocks of 16: no scalar tail (7x7 planes)
+  // + Wq + 16: the dropped columns of the last rows, and the last block, read past Hq rows
+  const int64_t plane = Hq * Wq + Wq + 16;
   thread_local std::vector<float> phases, acc;
   thread_local std::vector<const float*> src;
   phases.assign(static_cast<size_t>(g.sh * g.sw * plane), 0.0f);
