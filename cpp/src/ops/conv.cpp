@@ -7,6 +7,7 @@
 #include "ops/kernel_util.h"
 #include "ops/register.h"
 #include "runtime/blas.h"
+#include "runtime/gemm_fma.h"
 #include "runtime/simd.h"
 
 namespace af {
@@ -293,6 +294,92 @@ void finish_channels(const KernelArgs& k, const float* bias, float* y, int64_t P
   });
 }
 
+// The conv as tasks of the sim's GEMM (runtime/gemm_fma.h): each task multiplies a block of
+// patches (im2col, or the input itself for a 1x1 conv) into its channels and columns of the
+// output and finishes them there (bias, the sim's rounding, fused ops) while they are in
+// cache. Tasks are images x groups x channel chunks x column blocks; the channels are split
+// only when the blocks are too few to share among the threads (a 7x7 plane), and then the
+// blocks' patches are made once, before the tasks, rather than by each chunk.
+void conv_fma_tasks(const KernelArgs& k, const float* x, const float* w, const uint16_t* w16, const float* bias,
+                    const ConvGeom& g, bool pointwise, float* y) {
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, Kg = Cg * g.kh * g.kw, P = g.Ho * g.Wo;
+  // Column blocks of the output: pointwise, 256 positions (128 to 1024 measured the same on
+  // MobileNetV2's layers). Else about 256 KiB of patches (64 KiB to 1 MiB measured the same
+  // on a UNet): whole output rows where a row is at least 64 positions (a tile's width), else
+  // a multiple of 64 positions, made from the patches of the rows they touch.
+  constexpr int64_t kCols = 256, kPatchFloats = int64_t{1} << 16, kTile = 64;
+  const int64_t budget = std::max<int64_t>(1, kPatchFloats / std::max<int64_t>(1, Kg));  // positions
+  const int64_t cols = pointwise ? kCols
+                       : g.Wo >= kTile ? std::max<int64_t>(1, budget / g.Wo) * g.Wo
+                                       : std::max<int64_t>(1, budget / kTile) * kTile;
+  const int64_t ncb = (P + cols - 1) / cols;
+  const int64_t blocks = g.N * g.groups * ncb, threads = num_threads();
+  int64_t nrc = blocks >= 2 * threads ? 1 : std::min<int64_t>((Og + 5) / 6, (2 * threads + blocks - 1) / blocks);
+  const int64_t chunk = ((Og + nrc - 1) / nrc + 5) / 6 * 6;  // whole 6-row tiles
+  nrc = (Og + chunk - 1) / chunk;
+  // block b = (n * groups + gi) * ncb + cb: positions [p0, p0 + np), from the patches of
+  // output rows [oh0, oh1)
+  auto span = [&](int64_t cb, int64_t& p0, int64_t& np, int64_t& oh0, int64_t& oh1) {
+    p0 = cb * cols, np = std::min(cols, P - p0);
+    oh0 = p0 / g.Wo, oh1 = (p0 + np + g.Wo - 1) / g.Wo;
+  };
+  const int64_t max_rows = (cols + g.Wo - 1) / g.Wo + 1;  // rows a block can touch
+  auto make_patches = [&](int64_t b, float* buf) {
+    int64_t p0, np, oh0, oh1;
+    span(b % ncb, p0, np, oh0, oh1);
+    const int64_t gi = b / ncb % g.groups, n = b / ncb / g.groups;
+    im2col(x + n * g.C * g.H * g.W, g, gi * Cg, Cg, oh0, oh1, buf);
+  };
+  // shared patches when the channels are split: block b's at b * Kg * max_rows * Wo
+  const bool shared = !pointwise && nrc > 1;
+  std::vector<float> shared_patches;
+  if (shared) {
+    shared_patches.resize(static_cast<size_t>(blocks * Kg * max_rows * g.Wo));
+    for (int64_t b = 0; b < blocks; ++b) make_patches(b, shared_patches.data() + b * Kg * max_rows * g.Wo);
+  }
+  parallel_for(static_cast<size_t>(blocks * nrc), 1, [&](size_t tb, size_t te) {
+    for (size_t t = tb; t < te; ++t) {
+      const int64_t rc = static_cast<int64_t>(t) % nrc, b = static_cast<int64_t>(t) / nrc;
+      const int64_t cb = b % ncb, gi = b / ncb % g.groups, n = b / ncb / g.groups;
+      int64_t p0, np, oh0, oh1;
+      span(cb, p0, np, oh0, oh1);
+      const float* col;  // the block's first column of patches, rows ldb apart
+      int64_t ldb = (oh1 - oh0) * g.Wo;
+      if (pointwise) {
+        col = x + n * g.C * P + gi * Cg * P + p0, ldb = P;
+      } else if (shared) {
+        col = shared_patches.data() + b * Kg * max_rows * g.Wo + (p0 - oh0 * g.Wo);
+      } else {
+        float* buf = scratch(static_cast<size_t>(Kg * ldb), 3);
+        make_patches(b, buf);
+        col = buf + (p0 - oh0 * g.Wo);
+      }
+      // the block is computed and finished as one contiguous piece (one call of finish),
+      // in place when it is whole rows of y, else in a buffer whose rows are then copied
+      float* yn = y + n * g.O * P;
+      const int64_t o0 = gi * Og + rc * chunk, o1 = std::min(gi * Og + Og, o0 + chunk);
+      const bool in_place = np == P;
+      float* blk = in_place ? yn + o0 * P : scratch(static_cast<size_t>((o1 - o0) * np), 2);
+      const float* wrows;
+      if (w16) {  // an fp16 weight not kept widened: this task's rows, widened here
+        float* wbuf = scratch(static_cast<size_t>((o1 - o0) * Kg), 1);
+        halves_to_floats(w16 + o0 * Kg, wbuf, static_cast<size_t>((o1 - o0) * Kg));
+        wrows = wbuf;
+      } else {
+        wrows = w + o0 * Kg;
+      }
+      gemm_fma(wrows, Kg, col, ldb, blk, np, o1 - o0, np, Kg);
+      if (bias)
+        for (int64_t o = o0; o < o1; ++o)
+          for (int64_t q = 0, i = (o - o0) * np; q < np; ++q) blk[i + q] += bias[o];
+      if (k.finish) (*k.finish)(blk, static_cast<size_t>((o1 - o0) * np));
+      if (!in_place)
+        for (int64_t o = o0; o < o1; ++o)
+          std::memcpy(yn + o * P + p0, blk + (o - o0) * np, sizeof(float) * static_cast<size_t>(np));
+    }
+  });
+}
+
 void conv_kernel(const KernelArgs& k) {
   ConvGeom g = geom(k);
   const float *x = k.in[0], *w = k.in[1];
@@ -307,18 +394,34 @@ void conv_kernel(const KernelArgs& k) {
   // kept (the sim's weight cache) or, past the cache's limit, on every call.
   const uint16_t* wh = k.half(1);
   bool as_linear = wh && pointwise && g.groups == 1 && (P <= kFp16RowsMax || g.O * g.C > (int64_t{1} << 22));
+  // The sim's own GEMM where it is the faster: a reduction of one block (one chain), a 1x1
+  // conv (no patches), or patches past kPatchBlock (a UNet's wide planes), where BLAS would
+  // read them back from memory. OpenBLAS keeps the rest (ResNet-18's 3x3 convs past 64
+  // channels: its kernel ran them at the same speed or faster) and products of at most
+  // kGemmFmaMinProduct, which its small-matrix kernel sums in another order (the mil
+  // backend's numpy matmul too: the two stay bit for bit equal).
+  const bool fma_tasks = !as_linear && !(Cg == 1 && g.groups > 1) && gemm_fma_supported() &&
+                         Og * P * Kg > kGemmFmaMinProduct && (Kg <= kGemmFmaBlock || pointwise || Kg * P > kPatchBlock);
+  const uint16_t* w16 = nullptr;  // for conv_fma_tasks: widened by each task
   if (wh && !as_linear) {
     // Spatial kernels only: 1x1 convs are also a language model's projections (the (B, C, 1, S)
     // layout), whose memory is bound to their fp16 weights (docs/models.md).
     const float* kept = g.kh * g.kw > 1 ? k.widened_input(1) : nullptr;
     if (kept) {  // widened once, kept by the sim's weight cache
       w = kept;
+    } else if (fma_tasks) {
+      w16 = wh;
     } else {
       static thread_local std::vector<float> widened;
       widened.resize(static_cast<size_t>(g.O * Kg));
       halves_to_floats(wh, widened.data(), widened.size());
       w = widened.data();
     }
+  }
+  if (fma_tasks) {
+    conv_fma_tasks(k, x, w, w16, bias, g, pointwise, y);
+    k.finished = k.finish != nullptr;
+    return;
   }
   // im2col in blocks of output rows, ~4 MiB of patches: OpenBLAS runs a narrow GEMM (a UNet's
   // 32 output channels) at twice the GFLOP/s over 4096 columns as over 768, and the patches
