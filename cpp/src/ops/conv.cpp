@@ -395,13 +395,15 @@ void conv_kernel(const KernelArgs& k) {
   const uint16_t* wh = k.half(1);
   bool as_linear = wh && pointwise && g.groups == 1 && (P <= kFp16RowsMax || g.O * g.C > (int64_t{1} << 22));
   // The sim's own GEMM where it is the faster: a reduction of one block (one chain), a 1x1
-  // conv (no patches), or patches past kPatchBlock (a UNet's wide planes), where BLAS would
-  // read them back from memory. OpenBLAS keeps the rest (ResNet-18's 3x3 convs past 64
-  // channels: its kernel ran them at the same speed or faster) and products of at most
+  // conv (no patches), or patches past kPatchBlock (a UNet's wide planes) into at most 128
+  // channels, where BLAS would read them back from memory for little work per patch.
+  // OpenBLAS keeps the rest (ResNet-18's 3x3 convs past 64 channels and a 3x3 conv into 256
+  // channels at 56x56: its kernel ran them at the same speed or faster) and products of at most
   // kGemmFmaMinProduct, which its small-matrix kernel sums in another order (the mil
   // backend's numpy matmul too: the two stay bit for bit equal).
+  const bool wide_patches = Kg * P > kPatchBlock && Og <= 128;
   const bool fma_tasks = !as_linear && !(Cg == 1 && g.groups > 1) && gemm_fma_supported() &&
-                         Og * P * Kg > kGemmFmaMinProduct && (Kg <= kGemmFmaBlock || pointwise || Kg * P > kPatchBlock);
+                         Og * P * Kg > kGemmFmaMinProduct && (Kg <= kGemmFmaBlock || pointwise || wide_patches);
   const uint16_t* w16 = nullptr;  // for conv_fma_tasks: widened by each task
   if (wh && !as_linear) {
     // Spatial kernels only: 1x1 convs are also a language model's projections (the (B, C, 1, S)
