@@ -4,7 +4,7 @@
 #   thread             the threading tests (build/tsan): the thread pool, one executable
 #                      from 8 threads, compiling from several threads, elementwise chains
 #                      (blocks across the pool) at 1-3 threads, conv finishing pieces across the
-#                      pool, the weight cache
+#                      pool, the weight cache, convs as GEMM tasks across the pool
 # Compiler logs go to build/<name>.log; exits non-zero when a build or a test fails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,5 +26,5 @@ run() {  # build dir, sanitizer, ctest filter
 mkdir -p build
 status=0
 run asan address,undefined "." || status=1
-run tsan thread "Threads|Chains|FusedFinish|WeightCache" || status=1
+run tsan thread "Threads|Chains|FusedFinish|WeightCache|GemmFma" || status=1
 exit $status
