@@ -303,16 +303,19 @@ void finish_channels(const KernelArgs& k, const float* bias, float* y, int64_t P
 void conv_fma_tasks(const KernelArgs& k, const float* x, const float* w, const uint16_t* w16, const float* bias,
                     const ConvGeom& g, bool pointwise, float* y) {
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, Kg = Cg * g.kh * g.kw, P = g.Ho * g.Wo;
-  // Column blocks of the output: pointwise, 256 positions (128 to 1024 measured the same on
-  // MobileNetV2's layers). Else about 256 KiB of patches (64 KiB to 1 MiB measured the same
-  // on a UNet): whole output rows where a row is at least 64 positions (a tile's width), else
-  // a multiple of 64 positions, made from the patches of the rows they touch.
+  // Column blocks of the output: pointwise, about 256 positions (128 to 1024 measured the
+  // same on MobileNetV2's layers). Else about 256 KiB of patches (64 KiB to 1 MiB measured
+  // the same on a UNet): whole output rows where a row is at least 64 positions (a tile's
+  // width), else runs of positions made from the patches of the rows they touch.
   constexpr int64_t kCols = 256, kPatchFloats = int64_t{1} << 16, kTile = 64;
   const int64_t budget = std::max<int64_t>(1, kPatchFloats / std::max<int64_t>(1, Kg));  // positions
-  const int64_t cols = pointwise ? kCols
-                       : g.Wo >= kTile ? std::max<int64_t>(1, budget / g.Wo) * g.Wo
-                                       : std::max<int64_t>(1, budget / kTile) * kTile;
+  int64_t cols = pointwise ? kCols
+                 : g.Wo >= kTile ? std::max<int64_t>(1, budget / g.Wo) * g.Wo
+                                 : std::max<int64_t>(1, budget / kTile) * kTile;
   const int64_t ncb = (P + cols - 1) / cols;
+  // blocks of positions (not whole rows) of even width, in whole vectors: 196 positions as
+  // 112 + 84 rather than 192 + 4
+  if (pointwise || g.Wo < kTile) cols = ((P + ncb - 1) / ncb + 15) / 16 * 16;
   const int64_t blocks = g.N * g.groups * ncb, threads = num_threads();
   int64_t nrc = blocks >= 2 * threads ? 1 : std::min<int64_t>((Og + 5) / 6, (2 * threads + blocks - 1) / blocks);
   const int64_t chunk = ((Og + nrc - 1) / nrc + 5) / 6 * 6;  // whole 6-row tiles
