@@ -1,6 +1,6 @@
-// The sim's weight cache: a conv's fp16-stored weight widened once and kept by the loaded
-// program, within a process-wide byte limit (1x1 kernels never); the same bits as widening it
-// on every run.
+// The sim's weight cache: a conv's or linear layer's fp16-stored weight widened once and kept
+// by the loaded program, within a process-wide byte limit (1x1 conv kernels never; linear
+// layers past 4 rows of input); the same bits as widening it on every run.
 #include <gtest/gtest.h>
 
 #include "aneforge/aneforge.h"
@@ -54,5 +54,31 @@ TEST(WeightCache, KeepsWeightsWithinTheLimitWithTheSameBits) {
   }
   EXPECT_EQ(sim_weight_cache_bytes(), held_before);
   EXPECT_THROW(set_sim_weight_cache(-1), ValueError);
+  set_sim_weight_cache(limit_before);
+}
+
+TEST(WeightCache, KeepsALinearWeightPastFourRowsWithTheSameBits) {
+  // 1400 x 800 weights: panels of 1280 rows (about 4 MiB), the second partial
+  const int64_t N = 1400, K = 800, M = 5;
+  Tensor x = input({M, K}, DType::fp16, "x");
+  Tensor y = call1("linear", {x, constant(randn(N * K, 5, 0.05f), {N, K}), constant(randn(N, 6), {N})});
+  auto p = compile({y});
+  Tensor x4 = input({4, K}, DType::fp16, "x");  // 4 rows read the fp16 rows in place: nothing kept
+  auto p4 = compile({call1("linear", {x4, constant(randn(N * K, 5, 0.05f), {N, K})})});
+  const auto xv = randn(static_cast<size_t>(M * K), 7);
+  const int64_t limit_before = sim_weight_cache(), held_before = sim_weight_cache_bytes();
+  set_sim_weight_cache(0);
+  const auto want = run_once(*backend("sim").load(p), xv, static_cast<size_t>(M * N));
+  set_sim_weight_cache(int64_t{1} << 30);
+  {
+    auto exe = backend("sim").load(p);
+    EXPECT_EQ(run_once(*exe, xv, static_cast<size_t>(M * N)), want);
+    EXPECT_EQ(sim_weight_cache_bytes(), held_before + N * K * 4);
+    EXPECT_EQ(run_once(*exe, xv, static_cast<size_t>(M * N)), want);  // from the kept copy
+    auto exe4 = backend("sim").load(p4);
+    run_once(*exe4, std::vector<float>(xv.begin(), xv.begin() + 4 * K), static_cast<size_t>(4 * N));
+    EXPECT_EQ(sim_weight_cache_bytes(), held_before + N * K * 4);
+  }
+  EXPECT_EQ(sim_weight_cache_bytes(), held_before);
   set_sim_weight_cache(limit_before);
 }

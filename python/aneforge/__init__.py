@@ -67,9 +67,9 @@ def num_threads() -> int:
 
 def set_sim_weight_cache(max_bytes: int) -> None:
     """Bytes of float32 copies of fp16-stored weights the simulator may keep, in the whole
-    process (default 256 MiB; 0 keeps none). A conv with a kernel wider than 1x1 widens its
-    fp16 weight to float32 on every run unless its program keeps the copy; a program keeps its
-    copies until it is destroyed. Results are the same bits either way; a lower limit applies to copies made
+    process (default 256 MiB; 0 keeps none). A conv with a kernel wider than 1x1, or a linear
+    layer over more than 4 rows, widens its fp16 weight to float32 on every run unless its
+    program keeps the copy; a program keeps its copies until it is destroyed. Results are the same bits either way; a lower limit applies to copies made
     after it is set."""
     _core.set_sim_weight_cache(int(max_bytes))
 

@@ -193,8 +193,10 @@ void permute_copy(const float* x, const Shape& s, const std::vector<int64_t>& di
 constexpr int64_t kFp16RowsMax = 4;
 
 // y (M, N) = x (M, K) W^T, W (N, K) given as float32 `w` or, when `wh` is set, as fp16 bits
-// read in place (linear's kernel; also 1x1 convs).
-void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K);
+// read in place (linear's kernel; also 1x1 convs). `kept`: wh widened whole (the sim's weight
+// cache), read in place of widening a panel per GEMM.
+void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K,
+                 const float* kept = nullptr);
 
 template <class F, class Post = NoPost>
 void map_unary(const float* x, float* y, int64_t n, F f, Post post = {}) {

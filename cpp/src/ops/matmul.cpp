@@ -139,16 +139,20 @@ void linear_fp16_rows(const float* x, const uint16_t* w, float* y, int64_t M, in
 
 }  // namespace
 
-void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K) {
+void linear_rows(const float* x, const float* w, const uint16_t* wh, float* y, int64_t M, int64_t N, int64_t K,
+                 const float* kept) {
   if (wh && M <= kFp16RowsMax) {
     linear_fp16_rows(x, wh, y, M, N, K);
   } else if (wh) {  // W (N, K) in fp16: output columns a panel at a time
+    // The same GEMM per panel whether the panel is widened here or read from the widened
+    // copy the weight cache keeps: the same bits either way.
     int64_t step = panel_rows(K);
-    std::vector<float>& panel = panel_buffer(std::min(step, N) * K);
+    std::vector<float>& panel = panel_buffer(kept ? 0 : std::min(step, N) * K);
     for (int64_t n0 = 0; n0 < N; n0 += step) {
       int64_t nb = std::min(step, N - n0);
-      halves_to_floats(wh + n0 * K, panel.data(), static_cast<size_t>(nb * K));
-      blas::sgemm(false, true, M, nb, K, 1.0f, x, K, panel.data(), K, 0.0f, y + n0, N);
+      const float* wp = kept ? kept + n0 * K : panel.data();
+      if (!kept) halves_to_floats(wh + n0 * K, panel.data(), static_cast<size_t>(nb * K));
+      blas::sgemm(false, true, M, nb, K, 1.0f, x, K, wp, K, 0.0f, y + n0, N);
     }
   } else {
     blas::sgemm(false, true, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
@@ -161,7 +165,10 @@ void linear_kernel(const KernelArgs& k) {
   const Shape &x = k.in_type(0).shape, &w = k.in_type(1).shape;
   int64_t K = x.back(), N = w[0], M = numel(x) / K;
   float* y = k.out[0];
-  linear_rows(k.in[0], k.in[1], k.half(1), y, M, N, K);
+  // past a few rows, an fp16 weight widened once and kept by the sim's weight cache (null
+  // when the cache is full or off: widened a panel at a time on every run)
+  const float* kept = k.half(1) && M > kFp16RowsMax ? k.widened_input(1) : nullptr;
+  linear_rows(k.in[0], k.in[1], k.half(1), y, M, N, K, kept);
   const float* b = k.node.attrs.b("has_bias") ? k.in[2] : nullptr;
   if (b)
     parallel_for(M, 64, [&](size_t s, size_t e) {
