@@ -36,6 +36,47 @@ float blocked_chains(int64_t k, A a, B b) {
   return sum;
 }
 
+// Random products with tails of every kind (rows past whole 6-row or 4-row tiles, columns
+// past whole vectors), reductions of one to five blocks, special values; every output
+// checked against host loops. Returns the outputs checked (stops at the first wrong one).
+size_t check_random_products() {
+  std::mt19937 rng(7);
+  size_t checked = 0;
+  for (int t = 0; t < 120; ++t) {
+    const int64_t m = 1 + rng() % 20, n = 1 + rng() % 150, k = 1 + rng() % (t % 3 ? 448 : 2000);
+    const int64_t lda = k + rng() % 3, ldb = n + rng() % 5, ldc = n + rng() % 4;
+    auto a = randn(static_cast<size_t>(m * lda), 100 + t), b = randn(static_cast<size_t>(k * ldb), 200 + t);
+    if (t % 4 == 0)
+      for (size_t i = 0; i < 7; ++i) (i % 2 ? a : b)[(i * 977 + t) % (i % 2 ? a : b).size()] = kSpecial[i];
+    std::vector<float> c(static_cast<size_t>(m * ldc), 12345.0f);
+    gemm_fma(a.data(), lda, b.data(), ldb, c.data(), ldc, m, n, k);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float acc =
+            blocked_chains(k, [&](int64_t p) { return a[i * lda + p]; }, [&](int64_t p) { return b[p * ldb + j]; });
+        if (!same_bits(acc, c[i * ldc + j])) {
+          ADD_FAILURE() << "m=" << m << " n=" << n << " k=" << k << " at (" << i << ", " << j << "): " << c[i * ldc + j]
+                        << " vs " << acc;
+          return checked;
+        }
+        ++checked;
+      }
+      for (int64_t j = n; j < ldc; ++j)
+        if (c[i * ldc + j] != 12345.0f) {
+          ADD_FAILURE() << "wrote past column n";
+          return checked;
+        }
+    }
+  }
+  return checked;
+}
+
+// The AVX-512 tiles allowed or not for a scope; allowed again however the test ends.
+struct Avx512Tiles {
+  explicit Avx512Tiles(bool allowed) { set_gemm_fma_avx512(allowed); }
+  ~Avx512Tiles() { set_gemm_fma_avx512(true); }
+};
+
 }  // namespace
 
 TEST(GemmFma, BlocksOfTheReduction) {
@@ -54,29 +95,10 @@ TEST(GemmFma, EachOutputIsBlockedFusedMultiplyAddChainsFromZero) {
     EXPECT_THROW(gemm_fma(&a, 1, &b, 1, &c, 1, 1, 1, 1), Error);
     return;
   }
-  std::mt19937 rng(7);
-  size_t checked = 0;
-  for (int t = 0; t < 120; ++t) {
-    // tails of every kind: rows past whole 6-row (4-row) tiles, columns past whole vectors
-    const int64_t m = 1 + rng() % 20, n = 1 + rng() % 150, k = 1 + rng() % (t % 3 ? 448 : 2000);
-    const int64_t lda = k + rng() % 3, ldb = n + rng() % 5, ldc = n + rng() % 4;
-    auto a = randn(static_cast<size_t>(m * lda), 100 + t), b = randn(static_cast<size_t>(k * ldb), 200 + t);
-    if (t % 4 == 0)
-      for (size_t i = 0; i < 7; ++i) (i % 2 ? a : b)[(i * 977 + t) % (i % 2 ? a : b).size()] = kSpecial[i];
-    std::vector<float> c(static_cast<size_t>(m * ldc), 12345.0f);
-    gemm_fma(a.data(), lda, b.data(), ldb, c.data(), ldc, m, n, k);
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        const float acc =
-            blocked_chains(k, [&](int64_t p) { return a[i * lda + p]; }, [&](int64_t p) { return b[p * ldb + j]; });
-        ASSERT_TRUE(same_bits(acc, c[i * ldc + j])) << "m=" << m << " n=" << n << " k=" << k << " at (" << i << ", " << j
-                                                    << "): " << c[i * ldc + j] << " vs " << acc;
-        ++checked;
-      }
-      for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], 12345.0f) << "wrote past column n";
-    }
+  for (bool avx512 : {true, false}) {  // the AVX2 tiles too, as on CPUs without AVX-512
+    Avx512Tiles isa(avx512);
+    EXPECT_GT(check_random_products(), 50000u) << (avx512 ? "AVX-512" : "AVX2") << " tiles";
   }
-  EXPECT_GT(checked, 50000u);
 }
 
 // Each conv output is the blocked chains over its patch in im2col order (channel, kernel
@@ -143,11 +165,13 @@ TEST(GemmFma, ConvOutputsAreBlockedFmaChainsOverTheirPatches) {
             }
       for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
+        Avx512Tiles isa(threads != 3);  // 3 threads on the AVX2 tiles
         auto out = run_sim(p, {{x.shape(), xv}})[0].data;
         ASSERT_EQ(out.size(), want.size());
         size_t differ = 0;
         for (size_t i = 0; i < out.size(); ++i) differ += !same_bits(want[i], out[i]);
-        EXPECT_EQ(differ, 0u) << c.what << (fp16_weight ? ", fp16 weight, " : ", fp32 weight, ") << threads << " threads";
+        EXPECT_EQ(differ, 0u) << c.what << (fp16_weight ? ", fp16 weight, " : ", fp32 weight, ") << threads
+                              << " threads" << (threads == 3 ? " (AVX2 tiles)" : "");
       }
       set_num_threads(2);
     }

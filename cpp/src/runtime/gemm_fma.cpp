@@ -1,6 +1,7 @@
 #include "runtime/gemm_fma.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "aneforge/error.h"
 #include "runtime/simd.h"
@@ -170,14 +171,24 @@ void drive(const Tile (&t)[RMAX][VMAX], int lanes, const float* a, int64_t lda, 
   }
 }
 
+std::atomic<bool> g_avx512_allowed{true};
+
 bool has_avx512() {
   static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
+  return yes && g_avx512_allowed.load(std::memory_order_relaxed);
 }
 
 #endif
 
 }  // namespace
+
+void set_gemm_fma_avx512(bool allowed) {
+#if defined(AF_X86)
+  g_avx512_allowed.store(allowed, std::memory_order_relaxed);
+#else
+  (void)allowed;
+#endif
+}
 
 bool gemm_fma_supported() {
 #if defined(AF_X86)

@@ -25,6 +25,10 @@ int64_t gemm_fma_block(int64_t left);
 // uses BLAS.
 bool gemm_fma_supported();
 
+// Whether the AVX-512 tiles may run where the CPU has them (default true); false runs the
+// AVX2 tiles, the path of CPUs without AVX-512, so that tests reach it on any x86-64 machine.
+void set_gemm_fma_avx512(bool allowed);
+
 // c (m x n, row stride ldc) = a (m x k, lda) @ b (k x n, ldb), on the calling thread.
 void gemm_fma(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
               int64_t n, int64_t k);
