@@ -6,6 +6,7 @@
 #include "ops/kernel_util.h"
 #include "ops/mil_util.h"
 #include "ops/register.h"
+#include "runtime/vexp.h"
 
 namespace af {
 
@@ -204,12 +205,18 @@ void softmax_kernel(const KernelArgs& k) {
       for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i * st] - m);
       float ls = std::log(sum);
       for (int64_t i = 0; i < n; ++i) y[i * st] = x[i * st] - m - ls;
-    } else {  // each exp once: kept in y, then scaled (the same values as computing it twice)
+    } else if (st == 1) {  // each exp once, kept in y, then scaled: exp_floats gives std::exp's bits
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] - m;
+      exp_floats(y, y, static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) sum += y[i];  // in order, as before
+    } else {
       for (int64_t i = 0; i < n; ++i) {
         float e = std::exp(x[i * st] - m);
         y[i * st] = e;
         sum += e;
       }
+    }
+    if (!Log) {
       float inv = 1.0f / sum;
       for (int64_t i = 0; i < n; ++i) y[i * st] *= inv;
     }
