@@ -20,10 +20,17 @@ python -m pip install -q --upgrade pip >> "$LOG" 2>&1
 python -m pip install -q "scikit-build-core>=0.10" "nanobind>=2.4" "scipy-openblas32>=0.3.27" cmake ninja >> "$LOG" 2>&1 \
   || { tail -20 "$LOG"; return 1 2>/dev/null || exit 1; }
 EXTRAS="${1:-}"
+# With the test extras the same CMake build also compiles the C++ tests (ctest runs them in
+# $AF_TEST_BUILD), so the core is compiled once for the package and its tests.
+BUILD_ARGS=()
+if [[ ",$EXTRAS," == *,test,* ]]; then
+  export AF_TEST_BUILD="$ROOT/build/wheel-tests"
+  BUILD_ARGS=(-C build-dir="$AF_TEST_BUILD" -C cmake.define.ANEFORGE_BUILD_TESTS=ON)
+fi
 af_step "building and installing aneforge${EXTRAS:+ with its [$EXTRAS] dependencies} (a first build compiles the C++ core, about a minute on 2 cores; log: build/logs/pip.log)"
 # The build's [done/total] steps as one updating line.
 set +o pipefail
-python -m pip install -v --no-build-isolation ".${EXTRAS:+[$EXTRAS]}" 2>&1 | tee -a "$LOG" |
+python -m pip install -v --no-build-isolation "${BUILD_ARGS[@]}" ".${EXTRAS:+[$EXTRAS]}" 2>&1 | tee -a "$LOG" |
   grep --line-buffered -oE '^\[[0-9]+/[0-9]+\]' | while read -r p; do printf '\r  compiling %s' "$p"; done
 status=${PIPESTATUS[0]}
 set -o pipefail

@@ -22,13 +22,8 @@ trap 'rm -rf "$WORK"' EXIT
 LOGS="${FUZZ_LOGS:-$ROOT/build/fuzz-logs}"
 mkdir -p "$LOGS"
 
-if ! command -v clang++ >/dev/null; then
-  echo "fuzz: clang++ not found (Debian: apt-get install clang libclang-rt-14-dev)" >&2
-  exit 2
-fi
-CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DANEFORGE_BUILD_FUZZERS=ON -DANEFORGE_SANITIZE=address,undefined \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE="$(command -v python)" > "$LOGS/configure.log"
-cmake --build build/fuzz --target fuzz_program_file > "$LOGS/build.log" 2>&1 || { tail -20 "$LOGS/build.log"; exit 2; }
+# The ASan + UBSan build scripts/sanitize.sh made (nothing to compile after it).
+bash scripts/asan-build.sh "$LOGS/build.log" fuzz_program_file || { tail -20 "$LOGS/build.log"; exit 2; }
 python -c "import atheris" 2>/dev/null || python -m pip install -q "atheris>=2.3"
 
 status=0
@@ -51,7 +46,7 @@ run() {  # name, command...
     ls "$WORK/$name.min" | head -200 | while read -r f; do cp "$WORK/$name.min/$f" "fuzz/corpus/$name/"; done
   fi
 }
-run program_file ./build/fuzz/fuzz_program_file
+run program_file ./build/asan/fuzz_program_file
 run mil_text python fuzz/fuzz_mil.py text
 run mil_proto python fuzz/fuzz_mil.py proto
 run mil_blob python fuzz/fuzz_mil.py blob

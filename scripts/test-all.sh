@@ -31,11 +31,8 @@ step "Debian packages (scripts/debian-packages.sh)"
 bash scripts/debian-packages.sh
 step "Python environment and package with the test dependencies"
 source "$(dirname "$0")/env.sh" test
-step "C++ build (build/logs/cpp-build.log)"
-{ cmake -S . -B build/cpp -G Ninja -DANEFORGE_BUILD_TESTS=ON -DPython_EXECUTABLE="$(command -v python)" &&
-  cmake --build build/cpp; } > build/logs/cpp-build.log 2>&1 || { grep -E "error" build/logs/cpp-build.log | head -30; exit 1; }
-step "C++ tests (ctest)"
-ctest --test-dir build/cpp --output-on-failure > build/logs/ctest.log 2>&1 || { cat build/logs/ctest.log | tail -40; exit 1; }
+step "C++ tests (ctest; compiled with the package, in $AF_TEST_BUILD)"
+ctest -j2 --test-dir "$AF_TEST_BUILD" --output-on-failure > build/logs/ctest.log 2>&1 || { cat build/logs/ctest.log | tail -40; exit 1; }
 tail -3 build/logs/ctest.log
 step "clang + libc++ (Apple's toolchain) and aarch64 under qemu, warnings as errors"
 bash scripts/toolchains.sh

@@ -9,6 +9,7 @@ JSON line (test id, op family, outcome) to $ANEFORGE_CONFORMANCE_LOG.
 Use: scripts/mil_conformance.py (sets the environment coremltools reads)."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -116,3 +117,10 @@ def pytest_collection_modifyitems(config, items):
     n = config.getoption("--conformance-sample")
     if n > 1:
         items[:] = [it for i, it in enumerate(items) if i % n == 0]
+
+
+def pytest_collection_finish(session):
+    # coremltools' convert() ends with gc.collect(), which walked every collected test item,
+    # torch and coremltools itself each time (60% of the run). Frozen, those are left out;
+    # objects made by the tests are still collected.
+    gc.freeze()

@@ -19,6 +19,12 @@
 #include "engine/dylib.h"
 #include "engine/loaded.h"
 
+#if defined(__clang__)
+#define AF_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define AF_NO_SANITIZE_FUNCTION
+#endif
+
 namespace af::engine {
 namespace {
 
@@ -58,8 +64,10 @@ struct ObjcApi {
     need(p, name);
     if (p) key = *p;
   }
+  // objc_msgSend is called through a pointer cast to each method's own type, as Apple's
+  // <objc/message.h> prescribes; clang's -fsanitize=function would flag every such call.
   template <class R, class... A>
-  R call(Id recv, const char* selector, A... args) const {
+  AF_NO_SANITIZE_FUNCTION R call(Id recv, const char* selector, A... args) const {
     return reinterpret_cast<R (*)(Id, Sel, A...)>(msg_send)(recv, sel(selector), args...);
   }
   Id cls(const char* name) const {
