@@ -27,7 +27,7 @@ if [[ ",$EXTRAS," == *,test,* ]]; then
   export AF_TEST_BUILD="$ROOT/build/wheel-tests"
   BUILD_ARGS=(-C build-dir="$AF_TEST_BUILD" -C cmake.define.ANEFORGE_BUILD_TESTS=ON)
 fi
-af_step "building and installing aneforge${EXTRAS:+ with its [$EXTRAS] dependencies} (a first build compiles the C++ core, about a minute on 2 cores; log: build/logs/pip.log)"
+af_step "building and installing aneforge${EXTRAS:+ with its [$EXTRAS] dependencies} (a first build compiles the C++ core${AF_TEST_BUILD:+ and its tests}, one to three minutes on 2 cores; log: build/logs/pip.log)"
 # The build's [done/total] steps as one updating line.
 set +o pipefail
 python -m pip install -v --no-build-isolation "${BUILD_ARGS[@]}" ".${EXTRAS:+[$EXTRAS]}" 2>&1 | tee -a "$LOG" |

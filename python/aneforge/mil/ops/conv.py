@@ -34,7 +34,7 @@ def spatial_pads(a, in_sizes, kernel, strides, dilations, transpose=False):
 
 
 def _windows(x, kernel, strides, dilations):
-    """x [N, C, *S] -> [N, C, *out, *kernel] strided view of the sliding windows."""
+    """x [N, C, *S] -> [N, C, *out, *kernel] strided view of the sliding windows (pooling)."""
     n = len(kernel)
     shape, st = x.shape[:2], x.strides[:2]
     out = [(x.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(n)]
@@ -46,22 +46,36 @@ def _windows(x, kernel, strides, dilations):
     return np.lib.stride_tricks.as_strided(x, view_shape, view_strides, writeable=False)
 
 
+def _patches(x, kernel, strides, dilations):
+    """x [N, C, *S] (padded) -> [N, C, *K, *out]: for each kernel tap, the input it meets at
+    every output position. Copied tap by tap: each copy is a strided slice of whole rows."""
+    n = len(kernel)
+    out = [(x.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(n)]
+    if any(o <= 0 for o in out):
+        raise ValueError(f"kernel {tuple(kernel)} does not fit the padded input {x.shape[2:]}")
+    if all(k == 1 for k in kernel) and all(s == 1 for s in strides):
+        return x.reshape(x.shape[:2] + (1,) * n + x.shape[2:]), out
+    cols = np.empty(x.shape[:2] + tuple(kernel) + tuple(out), x.dtype)
+    for tap in np.ndindex(*kernel):
+        at = tuple(slice(tap[i] * dilations[i], tap[i] * dilations[i] + (out[i] - 1) * strides[i] + 1, strides[i])
+                   for i in range(n))
+        cols[(slice(None), slice(None)) + tap] = x[(slice(None), slice(None)) + at]
+    return cols, out
+
+
 def conv_nd(x, w, groups, strides, dilations, pads):
-    """Grouped N-d cross-correlation; x [N, Cin, *S], w [Cout, Cin/groups, *K]."""
+    """Grouped N-d cross-correlation; x [N, Cin, *S], w [Cout, Cin/groups, *K]. Per image and
+    group one GEMM, weights [Cout/g, Cin/g * K] @ patches [Cin/g * K, positions]: each output
+    sums its (input channel, kernel tap) products in that order, as NumPy's matmul does."""
     n = x.ndim - 2
-    x = np.pad(x, [(0, 0), (0, 0)] + list(pads))
-    win = _windows(x, w.shape[2:], strides, dilations)  # N, Cin, *out, *K
-    cout, cin_g = w.shape[0], w.shape[1]
-    outs = []
-    for g in range(groups):
-        xg = win[:, g * cin_g:(g + 1) * cin_g]
-        wg = w[g * (cout // groups):(g + 1) * (cout // groups)]
-        # contract channel and kernel axes: N, cin, *out, *K  x  cout, cin, *K -> N, cout, *out
-        xt = np.moveaxis(xg, 1, 1 + n)  # N, *out, cin, *K
-        cols = xt.reshape(xt.shape[:1 + n] + (-1,))
-        y = cols @ wg.reshape(wg.shape[0], -1).T  # N, *out, cout_g
-        outs.append(np.moveaxis(y, -1, 1))
-    return np.concatenate(outs, axis=1)
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, [(0, 0), (0, 0)] + list(pads))
+    cols, out = _patches(x, w.shape[2:], strides, dilations)  # N, Cin, *K, *out
+    batch, cout = x.shape[0], w.shape[0]
+    reduction = w[0].size  # Cin/g * K
+    cols = cols.reshape(batch, groups, reduction, -1)
+    y = np.matmul(w.reshape(groups, cout // groups, reduction), cols)  # N, g, Cout/g, positions
+    return y.reshape((batch, cout) + tuple(out))
 
 
 @op("conv", family=C)
@@ -78,7 +92,11 @@ def conv(a):
     pads = spatial_pads(a, x.shape[2:], w.shape[2:], strides, dil)
     y = conv_nd(x, w, groups, strides, dil, pads)
     if a.has("bias"):
-        y = y + num(a, "bias").reshape((-1,) + (1,) * n)
+        b = num(a, "bias").reshape((-1,) + (1,) * n)
+        if np.result_type(y, b) == y.dtype:
+            y += b  # y is this op's own new array
+        else:
+            y = y + b
     return y
 
 
