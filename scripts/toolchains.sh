@@ -30,7 +30,7 @@ build() {  # name, cmake arguments...
 run_tests() {  # name
   ctest -j2 --test-dir "build/$1" --output-on-failure > "build/logs/$1-ctest.log" 2>&1 ||
     { tail -40 "build/logs/$1-ctest.log"; return 1; }
-  tail -3 "build/logs/$1-ctest.log" | sed "s/^/$1: /"
+  grep -E "tests passed|Total Test time|(Skipped)" "build/logs/$1-ctest.log" | sed "s/^/$1: /"
 }
 
 libcxx() {

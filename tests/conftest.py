@@ -26,3 +26,11 @@ def pytest_collection_finish(session):
     # the collected tests and the imported modules. What tests create is still collected.
     import gc
     gc.freeze()
+
+
+def pytest_unconfigure(config):
+    # back into the collector before exit, so that what the tests left in cycles with frozen
+    # objects is freed at shutdown as it was before (nanobind reports instances never freed)
+    import gc
+    gc.unfreeze()
+    gc.collect()

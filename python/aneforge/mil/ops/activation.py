@@ -15,10 +15,27 @@ def _channel(a, name, rank):
     return v.reshape((-1,) + (1,) * (rank - 2)) if v.ndim == 1 else v
 
 
+def keep_nans(y, x):
+    """y where x is not NaN, x (its NaN, bit for bit) where it is: what np.where(np.isnan(x), x, y)
+    gives, in place on y, without a pass when x holds no NaN."""
+    x = np.broadcast_to(x, y.shape)
+    nan = np.isnan(x)
+    if nan.any():
+        y[nan] = x[nan]
+    return y
+
+
+# np.maximum(-0.0, +0.0) is +0.0 on x86-64 and arm64 NumPy; checked once, fixed where not
+_MAX_GIVES_NEG_ZERO = bool(np.signbit(np.maximum(np.full(64, -0.0, np.float32), np.float32(0))).any())
+
+
 @op("relu", family=A)
 def relu(a):
     x = a.f("x")
-    return np.where(x > 0, x, np.where(np.isnan(x), x, 0))  # NaN stays NaN
+    y = np.asarray(np.maximum(x, x.dtype.type(0)))  # -0 -> +0; NaNs are put back below
+    if _MAX_GIVES_NEG_ZERO:
+        y[y == 0] = 0
+    return keep_nans(y, x)
 
 
 @op("relu6", family=A)

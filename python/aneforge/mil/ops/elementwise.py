@@ -5,6 +5,7 @@ import numpy as np
 
 from ..registry import op
 from ..storage import widened
+from .activation import keep_nans
 
 U, B = "elementwise_unary", "elementwise_binary"
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -124,7 +125,13 @@ def log(a):
 def clip(a):
     x = num(a, "x")
     lo, hi = num(a, "alpha"), num(a, "beta")
-    return np.where(np.isnan(x), x, np.minimum(np.maximum(x, lo), hi)) if x.dtype.kind == "f" else np.clip(x, lo, hi)
+    if x.dtype.kind != "f":
+        return np.clip(x, lo, hi)
+    y = np.asarray(np.maximum(x, lo))
+    if y.shape != np.broadcast_shapes(y.shape, np.shape(hi)):
+        return np.where(np.isnan(x), x, np.minimum(y, hi))
+    np.minimum(y, hi, out=y)
+    return keep_nans(y, x)
 
 
 @op("threshold", family=U)

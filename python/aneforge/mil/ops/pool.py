@@ -9,7 +9,8 @@ P = "pool"
 
 
 def _pool(a, kind):
-    x = num(a, "x").astype(np.float32)
+    x = num(a, "x")
+    x = x if x.dtype == np.float32 else x.astype(np.float32)
     n = x.ndim - 2
     k = a.ints("kernel_sizes")
     if len(k) != n:
