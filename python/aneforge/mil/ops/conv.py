@@ -100,6 +100,25 @@ def conv(a):
     return y
 
 
+def _transposed_full(x, w, groups, strides, dil, full):
+    """The full transposed convolution: input position i and kernel tap t add into output
+    position i * stride + t * dilation. Per image and group one GEMM, weights^T [Cout/g x taps,
+    Cin/g] @ x [Cin/g, positions] (each product summed over input channels in order), then
+    each tap's plane added into the output in tap order."""
+    n = x.ndim - 2
+    batch, cin = x.shape[:2]
+    k, cout = w.shape[2:], w.shape[1] * groups
+    z = np.matmul(np.swapaxes(w.reshape(groups, cin // groups, -1), 1, 2),
+                  x.reshape(batch, groups, cin // groups, -1))  # N, g, Cout/g x taps, positions
+    z = z.reshape((batch, cout) + tuple(k) + x.shape[2:])
+    y = np.zeros((batch, cout) + tuple(full), z.dtype)
+    for tap in np.ndindex(*k):
+        at = tuple(slice(tap[i] * dil[i], tap[i] * dil[i] + (x.shape[2 + i] - 1) * strides[i] + 1, strides[i])
+                   for i in range(n))
+        y[(slice(None), slice(None)) + at] += z[(slice(None), slice(None)) + tap]
+    return y
+
+
 @op("conv_transpose", family=C)
 def conv_transpose(a):
     """Weight [Cin, Cout/groups, *K]. The full transposed convolution, cropped by pad (or to
@@ -113,16 +132,8 @@ def conv_transpose(a):
     if x.shape[1] != cin or cin % groups:
         a.fail(f"channels: x {x.shape}, weight {w.shape}, groups {groups}")
     k = w.shape[2:]
-    # dilate the input by the stride, pad by the effective kernel - 1, correlate with the flipped kernel
     full = [(x.shape[2 + i] - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 for i in range(n)]
-    xd = np.zeros(x.shape[:2] + tuple((x.shape[2 + i] - 1) * strides[i] + 1 for i in range(n)), x.dtype)
-    xd[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)] = x
-    wf = np.flip(w, axis=tuple(range(2, 2 + n)))
-    # [Cin, Cout/g, K] -> [Cout, Cin/g, K]
-    wt = wf.reshape((groups, cin // groups, cout_g) + k).swapaxes(1, 2).reshape((groups * cout_g, cin // groups) + k)
-    pads = [((k[i] - 1) * dil[i], (k[i] - 1) * dil[i]) for i in range(n)]
-    y = conv_nd(xd, wt, groups, [1] * n, dil, pads)
-    assert list(y.shape[2:]) == full
+    y = _transposed_full(x, w, groups, strides, dil, full)
     crop = spatial_pads(a, x.shape[2:], k, strides, dil, transpose=True)
     length = [full[i] - crop[i][0] - crop[i][1] for i in range(n)]
     if a.has("output_shape"):  # the output starts after the leading pad and has this size
