@@ -10,9 +10,6 @@ import numpy as np
 
 from .ir import FLOAT_DTYPES, INT_RANGES, NUMPY_DTYPES, MilError
 
-FP16_MIN_NORMAL = 2.0 ** -14
-
-
 _WIDENED: dict = {}  # id(read-only fp16 constant) -> (weak reference to it, its float32 copy)
 
 
